@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit tests, and the integration tests that mount FUSE for real, start
+# nginx on 127.0.0.1 and drive apt-get. Installs what those need first (Debian bookworm, as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=(fuse3 nginx gpg gpgv dpkg-dev apt-utils ca-certificates)
+missing=()
+for p in "${need[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The FUSE, nginx and apt tests are the product: fail loudly when they cannot run.
+[ -c /dev/fuse ] || { echo "FATAL: /dev/fuse is missing; the FUSE tests cannot run" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "FATAL: run as root (FUSE passthrough and nginx need it)" >&2; exit 1; }
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { echo "FATAL: nginx missing" >&2; exit 1; }
+command -v fusermount3 >/dev/null || { echo "FATAL: fusermount3 missing" >&2; exit 1; }
+
+cargo test --all-targets "$@"

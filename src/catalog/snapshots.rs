@@ -1,0 +1,308 @@
+//! Snapshot rows: recording a finished snapshot, publishing a set of them in one transaction,
+//! retention, and the queries the CLI lists.
+
+use super::{Catalog, CatalogError};
+use crate::digest::Sha256;
+use crate::tree::source::{EntryKind, ViewSource};
+use rusqlite::{params, OptionalExtension, Transaction};
+
+/// Storage code of an [`EntryKind`].
+pub struct EntryKindCode;
+
+impl EntryKindCode {
+    pub fn encode(kind: EntryKind) -> i64 {
+        match kind {
+            EntryKind::Release => 0,
+            EntryKind::Index => 1,
+            EntryKind::Package => 2,
+            EntryKind::TreeFile => 3,
+        }
+    }
+
+    pub fn decode(code: i64) -> EntryKind {
+        match code {
+            0 => EntryKind::Release,
+            1 => EntryKind::Index,
+            2 => EntryKind::Package,
+            _ => EntryKind::TreeFile,
+        }
+    }
+}
+
+/// One file of a snapshot being recorded.
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    pub path: String,
+    pub sha256: Sha256,
+    pub size: u64,
+    /// Upstream Last-Modified (used only when the object is new to the catalog).
+    pub mtime: i64,
+    pub kind: EntryKind,
+    /// Non-SHA256 by-hash names of an index: (`MD5Sum`|`SHA1`|`SHA512`, hex).
+    pub other_hashes: Vec<(&'static str, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSnapshot {
+    pub mirror_id: String,
+    pub created_at: i64,
+    pub release_sha256: Option<Sha256>,
+    pub release_last_modified: Option<i64>,
+    pub entries: Vec<NewEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRow {
+    pub id: i64,
+    pub mirror_id: String,
+    pub name: String,
+    pub created_at: i64,
+    pub superseded_at: Option<i64>,
+    pub published: bool,
+    pub files: u64,
+    pub bytes: u64,
+    pub release_sha256: Option<Sha256>,
+    pub release_last_modified: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PublishOutcome {
+    pub generation: u64,
+    /// Snapshots removed by retention, as `mirror/name`.
+    pub pruned: Vec<String>,
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`, as proxmox-offline-mirror names snapshots.
+pub fn snapshot_name(unix: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    t.format(&fmt).unwrap_or_else(|_| unix.to_string())
+}
+
+const SNAPSHOT_COLUMNS: &str = "s.id, s.mirror_id, s.name, s.created_at, s.superseded_at,
+    (m.published = s.id), (SELECT COUNT(*) FROM entries e WHERE e.snapshot_id = s.id),
+    (SELECT COALESCE(SUM(o.size), 0) FROM entries e JOIN objects o ON o.id = e.object_id WHERE e.snapshot_id = s.id),
+    s.release_sha256, s.release_last_modified";
+
+fn snapshot_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SnapshotRow> {
+    let sha: Option<Vec<u8>> = r.get(8)?;
+    Ok(SnapshotRow {
+        id: r.get(0)?,
+        mirror_id: r.get(1)?,
+        name: r.get(2)?,
+        created_at: r.get(3)?,
+        superseded_at: r.get(4)?,
+        published: r.get::<_, Option<bool>>(5)?.unwrap_or(false),
+        files: r.get::<_, i64>(6)? as u64,
+        bytes: r.get::<_, i64>(7)? as u64,
+        release_sha256: sha.and_then(|b| <[u8; 32]>::try_from(b).ok()).map(Sha256),
+        release_last_modified: r.get(9)?,
+    })
+}
+
+impl Catalog {
+    /// Snapshots of one mirror (or all), oldest first.
+    pub fn snapshots(&self, mirror: Option<&str>) -> Result<Vec<SnapshotRow>, CatalogError> {
+        let sql = format!(
+            "SELECT {SNAPSHOT_COLUMNS} FROM snapshots s JOIN mirrors m ON m.id = s.mirror_id
+             WHERE ?1 IS NULL OR s.mirror_id = ?1 ORDER BY s.mirror_id, s.name"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(self.err())?;
+        let rows = stmt.query_map(params![mirror], snapshot_row).map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
+    pub fn snapshot_by_id(&self, id: i64) -> Result<Option<SnapshotRow>, CatalogError> {
+        let sql = format!("SELECT {SNAPSHOT_COLUMNS} FROM snapshots s JOIN mirrors m ON m.id = s.mirror_id WHERE s.id = ?1");
+        self.conn.query_row(&sql, params![id], snapshot_row).optional().map_err(self.err())
+    }
+
+    pub fn published(&self, mirror: &str) -> Result<Option<SnapshotRow>, CatalogError> {
+        let id: Option<i64> = self
+            .conn
+            .query_row("SELECT published FROM mirrors WHERE id = ?1", params![mirror], |r| r.get(0))
+            .optional()
+            .map_err(self.err())?
+            .flatten();
+        match id {
+            Some(id) => self.snapshot_by_id(id),
+            None => Ok(None),
+        }
+    }
+
+    /// Size and mtime of an object the catalog knows, by digest.
+    pub fn object(&self, sha: &Sha256) -> Result<Option<(u64, i64)>, CatalogError> {
+        self.conn
+            .prepare_cached("SELECT size, mtime FROM objects WHERE sha256 = ?1")
+            .map_err(self.err())?
+            .query_row(params![&sha.0[..]], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
+            .optional()
+            .map_err(self.err())
+    }
+
+    /// Records a complete snapshot (objects, entries, by-hash names) in one transaction; it is not
+    /// published yet. Returns its id and name.
+    pub fn record_snapshot(&mut self, snap: &NewSnapshot) -> Result<(i64, String), CatalogError> {
+        let path = self.path.clone();
+        let err = |source| CatalogError::Sql { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(err)?;
+        let name = unique_name(&tx, &snap.mirror_id, snap.created_at).map_err(err)?;
+        tx.execute(
+            "INSERT INTO snapshots (mirror_id, name, created_at, release_sha256, release_last_modified)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                snap.mirror_id,
+                name,
+                snap.created_at,
+                snap.release_sha256.map(|s| s.0.to_vec()),
+                snap.release_last_modified
+            ],
+        )
+        .map_err(err)?;
+        let id = tx.last_insert_rowid();
+        insert_entries(&tx, id, &snap.entries, snap.created_at).map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok((id, name))
+    }
+
+    /// Publishes the given snapshots in one transaction: moves the published pointers, keeps
+    /// Release mtimes monotonic, applies retention, bumps the generation. `check` sees the view
+    /// the transaction would publish and can refuse it (path conflicts); then nothing changes.
+    pub fn publish(
+        &mut self,
+        picks: &[i64],
+        now: i64,
+        retention: Retention,
+        check: impl FnOnce(&ViewSource) -> Result<(), String>,
+    ) -> Result<PublishOutcome, CatalogError> {
+        let path = self.path.clone();
+        let err = |source| CatalogError::Sql { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(err)?;
+        for &snap in picks {
+            move_pointer(&tx, snap, now).map_err(err)?;
+        }
+        let pruned = super::retention::apply(&tx, now, retention).map_err(err)?;
+        tx.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'", []).map_err(err)?;
+        let source = super::view::load(&tx, now, retention.grace_secs).map_err(err)?;
+        check(&source).map_err(CatalogError::Refused)?;
+        tx.commit().map_err(err)?;
+        Ok(PublishOutcome { generation: source.generation, pruned })
+    }
+
+    /// Deletes a snapshot that is not published.
+    pub fn remove_snapshot(&mut self, mirror: &str, name: &str) -> Result<(), CatalogError> {
+        let path = self.path.clone();
+        let err = |source| CatalogError::Sql { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(err)?;
+        let row: Option<(i64, bool)> = tx
+            .query_row(
+                "SELECT s.id, COALESCE(m.published = s.id, 0) FROM snapshots s JOIN mirrors m ON m.id = s.mirror_id
+                 WHERE s.mirror_id = ?1 AND s.name = ?2",
+                params![mirror, name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(err)?;
+        match row {
+            None => Err(CatalogError::Refused(format!("{mirror}: no snapshot named {name}"))),
+            Some((_, true)) => Err(CatalogError::Refused(format!(
+                "{mirror}: snapshot {name} is published; publish another one first"
+            ))),
+            Some((id, false)) => {
+                super::retention::delete_snapshot(&tx, id).map_err(err)?;
+                tx.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'", []).map_err(err)?;
+                tx.commit().map_err(err)
+            }
+        }
+    }
+
+    pub fn snapshot_id(&self, mirror: &str, name: &str) -> Result<Option<i64>, CatalogError> {
+        self.conn
+            .query_row("SELECT id FROM snapshots WHERE mirror_id = ?1 AND name = ?2", params![mirror, name], |r| r.get(0))
+            .optional()
+            .map_err(self.err())
+    }
+}
+
+/// Retention policy applied inside every publish.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Newest snapshots kept per mirror (the published one is kept in any case).
+    pub keep: usize,
+    /// Superseded snapshots stay (for by-hash and package files) this long.
+    pub grace_secs: i64,
+}
+
+fn unique_name(tx: &Transaction<'_>, mirror: &str, created_at: i64) -> rusqlite::Result<String> {
+    // Two syncs within one second would collide on the timestamp name; take the next free second.
+    let mut t = created_at;
+    loop {
+        let name = snapshot_name(t);
+        let taken: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM snapshots WHERE mirror_id = ?1 AND name = ?2)",
+            params![mirror, name],
+            |r| r.get(0),
+        )?;
+        if !taken {
+            return Ok(name);
+        }
+        t += 1;
+    }
+}
+
+fn insert_entries(tx: &Transaction<'_>, snap: i64, entries: &[NewEntry], now: i64) -> rusqlite::Result<()> {
+    let mut obj = tx.prepare_cached(
+        "INSERT INTO objects (sha256, size, mtime, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (sha256) DO NOTHING",
+    )?;
+    let mut obj_id = tx.prepare_cached("SELECT id FROM objects WHERE sha256 = ?1")?;
+    let mut ent = tx.prepare_cached("INSERT INTO entries (snapshot_id, path, object_id, kind) VALUES (?1, ?2, ?3, ?4)")?;
+    let mut hash =
+        tx.prepare_cached("INSERT INTO index_hashes (snapshot_id, path, algo, digest) VALUES (?1, ?2, ?3, ?4)")?;
+    for e in entries {
+        obj.execute(params![&e.sha256.0[..], e.size as i64, e.mtime, now])?;
+        let id: i64 = obj_id.query_row(params![&e.sha256.0[..]], |r| r.get(0))?;
+        ent.execute(params![snap, e.path, id, EntryKindCode::encode(e.kind)])?;
+        for (algo, digest) in &e.other_hashes {
+            hash.execute(params![snap, e.path, algo, digest])?;
+        }
+    }
+    Ok(())
+}
+
+/// Points the snapshot's mirror at it; the previous one becomes superseded now; the Release
+/// mtime the view shows becomes max(previous, this snapshot's Release objects).
+fn move_pointer(tx: &Transaction<'_>, snap: i64, now: i64) -> rusqlite::Result<()> {
+    let (mirror, previous): (String, Option<i64>) = tx.query_row(
+        "SELECT m.id, m.published FROM snapshots s JOIN mirrors m ON m.id = s.mirror_id WHERE s.id = ?1",
+        params![snap],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if previous == Some(snap) {
+        return Ok(());
+    }
+    if let Some(prev) = previous {
+        tx.execute("UPDATE snapshots SET superseded_at = ?2 WHERE id = ?1", params![prev, now])?;
+    }
+    tx.execute("UPDATE snapshots SET superseded_at = NULL WHERE id = ?1", params![snap])?;
+    let release_mtime: Option<i64> = tx.query_row(
+        "SELECT MAX(o.mtime) FROM entries e JOIN objects o ON o.id = e.object_id WHERE e.snapshot_id = ?1 AND e.kind = 0",
+        params![snap],
+        |r| r.get(0),
+    )?;
+    let served: Option<i64> =
+        tx.query_row("SELECT release_mtime FROM mirrors WHERE id = ?1", params![mirror], |r| r.get(0))?;
+    let shown = next_release_mtime(served, release_mtime);
+    tx.execute("UPDATE mirrors SET published = ?2, release_mtime = ?3 WHERE id = ?1", params![mirror, snap, shown])?;
+    Ok(())
+}
+
+/// The mtime the view gives Release files after a switch: upstream's own when it is newer than
+/// anything served before, else one second past the newest served (a rollback must still look
+/// modified to a client's If-Modified-Since, or apt would keep the newer index).
+pub fn next_release_mtime(served: Option<i64>, snapshot: Option<i64>) -> Option<i64> {
+    match (served, snapshot) {
+        (Some(prev), Some(s)) if s > prev => Some(s),
+        (Some(prev), _) => Some(prev + 1),
+        (None, s) => s,
+    }
+}

@@ -1,0 +1,169 @@
+//! The composition root: clap types, one function per subcommand, and the only place that
+//! prints to stdout. Library modules return values and log through `tracing`.
+
+mod human;
+mod mount;
+mod progress;
+mod snapshot;
+
+use crate::config::{self, Config};
+use crate::sync::{self, MirrorOutcome, SyncRequest};
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "pmirror-fs", version, about = "Mirror Proxmox/Debian apt repositories into verified, deduplicated snapshots served through FUSE")]
+pub struct Cli {
+    /// Configuration file [default: $PMIRROR_FS_CONFIG or /etc/pmirror-fs/config.toml]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sync all mirrors, or the named ones: verify upstream, fill the pool, publish snapshots
+    Sync {
+        /// Mirror ids (default: all)
+        ids: Vec<String>,
+        /// Re-hash reused pool objects and re-download damaged ones
+        #[arg(long)]
+        verify: bool,
+        /// Print what would be fetched and reused; change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the run report as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve the catalog as a read-only FUSE tree at MOUNTPOINT
+    Mount {
+        mountpoint: PathBuf,
+        /// Let other users (nginx's www-data workers) read the mount
+        #[arg(long)]
+        allow_other: bool,
+        /// Stay in the foreground (systemd Type=notify/simple); default: detach once mounted
+        #[arg(long)]
+        foreground: bool,
+    },
+    /// Inspect and manage snapshots
+    #[command(subcommand)]
+    Snapshot(snapshot::SnapshotCmd),
+    /// State of every mirror: last run, published snapshot, last error
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check or show the configuration
+    #[command(subcommand)]
+    Config(ConfigCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Validate the configuration (and read every key file)
+    Check,
+    /// Print the configuration with defaults filled in
+    Show,
+}
+
+/// Parses arguments, runs the command, maps errors to a one-line message and exit status.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    init_tracing();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("pmirror-fs: {}", one_line(&e));
+            1
+        }
+    }
+}
+
+/// `error: context: cause: cause` on one line (cron mails and journald lines stay readable).
+fn one_line(e: &anyhow::Error) -> String {
+    e.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ")
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    // Default: warnings and errors only; the summary goes to stdout. RUST_LOG=info for detail.
+    let filter = EnvFilter::try_from_env("PMIRROR_FS_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    let path = config::resolve_path(cli.config.as_deref());
+    let load = || Config::load(&path).map_err(anyhow::Error::from);
+    match cli.command {
+        Command::Sync { ids, verify, dry_run, json } => cmd_sync(&load()?, SyncRequest { ids, verify, dry_run }, json),
+        Command::Mount { mountpoint, allow_other, foreground } => {
+            mount::run(&load()?, &mountpoint, allow_other, foreground)
+        }
+        Command::Snapshot(cmd) => snapshot::run(&load()?, cmd),
+        Command::Status { json } => cmd_status(&load()?, json),
+        Command::Config(ConfigCmd::Check) => {
+            let c = load()?;
+            println!("{}: ok ({} mirrors, {} trees, {} aliases)", path.display(), c.mirrors.len(), c.trees.len(), c.aliases.len());
+            Ok(0)
+        }
+        Command::Config(ConfigCmd::Show) => {
+            print!("{}", load()?.to_toml());
+            Ok(0)
+        }
+    }
+}
+
+fn cmd_sync(config: &Config, request: SyncRequest, json: bool) -> anyhow::Result<i32> {
+    let tty = std::io::stderr().is_terminal() && !json;
+    let progress = progress::for_terminal(tty);
+    let report = sync::run(config, &request, progress.as_ref()).context("sync")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&human::report_json(&report))?);
+    } else {
+        for m in &report.mirrors {
+            if let MirrorOutcome::Planned(plan) = &m.outcome {
+                print!("{}", human::plan_lines(plan));
+            }
+            println!("{}", human::mirror_line(m));
+            for w in &m.warnings {
+                println!("  warning: {w}");
+            }
+        }
+        if let Some(g) = report.generation {
+            println!("published generation {g}");
+        }
+        for p in &report.pruned {
+            println!("pruned snapshot {p}");
+        }
+    }
+    for m in report.mirrors.iter().filter(|m| m.failed()) {
+        if let MirrorOutcome::Failed(e) = &m.outcome {
+            eprintln!("pmirror-fs: {e}");
+        }
+    }
+    if let Some(e) = &report.publish_error {
+        eprintln!("pmirror-fs: {e}");
+    }
+    Ok(if report.success() { 0 } else { 1 })
+}
+
+fn cmd_status(config: &Config, json: bool) -> anyhow::Result<i32> {
+    let catalog = crate::catalog::Catalog::open(&config.store.dir)?;
+    let rows = catalog.mirrors()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&human::status_json(&rows))?);
+        return Ok(0);
+    }
+    for r in &rows {
+        println!("{}", human::status_line(r));
+    }
+    Ok(0)
+}

@@ -1,0 +1,163 @@
+//! `pmirror-fs mount`: the daemon. Mounts the view, then polls the catalog's publish generation
+//! and swaps in a freshly built view whenever it changes (or when a superseded snapshot leaves the
+//! grace window). Detaches once mounted unless `--foreground`; SIGTERM/SIGINT unmount cleanly.
+//!
+//! The tree is built on this (the main) thread, never on a FUSE thread; FUSE threads only read the
+//! current view through an atomic pointer.
+
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::fuse::{self, MountOptions};
+use crate::sync::{aliases, unix_now};
+use crate::tree::View;
+use anyhow::Context as _;
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// How often the daemon checks the catalog's generation. A publish becomes visible to new opens
+/// within this time (+ the tree build); the query is a single-row read, so 50 ms costs nothing.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+pub fn run(config: &Config, mountpoint: &Path, allow_other: bool, foreground: bool) -> anyhow::Result<i32> {
+    fuse::check_mountpoint(mountpoint)?;
+    // Fork before any thread exists (FUSE session, tracing): the parent waits until the child
+    // reports "mounted" or an error, so `mount` exits non-zero when mounting fails.
+    let ready = if foreground { None } else { Some(daemonize()?) };
+    let result = serve(config, mountpoint, allow_other, ready);
+    match result {
+        Ok(()) => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+fn serve(config: &Config, mountpoint: &Path, allow_other: bool, mut ready: Option<OwnedFd>) -> anyhow::Result<()> {
+    let store = &config.store.dir;
+    let res = (|| {
+        // Creates the catalog if no sync ran yet, so the mount can come up first at boot.
+        drop(Catalog::open(store)?);
+        let catalog = Catalog::open_readonly(store)?;
+        let (view, generation) = build(config, &catalog)?;
+        let mounted = fuse::mount(mountpoint, view, crate::pool::Pool::open(store, config.store.fsync)?.objects_dir(), MountOptions { allow_other })
+            .with_context(|| format!("mounting {}", mountpoint.display()))?;
+        anyhow::Ok((catalog, mounted, generation))
+    })();
+    let (catalog, mounted, mut generation) = match res {
+        Ok(v) => v,
+        Err(e) => {
+            if let Some(fd) = ready.take() {
+                report_ready(fd, &format!("error: {}", super::one_line(&e)));
+            }
+            return Err(e);
+        }
+    };
+    install_signal_handlers();
+    tracing::info!(mountpoint = %mountpoint.display(), generation, "mounted");
+    if let Some(fd) = ready.take() {
+        report_ready(fd, "ok");
+    }
+    let grace = config.sync.grace.as_secs() as i64;
+    let mut next_expiry = catalog.next_grace_expiry(unix_now(), grace)?;
+    while !STOP.load(Ordering::SeqCst) {
+        std::thread::sleep(POLL_INTERVAL);
+        let g = match catalog.generation() {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the catalog generation failed; keeping the current view");
+                continue;
+            }
+        };
+        let expired = next_expiry.is_some_and(|t| unix_now() >= t);
+        if g == generation && !expired {
+            continue;
+        }
+        match build(config, &catalog) {
+            Ok((view, g)) => {
+                mounted.switch(view);
+                generation = g;
+                next_expiry = catalog.next_grace_expiry(unix_now(), grace)?;
+                tracing::info!(generation, "switched to a new view");
+            }
+            Err(e) => tracing::error!(error = %super::one_line(&e), "building the new view failed; keeping the current one"),
+        }
+    }
+    tracing::info!("signal received, unmounting");
+    mounted.unmount();
+    Ok(())
+}
+
+/// Loads the catalog's view and builds the tree (aliases from the config).
+fn build(config: &Config, catalog: &Catalog) -> anyhow::Result<(View, u64)> {
+    let mut src = catalog.load_view(unix_now(), config.sync.grace.as_secs() as i64)?;
+    src.aliases = aliases(config);
+    let view = View::build(&src)?;
+    Ok((view, src.generation))
+}
+
+fn install_signal_handlers() {
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe {
+            libc::signal(sig, on_signal as *const () as libc::sighandler_t);
+        }
+    }
+}
+
+/// Forks; the parent waits for the child's first line on a pipe and exits with it. Returns the
+/// write end in the child.
+fn daemonize() -> anyhow::Result<OwnedFd> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe fills two fds we then own.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("pipe");
+    }
+    // SAFETY: fds come from pipe above and are owned exactly once each.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: no other threads exist yet (called before anything spawns one).
+    match unsafe { libc::fork() } {
+        -1 => Err(std::io::Error::last_os_error()).context("fork"),
+        0 => {
+            drop(r);
+            // SAFETY: plain syscall in the child.
+            unsafe { libc::setsid() };
+            Ok(w)
+        }
+        _ => {
+            drop(w);
+            let mut msg = String::new();
+            std::fs::File::from(r).read_to_string(&mut msg).context("waiting for the mount daemon")?;
+            let msg = msg.trim();
+            if msg == "ok" {
+                std::process::exit(0);
+            }
+            let msg = if msg.is_empty() { "the mount daemon exited before mounting" } else { msg };
+            eprintln!("pmirror-fs: {}", msg.trim_start_matches("error: "));
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Tells the waiting parent how mounting went; on success the child's stdio goes to /dev/null.
+fn report_ready(fd: OwnedFd, msg: &str) {
+    let mut f = std::fs::File::from(fd);
+    if let Err(e) = writeln!(f, "{msg}") {
+        tracing::warn!(error = %e, "could not report readiness to the parent");
+    }
+    if msg == "ok" {
+        if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+            use std::os::fd::AsRawFd;
+            for target in [0, 1, 2] {
+                // SAFETY: dup2 onto the standard fds of this process.
+                unsafe { libc::dup2(null.as_raw_fd(), target) };
+            }
+        }
+    }
+}

@@ -1,0 +1,454 @@
+//! Raw serde shapes → validated [`Config`]: fills defaults, checks each entry, then checks entries
+//! against each other (unique ids, aliases that neither hide a view nor point nowhere). The first
+//! problem in file order wins.
+
+use super::raw::{RawAlias, RawConfig, RawMirror, RawStore, RawSync, RawTree, Text};
+use super::{duration, validate};
+use super::{
+    AliasConfig, Config, ConfigError, Location, MirrorConfig, Repository, StoreConfig, SyncConfig,
+    TreeConfig,
+};
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+/// FHS place for variable state data of a system service.
+const DEFAULT_STORE_DIR: &str = "/var/lib/pmirror-fs";
+/// Enough parallel downloads to hide latency without hammering a public mirror.
+const DEFAULT_CONCURRENCY: usize = 8;
+/// Transient upstream errors rarely survive three more attempts; more only delays the failure.
+const DEFAULT_RETRIES: u32 = 3;
+/// Three snapshots: the published one plus two to roll back to.
+const DEFAULT_KEEP: usize = 3;
+/// 48h: a client whose last `apt update` was two days ago can still fetch what its index named.
+const DEFAULT_GRACE: Duration = Duration::from_secs(48 * 3600);
+/// 60s: a stalled connection is declared dead after a minute (large ISOs keep bytes flowing).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub(super) fn build(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let ctx = Ctx {
+        text,
+        path,
+        base: base_dir(path),
+    };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| ctx.syntax(&e))?;
+    let store = ctx.store(&raw.store)?;
+    let sync = ctx.sync(&raw.sync)?;
+    let mut ids = IdRegistry::default();
+    let mut mirrors = Vec::with_capacity(raw.mirror.len());
+    for mirror in &raw.mirror {
+        let entry = ctx.mirror(mirror)?;
+        ids.claim(&ctx, &mirror.id, "mirror")?;
+        mirrors.push(entry);
+    }
+    let mut trees = Vec::with_capacity(raw.tree.len());
+    for tree in &raw.tree {
+        let entry = ctx.tree(tree)?;
+        ids.claim(&ctx, &tree.id, "tree")?;
+        trees.push(entry);
+    }
+    let views: Vec<&str> = (mirrors.iter().map(|m| m.view.as_str()))
+        .chain(trees.iter().map(|t| t.view.as_str()))
+        .collect();
+    let aliases = ctx.aliases(&raw.alias, &views)?;
+    Ok(Config {
+        path: path.to_owned(),
+        store,
+        sync,
+        mirrors,
+        trees,
+        aliases,
+    })
+}
+
+/// The directory relative paths in the config are taken from: the config file's own, made
+/// absolute so the resolved paths survive a later `chdir` and render back unchanged.
+fn base_dir(path: &Path) -> PathBuf {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    std::path::absolute(dir).unwrap_or_else(|e| {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot make the config directory absolute");
+        dir.to_owned()
+    })
+}
+
+/// The text being parsed and its file name, to turn byte spans into `FILE:LINE`.
+struct Ctx<'a> {
+    text: &'a str,
+    path: &'a Path,
+    /// See [`base_dir`].
+    base: PathBuf,
+}
+
+impl Ctx<'_> {
+    fn at(&self, span: Range<usize>) -> Location {
+        let before = self.text.get(..span.start).unwrap_or(self.text);
+        Location {
+            path: self.path.to_owned(),
+            line: Some(before.matches('\n').count() + 1),
+        }
+    }
+
+    fn syntax(&self, err: &toml::de::Error) -> ConfigError {
+        let at = match err.span() {
+            Some(span) => self.at(span),
+            None => Location {
+                path: self.path.to_owned(),
+                line: None,
+            },
+        };
+        let message = err.message().trim().replace('\n', " ");
+        let entry = err.span().and_then(|span| self.entry_at(span.start));
+        ConfigError::Syntax { at, entry, message }
+    }
+
+    /// Names the table that contains byte `offset` (`mirror "pve"`, `[sync]`), for shape errors
+    /// that serde reports without it. Needs the file to be valid TOML; otherwise `None`.
+    fn entry_at(&self, offset: usize) -> Option<String> {
+        // Best effort: when even this loose shape fails, the error being decorated is the one
+        // the user needs, and it is reported without an entry name.
+        let outline: Outline = toml::from_str(self.text).ok()?;
+        let contains = |table: &Spanned<toml::Table>| table.span().contains(&offset);
+        let named = |kind: &str, key: &str, tables: &[Spanned<toml::Table>]| {
+            let table = tables.iter().find(|t| contains(t))?;
+            let name = table
+                .get_ref()
+                .get(key)
+                .and_then(|v| v.as_str())
+                .unwrap_or("?");
+            Some(format!("{kind} {name:?}"))
+        };
+        let fixed = |name: &str, table: &Option<Spanned<toml::Table>>| {
+            table
+                .as_ref()
+                .filter(|t| contains(t))
+                .map(|_| name.to_owned())
+        };
+        named("mirror", "id", &outline.mirror)
+            .or_else(|| named("tree", "id", &outline.tree))
+            .or_else(|| named("alias", "path", &outline.alias))
+            .or_else(|| fixed("[store]", &outline.store))
+            .or_else(|| fixed("[sync]", &outline.sync))
+    }
+
+    fn invalid(
+        &self,
+        span: Range<usize>,
+        entry: &str,
+        key: &'static str,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError::Invalid {
+            at: self.at(span),
+            entry: entry.to_owned(),
+            key,
+            message: message.into(),
+        }
+    }
+
+    /// A path from the config, relative ones taken from the config file's directory.
+    fn resolve(&self, configured: &str) -> PathBuf {
+        self.base.join(configured)
+    }
+
+    fn store(&self, raw: &RawStore) -> Result<StoreConfig, ConfigError> {
+        let dir = match &raw.dir {
+            Some(dir) if dir.get_ref().is_empty() => {
+                return Err(self.invalid(dir.span(), "[store]", "dir", "is empty"))
+            }
+            Some(dir) => self.resolve(dir.get_ref()),
+            None => PathBuf::from(DEFAULT_STORE_DIR),
+        };
+        Ok(StoreConfig {
+            dir,
+            fsync: raw.fsync.unwrap_or(true),
+        })
+    }
+
+    fn sync(&self, raw: &RawSync) -> Result<SyncConfig, ConfigError> {
+        let at_least_one = |value: &Option<Spanned<usize>>, key, default| match value {
+            Some(v) if *v.get_ref() == 0 => {
+                Err(self.invalid(v.span(), "[sync]", key, "must be at least 1"))
+            }
+            Some(v) => Ok(*v.get_ref()),
+            None => Ok(default),
+        };
+        let timeout = self.duration(raw.timeout.as_ref(), "timeout", DEFAULT_TIMEOUT)?;
+        if let Some(raw_timeout) = raw.timeout.as_ref().filter(|_| timeout.is_zero()) {
+            let message = "must be more than 0s";
+            return Err(self.invalid(raw_timeout.span(), "[sync]", "timeout", message));
+        }
+        Ok(SyncConfig {
+            concurrency: at_least_one(&raw.concurrency, "concurrency", DEFAULT_CONCURRENCY)?,
+            retries: raw.retries.unwrap_or(DEFAULT_RETRIES),
+            keep: at_least_one(&raw.keep, "keep", DEFAULT_KEEP)?,
+            grace: self.duration(raw.grace.as_ref(), "grace", DEFAULT_GRACE)?,
+            timeout,
+        })
+    }
+
+    fn duration(
+        &self,
+        raw: Option<&Text>,
+        key: &'static str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let Some(text) = raw else { return Ok(default) };
+        duration::parse_duration(text.get_ref())
+            .map_err(|e| self.invalid(text.span(), "[sync]", key, e.to_string()))
+    }
+
+    fn mirror(&self, raw: &RawMirror) -> Result<MirrorConfig, ConfigError> {
+        let id = raw.id.get_ref();
+        let entry = format!("mirror {id:?}");
+        validate::id(id).map_err(|e| self.invalid(raw.id.span(), &entry, "id", e))?;
+        let repository: Repository =
+            raw.repository
+                .get_ref()
+                .parse()
+                .map_err(|e: super::RepositoryError| {
+                    self.invalid(raw.repository.span(), &entry, "repository", e.0)
+                })?;
+        let architectures = self.architectures(&raw.architectures, &entry)?;
+        let (key, key_bytes) = self.key(&raw.key, &entry)?;
+        let view = self.view(raw.view.as_ref(), &repository.url, &raw.repository, &entry)?;
+        let patterns = texts(raw.skip_packages.as_deref());
+        let skip_packages = self.globs(raw.skip_packages.as_deref(), &entry, "skip-packages")?;
+        let skip_sections = self.words(raw.skip_sections.as_deref(), &entry, "skip-sections")?;
+        Ok(MirrorConfig {
+            id: id.clone(),
+            repository,
+            architectures,
+            key,
+            key_bytes,
+            verify: raw.verify.unwrap_or(false),
+            ignore_errors: raw.ignore_errors.unwrap_or(false),
+            view,
+            skip_packages,
+            skip_package_patterns: patterns,
+            skip_sections,
+        })
+    }
+
+    fn tree(&self, raw: &RawTree) -> Result<TreeConfig, ConfigError> {
+        let id = raw.id.get_ref();
+        let entry = format!("tree {id:?}");
+        validate::id(id).map_err(|e| self.invalid(raw.id.span(), &entry, "id", e))?;
+        let url = validate::http_url(raw.url.get_ref())
+            .map_err(|e| self.invalid(raw.url.span(), &entry, "url", e))?;
+        let view = self.view(raw.view.as_ref(), &url, &raw.url, &entry)?;
+        self.globs(raw.include.as_deref(), &entry, "include")?;
+        self.globs(raw.exclude.as_deref(), &entry, "exclude")?;
+        let (key, key_bytes) = match &raw.key {
+            Some(key) => self.key(key, &entry).map(|(p, b)| (Some(p), Some(b)))?,
+            None => (None, None),
+        };
+        Ok(TreeConfig {
+            id: id.clone(),
+            url,
+            view,
+            include: texts(raw.include.as_deref()),
+            exclude: texts(raw.exclude.as_deref()),
+            key,
+            key_bytes,
+        })
+    }
+
+    fn architectures(
+        &self,
+        raw: &Spanned<Vec<Text>>,
+        entry: &str,
+    ) -> Result<Vec<String>, ConfigError> {
+        const KEY: &str = "architectures";
+        if raw.get_ref().is_empty() {
+            return Err(self.invalid(raw.span(), entry, KEY, "name at least one architecture"));
+        }
+        let mut out: Vec<String> = Vec::new();
+        for arch in raw.get_ref() {
+            validate::architecture(arch.get_ref())
+                .map_err(|e| self.invalid(arch.span(), entry, KEY, e))?;
+            if out.contains(arch.get_ref()) {
+                let message = format!("{:?} is listed twice", arch.get_ref());
+                return Err(self.invalid(arch.span(), entry, KEY, message));
+            }
+            out.push(arch.get_ref().clone());
+        }
+        Ok(out)
+    }
+
+    /// Resolves and reads a key file; an empty file is rejected too (it cannot hold a key).
+    fn key(&self, raw: &Text, entry: &str) -> Result<(PathBuf, Vec<u8>), ConfigError> {
+        if raw.get_ref().is_empty() {
+            return Err(self.invalid(raw.span(), entry, "key", "is empty"));
+        }
+        let path = self.resolve(raw.get_ref());
+        let bytes = std::fs::read(&path).map_err(|source| ConfigError::KeyFile {
+            at: self.at(raw.span()),
+            entry: entry.to_owned(),
+            key: path.clone(),
+            source,
+        })?;
+        if bytes.is_empty() {
+            let message = format!("key file {} is empty", path.display());
+            return Err(self.invalid(raw.span(), entry, "key", message));
+        }
+        Ok((path, bytes))
+    }
+
+    /// The explicit `view`, else the URL's path; `url_raw` locates the error when neither works.
+    fn view(
+        &self,
+        raw: Option<&Text>,
+        url: &url::Url,
+        url_raw: &Text,
+        entry: &str,
+    ) -> Result<String, ConfigError> {
+        let (view, span) = match raw {
+            Some(view) => (view.get_ref().clone(), view.span()),
+            None => {
+                let view = validate::default_view(url).ok_or_else(|| {
+                    let message = format!("URL {url} has no path to use as view; set view = \"…\"");
+                    self.invalid(url_raw.span(), entry, "view", message)
+                })?;
+                (view, url_raw.span())
+            }
+        };
+        validate::claimable_path(&view).map_err(|e| self.invalid(span, entry, "view", e))?;
+        Ok(view)
+    }
+
+    fn globs(
+        &self,
+        raw: Option<&[Text]>,
+        entry: &str,
+        key: &'static str,
+    ) -> Result<globset::GlobSet, ConfigError> {
+        let patterns = raw.unwrap_or_default();
+        let mut set = globset::GlobSetBuilder::new();
+        for pattern in patterns {
+            let glob = globset::Glob::new(pattern.get_ref())
+                .map_err(|e| self.invalid(pattern.span(), entry, key, e.to_string()))?;
+            set.add(glob);
+        }
+        // Building only fails on patterns that compiled one by one (size limits): blame the list.
+        let span = patterns.first().map_or(0..0, |p| p.span());
+        set.build()
+            .map_err(|e| self.invalid(span, entry, key, e.to_string()))
+    }
+
+    /// Plain words (section names): non-empty, no whitespace.
+    fn words(
+        &self,
+        raw: Option<&[Text]>,
+        entry: &str,
+        key: &'static str,
+    ) -> Result<Vec<String>, ConfigError> {
+        let mut out = Vec::new();
+        for word in raw.unwrap_or_default() {
+            let text = word.get_ref();
+            if text.is_empty() || text.contains(char::is_whitespace) {
+                let message = format!("{text:?} is not a section name");
+                return Err(self.invalid(word.span(), entry, key, message));
+            }
+            out.push(text.clone());
+        }
+        Ok(out)
+    }
+
+    fn aliases(&self, raw: &[RawAlias], views: &[&str]) -> Result<Vec<AliasConfig>, ConfigError> {
+        let mut out: Vec<(AliasConfig, Range<usize>)> = Vec::new();
+        for alias in raw {
+            let entry = format!("alias {:?}", alias.path.get_ref());
+            let checked = self.alias(alias, views, &entry)?;
+            if let Some((other, span)) = out.iter().find(|(o, _)| overlaps(&o.path, &checked.path))
+            {
+                let line = self.at(span.clone()).line.unwrap_or(0);
+                let message = format!("overlaps alias {:?} on line {line}", other.path);
+                return Err(self.invalid(alias.path.span(), &entry, "path", message));
+            }
+            out.push((checked, alias.path.span()));
+        }
+        Ok(out.into_iter().map(|(alias, _)| alias).collect())
+    }
+
+    fn alias(
+        &self,
+        raw: &RawAlias,
+        views: &[&str],
+        entry: &str,
+    ) -> Result<AliasConfig, ConfigError> {
+        let (path, target) = (raw.path.get_ref(), raw.target.get_ref());
+        validate::claimable_path(path)
+            .map_err(|e| self.invalid(raw.path.span(), entry, "path", e))?;
+        if let Some(view) = views.iter().find(|view| validate::is_within(view, path)) {
+            let message = format!("would hide the view {view:?}");
+            return Err(self.invalid(raw.path.span(), entry, "path", message));
+        }
+        validate::relative_path(target)
+            .map_err(|e| self.invalid(raw.target.span(), entry, "target", e))?;
+        if overlaps(path, target) {
+            let message = format!("{target:?} contains or is inside the alias path (a loop)");
+            return Err(self.invalid(raw.target.span(), entry, "target", message));
+        }
+        let reachable = validate::is_within(target, validate::SNAPSHOTS_DIR)
+            || views.iter().any(|view| overlaps(view, target));
+        if !reachable {
+            let message =
+                format!("{target:?} is not inside any mirror or tree view, nor snapshots/");
+            return Err(self.invalid(raw.target.span(), entry, "target", message));
+        }
+        Ok(AliasConfig {
+            path: path.clone(),
+            target: target.clone(),
+        })
+    }
+}
+
+/// Whether one path equals or lies inside the other.
+fn overlaps(a: &str, b: &str) -> bool {
+    validate::is_within(a, b) || validate::is_within(b, a)
+}
+
+fn texts(raw: Option<&[Text]>) -> Vec<String> {
+    raw.unwrap_or_default()
+        .iter()
+        .map(|t| t.get_ref().clone())
+        .collect()
+}
+
+/// Where each table of the file is, to name the entry in a shape error.
+#[derive(serde::Deserialize)]
+struct Outline {
+    store: Option<Spanned<toml::Table>>,
+    sync: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    mirror: Vec<Spanned<toml::Table>>,
+    #[serde(default)]
+    tree: Vec<Spanned<toml::Table>>,
+    #[serde(default)]
+    alias: Vec<Spanned<toml::Table>>,
+}
+
+/// Ids claimed so far by mirrors and trees, with the line that claimed them.
+#[derive(Default)]
+struct IdRegistry {
+    seen: HashMap<String, (&'static str, usize)>,
+}
+
+impl IdRegistry {
+    fn claim(&mut self, ctx: &Ctx<'_>, id: &Text, kind: &'static str) -> Result<(), ConfigError> {
+        let line = ctx.at(id.span()).line.unwrap_or(0);
+        if let Some((other_kind, other_line)) = self.seen.get(id.get_ref()) {
+            let entry = format!("{kind} {:?}", id.get_ref());
+            let message =
+                format!("duplicate id: also used by the {other_kind} on line {other_line}");
+            return Err(ctx.invalid(id.span(), &entry, "id", message));
+        }
+        self.seen.insert(id.get_ref().clone(), (kind, line));
+        Ok(())
+    }
+}

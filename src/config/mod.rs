@@ -1,0 +1,249 @@
+//! The TOML configuration (`[store]`, `[sync]`, `[[mirror]]`, `[[tree]]`, `[[alias]]`), read and
+//! validated once into a [`Config`]: after [`Config::load`] every URL is http(s) with a trailing
+//! slash, every id is unique and path-safe, every view path is relative and outside `snapshots/`,
+//! every glob compiles and every key file has been read. Errors are one line:
+//! `FILE:LINE: ENTRY: KEY: reason`.
+//!
+//! ```text
+//! config/
+//!   mod.rs         public types, ConfigError, load/parse, resolve_path
+//!   raw.rs         serde shapes with spans (deny_unknown_fields)
+//!   convert.rs     raw → Config: defaults, per-entry checks, cross-entry checks
+//!   validate.rs    pure checks on single values (ids, architectures, URLs, view paths)
+//!   repository.rs  the `deb URL SUITE COMPONENT…` line
+//!   duration.rs    `48h`, `1d12h` durations
+//!   render.rs      normalized TOML for `config show`
+//! ```
+
+mod convert;
+pub mod duration;
+mod raw;
+mod render;
+mod repository;
+#[cfg(test)]
+mod tests;
+pub mod validate;
+
+pub use repository::{Repository, RepositoryError};
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the config lives unless `--config` or `$PMIRROR_FS_CONFIG` says otherwise.
+pub const DEFAULT_PATH: &str = "/etc/pmirror-fs/config.toml";
+
+/// Environment variable naming the config file (below `--config`, above [`DEFAULT_PATH`]).
+pub const ENV_VAR: &str = "PMIRROR_FS_CONFIG";
+
+/// A validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it was read from (as given, not canonicalized).
+    pub path: PathBuf,
+    pub store: StoreConfig,
+    pub sync: SyncConfig,
+    pub mirrors: Vec<MirrorConfig>,
+    pub trees: Vec<TreeConfig>,
+    pub aliases: Vec<AliasConfig>,
+}
+
+/// `[store]`: where the pool, catalog and staging area live.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// Holds `pool/`, `catalog.db`, `tmp/`, `lock`. A relative `dir` is resolved against the
+    /// config file's directory.
+    pub dir: PathBuf,
+    /// fsync objects and directories before the catalog references them.
+    pub fsync: bool,
+}
+
+/// `[sync]`: how downloads run and how long old content stays.
+#[derive(Clone, Debug)]
+pub struct SyncConfig {
+    /// Parallel downloads (at least 1).
+    pub concurrency: usize,
+    /// Extra attempts per failed request.
+    pub retries: u32,
+    /// Snapshots retained per mirror (at least 1; the published one always is).
+    pub keep: usize,
+    /// How long superseded by-hash files and package files stay visible.
+    pub grace: Duration,
+    /// Per-request connect/idle timeout (more than zero).
+    pub timeout: Duration,
+}
+
+/// One `[[mirror]]`: an apt repository synced into snapshots.
+#[derive(Clone, Debug)]
+pub struct MirrorConfig {
+    pub id: String,
+    pub repository: Repository,
+    /// Debian architectures, `all` included when wanted; never `source`.
+    pub architectures: Vec<String>,
+    /// The key file as configured, resolved against the config file's directory.
+    pub key: PathBuf,
+    /// The key file's contents (binary or armored key or keyring), read at load time.
+    pub key_bytes: Vec<u8>,
+    /// Re-hash pool objects this mirror reuses.
+    pub verify: bool,
+    /// A package that fails to download is a warning, not a failed sync.
+    pub ignore_errors: bool,
+    /// Where the mirror appears in the view (`debian/pve`): relative, outside `snapshots/`.
+    pub view: String,
+    /// Compiled `skip-packages` globs (matched against package names).
+    pub skip_packages: globset::GlobSet,
+    /// `skip-packages` as written, in order (for rendering and logs).
+    pub skip_package_patterns: Vec<String>,
+    /// Packages whose `Section` is listed here are not mirrored.
+    pub skip_sections: Vec<String>,
+}
+
+/// One `[[tree]]`: a plain file tree (ISO images, CT templates) listed from autoindex pages.
+#[derive(Clone, Debug)]
+pub struct TreeConfig {
+    pub id: String,
+    /// Base URL, http(s), always with a trailing slash.
+    pub url: url::Url,
+    /// Where the tree appears in the view: relative, outside `snapshots/`.
+    pub view: String,
+    /// Globs on paths below `url`; empty means every file. Each one compiles.
+    pub include: Vec<String>,
+    /// Globs on paths below `url` that are skipped even when included. Each one compiles.
+    pub exclude: Vec<String>,
+    /// Key for `SHA256SUMS.asc` / aplinfo signatures, resolved against the config directory.
+    pub key: Option<PathBuf>,
+    /// The key file's contents, read at load time.
+    pub key_bytes: Option<Vec<u8>>,
+}
+
+/// One `[[alias]]`: `path` in the view shows what is at `target`.
+#[derive(Clone, Debug)]
+pub struct AliasConfig {
+    /// Relative, outside `snapshots/`, not hiding a mirror or tree view.
+    pub path: String,
+    /// Relative; at, above or below a mirror/tree view, or inside `snapshots/`.
+    pub target: String,
+}
+
+/// A position in the config file: `FILE:LINE`, or `FILE` when the line is unknown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    pub path: PathBuf,
+    pub line: Option<usize>,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        match self.line {
+            Some(line) => write!(f, ":{line}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Why a config could not be loaded. Every variant displays as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file itself could not be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// Not valid TOML, or the wrong shape: unknown key, wrong type, missing required key.
+    #[error("{at}: {}{message}", entry_prefix(entry.as_deref()))]
+    Syntax {
+        at: Location,
+        /// The table the error is in (`mirror "id"`, `[sync]`), when the file is valid TOML.
+        entry: Option<String>,
+        message: String,
+    },
+    /// A key file named by a mirror or tree could not be read.
+    #[error("{at}: {entry}: key file {}: {source}", key.display())]
+    KeyFile {
+        at: Location,
+        /// `mirror "id"` or `tree "id"`.
+        entry: String,
+        key: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// Well-formed but unacceptable value.
+    #[error("{at}: {entry}: {key}: {message}")]
+    Invalid {
+        at: Location,
+        /// `[store]`, `[sync]`, `mirror "id"`, `tree "id"` or `alias "path"`.
+        entry: String,
+        /// The offending key as written in the file (`grace`, `architectures`, …).
+        key: &'static str,
+        message: String,
+    },
+}
+
+fn entry_prefix(entry: Option<&str>) -> String {
+    entry.map(|e| format!("{e}: ")).unwrap_or_default()
+}
+
+impl ConfigError {
+    /// Where in the config file the problem is (the file alone for read errors).
+    pub fn location(&self) -> Location {
+        match self {
+            ConfigError::Read { path, .. } => Location {
+                path: path.clone(),
+                line: None,
+            },
+            ConfigError::Syntax { at, .. }
+            | ConfigError::KeyFile { at, .. }
+            | ConfigError::Invalid { at, .. } => at.clone(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates the config file at `path` (and the key files it names).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates `text` as if read from `path`. Key files are read here; relative key
+    /// paths (and a relative store dir) resolve against `path`'s directory.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        convert::build(text, path)
+    }
+
+    /// Ids of every mirror, then every tree (unique across both).
+    pub fn entry_ids(&self) -> impl Iterator<Item = &str> {
+        let mirrors = self.mirrors.iter().map(|m| m.id.as_str());
+        mirrors.chain(self.trees.iter().map(|t| t.id.as_str()))
+    }
+
+    /// A normalized TOML rendering with every default spelled out (for `config show`); parsing it
+    /// again yields the same configuration.
+    pub fn to_toml(&self) -> String {
+        render::to_toml(self)
+    }
+}
+
+/// The config file to use: the `--config` flag, else `$PMIRROR_FS_CONFIG`, else [`DEFAULT_PATH`].
+pub fn resolve_path(cli: Option<&Path>) -> PathBuf {
+    resolve_path_from(cli, std::env::var_os(ENV_VAR))
+}
+
+/// [`resolve_path`] with the environment passed in (an empty variable counts as unset).
+fn resolve_path_from(cli: Option<&Path>, env: Option<OsString>) -> PathBuf {
+    if let Some(path) = cli {
+        return path.to_owned();
+    }
+    match env {
+        Some(value) if !value.is_empty() => PathBuf::from(value),
+        _ => PathBuf::from(DEFAULT_PATH),
+    }
+}

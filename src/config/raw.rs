@@ -1,0 +1,71 @@
+//! The config file exactly as serde reads it: every value keeps its byte span (for line numbers in
+//! errors), nothing is validated yet. [`super::Config::parse`] turns this into the checked types.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub(super) type Text = Spanned<String>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub store: RawStore,
+    #[serde(default)]
+    pub sync: RawSync,
+    #[serde(default)]
+    pub mirror: Vec<RawMirror>,
+    #[serde(default)]
+    pub tree: Vec<RawTree>,
+    #[serde(default)]
+    pub alias: Vec<RawAlias>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawStore {
+    pub dir: Option<Text>,
+    pub fsync: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawSync {
+    pub concurrency: Option<Spanned<usize>>,
+    pub retries: Option<u32>,
+    pub keep: Option<Spanned<usize>>,
+    pub grace: Option<Text>,
+    pub timeout: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawMirror {
+    pub id: Text,
+    pub repository: Text,
+    pub architectures: Spanned<Vec<Text>>,
+    pub key: Text,
+    pub verify: Option<bool>,
+    pub ignore_errors: Option<bool>,
+    pub view: Option<Text>,
+    pub skip_packages: Option<Vec<Text>>,
+    pub skip_sections: Option<Vec<Text>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawTree {
+    pub id: Text,
+    pub url: Text,
+    pub view: Option<Text>,
+    pub include: Option<Vec<Text>>,
+    pub exclude: Option<Vec<Text>>,
+    pub key: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawAlias {
+    pub path: Text,
+    pub target: Text,
+}

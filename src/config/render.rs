@@ -1,0 +1,130 @@
+//! [`Config`] → normalized TOML (`pmirror-fs config show`): every default written out, paths
+//! resolved, URLs with their trailing slash, durations in `1d12h` form. Parsing the output again
+//! yields the same configuration.
+
+use super::duration::format_duration;
+use super::Config;
+use serde::Serialize;
+use std::path::Path;
+
+#[derive(Serialize)]
+struct Document {
+    store: Store,
+    sync: Sync,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    mirror: Vec<Mirror>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tree: Vec<Tree>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    alias: Vec<Alias>,
+}
+
+#[derive(Serialize)]
+struct Store {
+    dir: String,
+    fsync: bool,
+}
+
+#[derive(Serialize)]
+struct Sync {
+    concurrency: usize,
+    retries: u32,
+    keep: usize,
+    grace: String,
+    timeout: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Mirror {
+    id: String,
+    repository: String,
+    architectures: Vec<String>,
+    key: String,
+    verify: bool,
+    ignore_errors: bool,
+    view: String,
+    skip_packages: Vec<String>,
+    skip_sections: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Tree {
+    id: String,
+    url: String,
+    view: String,
+    include: Vec<String>,
+    exclude: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Alias {
+    path: String,
+    target: String,
+}
+
+/// Paths came from TOML strings (joined onto the config directory), so they are UTF-8 unless the
+/// config directory itself is not; such a path is rendered lossily.
+fn path_text(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+pub(super) fn to_toml(config: &Config) -> String {
+    let document = Document {
+        store: Store {
+            dir: path_text(&config.store.dir),
+            fsync: config.store.fsync,
+        },
+        sync: Sync {
+            concurrency: config.sync.concurrency,
+            retries: config.sync.retries,
+            keep: config.sync.keep,
+            grace: format_duration(config.sync.grace),
+            timeout: format_duration(config.sync.timeout),
+        },
+        mirror: config.mirrors.iter().map(mirror).collect(),
+        tree: config.trees.iter().map(tree).collect(),
+        alias: config
+            .aliases
+            .iter()
+            .map(|a| Alias {
+                path: a.path.clone(),
+                target: a.target.clone(),
+            })
+            .collect(),
+    };
+    // Strings, integers, booleans and arrays of them always serialize; an error here would be a
+    // bug in the shapes above, not a property of the config.
+    toml::to_string(&document).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot render the config as TOML");
+        format!("# cannot render config: {e}\n")
+    })
+}
+
+fn mirror(m: &super::MirrorConfig) -> Mirror {
+    Mirror {
+        id: m.id.clone(),
+        repository: m.repository.to_string(),
+        architectures: m.architectures.clone(),
+        key: path_text(&m.key),
+        verify: m.verify,
+        ignore_errors: m.ignore_errors,
+        view: m.view.clone(),
+        skip_packages: m.skip_package_patterns.clone(),
+        skip_sections: m.skip_sections.clone(),
+    }
+}
+
+fn tree(t: &super::TreeConfig) -> Tree {
+    Tree {
+        id: t.id.clone(),
+        url: t.url.to_string(),
+        view: t.view.clone(),
+        include: t.include.clone(),
+        exclude: t.exclude.clone(),
+        key: t.key.as_deref().map(path_text),
+    }
+}

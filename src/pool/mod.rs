@@ -1,0 +1,304 @@
+//! The sha256 content-addressed object pool and the store lock.
+//!
+//! ```text
+//! <store>/
+//! ├── pool/sha256/ab/abcdef…   objects, mode 0444, named by their sha256
+//! ├── tmp/                     downloads in progress (same filesystem as pool/), emptied at start
+//! ├── catalog.db               SQLite catalog (see crate::catalog)
+//! └── lock                     flock held by sync/gc; holds the holder's pid
+//! ```
+//!
+//! An object enters the pool only through [`Staging::commit`]: the bytes were hashed while they
+//! were written, the digest and size match what the verified index declared, the file (and, with
+//! `fsync`, the directory) was synced, and then it is renamed into place. A reader therefore never
+//! sees a partial or unverified object under `pool/`.
+
+mod lock;
+
+pub use lock::{LockError, StoreLock};
+
+use crate::digest::{HashingWriter, Sha256};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Mode of pool objects: read-only for everyone (nginx workers read them through the mount).
+const OBJECT_MODE: u32 = 0o444;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("size mismatch: expected {expected} bytes, got {actual}")]
+    SizeMismatch { expected: u64, actual: u64 },
+    #[error("body larger than the declared {expected} bytes")]
+    TooLarge { expected: u64 },
+    #[error("sha256 mismatch: expected {expected}, got {actual}")]
+    HashMismatch { expected: Sha256, actual: Sha256 },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PoolError + '_ {
+    move |source| PoolError::Io { path: path.to_owned(), source }
+}
+
+/// The object pool under `<store>`.
+#[derive(Clone, Debug)]
+pub struct Pool {
+    store: PathBuf,
+    fsync: bool,
+}
+
+/// Distinguishes staging files of concurrent downloads within one process.
+static STAGING_SEQ: AtomicU64 = AtomicU64::new(0);
+
+impl Pool {
+    /// Opens (creating directories as needed) the pool of a store.
+    pub fn open(store: &Path, fsync: bool) -> Result<Pool, PoolError> {
+        for dir in [store.to_path_buf(), store.join("pool/sha256"), store.join("tmp")] {
+            fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        }
+        Ok(Pool { store: store.to_owned(), fsync })
+    }
+
+    pub fn store_dir(&self) -> &Path {
+        &self.store
+    }
+
+    pub fn objects_dir(&self) -> PathBuf {
+        self.store.join("pool")
+    }
+
+    /// Where the object with this digest lives (whether or not it exists).
+    pub fn object_path(&self, digest: &Sha256) -> PathBuf {
+        object_path(&self.store.join("pool"), digest)
+    }
+
+    pub fn contains(&self, digest: &Sha256) -> bool {
+        self.object_path(digest).is_file()
+    }
+
+    /// Removes leftovers of a crashed run from `tmp/`. Only call with the store lock held.
+    pub fn clean_tmp(&self, _lock: &StoreLock) -> Result<usize, PoolError> {
+        let tmp = self.store.join("tmp");
+        let mut removed = 0;
+        for entry in fs::read_dir(&tmp).map_err(io_err(&tmp))? {
+            let path = entry.map_err(io_err(&tmp))?.path();
+            let res = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+            res.map_err(io_err(&path))?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// A new staging file in `tmp/` that accepts at most `cap` bytes (the declared size).
+    pub fn stage(&self, cap: Option<u64>) -> Result<Staging, PoolError> {
+        let seq = STAGING_SEQ.fetch_add(1, Ordering::Relaxed);
+        let path = self.store.join("tmp").join(format!("{}.{seq}.part", std::process::id()));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        Ok(Staging { pool: self.clone(), path, writer: Some(HashingWriter::new(file)), cap })
+    }
+
+    /// Stores bytes held in memory (indices that were already verified), returning the digest.
+    pub fn put_bytes(&self, bytes: &[u8], expected: &Sha256) -> Result<(), PoolError> {
+        if self.contains(expected) {
+            return Ok(());
+        }
+        let mut staging = self.stage(Some(bytes.len() as u64))?;
+        staging.write_all(bytes)?;
+        staging.commit(bytes.len() as u64, expected)
+    }
+
+    /// Unlinks an object (gc, repair of a damaged object).
+    pub fn remove(&self, digest: &Sha256) -> Result<bool, PoolError> {
+        let path = self.object_path(digest);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(PoolError::Io { path, source: e }),
+        }
+    }
+
+    /// Re-hashes an object in place; `Ok(None)` when it is missing.
+    pub fn rehash(&self, digest: &Sha256) -> Result<Option<(Sha256, u64)>, PoolError> {
+        let path = self.object_path(digest);
+        match File::open(&path) {
+            Ok(f) => crate::digest::hash_reader(io::BufReader::with_capacity(1 << 20, f))
+                .map(Some)
+                .map_err(io_err(&path)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(PoolError::Io { path, source: e }),
+        }
+    }
+}
+
+/// `<pool>/sha256/<first two hex digits>/<hex>`.
+pub fn object_path(pool_dir: &Path, digest: &Sha256) -> PathBuf {
+    let hex = digest.to_hex();
+    pool_dir.join("sha256").join(&hex[..2]).join(hex)
+}
+
+/// A download in progress: hashed while written, capped at the declared size, removed on drop
+/// unless committed.
+pub struct Staging {
+    pool: Pool,
+    path: PathBuf,
+    writer: Option<HashingWriter<File>>,
+    cap: Option<u64>,
+}
+
+impl Staging {
+    pub fn written(&self) -> u64 {
+        self.writer.as_ref().map_or(0, |w| w.written())
+    }
+
+    /// Appends bytes; refuses (without writing) anything past the cap.
+    pub fn write_all(&mut self, buf: &[u8]) -> Result<(), PoolError> {
+        let written = self.written();
+        if let Some(cap) = self.cap {
+            if written + buf.len() as u64 > cap {
+                return Err(PoolError::TooLarge { expected: cap });
+            }
+        }
+        let w = self.writer.as_mut().expect("staging writer present until commit");
+        w.write_all(buf).map_err(io_err(&self.path))
+    }
+
+    /// Checks size and digest, syncs, and renames into the pool. A mismatch removes the file.
+    pub fn commit(mut self, expected_size: u64, expected: &Sha256) -> Result<(), PoolError> {
+        let actual = self.finish_hash(expected_size)?;
+        if actual != *expected {
+            return Err(PoolError::HashMismatch { expected: *expected, actual });
+        }
+        self.install(expected)
+    }
+
+    /// Commits under the digest that was computed (trees whose files no index describes).
+    pub fn commit_unverified(mut self) -> Result<(Sha256, u64), PoolError> {
+        let size = self.written();
+        let digest = self.finish_hash(size)?;
+        self.install(&digest)?;
+        Ok((digest, size))
+    }
+
+    fn finish_hash(&mut self, expected_size: u64) -> Result<Sha256, PoolError> {
+        let writer = self.writer.take().expect("staging writer present until commit");
+        let actual_size = writer.written();
+        let (digest, file) = writer.finish();
+        if actual_size != expected_size {
+            return Err(PoolError::SizeMismatch { expected: expected_size, actual: actual_size });
+        }
+        if self.pool.fsync {
+            file.sync_all().map_err(io_err(&self.path))?;
+        }
+        let perm = fs::Permissions::from_mode(OBJECT_MODE);
+        file.set_permissions(perm).map_err(io_err(&self.path))?;
+        Ok(digest)
+    }
+
+    fn install(&mut self, digest: &Sha256) -> Result<(), PoolError> {
+        let dest = self.pool.object_path(digest);
+        let dir = dest.parent().expect("object path has a parent");
+        if !dir.is_dir() {
+            fs::create_dir_all(dir).map_err(io_err(dir))?;
+            if self.pool.fsync {
+                sync_dir(dir.parent().expect("fan-out dir has a parent"))?;
+            }
+        }
+        fs::rename(&self.path, &dest).map_err(io_err(&dest))?;
+        if self.pool.fsync {
+            sync_dir(dir)?;
+        }
+        self.path = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if self.path.as_os_str().is_empty() {
+            return;
+        }
+        if let Err(e) = fs::remove_file(&self.path) {
+            tracing::warn!(path = %self.path.display(), error = %e, "could not remove staging file");
+        }
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), PoolError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool() -> (tempfile::TempDir, Pool) {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Pool::open(dir.path(), true).unwrap();
+        (dir, pool)
+    }
+
+    fn tmp_is_empty(pool: &Pool) -> bool {
+        fs::read_dir(pool.store_dir().join("tmp")).unwrap().next().is_none()
+    }
+
+    #[test]
+    fn commit_verifies_and_installs_read_only() {
+        let (_d, pool) = pool();
+        let data = b"hello pool";
+        let digest = Sha256::of(data);
+        let mut s = pool.stage(Some(data.len() as u64)).unwrap();
+        s.write_all(data).unwrap();
+        s.commit(data.len() as u64, &digest).unwrap();
+        let path = pool.object_path(&digest);
+        assert_eq!(fs::read(&path).unwrap(), data);
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o444);
+        assert!(tmp_is_empty(&pool));
+    }
+
+    #[test]
+    fn mismatches_never_reach_the_pool() {
+        let (_d, pool) = pool();
+        let data = b"0123456789";
+        let good = Sha256::of(data);
+        // (bytes written, declared size, expected digest)
+        let cases: Vec<(&[u8], u64, Sha256)> = vec![
+            (b"0123456788", 10, good),  // wrong content
+            (b"01234", 10, good),       // truncated
+            (b"0123456789", 10, Sha256::of(b"x")),
+        ];
+        for (bytes, size, digest) in cases {
+            let mut s = pool.stage(Some(size)).unwrap();
+            s.write_all(bytes).unwrap();
+            assert!(s.commit(size, &digest).is_err());
+            assert!(!pool.contains(&digest));
+            assert!(tmp_is_empty(&pool));
+        }
+    }
+
+    #[test]
+    fn cap_refuses_oversized_bodies() {
+        let (_d, pool) = pool();
+        let mut s = pool.stage(Some(4)).unwrap();
+        s.write_all(b"abcd").unwrap();
+        assert!(matches!(s.write_all(b"e"), Err(PoolError::TooLarge { expected: 4 })));
+        drop(s);
+        assert!(tmp_is_empty(&pool));
+    }
+
+    #[test]
+    fn clean_tmp_removes_leftovers() {
+        let (d, pool) = pool();
+        fs::write(d.path().join("tmp/123.0.part"), b"partial").unwrap();
+        let lock = StoreLock::acquire(d.path()).unwrap();
+        assert_eq!(pool.clean_tmp(&lock).unwrap(), 1);
+        assert!(tmp_is_empty(&pool));
+    }
+}

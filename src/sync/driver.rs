@@ -1,0 +1,237 @@
+//! The synchronous driver of a sync run: store lock, tmp cleanup, one mirror after the other
+//! (network phases on the tokio runtime), a snapshot recorded per changed mirror, and one publish
+//! transaction for all of them at the end.
+
+use super::execute::{execute, ExecCtx};
+use super::metadata::{self, Fetched, MetadataCtx, Previous};
+use super::plan::plan;
+use super::report::{MirrorOutcome, MirrorReport, RunReport};
+use super::MirrorError;
+use crate::catalog::{Catalog, NewSnapshot, Retention};
+use crate::config::{Config, MirrorConfig};
+use crate::fetch::Fetcher;
+use crate::pool::{Pool, StoreLock};
+use crate::tree::source::{Alias, ViewSource};
+use std::time::Instant;
+
+/// Progress of a run, for a TTY bar or log lines (implemented by the CLI).
+pub trait Progress: Send + Sync {
+    fn mirror_started(&self, id: &str, files: u64, bytes: u64);
+    /// One planned object is done (`bytes` of it).
+    fn advance(&self, bytes: u64);
+    fn mirror_finished(&self, id: &str);
+}
+
+/// No progress output (tests, `--json`).
+pub struct SilentProgress;
+
+impl Progress for SilentProgress {
+    fn mirror_started(&self, _: &str, _: u64, _: u64) {}
+    fn advance(&self, _: u64) {}
+    fn mirror_finished(&self, _: &str) {}
+}
+
+/// What to sync and how.
+#[derive(Debug, Clone, Default)]
+pub struct SyncRequest {
+    /// Mirror ids; empty = all.
+    pub ids: Vec<String>,
+    /// Re-hash reused objects, re-download damaged ones (also fetches when upstream is unchanged).
+    pub verify: bool,
+    /// Plan only: fetch Release and the indices needed to plan, write nothing.
+    pub dry_run: bool,
+}
+
+/// Everything a mirror sync needs, shared by all mirrors of the run.
+struct Env<'a> {
+    config: &'a Config,
+    pool: Pool,
+    fetcher: Fetcher,
+    rt: tokio::runtime::Runtime,
+    progress: &'a dyn Progress,
+    request: &'a SyncRequest,
+    now: i64,
+}
+
+/// Runs a sync. Errors here are about the run as a whole (lock, store, catalog); a failing mirror
+/// is reported in the [`RunReport`] and keeps its previously published snapshot.
+pub fn run(config: &Config, request: &SyncRequest, progress: &dyn Progress) -> anyhow::Result<RunReport> {
+    use anyhow::Context as _;
+    let mirrors = select(config, &request.ids)?;
+    let store = &config.store.dir;
+    let _lock = if request.dry_run { None } else { Some(StoreLock::acquire(store)?) };
+    let pool = Pool::open(store, config.store.fsync)?;
+    if let Some(lock) = &_lock {
+        let n = pool.clean_tmp(lock)?;
+        if n > 0 {
+            tracing::info!(removed = n, "removed leftovers of an interrupted run from tmp/");
+        }
+    }
+    let mut catalog = Catalog::open(store)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        // Downloads are I/O bound; two workers keep hashing and TLS off one core.
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let fetcher = Fetcher::new(config.sync.timeout, config.sync.retries)?;
+    let env = Env { config, pool, fetcher, rt, progress, request, now: unix_now() };
+    let mut report = RunReport::default();
+    let mut picks = Vec::new();
+    for m in mirrors {
+        let r = sync_one(&env, &mut catalog, m, &mut picks)?;
+        report.mirrors.push(r);
+    }
+    if !request.dry_run {
+        publish(&env, &mut catalog, &picks, &mut report)?;
+    }
+    Ok(report)
+}
+
+fn select<'a>(config: &'a Config, ids: &[String]) -> anyhow::Result<Vec<&'a MirrorConfig>> {
+    for id in ids {
+        if !config.mirrors.iter().any(|m| &m.id == id) {
+            anyhow::bail!("{}: no mirror with id {id:?}", config.path.display());
+        }
+    }
+    Ok(config.mirrors.iter().filter(|m| ids.is_empty() || ids.contains(&m.id)).collect())
+}
+
+/// Syncs one mirror and records its snapshot; catalog errors abort the run, mirror errors don't.
+fn sync_one(
+    env: &Env<'_>,
+    catalog: &mut Catalog,
+    m: &MirrorConfig,
+    picks: &mut Vec<(String, i64)>,
+) -> anyhow::Result<MirrorReport> {
+    let started = Instant::now();
+    let dry = env.request.dry_run;
+    if !dry {
+        catalog.upsert_mirror(&m.id, "mirror", &m.view, m.repository.url.as_str())?;
+        catalog.mark_started(&m.id, unix_now())?;
+    }
+    let previous = catalog.published(&m.id)?.map_or_else(Previous::default, |s| Previous {
+        release_sha256: s.release_sha256,
+        release_last_modified: s.release_last_modified,
+    });
+    let (mut report, snapshot) = match env.rt.block_on(mirror_snapshot(env, m, previous)) {
+        Ok(r) => r,
+        Err(e) => (MirrorReport::new(&m.id, MirrorOutcome::Failed(e), started.elapsed()), None),
+    };
+    report.elapsed = started.elapsed();
+    if dry {
+        return Ok(report);
+    }
+    if let Some(snap) = snapshot {
+        let (id, name) = catalog.record_snapshot(&snap)?;
+        picks.push((m.id.clone(), id));
+        report.outcome = MirrorOutcome::Snapshot { name };
+    }
+    let outcome = match &report.outcome {
+        MirrorOutcome::Failed(e) => {
+            tracing::error!(mirror = %m.id, error = %e, "mirror failed; its published snapshot stays");
+            Err(e.to_string())
+        }
+        _ => Ok((report.fetched_bytes, report.fetched_files)),
+    };
+    catalog.mark_finished(&m.id, unix_now(), outcome.as_ref().map(|v| *v).map_err(String::as_str))?;
+    Ok(report)
+}
+
+/// The network part of one mirror: metadata, plan, and (unless dry-run) the downloads.
+async fn mirror_snapshot(
+    env: &Env<'_>,
+    m: &MirrorConfig,
+    previous: Previous,
+) -> Result<(MirrorReport, Option<NewSnapshot>), MirrorError> {
+    let started = Instant::now();
+    let verify = env.request.verify || m.verify;
+    let ctx = MetadataCtx { mirror: m, fetcher: &env.fetcher, pool: &env.pool, previous, force: verify };
+    let meta = match metadata::fetch(&ctx).await? {
+        Fetched::Unchanged => return Ok((MirrorReport::new(&m.id, MirrorOutcome::Unchanged, started.elapsed()), None)),
+        Fetched::Changed(meta) => *meta,
+    };
+    let plan = plan(m, meta, |sha| env.pool.contains(sha))?;
+    if env.request.dry_run {
+        let totals = plan.totals();
+        let mut r = MirrorReport::new(&m.id, MirrorOutcome::Planned(Box::new(plan)), started.elapsed());
+        (r.fetched_files, r.fetched_bytes, r.reused_files, r.reused_bytes) =
+            (totals.fetch_files, totals.fetch_bytes, totals.reuse_files, totals.reuse_bytes);
+        return Ok((r, None));
+    }
+    let totals = plan.totals();
+    env.progress.mirror_started(&m.id, totals.fetch_files + totals.reuse_files, totals.fetch_bytes + totals.reuse_bytes);
+    let (release_sha256, release_last_modified) = (plan.release_sha256, plan.release_last_modified);
+    let skipped = plan.skipped_packages;
+    let ex = ExecCtx {
+        fetcher: &env.fetcher,
+        pool: &env.pool,
+        base: &m.repository.url,
+        concurrency: env.config.sync.concurrency,
+        verify,
+        progress: env.progress,
+        now: env.now,
+    };
+    let done = execute(&ex, plan).await;
+    env.progress.mirror_finished(&m.id);
+    let done = done?;
+    let mut r = MirrorReport::new(&m.id, MirrorOutcome::Unchanged, started.elapsed());
+    (r.fetched_files, r.fetched_bytes, r.reused_files, r.reused_bytes) =
+        (done.fetched_files, done.fetched_bytes, done.reused_files, done.reused_bytes);
+    r.skipped_packages = skipped;
+    r.warnings = done.warnings;
+    let snapshot = NewSnapshot {
+        mirror_id: m.id.clone(),
+        created_at: unix_now(),
+        release_sha256: Some(release_sha256),
+        release_last_modified,
+        entries: done.entries,
+    };
+    Ok((r, Some(snapshot)))
+}
+
+/// Publishes every snapshot this run recorded in one transaction, refusing path conflicts.
+fn publish(env: &Env<'_>, catalog: &mut Catalog, picks: &[(String, i64)], report: &mut RunReport) -> anyhow::Result<()> {
+    if picks.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = picks.iter().map(|(_, id)| *id).collect();
+    let retention = Retention { keep: env.config.sync.keep, grace_secs: env.config.sync.grace.as_secs() as i64 };
+    let check = view_check(env.config);
+    match catalog.publish(&ids, unix_now(), retention, check) {
+        Ok(out) => {
+            report.generation = Some(out.generation);
+            report.pruned = out.pruned;
+            Ok(())
+        }
+        Err(crate::catalog::CatalogError::Refused(why)) => {
+            let line = format!("publish refused, previous snapshots stay published: {why}");
+            for (mirror, _) in picks {
+                catalog.mark_finished(mirror, unix_now(), Err(&line))?;
+            }
+            report.publish_error = Some(line);
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The check a publish runs on the view it would produce: the view must build (no two mirrors
+/// putting different content at one path, no alias over a real path).
+pub fn view_check(config: &Config) -> impl FnOnce(&ViewSource) -> Result<(), String> {
+    let aliases = aliases(config);
+    move |src: &ViewSource| {
+        let mut src = src.clone();
+        src.aliases = aliases;
+        crate::tree::View::build(&src).map(drop).map_err(|e| e.to_string())
+    }
+}
+
+/// The configured aliases as the view model takes them.
+pub fn aliases(config: &Config) -> Vec<Alias> {
+    config.aliases.iter().map(|a| Alias { path: a.path.clone(), target: a.target.clone() }).collect()
+}
+
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}

@@ -1,0 +1,77 @@
+//! What a sync run reports: per mirror outcome, files and bytes fetched and reused, warnings,
+//! elapsed time; and the publish result of the run.
+
+use super::plan::MirrorPlan;
+use super::MirrorError;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub enum MirrorOutcome {
+    /// Upstream's Release did not change: nothing fetched, no snapshot.
+    Unchanged,
+    /// A new snapshot was recorded (and published, unless the publish failed).
+    Snapshot { name: String },
+    /// `--dry-run`: what a sync would do.
+    Planned(Box<MirrorPlan>),
+    Failed(MirrorError),
+}
+
+#[derive(Debug, Clone)]
+pub struct MirrorReport {
+    pub id: String,
+    pub outcome: MirrorOutcome,
+    pub fetched_files: u64,
+    pub fetched_bytes: u64,
+    pub reused_files: u64,
+    pub reused_bytes: u64,
+    pub skipped_packages: usize,
+    pub elapsed: Duration,
+    pub warnings: Vec<String>,
+}
+
+impl MirrorReport {
+    pub fn new(id: &str, outcome: MirrorOutcome, elapsed: Duration) -> MirrorReport {
+        MirrorReport {
+            id: id.to_owned(),
+            outcome,
+            fetched_files: 0,
+            fetched_bytes: 0,
+            reused_files: 0,
+            reused_bytes: 0,
+            skipped_packages: 0,
+            elapsed,
+            warnings: Vec::new(),
+        }
+    }
+
+    pub fn failed(&self) -> bool {
+        matches!(self.outcome, MirrorOutcome::Failed(_))
+    }
+
+    /// Bytes per second of what was fetched.
+    pub fn throughput(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.fetched_bytes as f64 / secs
+        } else {
+            0.0
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunReport {
+    pub mirrors: Vec<MirrorReport>,
+    /// Generation published by this run (None: nothing to publish, dry run, or publish refused).
+    pub generation: Option<u64>,
+    /// Why the publish transaction was refused (e.g. a path conflict between two mirrors).
+    pub publish_error: Option<String>,
+    /// Snapshots removed by retention, as `mirror/name`.
+    pub pruned: Vec<String>,
+}
+
+impl RunReport {
+    pub fn success(&self) -> bool {
+        self.publish_error.is_none() && !self.mirrors.iter().any(MirrorReport::failed)
+    }
+}
