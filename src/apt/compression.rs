@@ -146,7 +146,11 @@ mod tests {
     const FORMATS: [&str; 5] = ["gz", "xz", "bz2", "lzma", ""];
 
     fn name(ext: &str) -> String {
-        if ext.is_empty() { "main/binary-amd64/Packages".into() } else { format!("main/binary-amd64/Packages.{ext}") }
+        if ext.is_empty() {
+            "main/binary-amd64/Packages".into()
+        } else {
+            format!("main/binary-amd64/Packages.{ext}")
+        }
     }
 
     #[test]

@@ -25,15 +25,10 @@ pub fn stanzas<'a>(
     what: &'static str,
     name_field: Option<&'static str>,
 ) -> impl Iterator<Item = Result<Stanza<'a>, ParseError>> + 'a {
-    BorrowedParagraphIter::new(text)
-        .enumerate()
-        .map(move |(i, para)| match para {
-            Ok(para) => Ok(Stanza { what, number: i + 1, name_field, para }),
-            Err(e) => Err(ParseError::Syntax {
-                stanza: format!("{what} stanza {}", i + 1),
-                detail: e.to_string(),
-            }),
-        })
+    BorrowedParagraphIter::new(text).enumerate().map(move |(i, para)| match para {
+        Ok(para) => Ok(Stanza { what, number: i + 1, name_field, para }),
+        Err(e) => Err(ParseError::Syntax { stanza: format!("{what} stanza {}", i + 1), detail: e.to_string() }),
+    })
 }
 
 impl<'a> Stanza<'a> {
@@ -60,27 +55,18 @@ impl<'a> Stanza<'a> {
 
     /// Like [`Stanza::single`] but absence is an error.
     pub fn required(&self, field: &'static str) -> Result<&'a str, ParseError> {
-        self.single(field)?.ok_or_else(|| ParseError::MissingField {
-            stanza: self.describe(),
-            field,
-        })
+        self.single(field)?.ok_or_else(|| ParseError::MissingField { stanza: self.describe(), field })
     }
 
     /// The non-empty trimmed lines of a (usually multi-line) field, the first line included;
     /// `None` when absent. A repeated field is an error.
     pub fn lines(&self, field: &str) -> Result<Option<Vec<&'a str>>, ParseError> {
-        Ok(self.lines_raw(field)?.map(|lines| {
-            lines.iter().map(|l| l.trim()).filter(|l| !l.is_empty()).collect()
-        }))
+        Ok(self.lines_raw(field)?.map(|lines| lines.iter().map(|l| l.trim()).filter(|l| !l.is_empty()).collect()))
     }
 
     /// An error about `field` of this stanza.
     pub fn bad(&self, field: &str, detail: impl Into<String>) -> ParseError {
-        ParseError::BadField {
-            stanza: self.describe(),
-            field: field.to_owned(),
-            detail: detail.into(),
-        }
+        ParseError::BadField { stanza: self.describe(), field: field.to_owned(), detail: detail.into() }
     }
 
     fn lines_raw(&self, field: &str) -> Result<Option<&[&'a str]>, ParseError> {
@@ -135,9 +121,6 @@ mod tests {
     #[test]
     fn required_reports_missing_field() {
         let err = first("Package: a\n").required("Version").unwrap_err();
-        assert_eq!(
-            err,
-            ParseError::MissingField { stanza: "Test stanza 1 (Package: a)".into(), field: "Version" }
-        );
+        assert_eq!(err, ParseError::MissingField { stanza: "Test stanza 1 (Package: a)".into(), field: "Version" });
     }
 }

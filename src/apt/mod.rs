@@ -29,9 +29,7 @@ pub use compression::{decompress, strip_compression, DecompressError};
 pub use packages::{parse_packages, safe_relative_path, Package, UnsafePath};
 pub use pdiff::{parse_pdiff_index, PdiffFile, PdiffIndex};
 pub use release::{parse_release, Release, ReleaseFile};
-pub use signature::{
-    verify_detached, verify_inrelease, Keyring, SignatureError, VerifiedRelease,
-};
+pub use signature::{verify_detached, verify_inrelease, Keyring, SignatureError, VerifiedRelease};
 
 /// Why an index (Release, Packages, pdiff Index) was rejected. `stanza` names where: the
 /// document kind plus the stanza number (1-based) and, for Packages, the package name.
@@ -45,11 +43,7 @@ pub enum ParseError {
     MissingField { stanza: String, field: &'static str },
     /// A field is present but its value is unusable (bad number, bad hash, unsafe path, …).
     #[error("{stanza}: field {field}: {detail}")]
-    BadField {
-        stanza: String,
-        field: String,
-        detail: String,
-    },
+    BadField { stanza: String, field: String, detail: String },
     /// The document has no stanza at all.
     #[error("{what}: empty document")]
     Empty { what: &'static str },

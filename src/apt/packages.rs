@@ -23,18 +23,14 @@ pub struct Package {
 /// Parse a whole (decompressed) Packages index. Requires `Package`, `Version`, `Architecture`,
 /// `Filename`, `Size` and `SHA256` in every stanza; the error names the stanza and the field.
 pub fn parse_packages(text: &str) -> Result<Vec<Package>, ParseError> {
-    stanzas(text, "Packages", Some("Package"))
-        .map(|stanza| parse_stanza(&stanza?))
-        .collect()
+    stanzas(text, "Packages", Some("Package")).map(|stanza| parse_stanza(&stanza?)).collect()
 }
 
 fn parse_stanza(s: &Stanza<'_>) -> Result<Package, ParseError> {
     let filename = s.required("Filename")?;
     let filename = safe_relative_path(filename).map_err(|e| s.bad("Filename", e.to_string()))?;
     let size = s.required("Size")?;
-    let size = size
-        .parse::<u64>()
-        .map_err(|_| s.bad("Size", format!("not a byte count: {size:?}")))?;
+    let size = size.parse::<u64>().map_err(|_| s.bad("Size", format!("not a byte count: {size:?}")))?;
     let sha256 = s.required("SHA256")?;
     let sha256 = sha256.parse::<Sha256>().map_err(|e| s.bad("SHA256", e.to_string()))?;
     Ok(Package {
@@ -140,10 +136,7 @@ mod tests {
         assert_eq!(pkgs.len(), 2);
         assert_eq!(pkgs[0].name, "proxmox-ve");
         assert_eq!(pkgs[0].architecture, "all");
-        assert_eq!(
-            pkgs[0].filename,
-            "dists/bookworm/pve-no-subscription/binary-amd64/proxmox-ve_8.2.0_all.deb"
-        );
+        assert_eq!(pkgs[0].filename, "dists/bookworm/pve-no-subscription/binary-amd64/proxmox-ve_8.2.0_all.deb");
         assert_eq!(pkgs[0].size, 5048);
         assert_eq!(pkgs[1].section.as_deref(), Some("admin"));
         assert_eq!(pkgs[1].sha256.to_hex(), HELLO_SHA);

@@ -52,10 +52,8 @@ pub fn parse_pdiff_index(text: &str) -> Result<PdiffIndex, ParseError> {
         current,
         history: file_list(&stanza, "SHA256-History")?.unwrap_or_default(),
         patch_results: file_list(&stanza, "SHA256-Patches")?.unwrap_or_default(),
-        patches: file_list(&stanza, "SHA256-Download")?.ok_or_else(|| ParseError::MissingField {
-            stanza: stanza.describe(),
-            field: "SHA256-Download",
-        })?,
+        patches: file_list(&stanza, "SHA256-Download")?
+            .ok_or_else(|| ParseError::MissingField { stanza: stanza.describe(), field: "SHA256-Download" })?,
     })
 }
 
@@ -105,7 +103,13 @@ mod tests {
              {} 46101234 2024-11-08-2014.13\nSHA256-Patches:\n {} 21553 2024-11-08-0206.36\n \
              {} 1234 2024-11-08-2014.13\nSHA256-Download:\n {} 5430 2024-11-08-0206.36.gz\n \
              {} 456 T-2024-11-09-0813.25-F-2024-11-08-2014.13.gz\nX-Patch-Precedence: merged\n",
-            hex(1), hex(2), hex(3), hex(4), hex(5), hex(6), hex(7)
+            hex(1),
+            hex(2),
+            hex(3),
+            hex(4),
+            hex(5),
+            hex(6),
+            hex(7)
         )
     }
 
@@ -118,10 +122,7 @@ mod tests {
         let got: Vec<_> = idx.patches.iter().map(|p| (p.name.as_str(), p.size, p.sha256.to_hex())).collect();
         assert_eq!(
             got,
-            [
-                ("2024-11-08-0206.36.gz", 5430, hex(6)),
-                ("T-2024-11-09-0813.25-F-2024-11-08-2014.13.gz", 456, hex(7))
-            ]
+            [("2024-11-08-0206.36.gz", 5430, hex(6)), ("T-2024-11-09-0813.25-F-2024-11-08-2014.13.gz", 456, hex(7))]
         );
     }
 

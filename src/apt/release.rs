@@ -41,11 +41,17 @@ pub struct ReleaseFile {
 }
 
 /// The weaker hash lists: field name, hex digest length, where the digest goes.
-const OTHER_HASHES: [(&str, usize, fn(&mut ReleaseFile) -> &mut Option<String>); 3] = [
-    ("MD5Sum", 32, |f| &mut f.md5),
-    ("SHA1", 40, |f| &mut f.sha1),
-    ("SHA512", 128, |f| &mut f.sha512),
-];
+const OTHER_HASHES: [(&str, usize, DigestSlot); 3] =
+    [("MD5Sum", 32, |f| &mut f.md5), ("SHA1", 40, |f| &mut f.sha1), ("SHA512", 128, |f| &mut f.sha512)];
+
+type DigestSlot = fn(&mut ReleaseFile) -> &mut Option<String>;
+
+/// One `<hex digest> <size> <path>` line of a hash list.
+struct HashLine<'a> {
+    hex: &'a str,
+    size: u64,
+    path: &'a str,
+}
 
 /// Hex digits in a SHA-256 digest.
 const SHA256_HEX_LEN: usize = 64;
@@ -85,9 +91,7 @@ fn words(value: Option<&str>) -> Vec<String> {
 fn date_field(stanza: &Stanza<'_>, field: &str) -> Result<Option<i64>, ParseError> {
     match stanza.single(field)? {
         None => Ok(None),
-        Some(v) => parse_rfc2822(v)
-            .map(Some)
-            .ok_or_else(|| stanza.bad(field, format!("not an RFC 2822 date: {v:?}"))),
+        Some(v) => parse_rfc2822(v).map(Some).ok_or_else(|| stanza.bad(field, format!("not an RFC 2822 date: {v:?}"))),
     }
 }
 
@@ -95,26 +99,17 @@ fn date_field(stanza: &Stanza<'_>, field: &str) -> Result<Option<i64>, ParseErro
 fn files(stanza: &Stanza<'_>) -> Result<Vec<ReleaseFile>, ParseError> {
     let mut files = Vec::new();
     let mut by_path = HashMap::new();
-    for (hex, size, path) in hash_list(stanza, "SHA256", SHA256_HEX_LEN)?.ok_or_else(|| {
-        ParseError::MissingField { stanza: stanza.describe(), field: "SHA256" }
-    })? {
-        let sha256 = hex.parse().map_err(|e: crate::digest::BadDigest| {
-            stanza.bad("SHA256", e.to_string())
-        })?;
+    for HashLine { hex, size, path } in hash_list(stanza, "SHA256", SHA256_HEX_LEN)?
+        .ok_or_else(|| ParseError::MissingField { stanza: stanza.describe(), field: "SHA256" })?
+    {
+        let sha256 = hex.parse().map_err(|e: crate::digest::BadDigest| stanza.bad("SHA256", e.to_string()))?;
         if by_path.insert(path, files.len()).is_some() {
             return Err(stanza.bad("SHA256", format!("{path} is listed twice")));
         }
-        files.push(ReleaseFile {
-            path: path.to_owned(),
-            size,
-            sha256,
-            md5: None,
-            sha1: None,
-            sha512: None,
-        });
+        files.push(ReleaseFile { path: path.to_owned(), size, sha256, md5: None, sha1: None, sha512: None });
     }
     for (field, len, slot) in OTHER_HASHES {
-        for (hex, size, path) in hash_list(stanza, field, len)?.unwrap_or_default() {
+        for HashLine { hex, size, path } in hash_list(stanza, field, len)?.unwrap_or_default() {
             let Some(&i) = by_path.get(path) else { continue };
             if files[i].size != size {
                 let sha_size = files[i].size;
@@ -127,11 +122,7 @@ fn files(stanza: &Stanza<'_>) -> Result<Vec<ReleaseFile>, ParseError> {
 }
 
 /// Lines `<hex digest> <size> <path>` of a hash field; `None` when the field is absent.
-fn hash_list<'a>(
-    stanza: &Stanza<'a>,
-    field: &str,
-    hex_len: usize,
-) -> Result<Option<Vec<(&'a str, u64, &'a str)>>, ParseError> {
+fn hash_list<'a>(stanza: &Stanza<'a>, field: &str, hex_len: usize) -> Result<Option<Vec<HashLine<'a>>>, ParseError> {
     let Some(lines) = stanza.lines(field)? else { return Ok(None) };
     let parse_line = |line: &'a str| {
         let bad = |what: &str| stanza.bad(field, format!("{what} in line {line:?}"));
@@ -144,7 +135,7 @@ fn hash_list<'a>(
         }
         let size = size.parse::<u64>().map_err(|_| bad("bad size"))?;
         let path = safe_relative_path(path).map_err(|e| bad(&e.to_string()))?;
-        Ok((hex, size, path))
+        Ok(HashLine { hex, size, path })
     };
     lines.into_iter().map(parse_line).collect::<Result<_, _>>().map(Some)
 }
@@ -152,20 +143,16 @@ fn hash_list<'a>(
 /// Parse an RFC 2822 date as Release files write it (`Sat, 09 Nov 2024 10:11:12 UTC`, the
 /// weekday optional; zone `UTC`/`GMT`/`UT`/`Z` or `±hhmm`) into unix seconds.
 pub fn parse_rfc2822(s: &str) -> Option<i64> {
-    const MONTHS: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let mut tokens: Vec<&str> = s.split_whitespace().collect();
     if tokens.first().is_some_and(|t| t.ends_with(',')) {
         tokens.remove(0);
     }
     let [day, month, year, hms, zone] = tokens[..] else { return None };
     let month = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(month))? as u8 + 1;
-    let date = time::Date::from_calendar_date(
-        year.parse().ok()?,
-        time::Month::try_from(month).ok()?,
-        day.parse().ok()?,
-    )
-    .ok()?;
+    let date =
+        time::Date::from_calendar_date(year.parse().ok()?, time::Month::try_from(month).ok()?, day.parse().ok()?)
+            .ok()?;
     let mut hms = hms.split(':').map(|n| n.parse::<u8>().ok());
     let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
     if hms.next().is_some() {
@@ -207,10 +194,7 @@ impl Release {
         if !archs.contains(&"all") {
             archs.push("all");
         }
-        self.files
-            .iter()
-            .filter(|f| is_wanted(&f.path, components, &archs))
-            .collect()
+        self.files.iter().filter(|f| is_wanted(&f.path, components, &archs)).collect()
     }
 }
 
@@ -230,8 +214,7 @@ fn wanted_in_component(rest: &str, archs: &[&str]) -> bool {
         return name == "Index" || is_prefixed(name, "Translation-");
     }
     if let Some(name) = rest.strip_prefix("dep11/") {
-        return is_prefixed(name, "icons-")
-            || archs.iter().any(|a| is_stem(name, &format!("Components-{a}")));
+        return is_prefixed(name, "icons-") || archs.iter().any(|a| is_stem(name, &format!("Components-{a}")));
     }
     if let Some(name) = rest.strip_prefix("cnf/") {
         return archs.iter().any(|a| is_stem(name, &format!("Commands-{a}")));
@@ -246,8 +229,7 @@ fn wanted_in_component(rest: &str, archs: &[&str]) -> bool {
 
 /// `name` is `stem` or `stem.<anything without '/'>` (`Packages`, `Packages.xz`).
 fn is_stem(name: &str, stem: &str) -> bool {
-    name.strip_prefix(stem)
-        .is_some_and(|r| r.is_empty() || (r.starts_with('.') && !r.contains('/')))
+    name.strip_prefix(stem).is_some_and(|r| r.is_empty() || (r.starts_with('.') && !r.contains('/')))
 }
 
 /// `name` is `prefix` followed by at least one character, none of them '/' (`Translation-en`).

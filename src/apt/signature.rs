@@ -10,29 +10,33 @@
 //! - The signing key must be valid when the signature was made *and* now: an expired or revoked
 //!   key fails, as it does for apt (`EXPKEYSIG`/`REVKEYSIG`).
 //! - For InRelease, the Release parsed is the text the verifier returns as signed — never the raw
-//!   bytes around it, so text appended outside the signed block cannot reach the catalog.
+//!   bytes around it. Text before or after the clearsigned block is refused outright, as apt
+//!   refuses it (the mirror serves InRelease byte for byte, so clients would reject it anyway).
 //!
 //! [`testkey`] (always compiled: the fixture generator and the demo use it) makes a real key and
 //! signs Release texts with it.
 
 use super::release::{parse_release, Release};
 use super::ParseError;
-use sequoia_openpgp as openpgp;
 use openpgp::cert::amalgamation::ValidAmalgamation;
 use openpgp::cert::{Cert, CertParser};
 use openpgp::parse::stream::{
-    DetachedVerifierBuilder, GoodChecksum, MessageLayer, MessageStructure, VerificationError,
-    VerificationHelper, VerifierBuilder,
+    DetachedVerifierBuilder, GoodChecksum, MessageLayer, MessageStructure, VerificationError, VerificationHelper,
+    VerifierBuilder,
 };
 use openpgp::parse::Parse;
 use openpgp::policy::StandardPolicy;
 use openpgp::types::RevocationStatus;
 use openpgp::KeyHandle;
+use sequoia_openpgp as openpgp;
 use std::io::Read;
 use std::time::SystemTime;
 
 /// The first line of a clearsigned message (RFC 9580 §7).
 const CLEARSIGN_HEADER: &[u8] = b"-----BEGIN PGP SIGNED MESSAGE-----";
+/// The armor line that closes the signature block of a clearsigned message. Matched at a line
+/// start only: a signed line that looks like it is dash-escaped (`- -----END…`).
+const SIGNATURE_FOOTER: &[u8] = b"\n-----END PGP SIGNATURE-----";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignatureError {
@@ -42,6 +46,8 @@ pub enum SignatureError {
     EmptyKeyring,
     #[error("not signed: {0}")]
     NotSigned(&'static str),
+    #[error("unsigned data around the clearsigned message (apt refuses such an InRelease too)")]
+    UnsignedData,
     #[error("malformed signature data: {0}")]
     Malformed(String),
     #[error("signed only by keys that are not in the keyring (issuers: {issuers})")]
@@ -132,7 +138,9 @@ pub fn verify_inrelease(inrelease: &[u8], keyring: &Keyring) -> Result<VerifiedR
 }
 
 /// Verify a clearsigned `InRelease` as of `at` (key validity is judged at `at` too), then parse
-/// the signed text as a Release. Input that does not start with the clearsign header is refused.
+/// the signed text as a Release. Input that does not start with the clearsign header is refused,
+/// and so is anything but whitespace after the signature block (as apt does): the mirror serves
+/// these bytes unchanged, and clients would reject them.
 pub fn verify_inrelease_at(
     inrelease: &[u8],
     keyring: &Keyring,
@@ -140,6 +148,9 @@ pub fn verify_inrelease_at(
 ) -> Result<VerifiedRelease, SignatureError> {
     if !inrelease.trim_ascii_start().starts_with(CLEARSIGN_HEADER) {
         return Err(SignatureError::NotSigned("InRelease is not a clearsigned message"));
+    }
+    if has_trailing_data(inrelease) {
+        return Err(SignatureError::UnsignedData);
     }
     let policy = StandardPolicy::new();
     let mut outcome = None;
@@ -150,6 +161,13 @@ pub fn verify_inrelease_at(
         .and_then(|mut v| v.read_to_end(&mut signed).map_err(Into::into));
     let signer = finish(result, outcome)?;
     verified(signed, signer)
+}
+
+/// Whether non-whitespace follows the first signature footer. Without a footer sequoia reports
+/// the broken armor itself; a footer-like line inside the signed text is dash-escaped.
+fn has_trailing_data(inrelease: &[u8]) -> bool {
+    let footer = inrelease.windows(SIGNATURE_FOOTER.len()).position(|w| w == SIGNATURE_FOOTER);
+    footer.is_some_and(|at| !inrelease[at + SIGNATURE_FOOTER.len()..].trim_ascii().is_empty())
 }
 
 /// Verify `Release` against the detached `Release.gpg` now. See [`verify_detached_at`].
@@ -250,13 +268,15 @@ fn judge(structure: MessageStructure, policy: &StandardPolicy, at: SystemTime) -
 fn classify(err: VerificationError<'_>) -> SignatureError {
     match err {
         VerificationError::MissingKey { sig } => {
-            let issuers: Vec<String> = sig.get_issuers().iter().map(|h| h.to_hex()).collect();
+            let mut issuers: Vec<String> = sig.get_issuers().iter().map(|h| h.to_hex()).collect();
+            // A key ID is the tail of the fingerprint usually listed beside it.
+            let all = issuers.clone();
+            issuers.retain(|id| !all.iter().any(|other| other.len() > id.len() && other.ends_with(id.as_str())));
             SignatureError::UnknownKey { issuers: issuers.join(", ") }
         }
-        VerificationError::UnboundKey { cert, error, .. } => SignatureError::KeyRejected {
-            fingerprint: cert.fingerprint().to_hex(),
-            reason: format!("{error:#}"),
-        },
+        VerificationError::UnboundKey { cert, error, .. } => {
+            SignatureError::KeyRejected { fingerprint: cert.fingerprint().to_hex(), reason: format!("{error:#}") }
+        }
         VerificationError::BadKey { ka, error, .. } => {
             let fingerprint = ka.cert().fingerprint().to_hex();
             let revoked = matches!(ka.revocation_status(), RevocationStatus::Revoked(_))
@@ -269,10 +289,9 @@ fn classify(err: VerificationError<'_>) -> SignatureError {
                 SignatureError::KeyRejected { fingerprint, reason: format!("{error:#}") }
             }
         }
-        VerificationError::BadSignature { ka, error, .. } => SignatureError::BadSignature {
-            fingerprint: ka.cert().fingerprint().to_hex(),
-            reason: format!("{error:#}"),
-        },
+        VerificationError::BadSignature { ka, error, .. } => {
+            SignatureError::BadSignature { fingerprint: ka.cert().fingerprint().to_hex(), reason: format!("{error:#}") }
+        }
         VerificationError::MalformedSignature { error, .. } => SignatureError::Malformed(format!("{error:#}")),
         // UnknownSignature, and variants newer sequoia versions may add.
         _ => SignatureError::Malformed("unsupported signature packet".into()),
@@ -283,8 +302,10 @@ fn classify(err: VerificationError<'_>) -> SignatureError {
 fn still_valid(good: &GoodChecksum<'_>, policy: &StandardPolicy, at: SystemTime) -> Result<String, SignatureError> {
     let cert = good.ka.cert();
     let fingerprint = cert.fingerprint().to_hex();
-    let rejected = |e: anyhow::Error| SignatureError::KeyRejected { fingerprint: fingerprint.clone(), reason: format!("{e:#}") };
-    let expired = |e: anyhow::Error| SignatureError::KeyExpired { fingerprint: fingerprint.clone(), reason: format!("{e:#}") };
+    let rejected =
+        |e: anyhow::Error| SignatureError::KeyRejected { fingerprint: fingerprint.clone(), reason: format!("{e:#}") };
+    let expired =
+        |e: anyhow::Error| SignatureError::KeyExpired { fingerprint: fingerprint.clone(), reason: format!("{e:#}") };
     let valid = cert.with_policy(policy, at).map_err(rejected)?;
     let key = valid
         .keys()
@@ -323,9 +344,7 @@ pub mod testkey {
     /// A general-purpose Cv25519 key for `userid` that never expires (so a fixture key stored
     /// in a repository keeps working).
     pub fn generate(userid: &str) -> Result<SigningKey> {
-        let (cert, _revocation) = CertBuilder::general_purpose(Some(userid))
-            .set_validity_period(None)
-            .generate()?;
+        let (cert, _revocation) = CertBuilder::general_purpose(Some(userid)).set_validity_period(None).generate()?;
         Ok(SigningKey { cert })
     }
 
@@ -349,8 +368,16 @@ pub mod testkey {
         /// The signing subkey as a key pair, for callers that build their own `Signer`.
         pub fn keypair(&self) -> Result<KeyPair> {
             let policy = StandardPolicy::new();
-            let key = self.cert.keys().secret().with_policy(&policy, None).supported().alive().revoked(false)
-                .for_signing().next()
+            let key = self
+                .cert
+                .keys()
+                .secret()
+                .with_policy(&policy, None)
+                .supported()
+                .alive()
+                .revoked(false)
+                .for_signing()
+                .next()
                 .ok_or_else(|| anyhow::anyhow!("certificate has no usable secret signing key"))?;
             key.key().clone().into_keypair()
         }
@@ -457,6 +484,9 @@ mod tests {
                 assert_eq!(v.signer_fingerprint(), key.fingerprint(), "{what}");
             }
         }
+        let two_blocks = [a.public_armored().unwrap(), b.public_armored().unwrap()].concat();
+        let keyring = Keyring::from_bytes(&two_blocks).unwrap();
+        assert_eq!(keyring.fingerprints(), [a.fingerprint(), b.fingerprint()], "two armor blocks");
         let single = Keyring::from_bytes(&a.public_armored().unwrap()).unwrap();
         assert_eq!(single.fingerprints(), [a.fingerprint()]);
     }
@@ -475,7 +505,8 @@ mod tests {
         let (key, other) = keys();
         let inrelease = key.clearsign(RELEASE.as_bytes()).unwrap();
         let err = verify_inrelease(&inrelease, &ring(&[other])).unwrap_err();
-        assert!(matches!(&err, SignatureError::UnknownKey { .. }), "{err}");
+        let signing_subkey = key.keypair().unwrap().public().fingerprint().to_hex();
+        assert!(matches!(&err, SignatureError::UnknownKey { issuers } if *issuers == signing_subkey), "{err}");
         let sig = key.detach_sign(RELEASE.as_bytes()).unwrap();
         let err = verify_detached(RELEASE.as_bytes(), &sig, &ring(&[other])).unwrap_err();
         assert!(matches!(&err, SignatureError::UnknownKey { .. }), "{err}");
@@ -485,7 +516,8 @@ mod tests {
     fn modified_text_is_rejected() {
         let (key, _) = keys();
         let keyring = ring(&[key]);
-        let tampered = String::from_utf8(key.clearsign(RELEASE.as_bytes()).unwrap()).unwrap()
+        let tampered = String::from_utf8(key.clearsign(RELEASE.as_bytes()).unwrap())
+            .unwrap()
             .replace("Origin: Test", "Origin: Evil");
         let err = verify_inrelease(tampered.as_bytes(), &keyring).unwrap_err();
         assert!(matches!(&err, SignatureError::BadSignature { .. }), "{err}");
@@ -505,26 +537,29 @@ mod tests {
         let err = verify_detached(RELEASE.as_bytes(), b"garbage", &keyring).unwrap_err();
         assert!(matches!(&err, SignatureError::Malformed(_)), "{err}");
         let header_only = b"-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nOrigin: x\n";
-        assert!(verify_inrelease(header_only, &keyring).is_err());
-        let mut stripped = keys().0.clearsign(RELEASE.as_bytes()).unwrap();
-        let sig_at = stripped.windows(5).position(|w| w == b"-----".as_slice()).unwrap();
-        let sig_at = sig_at + stripped[sig_at..].windows(9).position(|w| w == b"\n-----BEG").unwrap();
-        stripped.truncate(sig_at + 1);
-        assert!(verify_inrelease(&stripped, &keyring).is_err(), "clearsign block without signature");
+        let err = verify_inrelease(header_only, &keyring).unwrap_err();
+        assert!(matches!(&err, SignatureError::Malformed(_)), "{err}");
+        let signed = String::from_utf8(keys().0.clearsign(RELEASE.as_bytes()).unwrap()).unwrap();
+        let stripped = &signed[..signed.find("-----BEGIN PGP SIGNATURE").unwrap()];
+        let err = verify_inrelease(stripped.as_bytes(), &keyring).unwrap_err();
+        assert!(matches!(&err, SignatureError::Malformed(_)), "no signature block: {err}");
     }
 
     #[test]
     fn appended_unsigned_text_is_not_verified() {
         let (key, _) = keys();
         let keyring = ring(&[key]);
-        let mut inrelease = key.clearsign(RELEASE.as_bytes()).unwrap();
+        let inrelease = key.clearsign(RELEASE.as_bytes()).unwrap();
         let extra = b"\nSHA256:\n 00000000000000000000000000000000000000000000000000000000000000ff 1 evil\n";
-        inrelease.extend_from_slice(extra);
-        // Either refused outright, or verified with only the signed text.
-        if let Ok(v) = verify_inrelease(&inrelease, &keyring) {
-            assert_eq!(v.signed_text().trim_end(), RELEASE.trim_end());
-            assert!(v.release().files.iter().all(|f| f.path != "evil"));
-        }
+        let appended = [inrelease.as_slice(), extra].concat();
+        let err = verify_inrelease(&appended, &keyring).unwrap_err();
+        assert!(matches!(&err, SignatureError::UnsignedData), "{err}");
+        // Trailing whitespace is harmless, and the release comes from the signed text only.
+        let padded = [inrelease.as_slice(), b"\n\n  \n"].concat();
+        assert_eq!(verify_inrelease(&padded, &keyring).unwrap().signed_text(), RELEASE);
+        // Past the armor check, the parsed text is still the verifier's output, not the input.
+        let v = verify_inrelease(&inrelease, &keyring).unwrap();
+        assert_eq!(v.release(), &parse_release(RELEASE).unwrap());
         let mut prefixed = b"Origin: Evil\n\n".to_vec();
         prefixed.extend_from_slice(&key.clearsign(RELEASE.as_bytes()).unwrap());
         assert!(matches!(verify_inrelease(&prefixed, &keyring), Err(SignatureError::NotSigned(_))));
@@ -548,8 +583,12 @@ mod tests {
 
         // Signed after the key expired: sequoia itself rejects the key.
         let mut late = Vec::new();
-        let mut signer = Signer::new(Message::new(&mut late), short.keypair().unwrap()).unwrap()
-            .cleartext().creation_time(later).build().unwrap();
+        let mut signer = Signer::new(Message::new(&mut late), short.keypair().unwrap())
+            .unwrap()
+            .cleartext()
+            .creation_time(later)
+            .build()
+            .unwrap();
         signer.write_all(RELEASE.as_bytes()).unwrap();
         signer.finalize().unwrap();
         let err = verify_inrelease_at(&late, &keyring, later).unwrap_err();
@@ -569,12 +608,27 @@ mod tests {
     fn sha1_signatures_are_rejected_by_policy() {
         let (key, _) = keys();
         let mut sink = Vec::new();
-        let mut signer = Signer::new(Message::new(&mut sink), key.keypair().unwrap()).unwrap()
-            .cleartext().hash_algo(HashAlgorithm::SHA1).unwrap().build().unwrap();
+        let mut signer = Signer::new(Message::new(&mut sink), key.keypair().unwrap())
+            .unwrap()
+            .cleartext()
+            .hash_algo(HashAlgorithm::SHA1)
+            .unwrap()
+            .build()
+            .unwrap();
         signer.write_all(RELEASE.as_bytes()).unwrap();
         signer.finalize().unwrap();
         let err = verify_inrelease(&sink, &ring(&[key])).unwrap_err();
-        assert!(matches!(&err, SignatureError::BadSignature { .. }), "{err}");
+        assert!(matches!(&err, SignatureError::BadSignature { reason, .. } if reason.contains("SHA1")), "{err}");
+    }
+
+    #[test]
+    fn dash_escaped_footer_in_text_is_fine() {
+        let (key, _) = keys();
+        // A line starting with '-' is dash-escaped (`- -----END…`) inside the clearsigned block.
+        let text = format!("{RELEASE}-----END PGP SIGNATURE-----: x\n");
+        let inrelease = key.clearsign(text.as_bytes()).unwrap();
+        let v = verify_inrelease(&inrelease, &ring(&[key])).unwrap();
+        assert_eq!(v.signed_text(), text);
     }
 
     #[test]
@@ -582,33 +636,6 @@ mod tests {
         let (key, _) = keys();
         let err = verify_inrelease(&key.clearsign(b"Origin: x\n").unwrap(), &ring(&[key])).unwrap_err();
         assert!(matches!(&err, SignatureError::Release(ParseError::MissingField { .. })), "{err}");
-    }
-
-    #[test]
-    fn zz_debug() {
-        let (key, _) = keys();
-        let keyring = ring(&[key]);
-        let mut inrelease = key.clearsign(RELEASE.as_bytes()).unwrap();
-        inrelease.extend_from_slice(b"\nSHA256:\n 00 1 evil\n");
-        eprintln!("APPENDED: {:?}", verify_inrelease(&inrelease, &keyring).map(|v| v.signed_text().to_owned()));
-        let header_only = b"-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nOrigin: x\n";
-        eprintln!("HEADER: {:?}", verify_inrelease(header_only, &keyring).err());
-        let mut sink = Vec::new();
-        let mut signer = Signer::new(Message::new(&mut sink), key.keypair().unwrap()).unwrap()
-            .cleartext().hash_algo(HashAlgorithm::SHA1).unwrap().build().unwrap();
-        signer.write_all(RELEASE.as_bytes()).unwrap();
-        signer.finalize().unwrap();
-        eprintln!("SHA1: {}", verify_inrelease(&sink, &ring(&[key])).unwrap_err());
-        eprintln!("{}", String::from_utf8_lossy(&sink));
-        let inrelease = key.clearsign(RELEASE.as_bytes()).unwrap();
-        let s = String::from_utf8(inrelease).unwrap();
-        let cut = s.find("-----BEGIN PGP SIGNATURE").unwrap();
-        eprintln!("STRIPPED: {:?}", verify_inrelease(s[..cut].as_bytes(), &keyring).err());
-        eprintln!("GARBAGE: {}", verify_detached(RELEASE.as_bytes(), b"garbage", &keyring).unwrap_err());
-        eprintln!("BAD KEYRING: {}", Keyring::from_bytes(b"not a key at all").unwrap_err());
-        let tampered = s.replace("Origin: Test", "Origin: Evil");
-        eprintln!("TAMPERED: {}", verify_inrelease(tampered.as_bytes(), &keyring).unwrap_err());
-        eprintln!("WRONG: {}", verify_inrelease(s.as_bytes(), &ring(&[&keys().1])).unwrap_err());
     }
 
     #[test]

@@ -20,8 +20,11 @@ mod fault;
 #[path = "fixture/index.rs"]
 mod index;
 
+// Re-exports for the tests; the example includer uses only some of them.
+#[allow(unused_imports)]
 pub use catalog::{release_date, BASE_DATE_SECS, GENERATION_STEP_SECS};
 pub use fault::Fault;
+#[allow(unused_imports)]
 pub use index::{release_date_field, HashKind, ReleaseHeader};
 pub use pmirror_fs::apt::signature::testkey::SigningKey;
 

@@ -1,0 +1,153 @@
+//! A store, a config file and the real `pmirror-fs` binary, for tests that drive the CLI the way
+//! an operator (or cron) does: exit status, one-line errors on stderr, the catalog afterwards.
+
+use crate::support::{self, fixture::Upstream, http::TestServer};
+use pmirror_fs::catalog::{Catalog, SnapshotRow};
+use pmirror_fs::digest::Sha256;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_pmirror-fs");
+
+/// One mirror of the config: id, view root under the server, suite, components.
+pub struct MirrorSpec {
+    pub id: &'static str,
+    pub root: &'static str,
+    pub suite: &'static str,
+    pub components: &'static str,
+}
+
+pub const PVE: MirrorSpec =
+    MirrorSpec { id: "pve_bookworm", root: "debian/pve", suite: "bookworm", components: "pve-no-subscription pvetest" };
+pub const PBS_CLIENT: MirrorSpec =
+    MirrorSpec { id: "pbs_client_bookworm", root: "debian/pbs-client", suite: "bookworm", components: "main" };
+pub const DEBIAN: MirrorSpec =
+    MirrorSpec { id: "debian_bookworm", root: "debian", suite: "bookworm", components: "main contrib" };
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub server: TestServer,
+    pub config: PathBuf,
+    pub store: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Env {
+    /// A store and config mirroring `mirrors` from a test server serving `upstream`.
+    pub fn new(upstream: Upstream, mirrors: &[&MirrorSpec]) -> Env {
+        Self::with_extra(upstream, mirrors, "")
+    }
+
+    pub fn with_extra(upstream: Upstream, mirrors: &[&MirrorSpec], extra: &str) -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = support::write_public_key(dir.path());
+        let server = TestServer::start(upstream);
+        let store = dir.path().join("store");
+        let config = dir.path().join("config.toml");
+        let mut env = Env { dir, server, config, store, key };
+        env.write_config(mirrors, extra);
+        env
+    }
+
+    pub fn write_config(&mut self, mirrors: &[&MirrorSpec], extra: &str) {
+        let mut text = format!(
+            "[store]\ndir = \"{}\"\nfsync = true\n\n[sync]\nconcurrency = 4\nretries = 3\nkeep = 3\ngrace = \"48h\"\ntimeout = \"10s\"\n\n",
+            self.store.display()
+        );
+        for m in mirrors {
+            text += &format!(
+                "[[mirror]]\nid = \"{}\"\nrepository = \"deb {}{} {} {}\"\narchitectures = [\"amd64\", \"all\"]\nkey = \"{}\"\n\n",
+                m.id,
+                self.server.base_url(),
+                m.root,
+                m.suite,
+                m.components,
+                self.key.display()
+            );
+        }
+        text += extra;
+        std::fs::write(&self.config, text).expect("write config");
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--config").arg(&self.config).args(args);
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run pmirror-fs")
+    }
+
+    /// `sync` that must succeed; returns stdout.
+    pub fn sync_ok(&self, args: &[&str]) -> String {
+        let out = self.run(&[&["sync"], args].concat());
+        assert!(out.status.success(), "sync failed:\nstdout: {}\nstderr: {}", text(&out.stdout), text(&out.stderr));
+        text(&out.stdout)
+    }
+
+    pub fn catalog(&self) -> Catalog {
+        Catalog::open(&self.store).expect("open catalog")
+    }
+
+    pub fn published(&self, mirror: &str) -> Option<SnapshotRow> {
+        self.catalog().published(mirror).expect("published")
+    }
+
+    /// The published snapshot's files: path → pool bytes.
+    pub fn published_files(&self, mirror: &str) -> BTreeMap<String, Vec<u8>> {
+        let view = self.catalog().load_view(i64::MAX / 2, 0).expect("load view");
+        let snap = view
+            .snapshots
+            .iter()
+            .find(|s| s.mirror_id == mirror && s.role == pmirror_fs::tree::source::Role::Published)
+            .unwrap_or_else(|| panic!("{mirror} has no published snapshot"));
+        snap.entries
+            .iter()
+            .map(|e| {
+                let sha = view.objects[e.object as usize].sha256;
+                (e.path.clone(), std::fs::read(self.object_path(&sha)).expect("pool object readable"))
+            })
+            .collect()
+    }
+
+    pub fn object_path(&self, sha: &Sha256) -> PathBuf {
+        pmirror_fs::pool::object_path(&self.store.join("pool"), sha)
+    }
+
+    /// Every pool object: (file name, bytes).
+    pub fn pool_objects(&self) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        walk(&self.store.join("pool"), &mut |p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            out.push((name, std::fs::read(p).unwrap()));
+        });
+        out
+    }
+
+    /// Nothing in the pool is anything but what its name says; nothing is left in tmp/.
+    pub fn assert_pool_sound(&self) {
+        for (name, bytes) in self.pool_objects() {
+            assert_eq!(Sha256::of(&bytes).to_hex(), name, "pool object does not match its name");
+        }
+        let tmp: Vec<_> = std::fs::read_dir(self.store.join("tmp")).map(|d| d.flatten().collect()).unwrap_or_default();
+        assert!(tmp.is_empty(), "tmp/ not empty: {tmp:?}");
+    }
+}
+
+fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, f);
+        } else {
+            f(&p);
+        }
+    }
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}

@@ -1,0 +1,281 @@
+//! Issue 2: the sync engine end to end through the real CLI against signed fixture upstreams.
+
+use crate::harness::{text, Env, DEBIAN, PBS_CLIENT, PVE};
+use crate::support::fixture::{Fault, Upstream};
+use crate::support::{signing_key, wrong_key, write_wrong_public_key};
+use pmirror_fs::digest::Sha256;
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+fn proxmox(generation: u32) -> Upstream {
+    Upstream::proxmox(generation, signing_key()).expect("proxmox fixture")
+}
+
+fn debian(generation: u32) -> Upstream {
+    Upstream::debian(generation, signing_key()).expect("debian fixture")
+}
+
+/// Every file an apt client fetches from `root` (no by-hash copies: the view synthesizes them).
+fn client_files(up: &Upstream, root: &str) -> Vec<String> {
+    up.files
+        .keys()
+        .filter(|p| p.starts_with(&format!("{root}/")) && !p.contains("/by-hash/"))
+        .filter(|p| !(root == "debian" && (p.starts_with("debian/pve/") || p.starts_with("debian/pbs-client/"))))
+        .map(|p| p[root.len() + 1..].to_owned())
+        .collect()
+}
+
+#[test]
+fn full_sync_is_byte_identical_and_deduplicated() {
+    let up = proxmox(0);
+    let env = Env::new(up.clone(), &[&PVE, &PBS_CLIENT]);
+    let out = env.sync_ok(&[]);
+    assert!(out.contains("pve_bookworm: new snapshot"), "{out}");
+    let mut unique = HashMap::new();
+    for spec in [&PVE, &PBS_CLIENT] {
+        let files = env.published_files(spec.id);
+        for path in client_files(&up, spec.root) {
+            let want = up.bytes(&format!("{}/{path}", spec.root)).unwrap();
+            let got = files.get(&path).unwrap_or_else(|| panic!("{} lacks {path}", spec.id));
+            assert!(got.as_slice() == want, "{}: {path} differs from upstream", spec.id);
+            unique.insert(Sha256::of(want), want.len());
+        }
+    }
+    // Dedup: pool bytes equal the unique bytes, and each shared .deb was downloaded once.
+    let pool: u64 = env.pool_objects().iter().map(|(_, b)| b.len() as u64).sum();
+    assert_eq!(pool, unique.values().map(|n| *n as u64).sum::<u64>());
+    assert_eq!(env.pool_objects().len(), unique.len());
+    let mut per_content: HashMap<Sha256, Vec<String>> = HashMap::new();
+    for p in up.deb_paths() {
+        per_content.entry(Sha256::of(up.bytes(p).unwrap())).or_default().push(p.to_owned());
+    }
+    assert!(per_content.values().any(|paths| paths.len() > 1), "fixture has no shared .deb");
+    for paths in per_content.values() {
+        let fetched: usize = paths.iter().map(|p| env.server.hits(p)).sum();
+        assert_eq!(fetched, 1, "{paths:?} fetched {fetched} times");
+    }
+    env.assert_pool_sound();
+}
+
+#[test]
+fn debian_layout_with_by_hash_xz_translation_contents() {
+    let up = debian(0);
+    let env = Env::new(up.clone(), &[&DEBIAN]);
+    env.sync_ok(&[]);
+    let files = env.published_files(DEBIAN.id);
+    for path in client_files(&up, "debian") {
+        let got = files.get(&path).unwrap_or_else(|| panic!("missing {path}"));
+        assert!(got.as_slice() == up.bytes(&format!("debian/{path}")).unwrap(), "{path} differs");
+    }
+    for must in ["dists/bookworm/main/i18n/Translation-en.xz", "dists/bookworm/main/Contents-amd64.gz"] {
+        assert!(files.contains_key(must), "{must} not mirrored");
+    }
+    assert!(files.keys().any(|p| p.starts_with("pool/main/")));
+    // Acquire-By-Hash: indices were fetched through their by-hash URLs.
+    let by_hash = env.server.requests().iter().filter(|r| r.path.contains("/by-hash/SHA256/")).count();
+    assert!(by_hash > 0, "no by-hash request");
+    env.assert_pool_sound();
+}
+
+#[test]
+fn unchanged_upstream_fetches_nothing_and_moved_upstream_only_new_objects() {
+    let env = Env::new(proxmox(0), &[&PVE, &PBS_CLIENT]);
+    env.sync_ok(&[]);
+    let first = env.published(PVE.id).unwrap();
+    env.server.reset_hits();
+    let out = env.sync_ok(&[]);
+    assert!(out.contains("pve_bookworm: unchanged"), "{out}");
+    let paths: BTreeSet<String> = env.server.requests().into_iter().map(|r| r.path).collect();
+    assert!(paths.iter().all(|p| p.ends_with("/InRelease")), "unchanged sync fetched {paths:?}");
+    assert_eq!(env.published(PVE.id).unwrap(), first);
+    assert_eq!(env.catalog().snapshots(Some(PVE.id)).unwrap().len(), 1);
+
+    // Upstream moves on: a new snapshot; only objects the pool lacks are downloaded.
+    let next = proxmox(1);
+    let before: BTreeSet<String> = env.pool_objects().into_iter().map(|(n, _)| n).collect();
+    env.server.swap(next.clone());
+    env.server.reset_hits();
+    let out = env.sync_ok(&[]);
+    assert!(out.contains("pve_bookworm: new snapshot"), "{out}");
+    assert_ne!(env.published(PVE.id).unwrap().name, first.name);
+    for r in env.server.requests() {
+        if r.path.ends_with(".deb") {
+            let sha = Sha256::of(next.bytes(&r.path).unwrap()).to_hex();
+            assert!(!before.contains(&sha), "{} was already in the pool but fetched again", r.path);
+        }
+    }
+    assert!(env.server.requests().iter().any(|r| r.path.ends_with(".deb")), "generation 1 brought no new .deb");
+    env.assert_pool_sound();
+}
+
+/// A mirror synced at generation 0, then upstream broken at generation 1.
+fn broken_env(break_it: impl FnOnce(&mut Upstream, &Env)) -> (Env, String) {
+    let env = Env::new(proxmox(0), &[&PVE]);
+    env.sync_ok(&[]);
+    let before = env.published(PVE.id).unwrap().name;
+    let mut next = proxmox(1);
+    break_it(&mut next, &env);
+    env.server.swap(next);
+    (env, before)
+}
+
+/// The run fails with a one-line reason naming the mirror and `file_hint`, the published
+/// snapshot stays, nothing unverified reached the pool.
+fn assert_refused(env: &Env, before: &str, file_hint: &str, reason_hint: &str) {
+    let out = env.run(&["sync"]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "sync succeeded; stdout {}", text(&out.stdout));
+    let line = stderr.lines().find(|l| l.starts_with("pmirror-fs: mirror pve_bookworm: ")).unwrap_or_else(|| panic!("no error line in {stderr}"));
+    assert!(line.contains(file_hint), "error line {line:?} does not name {file_hint}");
+    assert!(line.to_lowercase().contains(reason_hint), "error line {line:?} does not say {reason_hint}");
+    assert_eq!(env.published(PVE.id).unwrap().name, before, "published snapshot changed");
+    env.assert_pool_sound();
+}
+
+#[test]
+fn bad_signatures_are_refused() {
+    let cases: &[(&str, Fault, &str, &str)] = &[
+        ("unsigned", Fault::Unsigned, "Release", "unsigned"),
+        ("tampered", Fault::TamperedInRelease, "InRelease", "signature"),
+    ];
+    for (name, fault, file, reason) in cases {
+        let (env, before) = broken_env(|up, _| {
+            up.apply(*fault, signing_key()).unwrap();
+        });
+        eprintln!("case {name}");
+        assert_refused(&env, &before, file, reason);
+    }
+    let (env, before) = broken_env(|up, _| up.resign(wrong_key()).unwrap());
+    assert_refused(&env, &before, "InRelease", "");
+    // A config trusting the wrong key refuses the correctly signed upstream too.
+    let mut env = Env::new(proxmox(0), &[&PVE]);
+    env.key = write_wrong_public_key(env.dir.path());
+    env.write_config(&[&PVE], "");
+    let out = env.run(&["sync"]);
+    assert!(!out.status.success());
+    assert!(env.published(PVE.id).is_none());
+}
+
+#[test]
+fn bad_indices_and_packages_are_refused() {
+    let cases: &[(Fault, &str, &str)] = &[
+        (Fault::PackagesHashMismatch, "Packages", "mismatch"),
+        (Fault::DebHashMismatch, ".deb", "mismatch"),
+        (Fault::FilenameParentDir, "Packages", ".."),
+        (Fault::FilenameAbsolute, "Packages", "absolute"),
+        (Fault::MalformedRelease, "Release", ""),
+        (Fault::MalformedPackages, "Packages", ""),
+    ];
+    for (fault, file, reason) in cases {
+        eprintln!("case {fault:?}");
+        let (env, before) = broken_env(|up, _| {
+            up.apply(*fault, signing_key()).unwrap();
+        });
+        assert_refused(&env, &before, file, reason);
+    }
+}
+
+/// The first .deb generation 1 adds that generation 0 lacked.
+fn new_deb(env: &Env) -> String {
+    let g0 = proxmox(0);
+    let g1 = proxmox(1);
+    let _ = env;
+    g1.deb_paths().into_iter().find(|p| g0.get(p).is_none()).expect("generation 1 adds a .deb").to_owned()
+}
+
+#[test]
+fn transfer_faults() {
+    // Truncated body and oversized body fail; nothing partial reaches the pool.
+    for kind in ["truncate", "oversize"] {
+        let (env, before) = broken_env(|_, _| {});
+        let deb = new_deb(&env);
+        match kind {
+            "truncate" => env.server.truncate(&deb, 100),
+            _ => env.server.oversize(&deb),
+        }
+        assert_refused(&env, &before, ".deb", if kind == "truncate" { "truncated" } else { "larger" });
+    }
+    // 404 on a required index (every Packages variant).
+    let (env, before) = broken_env(|_, _| {});
+    for p in proxmox(1).packages_indices() {
+        for suffix in ["", ".gz", ".xz"] {
+            env.server.fail_always(&format!("{p}{suffix}"), 404);
+        }
+    }
+    assert_refused(&env, &before, "Packages", "404");
+    // 500 twice, then success: retried.
+    let (env, before) = broken_env(|_, _| {});
+    let deb = new_deb(&env);
+    env.server.fail_next(&deb, 500, 2);
+    env.sync_ok(&[]);
+    assert_ne!(env.published(PVE.id).unwrap().name, before);
+    assert_eq!(env.server.hits(&deb), 3);
+}
+
+#[test]
+fn malformed_config_names_the_line() {
+    let env = Env::new(proxmox(0), &[&PVE]);
+    let good = std::fs::read_to_string(&env.config).unwrap();
+    let line = good.lines().position(|l| l.starts_with("retries")).unwrap() + 1;
+    std::fs::write(&env.config, good.replace("retries = 3", "retries = 3\nretrys = 4")).unwrap();
+    for args in [&["config", "check"][..], &["sync"][..]] {
+        let out = env.run(args);
+        assert!(!out.status.success());
+        let err = text(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(&format!("config.toml:{}", line + 1)) && err.contains("retrys"), "{err}");
+    }
+}
+
+#[test]
+fn second_sync_while_one_runs_exits_at_once() {
+    let (env, before) = broken_env(|_, _| {});
+    let deb = new_deb(&env);
+    env.server.delay(&deb, Duration::from_secs(4));
+    let mut first = env.cmd(&["sync"]).spawn().unwrap();
+    wait_for(|| env.server.hits(&deb) > 0);
+    let t = std::time::Instant::now();
+    let out = env.run(&["sync"]);
+    assert!(t.elapsed() < Duration::from_secs(2), "second sync waited");
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("pid {}", first.id())), "{err}");
+    assert_eq!(env.published(PVE.id).unwrap().name, before);
+    assert!(first.wait().unwrap().success());
+}
+
+#[test]
+fn kill_during_download_leaves_published_view_and_recovers() {
+    let (env, before) = broken_env(|_, _| {});
+    let deb = new_deb(&env);
+    env.server.delay(&deb, Duration::from_secs(30));
+    let mut child = env.cmd(&["sync"]).spawn().unwrap();
+    wait_for(|| env.server.hits(&deb) > 0);
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    assert_eq!(env.published(PVE.id).unwrap().name, before);
+    env.server.clear_all_faults();
+    env.sync_ok(&[]);
+    assert_ne!(env.published(PVE.id).unwrap().name, before);
+    env.assert_pool_sound();
+}
+
+#[test]
+fn dry_run_changes_nothing() {
+    let env = Env::new(proxmox(0), &[&PVE]);
+    let out = env.sync_ok(&["--dry-run"]);
+    assert!(out.contains("pve_bookworm: plan: fetch"), "{out}");
+    assert!(env.published(PVE.id).is_none());
+    assert!(env.pool_objects().is_empty());
+    assert!(!env.server.requests().iter().any(|r| r.path.ends_with(".deb")));
+}
+
+pub fn wait_for(cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
