@@ -156,7 +156,7 @@ impl Fetcher {
         let mut stream = resp.bytes_stream();
         let mut bytes = Vec::new();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| transport(url, e))?;
+            let chunk = chunk.map_err(|e| body_error(url, e, bytes.len() as u64, declared))?;
             if bytes.len() as u64 + chunk.len() as u64 > cap {
                 return Err(FetchError::Pool { url: url.clone(), source: PoolError::TooLarge { expected: cap } });
             }
@@ -178,7 +178,7 @@ impl Fetcher {
         let mut staging = pool.stage(cap).map_err(pool_err)?;
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| transport(url, e))?;
+            let chunk = chunk.map_err(|e| body_error(url, e, staging.written(), declared))?;
             // Writes go to the page cache; with 8 parallel downloads this never stalls the
             // runtime noticeably, and it keeps the hash-while-streaming path simple.
             staging.write_all(&chunk).map_err(pool_err)?;
@@ -205,6 +205,17 @@ fn transport(url: &Url, e: reqwest::Error) -> FetchError {
         source = s.source();
     }
     FetchError::Transport { url: url.clone(), message }
+}
+
+/// A body that broke off before its Content-Length is a truncation (retried), named as such.
+fn body_error(url: &Url, e: reqwest::Error, got: u64, declared: Option<u64>) -> FetchError {
+    match declared {
+        Some(expected) if got < expected => {
+            tracing::debug!(%url, error = %transport(url, e), "body ended early");
+            FetchError::Truncated { url: url.clone(), got, expected }
+        }
+        _ => transport(url, e),
+    }
 }
 
 fn check_status(url: &Url, resp: reqwest::Response) -> Result<reqwest::Response, FetchError> {

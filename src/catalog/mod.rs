@@ -128,7 +128,10 @@ impl Catalog {
 
     pub fn mark_started(&self, id: &str, now: i64) -> Result<(), CatalogError> {
         self.conn
-            .execute("UPDATE mirrors SET state = 'syncing', last_started = ?2 WHERE id = ?1", rusqlite::params![id, now])
+            .execute(
+                "UPDATE mirrors SET state = 'syncing', last_started = ?2 WHERE id = ?1",
+                rusqlite::params![id, now],
+            )
             .map(drop)
             .map_err(self.err())
     }

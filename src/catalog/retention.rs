@@ -16,7 +16,13 @@ pub(super) fn apply(tx: &Transaction<'_>, now: i64, policy: Retention) -> rusqli
     )?;
     let rows = stmt
         .query_map(params![now - policy.grace_secs], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, bool>(3)?, r.get::<_, bool>(4)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, bool>(3)?,
+                r.get::<_, bool>(4)?,
+            ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut doomed = Vec::new();

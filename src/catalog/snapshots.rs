@@ -113,7 +113,8 @@ impl Catalog {
     }
 
     pub fn snapshot_by_id(&self, id: i64) -> Result<Option<SnapshotRow>, CatalogError> {
-        let sql = format!("SELECT {SNAPSHOT_COLUMNS} FROM snapshots s JOIN mirrors m ON m.id = s.mirror_id WHERE s.id = ?1");
+        let sql =
+            format!("SELECT {SNAPSHOT_COLUMNS} FROM snapshots s JOIN mirrors m ON m.id = s.mirror_id WHERE s.id = ?1");
         self.conn.query_row(&sql, params![id], snapshot_row).optional().map_err(self.err())
     }
 
@@ -205,9 +206,9 @@ impl Catalog {
             .map_err(err)?;
         match row {
             None => Err(CatalogError::Refused(format!("{mirror}: no snapshot named {name}"))),
-            Some((_, true)) => Err(CatalogError::Refused(format!(
-                "{mirror}: snapshot {name} is published; publish another one first"
-            ))),
+            Some((_, true)) => {
+                Err(CatalogError::Refused(format!("{mirror}: snapshot {name} is published; publish another one first")))
+            }
             Some((id, false)) => {
                 super::retention::delete_snapshot(&tx, id).map_err(err)?;
                 tx.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'", []).map_err(err)?;
@@ -218,7 +219,9 @@ impl Catalog {
 
     pub fn snapshot_id(&self, mirror: &str, name: &str) -> Result<Option<i64>, CatalogError> {
         self.conn
-            .query_row("SELECT id FROM snapshots WHERE mirror_id = ?1 AND name = ?2", params![mirror, name], |r| r.get(0))
+            .query_row("SELECT id FROM snapshots WHERE mirror_id = ?1 AND name = ?2", params![mirror, name], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(self.err())
     }
@@ -255,7 +258,8 @@ fn insert_entries(tx: &Transaction<'_>, snap: i64, entries: &[NewEntry], now: i6
         "INSERT INTO objects (sha256, size, mtime, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (sha256) DO NOTHING",
     )?;
     let mut obj_id = tx.prepare_cached("SELECT id FROM objects WHERE sha256 = ?1")?;
-    let mut ent = tx.prepare_cached("INSERT INTO entries (snapshot_id, path, object_id, kind) VALUES (?1, ?2, ?3, ?4)")?;
+    let mut ent =
+        tx.prepare_cached("INSERT INTO entries (snapshot_id, path, object_id, kind) VALUES (?1, ?2, ?3, ?4)")?;
     let mut hash =
         tx.prepare_cached("INSERT INTO index_hashes (snapshot_id, path, algo, digest) VALUES (?1, ?2, ?3, ?4)")?;
     for e in entries {

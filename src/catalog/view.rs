@@ -89,7 +89,13 @@ fn load_snapshots(conn: &Connection, now: i64, grace_secs: i64) -> rusqlite::Res
         };
         Ok(SnapMeta {
             id: r.get(0)?,
-            files: SnapshotFiles { mirror_id: r.get(1)?, name: r.get(2)?, view_root: r.get(3)?, role, entries: Vec::new() },
+            files: SnapshotFiles {
+                mirror_id: r.get(1)?,
+                name: r.get(2)?,
+                view_root: r.get(3)?,
+                role,
+                entries: Vec::new(),
+            },
             release_mtime: if published { r.get(6)? } else { None },
         })
     })?;
@@ -107,9 +113,15 @@ fn load_objects(conn: &Connection) -> rusqlite::Result<(Vec<ObjectMeta>, HashMap
     while let Some(r) = rows.next()? {
         let id: i64 = r.get(0)?;
         let sha: Vec<u8> = r.get(1)?;
-        let sha = <[u8; 32]>::try_from(sha).map_err(|_| rusqlite::Error::InvalidColumnType(1, "sha256".into(), rusqlite::types::Type::Blob))?;
+        let sha = <[u8; 32]>::try_from(sha)
+            .map_err(|_| rusqlite::Error::InvalidColumnType(1, "sha256".into(), rusqlite::types::Type::Blob))?;
         index.insert(id, objects.len() as u32);
-        objects.push(ObjectMeta { id: id as u64, sha256: Sha256(sha), size: r.get::<_, i64>(2)? as u64, mtime: r.get(3)? });
+        objects.push(ObjectMeta {
+            id: id as u64,
+            sha256: Sha256(sha),
+            size: r.get::<_, i64>(2)? as u64,
+            mtime: r.get(3)?,
+        });
     }
     Ok((objects, index))
 }

@@ -14,7 +14,11 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "pmirror-fs", version, about = "Mirror Proxmox/Debian apt repositories into verified, deduplicated snapshots served through FUSE")]
+#[command(
+    name = "pmirror-fs",
+    version,
+    about = "Mirror Proxmox/Debian apt repositories into verified, deduplicated snapshots served through FUSE"
+)]
 pub struct Cli {
     /// Configuration file [default: $PMIRROR_FS_CONFIG or /etc/pmirror-fs/config.toml]
     #[arg(long, global = true, value_name = "FILE")]
@@ -111,7 +115,13 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Status { json } => cmd_status(&load()?, json),
         Command::Config(ConfigCmd::Check) => {
             let c = load()?;
-            println!("{}: ok ({} mirrors, {} trees, {} aliases)", path.display(), c.mirrors.len(), c.trees.len(), c.aliases.len());
+            println!(
+                "{}: ok ({} mirrors, {} trees, {} aliases)",
+                path.display(),
+                c.mirrors.len(),
+                c.trees.len(),
+                c.aliases.len()
+            );
             Ok(0)
         }
         Command::Config(ConfigCmd::Show) => {

@@ -46,8 +46,13 @@ fn serve(config: &Config, mountpoint: &Path, allow_other: bool, mut ready: Optio
         drop(Catalog::open(store)?);
         let catalog = Catalog::open_readonly(store)?;
         let (view, generation) = build(config, &catalog)?;
-        let mounted = fuse::mount(mountpoint, view, crate::pool::Pool::open(store, config.store.fsync)?.objects_dir(), MountOptions { allow_other })
-            .with_context(|| format!("mounting {}", mountpoint.display()))?;
+        let mounted = fuse::mount(
+            mountpoint,
+            view,
+            crate::pool::Pool::open(store, config.store.fsync)?.objects_dir(),
+            MountOptions { allow_other },
+        )
+        .with_context(|| format!("mounting {}", mountpoint.display()))?;
         anyhow::Ok((catalog, mounted, generation))
     })();
     let (catalog, mounted, mut generation) = match res {
@@ -86,7 +91,9 @@ fn serve(config: &Config, mountpoint: &Path, allow_other: bool, mut ready: Optio
                 next_expiry = catalog.next_grace_expiry(unix_now(), grace)?;
                 tracing::info!(generation, "switched to a new view");
             }
-            Err(e) => tracing::error!(error = %super::one_line(&e), "building the new view failed; keeping the current one"),
+            Err(e) => {
+                tracing::error!(error = %super::one_line(&e), "building the new view failed; keeping the current one")
+            }
         }
     }
     tracing::info!("signal received, unmounting");

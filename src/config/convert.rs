@@ -5,8 +5,7 @@
 use super::raw::{RawAlias, RawConfig, RawMirror, RawStore, RawSync, RawTree, Text};
 use super::{duration, validate};
 use super::{
-    AliasConfig, Config, ConfigError, Location, MirrorConfig, Repository, StoreConfig, SyncConfig,
-    TreeConfig,
+    AliasConfig, Config, ConfigError, Location, MirrorConfig, Repository, StoreConfig, SyncConfig, TreeConfig,
 };
 use std::collections::HashMap;
 use std::ops::Range;
@@ -28,11 +27,7 @@ const DEFAULT_GRACE: Duration = Duration::from_secs(48 * 3600);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub(super) fn build(text: &str, path: &Path) -> Result<Config, ConfigError> {
-    let ctx = Ctx {
-        text,
-        path,
-        base: base_dir(path),
-    };
+    let ctx = Ctx { text, path, base: base_dir(path) };
     let raw: RawConfig = toml::from_str(text).map_err(|e| ctx.syntax(&e))?;
     let store = ctx.store(&raw.store)?;
     let sync = ctx.sync(&raw.sync)?;
@@ -49,18 +44,10 @@ pub(super) fn build(text: &str, path: &Path) -> Result<Config, ConfigError> {
         ids.claim(&ctx, &tree.id, "tree")?;
         trees.push(entry);
     }
-    let views: Vec<&str> = (mirrors.iter().map(|m| m.view.as_str()))
-        .chain(trees.iter().map(|t| t.view.as_str()))
-        .collect();
+    let views: Vec<&str> =
+        (mirrors.iter().map(|m| m.view.as_str())).chain(trees.iter().map(|t| t.view.as_str())).collect();
     let aliases = ctx.aliases(&raw.alias, &views)?;
-    Ok(Config {
-        path: path.to_owned(),
-        store,
-        sync,
-        mirrors,
-        trees,
-        aliases,
-    })
+    Ok(Config { path: path.to_owned(), store, sync, mirrors, trees, aliases })
 }
 
 /// The directory relative paths in the config are taken from: the config file's own, made
@@ -87,19 +74,13 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn at(&self, span: Range<usize>) -> Location {
         let before = self.text.get(..span.start).unwrap_or(self.text);
-        Location {
-            path: self.path.to_owned(),
-            line: Some(before.matches('\n').count() + 1),
-        }
+        Location { path: self.path.to_owned(), line: Some(before.matches('\n').count() + 1) }
     }
 
     fn syntax(&self, err: &toml::de::Error) -> ConfigError {
         let at = match err.span() {
             Some(span) => self.at(span),
-            None => Location {
-                path: self.path.to_owned(),
-                line: None,
-            },
+            None => Location { path: self.path.to_owned(), line: None },
         };
         let message = err.message().trim().replace('\n', " ");
         let entry = err.span().and_then(|span| self.entry_at(span.start));
@@ -115,18 +96,11 @@ impl Ctx<'_> {
         let contains = |table: &Spanned<toml::Table>| table.span().contains(&offset);
         let named = |kind: &str, key: &str, tables: &[Spanned<toml::Table>]| {
             let table = tables.iter().find(|t| contains(t))?;
-            let name = table
-                .get_ref()
-                .get(key)
-                .and_then(|v| v.as_str())
-                .unwrap_or("?");
+            let name = table.get_ref().get(key).and_then(|v| v.as_str()).unwrap_or("?");
             Some(format!("{kind} {name:?}"))
         };
         let fixed = |name: &str, table: &Option<Spanned<toml::Table>>| {
-            table
-                .as_ref()
-                .filter(|t| contains(t))
-                .map(|_| name.to_owned())
+            table.as_ref().filter(|t| contains(t)).map(|_| name.to_owned())
         };
         named("mirror", "id", &outline.mirror)
             .or_else(|| named("tree", "id", &outline.tree))
@@ -135,19 +109,8 @@ impl Ctx<'_> {
             .or_else(|| fixed("[sync]", &outline.sync))
     }
 
-    fn invalid(
-        &self,
-        span: Range<usize>,
-        entry: &str,
-        key: &'static str,
-        message: impl Into<String>,
-    ) -> ConfigError {
-        ConfigError::Invalid {
-            at: self.at(span),
-            entry: entry.to_owned(),
-            key,
-            message: message.into(),
-        }
+    fn invalid(&self, span: Range<usize>, entry: &str, key: &'static str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid { at: self.at(span), entry: entry.to_owned(), key, message: message.into() }
     }
 
     /// A path from the config, relative ones taken from the config file's directory.
@@ -163,17 +126,12 @@ impl Ctx<'_> {
             Some(dir) => self.resolve(dir.get_ref()),
             None => PathBuf::from(DEFAULT_STORE_DIR),
         };
-        Ok(StoreConfig {
-            dir,
-            fsync: raw.fsync.unwrap_or(true),
-        })
+        Ok(StoreConfig { dir, fsync: raw.fsync.unwrap_or(true) })
     }
 
     fn sync(&self, raw: &RawSync) -> Result<SyncConfig, ConfigError> {
         let at_least_one = |value: &Option<Spanned<usize>>, key, default| match value {
-            Some(v) if *v.get_ref() == 0 => {
-                Err(self.invalid(v.span(), "[sync]", key, "must be at least 1"))
-            }
+            Some(v) if *v.get_ref() == 0 => Err(self.invalid(v.span(), "[sync]", key, "must be at least 1")),
             Some(v) => Ok(*v.get_ref()),
             None => Ok(default),
         };
@@ -191,28 +149,20 @@ impl Ctx<'_> {
         })
     }
 
-    fn duration(
-        &self,
-        raw: Option<&Text>,
-        key: &'static str,
-        default: Duration,
-    ) -> Result<Duration, ConfigError> {
+    fn duration(&self, raw: Option<&Text>, key: &'static str, default: Duration) -> Result<Duration, ConfigError> {
         let Some(text) = raw else { return Ok(default) };
-        duration::parse_duration(text.get_ref())
-            .map_err(|e| self.invalid(text.span(), "[sync]", key, e.to_string()))
+        duration::parse_duration(text.get_ref()).map_err(|e| self.invalid(text.span(), "[sync]", key, e.to_string()))
     }
 
     fn mirror(&self, raw: &RawMirror) -> Result<MirrorConfig, ConfigError> {
         let id = raw.id.get_ref();
         let entry = format!("mirror {id:?}");
         validate::id(id).map_err(|e| self.invalid(raw.id.span(), &entry, "id", e))?;
-        let repository: Repository =
-            raw.repository
-                .get_ref()
-                .parse()
-                .map_err(|e: super::RepositoryError| {
-                    self.invalid(raw.repository.span(), &entry, "repository", e.0)
-                })?;
+        let repository: Repository = raw
+            .repository
+            .get_ref()
+            .parse()
+            .map_err(|e: super::RepositoryError| self.invalid(raw.repository.span(), &entry, "repository", e.0))?;
         let architectures = self.architectures(&raw.architectures, &entry)?;
         let (key, key_bytes) = self.key(&raw.key, &entry)?;
         let view = self.view(raw.view.as_ref(), &repository.url, &raw.repository, &entry)?;
@@ -238,8 +188,7 @@ impl Ctx<'_> {
         let id = raw.id.get_ref();
         let entry = format!("tree {id:?}");
         validate::id(id).map_err(|e| self.invalid(raw.id.span(), &entry, "id", e))?;
-        let url = validate::http_url(raw.url.get_ref())
-            .map_err(|e| self.invalid(raw.url.span(), &entry, "url", e))?;
+        let url = validate::http_url(raw.url.get_ref()).map_err(|e| self.invalid(raw.url.span(), &entry, "url", e))?;
         let view = self.view(raw.view.as_ref(), &url, &raw.url, &entry)?;
         self.globs(raw.include.as_deref(), &entry, "include")?;
         self.globs(raw.exclude.as_deref(), &entry, "exclude")?;
@@ -258,19 +207,14 @@ impl Ctx<'_> {
         })
     }
 
-    fn architectures(
-        &self,
-        raw: &Spanned<Vec<Text>>,
-        entry: &str,
-    ) -> Result<Vec<String>, ConfigError> {
+    fn architectures(&self, raw: &Spanned<Vec<Text>>, entry: &str) -> Result<Vec<String>, ConfigError> {
         const KEY: &str = "architectures";
         if raw.get_ref().is_empty() {
             return Err(self.invalid(raw.span(), entry, KEY, "name at least one architecture"));
         }
         let mut out: Vec<String> = Vec::new();
         for arch in raw.get_ref() {
-            validate::architecture(arch.get_ref())
-                .map_err(|e| self.invalid(arch.span(), entry, KEY, e))?;
+            validate::architecture(arch.get_ref()).map_err(|e| self.invalid(arch.span(), entry, KEY, e))?;
             if out.contains(arch.get_ref()) {
                 let message = format!("{:?} is listed twice", arch.get_ref());
                 return Err(self.invalid(arch.span(), entry, KEY, message));
@@ -300,13 +244,7 @@ impl Ctx<'_> {
     }
 
     /// The explicit `view`, else the URL's path; `url_raw` locates the error when neither works.
-    fn view(
-        &self,
-        raw: Option<&Text>,
-        url: &url::Url,
-        url_raw: &Text,
-        entry: &str,
-    ) -> Result<String, ConfigError> {
+    fn view(&self, raw: Option<&Text>, url: &url::Url, url_raw: &Text, entry: &str) -> Result<String, ConfigError> {
         let (view, span) = match raw {
             Some(view) => (view.get_ref().clone(), view.span()),
             None => {
@@ -321,12 +259,7 @@ impl Ctx<'_> {
         Ok(view)
     }
 
-    fn globs(
-        &self,
-        raw: Option<&[Text]>,
-        entry: &str,
-        key: &'static str,
-    ) -> Result<globset::GlobSet, ConfigError> {
+    fn globs(&self, raw: Option<&[Text]>, entry: &str, key: &'static str) -> Result<globset::GlobSet, ConfigError> {
         let patterns = raw.unwrap_or_default();
         let mut set = globset::GlobSetBuilder::new();
         for pattern in patterns {
@@ -336,17 +269,11 @@ impl Ctx<'_> {
         }
         // Building only fails on patterns that compiled one by one (size limits): blame the list.
         let span = patterns.first().map_or(0..0, |p| p.span());
-        set.build()
-            .map_err(|e| self.invalid(span, entry, key, e.to_string()))
+        set.build().map_err(|e| self.invalid(span, entry, key, e.to_string()))
     }
 
     /// Plain words (section names): non-empty, no whitespace.
-    fn words(
-        &self,
-        raw: Option<&[Text]>,
-        entry: &str,
-        key: &'static str,
-    ) -> Result<Vec<String>, ConfigError> {
+    fn words(&self, raw: Option<&[Text]>, entry: &str, key: &'static str) -> Result<Vec<String>, ConfigError> {
         let mut out = Vec::new();
         for word in raw.unwrap_or_default() {
             let text = word.get_ref();
@@ -364,8 +291,7 @@ impl Ctx<'_> {
         for alias in raw {
             let entry = format!("alias {:?}", alias.path.get_ref());
             let checked = self.alias(alias, views, &entry)?;
-            if let Some((other, span)) = out.iter().find(|(o, _)| overlaps(&o.path, &checked.path))
-            {
+            if let Some((other, span)) = out.iter().find(|(o, _)| overlaps(&o.path, &checked.path)) {
                 let line = self.at(span.clone()).line.unwrap_or(0);
                 let message = format!("overlaps alias {:?} on line {line}", other.path);
                 return Err(self.invalid(alias.path.span(), &entry, "path", message));
@@ -375,36 +301,25 @@ impl Ctx<'_> {
         Ok(out.into_iter().map(|(alias, _)| alias).collect())
     }
 
-    fn alias(
-        &self,
-        raw: &RawAlias,
-        views: &[&str],
-        entry: &str,
-    ) -> Result<AliasConfig, ConfigError> {
+    fn alias(&self, raw: &RawAlias, views: &[&str], entry: &str) -> Result<AliasConfig, ConfigError> {
         let (path, target) = (raw.path.get_ref(), raw.target.get_ref());
-        validate::claimable_path(path)
-            .map_err(|e| self.invalid(raw.path.span(), entry, "path", e))?;
+        validate::claimable_path(path).map_err(|e| self.invalid(raw.path.span(), entry, "path", e))?;
         if let Some(view) = views.iter().find(|view| validate::is_within(view, path)) {
             let message = format!("would hide the view {view:?}");
             return Err(self.invalid(raw.path.span(), entry, "path", message));
         }
-        validate::relative_path(target)
-            .map_err(|e| self.invalid(raw.target.span(), entry, "target", e))?;
+        validate::relative_path(target).map_err(|e| self.invalid(raw.target.span(), entry, "target", e))?;
         if overlaps(path, target) {
             let message = format!("{target:?} contains or is inside the alias path (a loop)");
             return Err(self.invalid(raw.target.span(), entry, "target", message));
         }
-        let reachable = validate::is_within(target, validate::SNAPSHOTS_DIR)
-            || views.iter().any(|view| overlaps(view, target));
+        let reachable =
+            validate::is_within(target, validate::SNAPSHOTS_DIR) || views.iter().any(|view| overlaps(view, target));
         if !reachable {
-            let message =
-                format!("{target:?} is not inside any mirror or tree view, nor snapshots/");
+            let message = format!("{target:?} is not inside any mirror or tree view, nor snapshots/");
             return Err(self.invalid(raw.target.span(), entry, "target", message));
         }
-        Ok(AliasConfig {
-            path: path.clone(),
-            target: target.clone(),
-        })
+        Ok(AliasConfig { path: path.clone(), target: target.clone() })
     }
 }
 
@@ -414,10 +329,7 @@ fn overlaps(a: &str, b: &str) -> bool {
 }
 
 fn texts(raw: Option<&[Text]>) -> Vec<String> {
-    raw.unwrap_or_default()
-        .iter()
-        .map(|t| t.get_ref().clone())
-        .collect()
+    raw.unwrap_or_default().iter().map(|t| t.get_ref().clone()).collect()
 }
 
 /// Where each table of the file is, to name the entry in a shape error.
@@ -444,8 +356,7 @@ impl IdRegistry {
         let line = ctx.at(id.span()).line.unwrap_or(0);
         if let Some((other_kind, other_line)) = self.seen.get(id.get_ref()) {
             let entry = format!("{kind} {:?}", id.get_ref());
-            let message =
-                format!("duplicate id: also used by the {other_kind} on line {other_line}");
+            let message = format!("duplicate id: also used by the {other_kind} on line {other_line}");
             return Err(ctx.invalid(id.span(), &entry, "id", message));
         }
         self.seen.insert(id.get_ref().clone(), (kind, line));

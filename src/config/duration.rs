@@ -15,40 +15,27 @@ pub struct DurationError {
 }
 
 fn unit_seconds(unit: char) -> Option<u64> {
-    UNITS
-        .iter()
-        .find(|(c, _)| *c == unit)
-        .map(|(_, secs)| *secs)
+    UNITS.iter().find(|(c, _)| *c == unit).map(|(_, secs)| *secs)
 }
 
 /// Parses `48h`, `2d`, `1d12h`, `1h 30m`, `0s`. Every number needs a unit.
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
-    let fail = |reason: String| DurationError {
-        input: text.to_owned(),
-        reason,
-    };
+    let fail = |reason: String| DurationError { input: text.to_owned(), reason };
     let mut rest = text.trim();
     if rest.is_empty() {
         return Err(fail("empty (write e.g. \"48h\" or \"1d12h\")".into()));
     }
     let mut total: u64 = 0;
     while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
         if digits == 0 {
             return Err(fail(format!("expected a number at {rest:?}")));
         }
-        let number: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| fail("number too large".into()))?;
+        let number: u64 = rest[..digits].parse().map_err(|_| fail("number too large".into()))?;
         rest = &rest[digits..];
-        let unit = rest
-            .chars()
-            .next()
-            .ok_or_else(|| fail(format!("missing unit after {number} (use d, h, m or s)")))?;
-        let secs = unit_seconds(unit)
-            .ok_or_else(|| fail(format!("unknown unit {unit:?} (use d, h, m or s)")))?;
+        let unit =
+            rest.chars().next().ok_or_else(|| fail(format!("missing unit after {number} (use d, h, m or s)")))?;
+        let secs = unit_seconds(unit).ok_or_else(|| fail(format!("unknown unit {unit:?} (use d, h, m or s)")))?;
         total = number
             .checked_mul(secs)
             .and_then(|part| total.checked_add(part))
@@ -94,11 +81,7 @@ mod tests {
             ("1h1h", 7200),
         ];
         for (text, secs) in cases {
-            assert_eq!(
-                parse_duration(text),
-                Ok(Duration::from_secs(*secs)),
-                "{text}"
-            );
+            assert_eq!(parse_duration(text), Ok(Duration::from_secs(*secs)), "{text}");
         }
     }
 
@@ -126,13 +109,8 @@ mod tests {
 
     #[test]
     fn formats_normalized() {
-        let cases: &[(u64, &str)] = &[
-            (0, "0s"),
-            (90, "1m30s"),
-            (48 * 3600, "2d"),
-            (86_400 + 12 * 3600, "1d12h"),
-            (3601, "1h1s"),
-        ];
+        let cases: &[(u64, &str)] =
+            &[(0, "0s"), (90, "1m30s"), (48 * 3600, "2d"), (86_400 + 12 * 3600, "1d12h"), (3601, "1h1s")];
         for (secs, text) in cases {
             assert_eq!(format_duration(Duration::from_secs(*secs)), *text);
         }

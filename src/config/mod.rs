@@ -192,13 +192,10 @@ impl ConfigError {
     /// Where in the config file the problem is (the file alone for read errors).
     pub fn location(&self) -> Location {
         match self {
-            ConfigError::Read { path, .. } => Location {
-                path: path.clone(),
-                line: None,
-            },
-            ConfigError::Syntax { at, .. }
-            | ConfigError::KeyFile { at, .. }
-            | ConfigError::Invalid { at, .. } => at.clone(),
+            ConfigError::Read { path, .. } => Location { path: path.clone(), line: None },
+            ConfigError::Syntax { at, .. } | ConfigError::KeyFile { at, .. } | ConfigError::Invalid { at, .. } => {
+                at.clone()
+            }
         }
     }
 }
@@ -206,10 +203,8 @@ impl ConfigError {
 impl Config {
     /// Reads, parses and validates the config file at `path` (and the key files it names).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         Config::parse(&text, path)
     }
 

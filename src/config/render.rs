@@ -74,10 +74,7 @@ fn path_text(path: &Path) -> String {
 
 pub(super) fn to_toml(config: &Config) -> String {
     let document = Document {
-        store: Store {
-            dir: path_text(&config.store.dir),
-            fsync: config.store.fsync,
-        },
+        store: Store { dir: path_text(&config.store.dir), fsync: config.store.fsync },
         sync: Sync {
             concurrency: config.sync.concurrency,
             retries: config.sync.retries,
@@ -87,14 +84,7 @@ pub(super) fn to_toml(config: &Config) -> String {
         },
         mirror: config.mirrors.iter().map(mirror).collect(),
         tree: config.trees.iter().map(tree).collect(),
-        alias: config
-            .aliases
-            .iter()
-            .map(|a| Alias {
-                path: a.path.clone(),
-                target: a.target.clone(),
-            })
-            .collect(),
+        alias: config.aliases.iter().map(|a| Alias { path: a.path.clone(), target: a.target.clone() }).collect(),
     };
     // Strings, integers, booleans and arrays of them always serialize; an error here would be a
     // bug in the shapes above, not a property of the config.

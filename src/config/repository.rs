@@ -32,17 +32,12 @@ impl FromStr for Repository {
         match words.next() {
             Some("deb") => {}
             Some("deb-src") => {
-                return Err(fail(
-                    "deb-src lines are not supported: pmirror-fs mirrors binary packages only"
-                        .into(),
-                ))
+                return Err(fail("deb-src lines are not supported: pmirror-fs mirrors binary packages only".into()))
             }
             Some(other) => return Err(fail(format!("{USAGE}, found {other:?}"))),
             None => return Err(fail(format!("empty line: {USAGE}"))),
         }
-        let url = words
-            .next()
-            .ok_or_else(|| fail(format!("missing URL: {USAGE}")))?;
+        let url = words.next().ok_or_else(|| fail(format!("missing URL: {USAGE}")))?;
         if url.starts_with('[') {
             return Err(fail(
                 "options in brackets ([arch=…], [signed-by=…]) are not supported; \
@@ -51,21 +46,13 @@ impl FromStr for Repository {
             ));
         }
         let url = validate::http_url(url).map_err(fail)?;
-        let suite = words
-            .next()
-            .ok_or_else(|| fail(format!("missing suite: {USAGE}")))?;
+        let suite = words.next().ok_or_else(|| fail(format!("missing suite: {USAGE}")))?;
         if suite.ends_with('/') {
-            return Err(fail(format!(
-                "flat repositories (suite {suite:?}) are not supported"
-            )));
+            return Err(fail(format!("flat repositories (suite {suite:?}) are not supported")));
         }
         validate::dist_word(suite).map_err(|e| fail(format!("suite {e}")))?;
         let components = components(words)?;
-        Ok(Repository {
-            url,
-            suite: suite.to_owned(),
-            components,
-        })
+        Ok(Repository { url, suite: suite.to_owned(), components })
     }
 }
 
@@ -74,9 +61,7 @@ fn components<'a>(words: impl Iterator<Item = &'a str>) -> Result<Vec<String>, R
     for word in words {
         validate::dist_word(word).map_err(|e| RepositoryError(format!("component {e}")))?;
         if components.iter().any(|c| c == word) {
-            return Err(RepositoryError(format!(
-                "component {word:?} is listed twice"
-            )));
+            return Err(RepositoryError(format!("component {word:?} is listed twice")));
         }
         components.push(word.to_owned());
     }
@@ -88,13 +73,7 @@ fn components<'a>(words: impl Iterator<Item = &'a str>) -> Result<Vec<String>, R
 
 impl fmt::Display for Repository {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "deb {} {} {}",
-            self.url,
-            self.suite,
-            self.components.join(" ")
-        )
+        write!(f, "deb {} {} {}", self.url, self.suite, self.components.join(" "))
     }
 }
 
@@ -105,10 +84,9 @@ mod tests {
 
     #[test]
     fn parses_plain_lines() {
-        let repo: Repository =
-            "deb http://download.proxmox.com/debian/pve bookworm pve-no-subscription pvetest"
-                .parse()
-                .expect("valid line");
+        let repo: Repository = "deb http://download.proxmox.com/debian/pve bookworm pve-no-subscription pvetest"
+            .parse()
+            .expect("valid line");
         assert_eq!(repo.url.as_str(), "http://download.proxmox.com/debian/pve/");
         assert_eq!(repo.suite, "bookworm");
         assert_eq!(repo.components, ["pve-no-subscription", "pvetest"]);
@@ -126,14 +104,8 @@ mod tests {
             ("deb-src http://h/debian bookworm main", "deb-src"),
             ("rpm http://h/debian bookworm main", "found \"rpm\""),
             ("deb", "missing URL"),
-            (
-                "deb [arch=amd64] http://h/debian bookworm main",
-                "options in brackets",
-            ),
-            (
-                "deb ftp://h/debian bookworm main",
-                "scheme must be http or https",
-            ),
+            ("deb [arch=amd64] http://h/debian bookworm main", "options in brackets"),
+            ("deb ftp://h/debian bookworm main", "scheme must be http or https"),
             ("deb http://h/debian", "missing suite"),
             ("deb http://h/debian bookworm", "no component"),
             ("deb http://h/debian ./", "flat repositories"),

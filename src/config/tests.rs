@@ -91,26 +91,15 @@ fn full_config_parses_with_every_value() {
 
     let pve = &config.mirrors[0];
     assert_eq!(pve.id, "pve_bookworm");
-    assert_eq!(
-        pve.repository.url.as_str(),
-        "http://download.proxmox.com/debian/pve/"
-    );
+    assert_eq!(pve.repository.url.as_str(), "http://download.proxmox.com/debian/pve/");
     assert_eq!(pve.repository.suite, "bookworm");
-    assert_eq!(
-        pve.repository.components,
-        ["pve-no-subscription", "pvetest"]
-    );
+    assert_eq!(pve.repository.components, ["pve-no-subscription", "pvetest"]);
     assert_eq!(pve.architectures, ["amd64", "all"]);
-    assert_eq!(
-        (pve.key.as_path(), pve.key_bytes.as_slice()),
-        (key.as_path(), KEY)
-    );
+    assert_eq!((pve.key.as_path(), pve.key_bytes.as_slice()), (key.as_path(), KEY));
     assert!(pve.verify && pve.ignore_errors);
     assert_eq!(pve.view, "proxmox/pve");
     assert_eq!(pve.skip_package_patterns, ["*-dbgsym", "linux-*"]);
-    assert!(
-        pve.skip_packages.is_match("zfs-dbgsym") && pve.skip_packages.is_match("linux-libc-dev")
-    );
+    assert!(pve.skip_packages.is_match("zfs-dbgsym") && pve.skip_packages.is_match("linux-libc-dev"));
     assert!(!pve.skip_packages.is_match("pve-manager"));
     assert_eq!(pve.skip_sections, ["debug"]);
 
@@ -166,41 +155,116 @@ fn invalid_cases() -> Vec<(&'static str, String, usize, Vec<&'static str>)> {
     let m = |extra: &str| format!("{MIRROR}{extra}");
     let swap = |from: &str, to: &str| MIRROR.replace(from, to);
     vec![
-        ("unknown key in [store]", "[store]\nfsync = true\nbogus = 1\n".into(), 3, vec!["[store]: unknown field `bogus`"]),
+        (
+            "unknown key in [store]",
+            "[store]\nfsync = true\nbogus = 1\n".into(),
+            3,
+            vec!["[store]: unknown field `bogus`"],
+        ),
         ("unknown table", "\n[bogus]\nx = 1\n".into(), 2, vec!["bogus"]),
         ("unknown key in mirror", m("colour = \"red\"\n"), 6, vec!["mirror \"pve\": unknown field `colour`"]),
-        ("unknown key in second mirror", format!("{MIRROR}{}", swap("\"pve\"", "\"two\"").replace("key = ", "kee = ")), 10, vec!["mirror \"two\": unknown field `kee`"]),
-        ("unknown key in tree", "[[tree]]\nid = \"iso\"\nurl = \"http://h/iso/\"\nfilter = []\n".into(), 4, vec!["tree \"iso\": unknown field `filter`"]),
-        ("unknown key in alias", "[[alias]]\npath = \"a\"\ntarget = \"b\"\nforce = true\n".into(), 4, vec!["alias \"a\": unknown field `force`"]),
+        (
+            "unknown key in second mirror",
+            format!("{MIRROR}{}", swap("\"pve\"", "\"two\"").replace("key = ", "kee = ")),
+            10,
+            vec!["mirror \"two\": unknown field `kee`"],
+        ),
+        (
+            "unknown key in tree",
+            "[[tree]]\nid = \"iso\"\nurl = \"http://h/iso/\"\nfilter = []\n".into(),
+            4,
+            vec!["tree \"iso\": unknown field `filter`"],
+        ),
+        (
+            "unknown key in alias",
+            "[[alias]]\npath = \"a\"\ntarget = \"b\"\nforce = true\n".into(),
+            4,
+            vec!["alias \"a\": unknown field `force`"],
+        ),
         ("wrong type", "[sync]\nconcurrency = \"8\"\n".into(), 2, vec!["[sync]: invalid type: string"]),
         ("negative concurrency", "[sync]\nconcurrency = -1\n".into(), 2, vec!["-1"]),
-        ("missing required key", "[[mirror]]\nid = \"pve\"\n".into(), 1, vec!["mirror \"pve\": missing field `repository`"]),
+        (
+            "missing required key",
+            "[[mirror]]\nid = \"pve\"\n".into(),
+            1,
+            vec!["mirror \"pve\": missing field `repository`"],
+        ),
         ("TOML syntax", "[sync\nkeep = 1\n".into(), 1, vec!["table header"]),
         ("duplicate key", "[sync]\nkeep = 1\nkeep = 2\n".into(), 3, vec!["duplicate key `keep`"]),
-        ("bad URL", swap("http://download.proxmox.com/debian/pve", "http//nope"), 3, vec!["mirror \"pve\"", "repository", "invalid URL"]),
+        (
+            "bad URL",
+            swap("http://download.proxmox.com/debian/pve", "http//nope"),
+            3,
+            vec!["mirror \"pve\"", "repository", "invalid URL"],
+        ),
         ("bad scheme", swap("http://", "ftp://"), 3, vec!["mirror \"pve\"", "repository", "http or https"]),
         ("apt options", swap("deb http", "deb [arch=amd64] http"), 3, vec!["repository", "options in brackets"]),
         ("no components", swap(" pve-no-subscription", ""), 3, vec!["repository", "no component"]),
-        ("source architecture", swap("[\"amd64\"]", "[\"amd64\",\n  \"source\"]"), 5, vec!["mirror \"pve\"", "architectures", "\"source\" is not supported"]),
-        ("unknown architecture", swap("[\"amd64\"]", "[\"x86_64\"]"), 4, vec!["architectures", "not a Debian architecture"]),
+        (
+            "source architecture",
+            swap("[\"amd64\"]", "[\"amd64\",\n  \"source\"]"),
+            5,
+            vec!["mirror \"pve\"", "architectures", "\"source\" is not supported"],
+        ),
+        (
+            "unknown architecture",
+            swap("[\"amd64\"]", "[\"x86_64\"]"),
+            4,
+            vec!["architectures", "not a Debian architecture"],
+        ),
         ("no architectures", swap("[\"amd64\"]", "[]"), 4, vec!["architectures", "at least one"]),
         ("duplicate architecture", swap("[\"amd64\"]", "[\"amd64\", \"amd64\"]"), 4, vec!["architectures", "twice"]),
-        ("missing key file", swap("key.gpg", "missing.gpg"), 5, vec!["mirror \"pve\": key file", "missing.gpg", "os error 2"]),
+        (
+            "missing key file",
+            swap("key.gpg", "missing.gpg"),
+            5,
+            vec!["mirror \"pve\": key file", "missing.gpg", "os error 2"],
+        ),
         ("empty key file", swap("key.gpg", "empty.gpg"), 5, vec!["mirror \"pve\": key:", "is empty"]),
-        ("missing tree key file", "[[tree]]\nid = \"iso\"\nurl = \"http://h/iso/\"\nkey = \"nope.gpg\"\n".into(), 4, vec!["tree \"iso\": key file", "nope.gpg"]),
+        (
+            "missing tree key file",
+            "[[tree]]\nid = \"iso\"\nurl = \"http://h/iso/\"\nkey = \"nope.gpg\"\n".into(),
+            4,
+            vec!["tree \"iso\": key file", "nope.gpg"],
+        ),
         ("bad id", swap("\"pve\"", "\"pve bookworm\""), 2, vec!["mirror \"pve bookworm\"", "id", "' '"]),
         ("dot id", swap("\"pve\"", "\"..\""), 2, vec!["id", "\"..\""]),
-        ("duplicate mirror id", format!("{MIRROR}{MIRROR}"), 7, vec!["mirror \"pve\": id: duplicate id", "mirror on line 2"]),
-        ("mirror and tree share an id", m("[[tree]]\nid = \"pve\"\nurl = \"http://h/iso/\"\n"), 7, vec!["tree \"pve\": id: duplicate id", "mirror on line 2"]),
+        (
+            "duplicate mirror id",
+            format!("{MIRROR}{MIRROR}"),
+            7,
+            vec!["mirror \"pve\": id: duplicate id", "mirror on line 2"],
+        ),
+        (
+            "mirror and tree share an id",
+            m("[[tree]]\nid = \"pve\"\nurl = \"http://h/iso/\"\n"),
+            7,
+            vec!["tree \"pve\": id: duplicate id", "mirror on line 2"],
+        ),
         ("absolute view", m("view = \"/debian/pve\"\n"), 6, vec!["mirror \"pve\": view:", "relative"]),
         ("view with ..", m("view = \"debian/../etc\"\n"), 6, vec!["view", "\"..\""]),
         ("view with empty component", m("view = \"debian//pve\"\n"), 6, vec!["view", "empty component"]),
         ("empty view", m("view = \"\"\n"), 6, vec!["view", "empty"]),
         ("view is snapshots", m("view = \"snapshots\"\n"), 6, vec!["view", "reserved"]),
         ("view under snapshots", m("view = \"snapshots/pve\"\n"), 6, vec!["view", "reserved"]),
-        ("URL without path", swap("download.proxmox.com/debian/pve", "download.proxmox.com"), 3, vec!["mirror \"pve\": view:", "set view"]),
-        ("tree URL without path", "[[tree]]\nid = \"t\"\nurl = \"https://h/\"\n".into(), 3, vec!["tree \"t\": view:", "set view"]),
-        ("tree bad scheme", "[[tree]]\nid = \"t\"\nurl = \"file:///srv/iso\"\n".into(), 3, vec!["tree \"t\": url:", "http or https"]),
+        (
+            "URL without path",
+            swap("download.proxmox.com/debian/pve", "download.proxmox.com"),
+            3,
+            vec!["mirror \"pve\": view:", "set view"],
+        ),
+        (
+            "tree URL without path",
+            "[[tree]]\nid = \"t\"\nurl = \"https://h/\"\n".into(),
+            3,
+            vec!["tree \"t\": view:", "set view"],
+        ),
+        (
+            "tree bad scheme",
+            "[[tree]]\nid = \"t\"\nurl = \"file:///srv/iso\"\n".into(),
+            3,
+            vec!["tree \"t\": url:", "http or https"],
+        ),
         ("bad grace", "[sync]\nkeep = 2\ngrace = \"48x\"\n".into(), 3, vec!["[sync]: grace:", "unknown unit"]),
         ("grace without unit", "[sync]\ngrace = \"48\"\n".into(), 2, vec!["[sync]: grace:", "missing unit"]),
         ("bad timeout", "[sync]\ntimeout = \"soon\"\n".into(), 2, vec!["[sync]: timeout:"]),
@@ -209,16 +273,61 @@ fn invalid_cases() -> Vec<(&'static str, String, usize, Vec<&'static str>)> {
         ("zero keep", "\n[sync]\nretries = 1\nkeep = 0\n".into(), 4, vec!["[sync]: keep:", "at least 1"]),
         ("empty store dir", "[store]\ndir = \"\"\n".into(), 2, vec!["[store]: dir:", "empty"]),
         ("bad skip glob", m("skip-packages = [\"ok-*\", \"a[b\"]\n"), 6, vec!["mirror \"pve\": skip-packages:", "a[b"]),
-        ("bad include glob", "[[tree]]\nid = \"t\"\nurl = \"http://h/iso/\"\ninclude = [\"{a\"]\n".into(), 4, vec!["tree \"t\": include:"]),
-        ("bad exclude glob", "[[tree]]\nid = \"t\"\nurl = \"http://h/iso/\"\nexclude = [\"[z-a]\"]\n".into(), 4, vec!["tree \"t\": exclude:"]),
+        (
+            "bad include glob",
+            "[[tree]]\nid = \"t\"\nurl = \"http://h/iso/\"\ninclude = [\"{a\"]\n".into(),
+            4,
+            vec!["tree \"t\": include:"],
+        ),
+        (
+            "bad exclude glob",
+            "[[tree]]\nid = \"t\"\nurl = \"http://h/iso/\"\nexclude = [\"[z-a]\"]\n".into(),
+            4,
+            vec!["tree \"t\": exclude:"],
+        ),
         ("blank section", m("skip-sections = [\"debug\", \"\"]\n"), 6, vec!["skip-sections", "not a section name"]),
-        ("absolute alias path", m("[[alias]]\npath = \"/debian/dists\"\ntarget = \"debian/pve/dists\"\n"), 7, vec!["alias \"/debian/dists\": path:", "relative"]),
-        ("alias path under snapshots", m("[[alias]]\npath = \"snapshots/x\"\ntarget = \"debian/pve\"\n"), 7, vec!["path", "reserved"]),
-        ("alias hides a view", m("[[alias]]\npath = \"debian\"\ntarget = \"debian/pve\"\n"), 7, vec!["alias \"debian\": path:", "hide the view"]),
-        ("alias target with ..", m("[[alias]]\npath = \"x\"\ntarget = \"../etc\"\n"), 8, vec!["alias \"x\": target:", "\"..\""]),
-        ("alias target nowhere", m("[[alias]]\npath = \"x\"\ntarget = \"elsewhere/dists\"\n"), 8, vec!["target", "not inside any mirror or tree view"]),
-        ("alias loop", m("[[alias]]\npath = \"debian/pve/dists/stable\"\ntarget = \"debian/pve/dists/stable/main\"\n"), 8, vec!["target", "loop"]),
-        ("overlapping aliases", m("[[alias]]\npath = \"a\"\ntarget = \"debian/pve\"\n[[alias]]\npath = \"a/b\"\ntarget = \"debian\"\n"), 10, vec!["alias \"a/b\": path:", "overlaps alias \"a\" on line 7"]),
+        (
+            "absolute alias path",
+            m("[[alias]]\npath = \"/debian/dists\"\ntarget = \"debian/pve/dists\"\n"),
+            7,
+            vec!["alias \"/debian/dists\": path:", "relative"],
+        ),
+        (
+            "alias path under snapshots",
+            m("[[alias]]\npath = \"snapshots/x\"\ntarget = \"debian/pve\"\n"),
+            7,
+            vec!["path", "reserved"],
+        ),
+        (
+            "alias hides a view",
+            m("[[alias]]\npath = \"debian\"\ntarget = \"debian/pve\"\n"),
+            7,
+            vec!["alias \"debian\": path:", "hide the view"],
+        ),
+        (
+            "alias target with ..",
+            m("[[alias]]\npath = \"x\"\ntarget = \"../etc\"\n"),
+            8,
+            vec!["alias \"x\": target:", "\"..\""],
+        ),
+        (
+            "alias target nowhere",
+            m("[[alias]]\npath = \"x\"\ntarget = \"elsewhere/dists\"\n"),
+            8,
+            vec!["target", "not inside any mirror or tree view"],
+        ),
+        (
+            "alias loop",
+            m("[[alias]]\npath = \"debian/pve/dists/stable\"\ntarget = \"debian/pve/dists/stable/main\"\n"),
+            8,
+            vec!["target", "loop"],
+        ),
+        (
+            "overlapping aliases",
+            m("[[alias]]\npath = \"a\"\ntarget = \"debian/pve\"\n[[alias]]\npath = \"a/b\"\ntarget = \"debian\"\n"),
+            10,
+            vec!["alias \"a/b\": path:", "overlaps alias \"a\" on line 7"],
+        ),
     ]
 }
 
@@ -237,10 +346,7 @@ fn invalid_configs_name_line_and_key() {
         let prefix = format!("{}:{line}: ", path.display());
         assert!(shown.starts_with(&prefix), "{what}: {shown}");
         for needle in needles {
-            assert!(
-                shown.contains(needle),
-                "{what}: {needle:?} missing from {shown}"
-            );
+            assert!(shown.contains(needle), "{what}: {needle:?} missing from {shown}");
         }
     }
 }
@@ -248,9 +354,7 @@ fn invalid_configs_name_line_and_key() {
 #[test]
 fn key_file_error_reads_like_the_contract() {
     let fx = Fixture::new();
-    let err = fx
-        .parse(&MIRROR.replace("key.gpg", "gone.gpg"))
-        .expect_err("missing key file");
+    let err = fx.parse(&MIRROR.replace("key.gpg", "gone.gpg")).expect_err("missing key file");
     let key = fx.dir.path().join("gone.gpg");
     let expected = format!(
         "{}:5: mirror \"pve\": key file {}: No such file or directory (os error 2)",
@@ -274,10 +378,7 @@ fn relative_paths_resolve_against_the_config_directory() {
         (absolute.display().to_string(), absolute.clone(), KEY),
     ];
     for (configured, resolved, bytes) in cases {
-        let text = format!(
-            "[store]\ndir = \"store\"\n{}",
-            MIRROR.replace("\"key.gpg\"", &format!("{configured:?}"))
-        );
+        let text = format!("[store]\ndir = \"store\"\n{}", MIRROR.replace("\"key.gpg\"", &format!("{configured:?}")));
         let config = Config::parse(&text, &sub.join("config.toml")).expect(configured);
         assert_eq!(&config.mirrors[0].key, resolved, "{configured}");
         assert_eq!(config.mirrors[0].key_bytes, *bytes, "{configured}");
@@ -291,26 +392,15 @@ fn to_toml_round_trips_through_parse() {
     for text in [FULL, "", MIRROR] {
         let first = fx.parse(text).expect("valid");
         let rendered = first.to_toml();
-        let second = fx
-            .parse(&rendered)
-            .unwrap_or_else(|e| panic!("{e}\n{rendered}"));
+        let second = fx.parse(&rendered).unwrap_or_else(|e| panic!("{e}\n{rendered}"));
         assert_eq!(second.to_toml(), rendered);
         assert_eq!(format!("{:?}", first.store), format!("{:?}", second.store));
         assert_eq!(format!("{:?}", first.sync), format!("{:?}", second.sync));
         assert_eq!(format!("{:?}", first.trees), format!("{:?}", second.trees));
-        assert_eq!(
-            format!("{:?}", first.aliases),
-            format!("{:?}", second.aliases)
-        );
+        assert_eq!(format!("{:?}", first.aliases), format!("{:?}", second.aliases));
         for (a, b) in first.mirrors.iter().zip(&second.mirrors) {
-            assert_eq!(
-                (&a.id, &a.repository, &a.view, &a.key),
-                (&b.id, &b.repository, &b.view, &b.key)
-            );
-            assert_eq!(
-                (&a.architectures, &a.skip_sections),
-                (&b.architectures, &b.skip_sections)
-            );
+            assert_eq!((&a.id, &a.repository, &a.view, &a.key), (&b.id, &b.repository, &b.view, &b.key));
+            assert_eq!((&a.architectures, &a.skip_sections), (&b.architectures, &b.skip_sections));
             assert_eq!(a.skip_package_patterns, b.skip_package_patterns);
             assert_eq!((a.verify, a.ignore_errors), (b.verify, b.ignore_errors));
         }
@@ -324,9 +414,7 @@ fn load_reads_the_file_or_names_it() {
     let path = fx.config_path();
     let err = Config::load(&path).expect_err("no file yet");
     assert!(matches!(err, ConfigError::Read { .. }));
-    assert!(err
-        .to_string()
-        .starts_with(&format!("{}: ", path.display())));
+    assert!(err.to_string().starts_with(&format!("{}: ", path.display())));
     fs::write(&path, MIRROR).expect("write config");
     let config = Config::load(&path).expect("valid");
     assert_eq!(config.mirrors[0].view, "debian/pve");
@@ -338,10 +426,7 @@ fn config_path_precedence() {
     let env = || Some(OsString::from("/tmp/env.toml"));
     assert_eq!(resolve_path_from(Some(cli), env()), cli);
     assert_eq!(resolve_path_from(None, env()), Path::new("/tmp/env.toml"));
-    assert_eq!(
-        resolve_path_from(None, Some(OsString::new())),
-        Path::new(DEFAULT_PATH)
-    );
+    assert_eq!(resolve_path_from(None, Some(OsString::new())), Path::new(DEFAULT_PATH));
     assert_eq!(resolve_path_from(None, None), Path::new(DEFAULT_PATH));
 }
 

@@ -4,10 +4,8 @@
 use url::Url;
 
 /// Debian release architectures (and `all`) that a binary mirror may name.
-pub const ARCHITECTURES: [&str; 11] = [
-    "amd64", "arm64", "armel", "armhf", "i386", "mips64el", "mipsel", "ppc64el", "riscv64",
-    "s390x", "all",
-];
+pub const ARCHITECTURES: [&str; 11] =
+    ["amd64", "arm64", "armel", "armhf", "i386", "mips64el", "mipsel", "ppc64el", "riscv64", "s390x", "all"];
 
 /// The top-level view directory that holds every retained snapshot; no mirror, tree or alias may
 /// claim it.
@@ -20,9 +18,7 @@ pub fn id(id: &str) -> Result<(), String> {
         return Err("id is empty".into());
     }
     if let Some(bad) = id.chars().find(|c| !allowed(*c)) {
-        return Err(format!(
-            "id {id:?} contains {bad:?}; use only letters, digits, '_', '.' and '-'"
-        ));
+        return Err(format!("id {id:?} contains {bad:?}; use only letters, digits, '_', '.' and '-'"));
     }
     if id == "." || id == ".." {
         return Err(format!("id {id:?} is not a usable directory name"));
@@ -37,10 +33,7 @@ pub fn architecture(arch: &str) -> Result<(), String> {
     if ARCHITECTURES.contains(&arch) {
         return Ok(());
     }
-    Err(format!(
-        "{arch:?} is not a Debian architecture (one of {})",
-        ARCHITECTURES.join(", ")
-    ))
+    Err(format!("{arch:?} is not a Debian architecture (one of {})", ARCHITECTURES.join(", ")))
 }
 
 /// An upstream base URL: http or https, with a host, no query or fragment; returned with a
@@ -48,10 +41,7 @@ pub fn architecture(arch: &str) -> Result<(), String> {
 pub fn http_url(text: &str) -> Result<Url, String> {
     let mut url = Url::parse(text).map_err(|e| format!("invalid URL {text:?}: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!(
-            "URL {text:?}: scheme must be http or https, not {:?}",
-            url.scheme()
-        ));
+        return Err(format!("URL {text:?}: scheme must be http or https, not {:?}", url.scheme()));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(format!("URL {text:?} has no host"));
@@ -85,11 +75,7 @@ pub fn relative_path(path: &str) -> Result<(), String> {
     }
     for component in path.split('/') {
         match component {
-            "" => {
-                return Err(format!(
-                    "{path:?} has an empty component ('//' or a trailing '/')"
-                ))
-            }
+            "" => return Err(format!("{path:?} has an empty component ('//' or a trailing '/')")),
             "." | ".." => return Err(format!("{path:?} contains a {component:?} component")),
             _ => {}
         }
@@ -101,17 +87,14 @@ pub fn relative_path(path: &str) -> Result<(), String> {
 pub fn claimable_path(path: &str) -> Result<(), String> {
     relative_path(path)?;
     if is_within(path, SNAPSHOTS_DIR) {
-        return Err(format!(
-            "{path:?} is reserved: {SNAPSHOTS_DIR}/ holds the retained snapshots"
-        ));
+        return Err(format!("{path:?} is reserved: {SNAPSHOTS_DIR}/ holds the retained snapshots"));
     }
     Ok(())
 }
 
 /// A suite or component of an apt source line: a relative path of `[A-Za-z0-9._+~-]` words.
 pub fn dist_word(word: &str) -> Result<(), String> {
-    let allowed =
-        |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '~' | '-' | '/');
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '~' | '-' | '/');
     if let Some(bad) = word.chars().find(|c| !allowed(*c)) {
         return Err(format!("{word:?} contains {bad:?}"));
     }
@@ -120,10 +103,7 @@ pub fn dist_word(word: &str) -> Result<(), String> {
 
 /// Whether `path` equals `dir` or lies below it, component-wise (`a/bc` is not within `a/b`).
 pub fn is_within(path: &str, dir: &str) -> bool {
-    path == dir
-        || path
-            .strip_prefix(dir)
-            .is_some_and(|rest| rest.starts_with('/'))
+    path == dir || path.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'))
 }
 
 #[cfg(test)]
@@ -152,25 +132,15 @@ mod tests {
     fn architectures() {
         assert!(architecture("amd64").is_ok());
         assert!(architecture("all").is_ok());
-        assert!(architecture("source")
-            .unwrap_err()
-            .contains("not supported"));
-        assert!(architecture("amd65")
-            .unwrap_err()
-            .contains("not a Debian architecture"));
+        assert!(architecture("source").unwrap_err().contains("not supported"));
+        assert!(architecture("amd65").unwrap_err().contains("not a Debian architecture"));
     }
 
     #[test]
     fn urls() {
         let cases: &[(&str, Result<&str, &str>)] = &[
-            (
-                "http://download.proxmox.com/debian/pve",
-                Ok("http://download.proxmox.com/debian/pve/"),
-            ),
-            (
-                "https://deb.debian.org/debian/",
-                Ok("https://deb.debian.org/debian/"),
-            ),
+            ("http://download.proxmox.com/debian/pve", Ok("http://download.proxmox.com/debian/pve/")),
+            ("https://deb.debian.org/debian/", Ok("https://deb.debian.org/debian/")),
             ("http://host", Ok("http://host/")),
             ("ftp://host/debian", Err("scheme must be http or https")),
             ("file:///srv/debian", Err("scheme must be http or https")),
@@ -190,14 +160,8 @@ mod tests {
     #[test]
     fn default_views() {
         let view = |text: &str| http_url(text).ok().and_then(|u| default_view(&u));
-        assert_eq!(
-            view("http://download.proxmox.com/debian/pve").as_deref(),
-            Some("debian/pve")
-        );
-        assert_eq!(
-            view("http://download.proxmox.com/iso/").as_deref(),
-            Some("iso")
-        );
+        assert_eq!(view("http://download.proxmox.com/debian/pve").as_deref(), Some("debian/pve"));
+        assert_eq!(view("http://download.proxmox.com/iso/").as_deref(), Some("iso"));
         assert_eq!(view("http://download.proxmox.com/"), None);
     }
 

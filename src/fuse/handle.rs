@@ -77,7 +77,11 @@ impl ViewHandle {
         let previous = Arc::clone(old.current());
         if view.generation() <= previous.generation() {
             let generation = previous.generation() + 1;
-            tracing::warn!(given = view.generation(), used = generation, "view generation did not increase; re-stamped");
+            tracing::warn!(
+                given = view.generation(),
+                used = generation,
+                "view generation did not increase; re-stamped"
+            );
             view.restamp(generation);
         }
         let mut views = Vec::with_capacity(KEPT_GENERATIONS);

@@ -57,6 +57,8 @@ pub enum FuseError {
     StaleMount { path: PathBuf, tried: String },
     #[error("mounting FUSE at {}: {source}", path.display())]
     Mount { path: PathBuf, source: std::io::Error },
+    #[error("unmounting {}: {source}", path.display())]
+    Unmount { path: PathBuf, source: std::io::Error },
 }
 
 /// Where the pool keeps the object with this digest: `<pool>/sha256/<first 2 hex>/<hex>`.
@@ -83,7 +85,12 @@ impl std::fmt::Debug for Mounted {
 /// Mount `view` read-only at `mountpoint`, serving file content from `pool_dir` (the directory
 /// holding `sha256/`). Checks the mountpoint first ([`check_mountpoint`]). Returns once the
 /// kernel handshake is done; requests are served by background threads (one per CPU).
-pub fn mount(mountpoint: &Path, view: impl Into<ViewHandle>, pool_dir: PathBuf, opts: MountOptions) -> Result<Mounted, FuseError> {
+pub fn mount(
+    mountpoint: &Path,
+    view: impl Into<ViewHandle>,
+    pool_dir: PathBuf,
+    opts: MountOptions,
+) -> Result<Mounted, FuseError> {
     mount_with(mountpoint, view.into(), pool_dir, opts, ReadPath::Passthrough)
 }
 
@@ -97,7 +104,13 @@ enum ReadPath {
     Pread,
 }
 
-fn mount_with(mountpoint: &Path, views: ViewHandle, pool_dir: PathBuf, opts: MountOptions, read_path: ReadPath) -> Result<Mounted, FuseError> {
+fn mount_with(
+    mountpoint: &Path,
+    views: ViewHandle,
+    pool_dir: PathBuf,
+    opts: MountOptions,
+    read_path: ReadPath,
+) -> Result<Mounted, FuseError> {
     check_mountpoint(mountpoint)?;
     let (session, passthrough) = session(mountpoint, views.clone(), pool_dir, opts, read_path)?;
     let mount_error = |source| FuseError::Mount { path: mountpoint.to_owned(), source };
@@ -108,7 +121,13 @@ fn mount_with(mountpoint: &Path, views: ViewHandle, pool_dir: PathBuf, opts: Mou
 }
 
 /// Mount and handshake, without starting the request threads.
-fn session(mountpoint: &Path, views: ViewHandle, pool: PathBuf, opts: MountOptions, read_path: ReadPath) -> Result<(Session<fs::MirrorFs>, Arc<AtomicBool>), FuseError> {
+fn session(
+    mountpoint: &Path,
+    views: ViewHandle,
+    pool: PathBuf,
+    opts: MountOptions,
+    read_path: ReadPath,
+) -> Result<(Session<fs::MirrorFs>, Arc<AtomicBool>), FuseError> {
     let passthrough = Arc::new(AtomicBool::new(read_path == ReadPath::Passthrough));
     let fs = fs::MirrorFs { views, pool, open: Default::default(), passthrough: Arc::clone(&passthrough) };
     let mut config = Config::default();
@@ -125,7 +144,8 @@ fn session(mountpoint: &Path, views: ViewHandle, pool: PathBuf, opts: MountOptio
     // readers (FUSE-NOTES). Handlers never block, so more threads would only idle.
     config.n_threads = Some(std::thread::available_parallelism().map_or(1, |n| n.get()));
     config.clone_fd = true;
-    let session = Session::new(fs, mountpoint, &config).map_err(|source| FuseError::Mount { path: mountpoint.to_owned(), source })?;
+    let session = Session::new(fs, mountpoint, &config)
+        .map_err(|source| FuseError::Mount { path: mountpoint.to_owned(), source })?;
     Ok((session, passthrough))
 }
 
@@ -148,7 +168,8 @@ impl Mounted {
     pub fn switch(&self, new: View) {
         let old = self.views.store(new);
         let current = self.views.current();
-        let names: BTreeSet<&str> = old.root().children_from(0).chain(current.root().children_from(0)).map(|n| n.name()).collect();
+        let names: BTreeSet<&str> =
+            old.root().children_from(0).chain(current.root().children_from(0)).map(|n| n.name()).collect();
         let mut failed = 0;
         for name in &names {
             if let Err(e) = self.notifier.inval_entry(INodeNo::ROOT, OsStr::new(name)) {
@@ -163,14 +184,25 @@ impl Mounted {
         if failed > 0 {
             tracing::warn!(failed, "some kernel cache invalidations failed; old entries may show until their TTL");
         }
-        tracing::info!(from = old.generation(), to = current.generation(), entries = current.stats().entries, "view switched");
+        tracing::info!(
+            from = old.generation(),
+            to = current.generation(),
+            entries = current.stats().entries,
+            "view switched"
+        );
     }
 
     /// Unmount and wait for the request threads to finish; a failure is logged.
     pub fn unmount(self) {
-        let mountpoint = self.mountpoint;
-        if let Err(e) = self.session.umount_and_join() {
+        let mountpoint = self.mountpoint.clone();
+        if let Err(e) = self.try_unmount() {
             tracing::warn!(mountpoint = %mountpoint.display(), error = %e, "unmounting failed");
         }
+    }
+
+    /// Unmount and wait for the request threads to finish.
+    pub fn try_unmount(self) -> Result<(), FuseError> {
+        let path = self.mountpoint;
+        self.session.umount_and_join().map_err(|source| FuseError::Unmount { path, source })
     }
 }

@@ -39,7 +39,8 @@ fn clear_stale(path: &Path) -> Result<(), FuseError> {
 }
 
 fn refuse_if_mounted(path: &Path) -> Result<(), FuseError> {
-    let wanted = std::fs::canonicalize(path).map_err(|source| FuseError::Mountpoint { path: path.to_owned(), source })?;
+    let wanted =
+        std::fs::canonicalize(path).map_err(|source| FuseError::Mountpoint { path: path.to_owned(), source })?;
     let mountinfo = match std::fs::read_to_string("/proc/self/mountinfo") {
         Ok(text) => text,
         Err(e) => {
@@ -81,7 +82,8 @@ fn unescape(field: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        let octal =
+            bytes.get(i + 1..i + 4).filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)));
         match octal.and_then(|d| u8::from_str_radix(std::str::from_utf8(d).ok()?, 8).ok()) {
             Some(byte) => {
                 out.push(byte);
@@ -103,8 +105,14 @@ mod tests {
     #[test]
     fn parses_mountinfo_lines() {
         let cases = [
-            ("36 35 98:0 / /srv/pmirror-fs rw,nosuid - fuse pmirror-fs ro,user_id=0", Some(("/srv/pmirror-fs", "fuse", "pmirror-fs"))),
-            ("36 35 98:0 / /mnt/with\\040space rw shared:1 - ext4 /dev/vda rw", Some(("/mnt/with space", "ext4", "/dev/vda"))),
+            (
+                "36 35 98:0 / /srv/pmirror-fs rw,nosuid - fuse pmirror-fs ro,user_id=0",
+                Some(("/srv/pmirror-fs", "fuse", "pmirror-fs")),
+            ),
+            (
+                "36 35 98:0 / /mnt/with\\040space rw shared:1 - ext4 /dev/vda rw",
+                Some(("/mnt/with space", "ext4", "/dev/vda")),
+            ),
             ("garbage", None),
         ];
         for (line, want) in cases {

@@ -21,7 +21,12 @@ fn pool(dir: &Path, contents: &[&[u8]]) -> Vec<ObjectMeta> {
         let path = pool_object_path(dir, &sha256);
         fs::create_dir_all(path.parent().expect("parent")).expect("pool dir");
         fs::write(&path, bytes).expect("pool object");
-        objects.push(ObjectMeta { id: i as u64 + 1, sha256, size: bytes.len() as u64, mtime: 1_600_000_000 + i as i64 });
+        objects.push(ObjectMeta {
+            id: i as u64 + 1,
+            sha256,
+            size: bytes.len() as u64,
+            mtime: 1_600_000_000 + i as i64,
+        });
     }
     objects
 }
@@ -29,11 +34,29 @@ fn pool(dir: &Path, contents: &[&[u8]]) -> Vec<ObjectMeta> {
 fn view(generation: u64, objects: &[ObjectMeta], files: &[(&str, u32)]) -> View {
     let entries = files
         .iter()
-        .map(|&(path, object)| FileEntry { path: path.into(), object, kind: EntryKind::TreeFile, by_hash: vec![], mtime_override: None })
+        .map(|&(path, object)| FileEntry {
+            path: path.into(),
+            object,
+            kind: EntryKind::TreeFile,
+            by_hash: vec![],
+            mtime_override: None,
+        })
         .collect();
-    let snapshot = SnapshotFiles { mirror_id: "m".into(), name: "S".into(), view_root: "debian/pve".into(), role: Role::Published, entries };
+    let snapshot = SnapshotFiles {
+        mirror_id: "m".into(),
+        name: "S".into(),
+        view_root: "debian/pve".into(),
+        role: Role::Published,
+        entries,
+    };
     let inline_files = vec![("status.json".to_owned(), format!("{{\"generation\":{generation}}}").into_bytes())];
-    let source = ViewSource { generation, objects: objects.to_vec(), snapshots: vec![snapshot], inline_files, ..ViewSource::default() };
+    let source = ViewSource {
+        generation,
+        objects: objects.to_vec(),
+        snapshots: vec![snapshot],
+        inline_files,
+        ..ViewSource::default()
+    };
     View::build(&source).expect("view builds")
 }
 
@@ -60,7 +83,8 @@ fn errno<T: std::fmt::Debug>(result: std::io::Result<T>) -> Option<i32> {
 fn serve_read_only_and_switch(read_path: ReadPath) {
     let fx = fixture();
     let first = view(1, &fx.objects, &[("dists/bookworm/InRelease", 0), ("pool/p.deb", 2)]);
-    let mounted = mount_with(&fx.mnt, first.into(), fx.pool.clone(), MountOptions::default(), read_path).expect("mounting must work here (root, /dev/fuse)");
+    let mounted = mount_with(&fx.mnt, first.into(), fx.pool.clone(), MountOptions::default(), read_path)
+        .expect("mounting must work here (root, /dev/fuse)");
     let root = fx.mnt.join("debian/pve");
     let (release, package) = (root.join("dists/bookworm/InRelease"), root.join("pool/p.deb"));
 
@@ -71,7 +95,10 @@ fn serve_read_only_and_switch(read_path: ReadPath) {
     assert_eq!(meta.mtime(), 1_600_000_002);
     let dir_meta = fs::metadata(&root).expect("stat dir");
     assert_eq!((dir_meta.mode() & 0o7777, dir_meta.uid(), dir_meta.is_dir()), (0o555, 0, true));
-    let mut listed: Vec<String> = fs::read_dir(&root).expect("readdir").map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect();
+    let mut listed: Vec<String> = fs::read_dir(&root)
+        .expect("readdir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
     listed.sort();
     assert_eq!(listed, ["dists", "pool"]);
     assert_eq!(mounted.passthrough(), read_path == ReadPath::Passthrough, "read path in use");
@@ -98,7 +125,7 @@ fn serve_read_only_and_switch(read_path: ReadPath) {
     assert_eq!(fs::read(fx.mnt.join("status.json")).expect("status after switch"), b"{\"generation\":2}");
     drop(before);
 
-    mounted.unmount();
+    mounted.try_unmount().expect("unmount");
     assert_eq!(fs::read_dir(&fx.mnt).expect("plain dir again").count(), 0, "unmounted");
 }
 
@@ -115,7 +142,8 @@ fn serves_with_pread_fallback() {
 #[test]
 fn old_directory_inodes_resolve_until_evicted() {
     let fx = fixture();
-    let mounted = mount(&fx.mnt, view(1, &fx.objects, &[("a/x", 0)]), fx.pool.clone(), MountOptions::default()).expect("mount");
+    let mounted =
+        mount(&fx.mnt, view(1, &fx.objects, &[("a/x", 0)]), fx.pool.clone(), MountOptions::default()).expect("mount");
     let dir = File::open(fx.mnt.join("debian/pve/a")).expect("open dir");
     let at_name = |d: &File, name: &str| fs::read(format!("/proc/self/fd/{}/{name}", d.as_raw_fd()));
     let at = |d: &File| at_name(d, "x");
@@ -127,7 +155,8 @@ fn old_directory_inodes_resolve_until_evicted() {
     assert_eq!(fs::read(fx.mnt.join("debian/pve/a/x")).expect("current"), b"new InRelease");
     assert_eq!(errno(at_name(&dir, "y")), Some(libc::ESTALE), "an evicted generation is stale");
     drop(dir);
-    mounted.unmount();
+    mounted.try_unmount().expect("unmount");
+    assert_eq!(fs::read_dir(&fx.mnt).expect("plain dir again").count(), 0, "unmounted");
 }
 
 #[test]
@@ -136,10 +165,12 @@ fn duplicate_and_stale_mounts_are_handled() {
     let mounted = mount(&fx.mnt, View::empty(1), fx.pool.clone(), MountOptions::default()).expect("mount");
     let second = mount(&fx.mnt, View::empty(1), fx.pool.clone(), MountOptions::default());
     assert!(matches!(second, Err(FuseError::AlreadyMounted { .. })), "{second:?}");
-    mounted.unmount();
+    mounted.try_unmount().expect("unmount");
 
     // A daemon that died: the /dev/fuse fd closes while the mount stays.
-    let (session, _) = session(&fx.mnt, View::empty(1).into(), fx.pool.clone(), MountOptions::default(), ReadPath::Pread).expect("mount");
+    let (session, _) =
+        session(&fx.mnt, View::empty(1).into(), fx.pool.clone(), MountOptions::default(), ReadPath::Pread)
+            .expect("mount");
     let fd = session.as_fd().as_raw_fd();
     std::mem::forget(session);
     // SAFETY: `fd` belongs to the session leaked above, which never touches it again.

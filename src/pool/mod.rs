@@ -96,12 +96,7 @@ impl Pool {
     pub fn stage(&self, cap: Option<u64>) -> Result<Staging, PoolError> {
         let seq = STAGING_SEQ.fetch_add(1, Ordering::Relaxed);
         let path = self.store.join("tmp").join(format!("{}.{seq}.part", std::process::id()));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io_err(&path))?;
+        let file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(io_err(&path))?;
         Ok(Staging { pool: self.clone(), path, writer: Some(HashingWriter::new(file)), cap })
     }
 
@@ -129,9 +124,9 @@ impl Pool {
     pub fn rehash(&self, digest: &Sha256) -> Result<Option<(Sha256, u64)>, PoolError> {
         let path = self.object_path(digest);
         match File::open(&path) {
-            Ok(f) => crate::digest::hash_reader(io::BufReader::with_capacity(1 << 20, f))
-                .map(Some)
-                .map_err(io_err(&path)),
+            Ok(f) => {
+                crate::digest::hash_reader(io::BufReader::with_capacity(1 << 20, f)).map(Some).map_err(io_err(&path))
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(PoolError::Io { path, source: e }),
         }
@@ -270,8 +265,8 @@ mod tests {
         let good = Sha256::of(data);
         // (bytes written, declared size, expected digest)
         let cases: Vec<(&[u8], u64, Sha256)> = vec![
-            (b"0123456788", 10, good),  // wrong content
-            (b"01234", 10, good),       // truncated
+            (b"0123456788", 10, good), // wrong content
+            (b"01234", 10, good),      // truncated
             (b"0123456789", 10, Sha256::of(b"x")),
         ];
         for (bytes, size, digest) in cases {

@@ -160,7 +160,11 @@ async fn mirror_snapshot(
         return Ok((r, None));
     }
     let totals = plan.totals();
-    env.progress.mirror_started(&m.id, totals.fetch_files + totals.reuse_files, totals.fetch_bytes + totals.reuse_bytes);
+    env.progress.mirror_started(
+        &m.id,
+        totals.fetch_files + totals.reuse_files,
+        totals.fetch_bytes + totals.reuse_bytes,
+    );
     let (release_sha256, release_last_modified) = (plan.release_sha256, plan.release_last_modified);
     let skipped = plan.skipped_packages;
     let ex = ExecCtx {
@@ -191,7 +195,12 @@ async fn mirror_snapshot(
 }
 
 /// Publishes every snapshot this run recorded in one transaction, refusing path conflicts.
-fn publish(env: &Env<'_>, catalog: &mut Catalog, picks: &[(String, i64)], report: &mut RunReport) -> anyhow::Result<()> {
+fn publish(
+    env: &Env<'_>,
+    catalog: &mut Catalog,
+    picks: &[(String, i64)],
+    report: &mut RunReport,
+) -> anyhow::Result<()> {
     if picks.is_empty() {
         return Ok(());
     }

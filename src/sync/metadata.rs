@@ -109,8 +109,8 @@ pub async fn fetch(ctx: &MetadataCtx<'_>) -> Result<Fetched, MirrorError> {
 
 /// InRelease (conditional), else Release + Release.gpg; `None` when unchanged since last time.
 async fn fetch_release(ctx: &MetadataCtx<'_>) -> Result<Option<ReleaseFiles>, MirrorError> {
-    let keyring = Keyring::from_bytes(&ctx.mirror.key_bytes)
-        .map_err(|e| ctx.err(&ctx.mirror.key.display().to_string(), e))?;
+    let keyring =
+        Keyring::from_bytes(&ctx.mirror.key_bytes).map_err(|e| ctx.err(&ctx.mirror.key.display().to_string(), e))?;
     let inrelease = format!("{}/InRelease", ctx.dists());
     let since = if ctx.force { None } else { ctx.previous.release_last_modified };
     match ctx.fetcher.get_conditional(&ctx.url(&inrelease)?, since).await {
@@ -122,16 +122,30 @@ async fn fetch_release(ctx: &MetadataCtx<'_>) -> Result<Option<ReleaseFiles>, Mi
             }
             let verified = verify_inrelease(&body.bytes, &keyring).map_err(|e| ctx.err(&inrelease, e))?;
             let last_modified = body.last_modified;
-            Ok(Some(ReleaseFiles {
-                files: vec![(inrelease, body)],
-                verified,
-                release_sha256: digest,
-                release_last_modified: last_modified,
-            }))
+            let mut files = vec![(inrelease, body)];
+            files.extend(detached_companions(ctx, &keyring).await?);
+            Ok(Some(ReleaseFiles { files, verified, release_sha256: digest, release_last_modified: last_modified }))
         }
         Err(e) if e.is_not_found() => fetch_detached(ctx, &keyring).await,
         Err(e) => Err(ctx.err(&inrelease, e)),
     }
+}
+
+/// Release + Release.gpg next to an InRelease: served too (older clients and tools read them),
+/// but only when their own signature verifies. Absent upstream → not mirrored.
+async fn detached_companions(ctx: &MetadataCtx<'_>, keyring: &Keyring) -> Result<Vec<(String, Body)>, MirrorError> {
+    let release_path = format!("{}/Release", ctx.dists());
+    let gpg_path = format!("{}/Release.gpg", ctx.dists());
+    let mut got = Vec::new();
+    for path in [&release_path, &gpg_path] {
+        match ctx.fetcher.get(&ctx.url(path)?, MAX_RELEASE_SIZE).await {
+            Ok(body) => got.push((path.clone(), body)),
+            Err(e) if e.is_not_found() => return Ok(Vec::new()),
+            Err(e) => return Err(ctx.err(path, e)),
+        }
+    }
+    verify_detached(&got[0].1.bytes, &got[1].1.bytes, keyring).map_err(|e| ctx.err(&gpg_path, e))?;
+    Ok(got)
 }
 
 async fn fetch_detached(ctx: &MetadataCtx<'_>, keyring: &Keyring) -> Result<Option<ReleaseFiles>, MirrorError> {
@@ -243,10 +257,9 @@ async fn fetch_family(
             Err(e) => return Err(ctx.err(&path, e)),
         }
     }
-    let (path, e) = last_err.unwrap_or_else(|| (index_path(ctx, family), FetchError::Status {
-        url: ctx.mirror.repository.url.clone(),
-        status: 404,
-    }));
+    let (path, e) = last_err.unwrap_or_else(|| {
+        (index_path(ctx, family), FetchError::Status { url: ctx.mirror.repository.url.clone(), status: 404 })
+    });
     Err(ctx.err(&path, format!("required index missing upstream: {e}")))
 }
 
@@ -257,7 +270,9 @@ async fn fetch_index(ctx: &MetadataCtx<'_>, f: &ReleaseFile, by_hash: bool) -> R
     if let Some(bytes) = read_pool(ctx.pool, &f.sha256, f.size) {
         return Ok(bytes);
     }
-    let url = |p: &str| ctx.url(p).map_err(|e| FetchError::Transport { url: ctx.mirror.repository.url.clone(), message: e.to_string() });
+    let url = |p: &str| {
+        ctx.url(p).map_err(|e| FetchError::Transport { url: ctx.mirror.repository.url.clone(), message: e.to_string() })
+    };
     let body = if by_hash {
         match ctx.fetcher.get(&url(&by_hash_path(&path, &f.sha256))?, f.size).await {
             Err(e) if e.is_not_found() => ctx.fetcher.get(&url(&path)?, f.size).await?,
@@ -307,7 +322,10 @@ async fn pdiff_patches(ctx: &MetadataCtx<'_>, meta: &mut Metadata, f: &ReleaseFi
             return;
         }
     };
-    let index = match std::str::from_utf8(&text).map_err(|e| e.to_string()).and_then(|t| parse_pdiff_index(t).map_err(|e| e.to_string())) {
+    let index = match std::str::from_utf8(&text)
+        .map_err(|e| e.to_string())
+        .and_then(|t| parse_pdiff_index(t).map_err(|e| e.to_string()))
+    {
         Ok(i) => i,
         Err(e) => {
             meta.warnings.push(format!("{path}: {e}"));

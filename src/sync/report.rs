@@ -10,7 +10,9 @@ pub enum MirrorOutcome {
     /// Upstream's Release did not change: nothing fetched, no snapshot.
     Unchanged,
     /// A new snapshot was recorded (and published, unless the publish failed).
-    Snapshot { name: String },
+    Snapshot {
+        name: String,
+    },
     /// `--dry-run`: what a sync would do.
     Planned(Box<MirrorPlan>),
     Failed(MirrorError),

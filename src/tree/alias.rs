@@ -17,7 +17,12 @@ pub(super) struct PendingAlias {
 
 /// Intern each usable alias as a placeholder directory. A missing target or an alias inside its
 /// own target is a warning; an alias path that is already taken is a conflict.
-pub(super) fn plan<'a>(aliases: &'a [Alias], dirs: &mut DirTable<'a>, items: &[Item<'_>], origins: &Origins<'_>) -> Result<(), BuildError> {
+pub(super) fn plan<'a>(
+    aliases: &'a [Alias],
+    dirs: &mut DirTable<'a>,
+    items: &[Item<'_>],
+    origins: &Origins<'_>,
+) -> Result<(), BuildError> {
     for (n, alias) in aliases.iter().enumerate() {
         let origin = origins.alias(n);
         for path in [&alias.path, &alias.target] {
@@ -31,7 +36,7 @@ pub(super) fn plan<'a>(aliases: &'a [Alias], dirs: &mut DirTable<'a>, items: &[I
             tracing::warn!(path = %alias.path, target = %alias.target, "alias lies inside its own target (or the reverse); skipped");
             continue;
         }
-        if !exists(dirs, items, &alias.target) {
+        if !exists(dirs, items, &aliases[..n], &alias.target) {
             tracing::warn!(path = %alias.path, target = %alias.target, "alias target is not in the view; no alias directory");
             continue;
         }
@@ -59,19 +64,34 @@ fn check_path(path: &str) -> Result<(), &'static str> {
 
 /// `a` equals `b` or one contains the other.
 fn nested(a: &str, b: &str) -> bool {
-    let inside = |inner: &str, outer: &str| inner.strip_prefix(outer).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    let inside = |inner: &str, outer: &str| {
+        inner.strip_prefix(outer).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
     inside(a, b) || inside(b, a)
 }
 
 fn find_file(dirs: &DirTable<'_>, items: &[Item<'_>], path: &str) -> Option<u32> {
     let (dir, name) = split_path(path);
-    let dir = dirs.find_path(ROOT_DIR, dir)?;
+    let dir = match dir {
+        Some(dir) => dirs.find_path(ROOT_DIR, dir)?,
+        None => ROOT_DIR,
+    };
     let i = items.binary_search_by(|it| (it.dir, it.name.as_bytes()).cmp(&(dir, name.as_bytes()))).ok()?;
     items.get(i).map(|it| it.origin)
 }
 
-fn exists(dirs: &DirTable<'_>, items: &[Item<'_>], path: &str) -> bool {
-    dirs.find_path(ROOT_DIR, path).is_some() || find_file(dirs, items, path).is_some()
+/// Whether `path` will show something: a real path, or a path inside an earlier alias whose
+/// target exists (each alias is followed at most once, so cycles end).
+fn exists(dirs: &DirTable<'_>, items: &[Item<'_>], earlier: &[Alias], path: &str) -> bool {
+    // Alias placeholders are interned only once planned, so a found directory always shows.
+    if find_file(dirs, items, path).is_some() || dirs.find_path(ROOT_DIR, path).is_some() {
+        return true;
+    }
+    earlier.iter().enumerate().any(|(k, alias)| {
+        let rest = path.strip_prefix(alias.path.as_str()).filter(|r| r.starts_with('/'));
+        let others = &earlier[..k];
+        rest.is_some_and(|rest| exists(dirs, items, others, &format!("{}{rest}", alias.target)))
+    })
 }
 
 /// Who already holds `path` (a file, or a directory with anything below it).
@@ -123,7 +143,8 @@ fn copy(nodes: &mut Vec<Node>, target: u32, dest: u32) {
     let src = nodes[target as usize];
     let dest_node = &mut nodes[dest as usize];
     if src.kind != Kind::Dir {
-        *dest_node = Node { name_off: dest_node.name_off, name_len: dest_node.name_len, parent: dest_node.parent, ..src };
+        *dest_node =
+            Node { name_off: dest_node.name_off, name_len: dest_node.name_len, parent: dest_node.parent, ..src };
         return;
     }
     let mut queue = VecDeque::from([(dest, target)]);

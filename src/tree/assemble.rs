@@ -60,7 +60,12 @@ fn object_table(source: &[ObjectMeta]) -> Result<(Vec<ObjectMeta>, Vec<u32>), Bu
 
 /// Sort by (directory, name, rank, claim order) and keep one item per path; two exclusive claims
 /// with different content are a conflict.
-fn dedup<'a>(mut items: Vec<Item<'a>>, source: &ViewSource, dirs: &DirTable<'_>, origins: &Origins<'_>) -> Result<Vec<Item<'a>>, BuildError> {
+fn dedup<'a>(
+    mut items: Vec<Item<'a>>,
+    source: &ViewSource,
+    dirs: &DirTable<'_>,
+    origins: &Origins<'_>,
+) -> Result<Vec<Item<'a>>, BuildError> {
     items.sort_unstable_by(|a, b| {
         (a.dir, a.name.as_bytes(), a.rank, a.seq).cmp(&(b.dir, b.name.as_bytes(), b.rank, b.seq))
     });
@@ -206,7 +211,11 @@ impl<'a> Layout<'_, 'a> {
             let take_sub = match (sub, file) {
                 (Some((_, s)), Some(f)) if s.as_bytes() == f.name.as_bytes() => {
                     let keep_sub = self.file_or_dir(dir, f, sub.map_or(0, |(d, _)| d))?;
-                    if keep_sub { j += 1 } else { i += 1 }
+                    if keep_sub {
+                        j += 1
+                    } else {
+                        i += 1
+                    }
                     keep_sub
                 }
                 (Some((_, s)), Some(f)) => s.as_bytes() < f.name.as_bytes(),

@@ -247,8 +247,12 @@ impl<'a> Collector<'a> {
             self.place(frozen, &entry.path, payload, mtime, Rank::Exclusive, origin, &entry.path)?;
             let Some(live) = live else { continue };
             match (snap.role, entry.kind) {
-                (Role::Published, _) => self.place(live, &entry.path, payload, mtime, Rank::Exclusive, origin, &entry.path)?,
-                (_, EntryKind::Package) => self.place(live, &entry.path, payload, mtime, Rank::GracePackage, origin, &entry.path)?,
+                (Role::Published, _) => {
+                    self.place(live, &entry.path, payload, mtime, Rank::Exclusive, origin, &entry.path)?
+                }
+                (_, EntryKind::Package) => {
+                    self.place(live, &entry.path, payload, mtime, Rank::GracePackage, origin, &entry.path)?
+                }
                 _ => {}
             }
             if entry.kind == EntryKind::Index {
@@ -272,9 +276,15 @@ impl<'a> Collector<'a> {
         self.dirs.child(mirror, &snap.name)
     }
 
-    fn add_by_hash(&mut self, live: u32, entry: &'a FileEntry, payload: Payload, mtime: i64, origin: u32) -> Result<(), BuildError> {
-        let (dir, _) = split_path(&entry.path);
-        let dir = self.base(live, dir, origin, &entry.path)?;
+    fn add_by_hash(
+        &mut self,
+        live: u32,
+        entry: &'a FileEntry,
+        payload: Payload,
+        mtime: i64,
+        origin: u32,
+    ) -> Result<(), BuildError> {
+        let dir = self.parent_dir(live, split_path(&entry.path).0, origin, &entry.path)?;
         for by_hash in &entry.by_hash {
             let top = self.dirs.child(dir, "by-hash")?;
             check_component(by_hash.algo).map_err(|reason| self.invalid(&entry.path, origin, reason))?;
@@ -299,13 +309,31 @@ impl<'a> Collector<'a> {
 
     /// Place the file `rel` (a path below directory `base`).
     #[allow(clippy::too_many_arguments)] // one call shape for every rule; a struct would only rename them
-    fn place(&mut self, base: u32, rel: &'a str, payload: Payload, mtime: i64, rank: Rank, origin: u32, shown: &str) -> Result<(), BuildError> {
+    fn place(
+        &mut self,
+        base: u32,
+        rel: &'a str,
+        payload: Payload,
+        mtime: i64,
+        rank: Rank,
+        origin: u32,
+        shown: &str,
+    ) -> Result<(), BuildError> {
         let (dir, name) = split_path(rel);
         check_component(name).map_err(|reason| self.invalid(shown, origin, reason))?;
-        let dir = self.base(base, dir, origin, shown)?;
+        let dir = self.parent_dir(base, dir, origin, shown)?;
         let seq = u32::try_from(self.items.len()).map_err(|_| BuildError::TooLarge { what: "files" })?;
         self.items.push(Item { dir, name, payload, mtime, rank, origin, seq });
         Ok(())
+    }
+
+    /// The directory part of a split path below `base` (`None`: `base` itself).
+    fn parent_dir(&mut self, base: u32, dir: Option<&'a str>, origin: u32, shown: &str) -> Result<u32, BuildError> {
+        match dir {
+            None => Ok(base),
+            Some("") => Err(self.invalid(shown, origin, "empty path component (leading, trailing or double slash)")),
+            Some(rel) => self.base(base, rel, origin, shown),
+        }
     }
 
     /// Intern directory `rel` below `base`, through the small cache.
@@ -324,7 +352,10 @@ impl<'a> Collector<'a> {
     }
 }
 
-/// `("a/b", "c")` for `"a/b/c"`, `("", "c")` for `"c"`.
-pub(super) fn split_path(path: &str) -> (&str, &str) {
-    path.rsplit_once('/').unwrap_or(("", path))
+/// `(Some("a/b"), "c")` for `"a/b/c"`, `(None, "c")` for `"c"`, `(Some(""), "c")` for `"/c"`.
+pub(super) fn split_path(path: &str) -> (Option<&str>, &str) {
+    match path.rsplit_once('/') {
+        Some((dir, name)) => (Some(dir), name),
+        None => (None, path),
+    }
 }

@@ -47,11 +47,19 @@ pub const MAX_OBJECT_ID: u64 = (1 << TAG_SHIFT) - 1 - OBJECT_INO_BASE;
 pub enum Inode {
     Root,
     /// A file showing a pool object with the object's own attributes.
-    Object { id: u64 },
+    Object {
+        id: u64,
+    },
     /// A directory of the view whose generation (mod 2^30) is `generation`.
-    Dir { generation: u32, node: NodeId },
+    Dir {
+        generation: u32,
+        node: NodeId,
+    },
     /// A file with view-specific attributes (mtime override, inline content).
-    GenFile { generation: u32, node: NodeId },
+    GenFile {
+        generation: u32,
+        node: NodeId,
+    },
 }
 
 /// The generation bits an inode of a view with this generation carries.

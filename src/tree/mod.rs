@@ -188,7 +188,13 @@ impl View {
         View { generation, nodes: vec![root], names: String::new(), objects: Vec::new(), inline: Vec::new() }
     }
 
-    pub(crate) fn from_parts(generation: u64, nodes: Vec<Node>, names: String, objects: Vec<ObjectMeta>, inline: Vec<Arc<[u8]>>) -> View {
+    pub(crate) fn from_parts(
+        generation: u64,
+        nodes: Vec<Node>,
+        names: String,
+        objects: Vec<ObjectMeta>,
+        inline: Vec<Arc<[u8]>>,
+    ) -> View {
         View { generation, nodes, names, objects, inline }
     }
 
@@ -243,10 +249,9 @@ impl View {
             Inode::Root => Some(Resolved::Node(self.root())),
             Inode::Object { id } => self.object_by_id(id).map(Resolved::Object),
             Inode::Dir { node, .. } => self.node(node).filter(|n| n.kind() == NodeKind::Dir).map(Resolved::Node),
-            Inode::GenFile { node, .. } => self
-                .node(node)
-                .filter(|n| n.kind() == NodeKind::File && n.raw().b == node.0)
-                .map(Resolved::Node),
+            Inode::GenFile { node, .. } => {
+                self.node(node).filter(|n| n.kind() == NodeKind::File && n.raw().b == node.0).map(Resolved::Node)
+            }
         }
     }
 

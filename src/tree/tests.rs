@@ -48,7 +48,9 @@ fn seen(view: &View, src: &ViewSource, path: &str) -> Want {
         None => Want::Missing,
         Some(n) if n.kind() == NodeKind::Dir => Want::Dir,
         Some(n) => match n.content() {
-            Some(FileContent::Object(o)) => Want::Obj(src.objects.iter().position(|s| s.id == o.id).unwrap_or(usize::MAX)),
+            Some(FileContent::Object(o)) => {
+                Want::Obj(src.objects.iter().position(|s| s.id == o.id).unwrap_or(usize::MAX))
+            }
             _ => Want::Missing,
         },
     }
@@ -60,58 +62,124 @@ fn layout_rules() {
     use Role::*;
     use Want::*;
     let cases: Vec<(&str, Vec<SnapshotFiles>, Vec<(&str, Want)>)> = vec![
-        ("published: canonical and frozen", vec![snap("pve", "S1", "debian/pve", Published, vec![entry(PKG, 0, Package), entry("dists/bookworm/InRelease", 1, Release)])], vec![
-            ("debian/pve/pool/main/h/hello/hello_1.0_amd64.deb", Obj(0)),
-            ("debian/pve/dists/bookworm/InRelease", Obj(1)),
-            ("snapshots/pve/S1/pool/main/h/hello/hello_1.0_amd64.deb", Obj(0)),
-            ("snapshots/pve/S1/dists", Dir),
-        ]),
-        ("retained: frozen only", vec![snap("pve", "S0", "debian/pve", Retained, vec![entry(PKG, 0, Package), index(PACKAGES, 1, "abc123")])], vec![
-            ("debian", Missing),
-            ("snapshots/pve/S0/pool/main/h/hello/hello_1.0_amd64.deb", Obj(0)),
-        ]),
-        ("grace: by-hash and packages, never release or canonical index", vec![
-            snap("pve", "S0", "debian/pve", Grace, vec![entry(PKG, 0, Package), index(PACKAGES, 1, "abc123"), entry("dists/bookworm/InRelease", 2, Release), entry("iso/x.iso", 3, TreeFile)]),
-        ], vec![
-            ("debian/pve/pool/main/h/hello/hello_1.0_amd64.deb", Obj(0)),
-            ("debian/pve/dists/bookworm/main/binary-amd64/by-hash/SHA256/abc123", Obj(1)),
-            ("debian/pve/dists/bookworm/main/binary-amd64/Packages.xz", Missing),
-            ("debian/pve/dists/bookworm/InRelease", Missing),
-            ("debian/pve/iso", Missing),
-            ("snapshots/pve/S0/dists/bookworm/InRelease", Obj(2)),
-        ]),
-        ("published index: canonical and by-hash", vec![snap("pve", "S1", "debian/pve", Published, vec![index(PACKAGES, 1, "abc123")])], vec![
-            ("debian/pve/dists/bookworm/main/binary-amd64/Packages.xz", Obj(1)),
-            ("debian/pve/dists/bookworm/main/binary-amd64/by-hash/SHA256/abc123", Obj(1)),
-        ]),
-        ("grace package hidden by published one; old by-hash kept", vec![
-            snap("pve", "S1", "debian/pve", Published, vec![entry(PKG, 4, Package), index(PACKAGES, 5, "def456")]),
-            snap("pve", "S0", "debian/pve", Grace, vec![entry(PKG, 0, Package), entry("pool/old.deb", 2, Package), index(PACKAGES, 1, "abc123")]),
-        ], vec![
-            ("debian/pve/pool/main/h/hello/hello_1.0_amd64.deb", Obj(4)),
-            ("debian/pve/pool/old.deb", Obj(2)),
-            ("debian/pve/dists/bookworm/main/binary-amd64/Packages.xz", Obj(5)),
-            ("debian/pve/dists/bookworm/main/binary-amd64/by-hash/SHA256/abc123", Obj(1)),
-            ("debian/pve/dists/bookworm/main/binary-amd64/by-hash/SHA256/def456", Obj(5)),
-            ("snapshots/pve/S0/pool/main/h/hello/hello_1.0_amd64.deb", Obj(0)),
-        ]),
-        ("newest grace snapshot wins a package path", vec![
-            snap("pve", "2024-01-01T00:00:00Z", "debian/pve", Grace, vec![entry("pool/x.deb", 0, Package)]),
-            snap("pve", "2024-02-01T00:00:00Z", "debian/pve", Grace, vec![entry("pool/x.deb", 1, Package)]),
-        ], vec![("debian/pve/pool/x.deb", Obj(1))]),
-        ("shared view root shares directories; same object deduplicates", vec![
-            snap("pve_bookworm", "S1", "debian/pve", Published, vec![entry("dists/bookworm/Release", 0, Release), entry(PKG, 2, Package)]),
-            snap("pve_bullseye", "S1", "debian/pve", Published, vec![entry("dists/bullseye/Release", 1, Release), entry(PKG, 2, Package)]),
-        ], vec![
-            ("debian/pve/dists/bookworm/Release", Obj(0)),
-            ("debian/pve/dists/bullseye/Release", Obj(1)),
-            ("debian/pve/pool/main/h/hello/hello_1.0_amd64.deb", Obj(2)),
-        ]),
-        ("published file hides a gap-filling directory", vec![
-            snap("a", "S1", "r", Published, vec![entry("x", 0, TreeFile)]),
-            snap("a", "S0", "r", Grace, vec![entry("x/y.deb", 1, Package)]),
-        ], vec![("r/x", Obj(0))]),
-        ("empty view root puts entries at the mount root", vec![snap("iso", "S1", "", Published, vec![entry("a.iso", 0, TreeFile)])], vec![("a.iso", Obj(0))]),
+        (
+            "published: canonical and frozen",
+            vec![snap(
+                "pve",
+                "S1",
+                "debian/pve",
+                Published,
+                vec![entry(PKG, 0, Package), entry("dists/bookworm/InRelease", 1, Release)],
+            )],
+            vec![
+                ("debian/pve/pool/main/h/hello/hello_1.0_amd64.deb", Obj(0)),
+                ("debian/pve/dists/bookworm/InRelease", Obj(1)),
+                ("snapshots/pve/S1/pool/main/h/hello/hello_1.0_amd64.deb", Obj(0)),
+                ("snapshots/pve/S1/dists", Dir),
+            ],
+        ),
+        (
+            "retained: frozen only",
+            vec![snap("pve", "S0", "debian/pve", Retained, vec![entry(PKG, 0, Package), index(PACKAGES, 1, "abc123")])],
+            vec![("debian", Missing), ("snapshots/pve/S0/pool/main/h/hello/hello_1.0_amd64.deb", Obj(0))],
+        ),
+        (
+            "grace: by-hash and packages, never release or canonical index",
+            vec![snap(
+                "pve",
+                "S0",
+                "debian/pve",
+                Grace,
+                vec![
+                    entry(PKG, 0, Package),
+                    index(PACKAGES, 1, "abc123"),
+                    entry("dists/bookworm/InRelease", 2, Release),
+                    entry("iso/x.iso", 3, TreeFile),
+                ],
+            )],
+            vec![
+                ("debian/pve/pool/main/h/hello/hello_1.0_amd64.deb", Obj(0)),
+                ("debian/pve/dists/bookworm/main/binary-amd64/by-hash/SHA256/abc123", Obj(1)),
+                ("debian/pve/dists/bookworm/main/binary-amd64/Packages.xz", Missing),
+                ("debian/pve/dists/bookworm/InRelease", Missing),
+                ("debian/pve/iso", Missing),
+                ("snapshots/pve/S0/dists/bookworm/InRelease", Obj(2)),
+            ],
+        ),
+        (
+            "published index: canonical and by-hash",
+            vec![snap("pve", "S1", "debian/pve", Published, vec![index(PACKAGES, 1, "abc123")])],
+            vec![
+                ("debian/pve/dists/bookworm/main/binary-amd64/Packages.xz", Obj(1)),
+                ("debian/pve/dists/bookworm/main/binary-amd64/by-hash/SHA256/abc123", Obj(1)),
+            ],
+        ),
+        (
+            "grace package hidden by published one; old by-hash kept",
+            vec![
+                snap("pve", "S1", "debian/pve", Published, vec![entry(PKG, 4, Package), index(PACKAGES, 5, "def456")]),
+                snap(
+                    "pve",
+                    "S0",
+                    "debian/pve",
+                    Grace,
+                    vec![entry(PKG, 0, Package), entry("pool/old.deb", 2, Package), index(PACKAGES, 1, "abc123")],
+                ),
+            ],
+            vec![
+                ("debian/pve/pool/main/h/hello/hello_1.0_amd64.deb", Obj(4)),
+                ("debian/pve/pool/old.deb", Obj(2)),
+                ("debian/pve/dists/bookworm/main/binary-amd64/Packages.xz", Obj(5)),
+                ("debian/pve/dists/bookworm/main/binary-amd64/by-hash/SHA256/abc123", Obj(1)),
+                ("debian/pve/dists/bookworm/main/binary-amd64/by-hash/SHA256/def456", Obj(5)),
+                ("snapshots/pve/S0/pool/main/h/hello/hello_1.0_amd64.deb", Obj(0)),
+            ],
+        ),
+        (
+            "newest grace snapshot wins a package path",
+            vec![
+                snap("pve", "2024-01-01T00:00:00Z", "debian/pve", Grace, vec![entry("pool/x.deb", 0, Package)]),
+                snap("pve", "2024-02-01T00:00:00Z", "debian/pve", Grace, vec![entry("pool/x.deb", 1, Package)]),
+            ],
+            vec![("debian/pve/pool/x.deb", Obj(1))],
+        ),
+        (
+            "shared view root shares directories; same object deduplicates",
+            vec![
+                snap(
+                    "pve_bookworm",
+                    "S1",
+                    "debian/pve",
+                    Published,
+                    vec![entry("dists/bookworm/Release", 0, Release), entry(PKG, 2, Package)],
+                ),
+                snap(
+                    "pve_bullseye",
+                    "S1",
+                    "debian/pve",
+                    Published,
+                    vec![entry("dists/bullseye/Release", 1, Release), entry(PKG, 2, Package)],
+                ),
+            ],
+            vec![
+                ("debian/pve/dists/bookworm/Release", Obj(0)),
+                ("debian/pve/dists/bullseye/Release", Obj(1)),
+                ("debian/pve/pool/main/h/hello/hello_1.0_amd64.deb", Obj(2)),
+            ],
+        ),
+        (
+            "published file hides a gap-filling directory",
+            vec![
+                snap("a", "S1", "r", Published, vec![entry("x", 0, TreeFile)]),
+                snap("a", "S0", "r", Grace, vec![entry("x/y.deb", 1, Package)]),
+            ],
+            vec![("r/x", Obj(0))],
+        ),
+        (
+            "empty view root puts entries at the mount root",
+            vec![snap("iso", "S1", "", Published, vec![entry("a.iso", 0, TreeFile)])],
+            vec![("a.iso", Obj(0))],
+        ),
     ];
     for (name, snapshots, wants) in cases {
         let src = source(snapshots);
@@ -127,17 +195,36 @@ fn conflicts_name_both_mirrors_and_the_path() {
     use EntryKind::*;
     use Role::*;
     let cases: Vec<(&str, Vec<SnapshotFiles>, Vec<Alias>, &str, &str, &str)> = vec![
-        ("two published objects at one path", vec![
-            snap("pve_a", "S1", "debian/pve", Published, vec![entry("dists/x/Release", 0, Release)]),
-            snap("pve_b", "S1", "debian/pve", Published, vec![entry("dists/x/Release", 1, Release)]),
-        ], vec![], "debian/pve/dists/x/Release", "pve_a", "pve_b"),
-        ("published file against published directory", vec![
-            snap("one", "S1", "r", Published, vec![entry("x", 0, TreeFile)]),
-            snap("two", "S1", "r", Published, vec![entry("x/y", 1, TreeFile)]),
-        ], vec![], "r/x", "one", "two"),
-        ("alias over a real path", vec![snap("pve", "S1", "debian/pve", Published, vec![entry("dists/a", 0, Release)])],
-            vec![Alias { path: "debian/pve".into(), target: "debian/pve/dists".into() }, Alias { path: "debian/pve/dists".into(), target: "other".into() }],
-            "debian/pve", "pve", "alias"),
+        (
+            "two published objects at one path",
+            vec![
+                snap("pve_a", "S1", "debian/pve", Published, vec![entry("dists/x/Release", 0, Release)]),
+                snap("pve_b", "S1", "debian/pve", Published, vec![entry("dists/x/Release", 1, Release)]),
+            ],
+            vec![],
+            "debian/pve/dists/x/Release",
+            "pve_a",
+            "pve_b",
+        ),
+        (
+            "published file against published directory",
+            vec![
+                snap("one", "S1", "r", Published, vec![entry("x", 0, TreeFile)]),
+                snap("two", "S1", "r", Published, vec![entry("x/y", 1, TreeFile)]),
+            ],
+            vec![],
+            "r/x",
+            "one",
+            "two",
+        ),
+        (
+            "alias over a real path",
+            vec![snap("pve", "S1", "debian/pve", Published, vec![entry("dists/a", 0, Release)])],
+            vec![Alias { path: "debian/pve/dists".into(), target: "snapshots".into() }],
+            "debian/pve/dists",
+            "pve",
+            "alias",
+        ),
     ];
     for (name, snapshots, aliases, path, first, second) in cases {
         let src = ViewSource { aliases, ..source(snapshots) };
@@ -152,10 +239,16 @@ fn conflicts_name_both_mirrors_and_the_path() {
 
 #[test]
 fn alias_copies_directories_and_shares_file_inodes() {
-    let pve = snap("pve", "S1", "debian/pve", Role::Published, vec![
-        entry("dists/bookworm/InRelease", 0, EntryKind::Release),
-        FileEntry { mtime_override: Some(1), ..entry("dists/bookworm/Release", 1, EntryKind::Release) },
-    ]);
+    let pve = snap(
+        "pve",
+        "S1",
+        "debian/pve",
+        Role::Published,
+        vec![
+            entry("dists/bookworm/InRelease", 0, EntryKind::Release),
+            FileEntry { mtime_override: Some(1), ..entry("dists/bookworm/Release", 1, EntryKind::Release) },
+        ],
+    );
     let aliases = vec![
         Alias { path: "debian/dists".into(), target: "debian/pve/dists".into() },
         Alias { path: "gone".into(), target: "debian/nothing".into() },
@@ -190,7 +283,10 @@ fn attributes_inodes_and_mtimes() {
     let one = attr("r/a/one");
     assert_eq!((one.ino, one.size, one.mtime), (Inode::Object { id: 10 }.encode(), 9, 1_700_000_010));
     let two = attr("r/a/two");
-    assert!(matches!(Inode::decode(two.ino), Some(Inode::GenFile { generation: 3, .. })), "override gets its own inode");
+    assert!(
+        matches!(Inode::decode(two.ino), Some(Inode::GenFile { generation: 3, .. })),
+        "override gets its own inode"
+    );
     assert_eq!(two.mtime, 1_800_000_000);
     assert_eq!(attr("r/a/three").ino, Inode::Object { id: 11 }.encode(), "override equal to the object mtime");
     let status = attr("status.json");
@@ -205,7 +301,8 @@ fn attributes_inodes_and_mtimes() {
 
 #[test]
 fn every_inode_resolves_to_its_node() {
-    let entries = vec![entry(PKG, 0, EntryKind::Package), FileEntry { mtime_override: Some(7), ..index(PACKAGES, 1, "abc") }];
+    let entries =
+        vec![entry(PKG, 0, EntryKind::Package), FileEntry { mtime_override: Some(7), ..index(PACKAGES, 1, "abc") }];
     let src = source(vec![snap("pve", "S1", "debian/pve", Role::Published, entries)]);
     let view = View::build(&src).expect("build");
     let mut stack = vec![view.root()];
@@ -256,7 +353,12 @@ fn empty_view_has_a_root() {
 /// A mirror-shaped view: the published snapshot plus three retained ones sharing most objects.
 fn large_source(packages: usize) -> ViewSource {
     let objects: Vec<ObjectMeta> = (0..packages as u64 + 100)
-        .map(|i| ObjectMeta { id: i + 1, sha256: Sha256::of(&i.to_le_bytes()), size: 1000 + i, mtime: 1_700_000_000 + i as i64 })
+        .map(|i| ObjectMeta {
+            id: i + 1,
+            sha256: Sha256::of(&i.to_le_bytes()),
+            size: 1000 + i,
+            mtime: 1_700_000_000 + i as i64,
+        })
         .collect();
     let snapshot = |n: usize, role: Role| {
         let entries = (0..packages)
@@ -267,7 +369,12 @@ fn large_source(packages: usize) -> ViewSource {
             .collect();
         snap("pve", &format!("2024-0{}-01T00:00:00Z", n + 1), "debian/pve", role, entries)
     };
-    let snapshots = vec![snapshot(3, Role::Published), snapshot(2, Role::Grace), snapshot(1, Role::Retained), snapshot(0, Role::Retained)];
+    let snapshots = vec![
+        snapshot(3, Role::Published),
+        snapshot(2, Role::Grace),
+        snapshot(1, Role::Retained),
+        snapshot(0, Role::Retained),
+    ];
     ViewSource { generation: 1, objects, snapshots, ..ViewSource::default() }
 }
 
@@ -285,17 +392,21 @@ fn arb_path() -> impl Strategy<Value = String> {
 }
 
 fn arb_entry() -> impl Strategy<Value = FileEntry> {
-    let kind = prop::sample::select(vec![EntryKind::Release, EntryKind::Index, EntryKind::Package, EntryKind::TreeFile]);
-    (arb_path(), 0u32..4, kind, prop::option::of("[0-9a-f]{1,4}"), prop::option::of(0i64..3)).prop_map(|(path, object, kind, digest, mtime)| {
-        let by_hash = digest.into_iter().map(|digest| ByHash { algo: "SHA256", digest }).collect();
-        FileEntry { path, object, kind, by_hash, mtime_override: mtime }
-    })
+    let kind =
+        prop::sample::select(vec![EntryKind::Release, EntryKind::Index, EntryKind::Package, EntryKind::TreeFile]);
+    (arb_path(), 0u32..4, kind, prop::option::of("[0-9a-f]{1,4}"), prop::option::of(0i64..3)).prop_map(
+        |(path, object, kind, digest, mtime)| {
+            let by_hash = digest.into_iter().map(|digest| ByHash { algo: "SHA256", digest }).collect();
+            FileEntry { path, object, kind, by_hash, mtime_override: mtime }
+        },
+    )
 }
 
 fn arb_source() -> impl Strategy<Value = ViewSource> {
     let role = prop::sample::select(vec![Role::Published, Role::Grace, Role::Retained]);
-    let snapshot = ("[mn]", "S[12]", prop::sample::select(vec!["", "r", "r/s"]), role, prop::collection::vec(arb_entry(), 0..8))
-        .prop_map(|(m, n, root, role, entries)| snap(&m, &n, root, role, entries));
+    let snapshot =
+        ("[mn]", "S[12]", prop::sample::select(vec!["", "r", "r/s"]), role, prop::collection::vec(arb_entry(), 0..8))
+            .prop_map(|(m, n, root, role, entries)| snap(&m, &n, root, role, entries));
     let alias = (arb_path(), arb_path()).prop_map(|(path, target)| Alias { path, target });
     (prop::collection::vec(snapshot, 0..4), prop::collection::vec(alias, 0..2)).prop_map(|(snapshots, aliases)| {
         let objects = (0..4).map(|i| object(i, &format!("{}", i % 3))).collect();

@@ -57,9 +57,9 @@ impl Env {
         );
         for m in mirrors {
             text += &format!(
-                "[[mirror]]\nid = \"{}\"\nrepository = \"deb {}{} {} {}\"\narchitectures = [\"amd64\", \"all\"]\nkey = \"{}\"\n\n",
+                "[[mirror]]\nid = \"{}\"\nrepository = \"deb {}/{} {} {}\"\narchitectures = [\"amd64\", \"all\"]\nkey = \"{}\"\n\n",
                 m.id,
-                self.server.base_url(),
+                self.server.base_url().trim_end_matches('/'),
                 m.root,
                 m.suite,
                 m.components,

@@ -1,6 +1,6 @@
 //! The integration test binary: one binary, one module per area (see STYLE.md).
 
+mod harness;
 mod support;
 mod support_selftest;
-mod harness;
 mod sync;

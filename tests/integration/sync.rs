@@ -2,7 +2,7 @@
 
 use crate::harness::{text, Env, DEBIAN, PBS_CLIENT, PVE};
 use crate::support::fixture::{Fault, Upstream};
-use crate::support::{signing_key, wrong_key, write_wrong_public_key};
+use crate::support::{signing_key, write_wrong_public_key, wrong_key};
 use pmirror_fs::digest::Sha256;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -125,7 +125,10 @@ fn assert_refused(env: &Env, before: &str, file_hint: &str, reason_hint: &str) {
     let out = env.run(&["sync"]);
     let stderr = text(&out.stderr);
     assert!(!out.status.success(), "sync succeeded; stdout {}", text(&out.stdout));
-    let line = stderr.lines().find(|l| l.starts_with("pmirror-fs: mirror pve_bookworm: ")).unwrap_or_else(|| panic!("no error line in {stderr}"));
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("pmirror-fs: mirror pve_bookworm: "))
+        .unwrap_or_else(|| panic!("no error line in {stderr}"));
     assert!(line.contains(file_hint), "error line {line:?} does not name {file_hint}");
     assert!(line.to_lowercase().contains(reason_hint), "error line {line:?} does not say {reason_hint}");
     assert_eq!(env.published(PVE.id).unwrap().name, before, "published snapshot changed");
@@ -159,8 +162,7 @@ fn bad_signatures_are_refused() {
 #[test]
 fn bad_indices_and_packages_are_refused() {
     let cases: &[(Fault, &str, &str)] = &[
-        (Fault::PackagesHashMismatch, "Packages", "mismatch"),
-        (Fault::DebHashMismatch, ".deb", "mismatch"),
+        (Fault::PackagesHashMismatch, "Packages", "larger than the declared"),
         (Fault::FilenameParentDir, "Packages", ".."),
         (Fault::FilenameAbsolute, "Packages", "absolute"),
         (Fault::MalformedRelease, "Release", ""),
@@ -175,12 +177,16 @@ fn bad_indices_and_packages_are_refused() {
     }
 }
 
-/// The first .deb generation 1 adds that generation 0 lacked.
-fn new_deb(env: &Env) -> String {
+/// A .deb of pve at generation 1 whose content generation 0 did not have (so a sync must download it).
+fn new_deb() -> String {
     let g0 = proxmox(0);
+    let old: BTreeSet<Sha256> = g0.deb_paths().iter().map(|p| Sha256::of(g0.bytes(p).unwrap())).collect();
     let g1 = proxmox(1);
-    let _ = env;
-    g1.deb_paths().into_iter().find(|p| g0.get(p).is_none()).expect("generation 1 adds a .deb").to_owned()
+    let path = g1
+        .deb_paths()
+        .into_iter()
+        .find(|p| p.starts_with("debian/pve/") && !old.contains(&Sha256::of(g1.bytes(p).unwrap())));
+    path.expect("generation 1 adds new content").to_owned()
 }
 
 #[test]
@@ -188,13 +194,26 @@ fn transfer_faults() {
     // Truncated body and oversized body fail; nothing partial reaches the pool.
     for kind in ["truncate", "oversize"] {
         let (env, before) = broken_env(|_, _| {});
-        let deb = new_deb(&env);
+        let deb = new_deb();
         match kind {
             "truncate" => env.server.truncate(&deb, 100),
             _ => env.server.oversize(&deb),
         }
         assert_refused(&env, &before, ".deb", if kind == "truncate" { "truncated" } else { "larger" });
     }
+    // A .deb whose bytes differ from what Packages declares (same size): never enters the pool.
+    let deb = new_deb();
+    let mut corrupted = Vec::new();
+    let (env, before) = broken_env(|up, _| {
+        let file = up.get(&deb).unwrap().clone();
+        let mut bytes = file.bytes.to_vec();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xff;
+        corrupted = bytes.clone();
+        up.put(&deb, bytes, file.mtime);
+    });
+    assert_refused(&env, &before, ".deb", "sha256 mismatch");
+    assert!(!env.object_path(&Sha256::of(&corrupted)).exists());
     // 404 on a required index (every Packages variant).
     let (env, before) = broken_env(|_, _| {});
     for p in proxmox(1).packages_indices() {
@@ -205,7 +224,7 @@ fn transfer_faults() {
     assert_refused(&env, &before, "Packages", "404");
     // 500 twice, then success: retried.
     let (env, before) = broken_env(|_, _| {});
-    let deb = new_deb(&env);
+    let deb = new_deb();
     env.server.fail_next(&deb, 500, 2);
     env.sync_ok(&[]);
     assert_ne!(env.published(PVE.id).unwrap().name, before);
@@ -230,7 +249,7 @@ fn malformed_config_names_the_line() {
 #[test]
 fn second_sync_while_one_runs_exits_at_once() {
     let (env, before) = broken_env(|_, _| {});
-    let deb = new_deb(&env);
+    let deb = new_deb();
     env.server.delay(&deb, Duration::from_secs(4));
     let mut first = env.cmd(&["sync"]).spawn().unwrap();
     wait_for(|| env.server.hits(&deb) > 0);
@@ -247,7 +266,7 @@ fn second_sync_while_one_runs_exits_at_once() {
 #[test]
 fn kill_during_download_leaves_published_view_and_recovers() {
     let (env, before) = broken_env(|_, _| {});
-    let deb = new_deb(&env);
+    let deb = new_deb();
     env.server.delay(&deb, Duration::from_secs(30));
     let mut child = env.cmd(&["sync"]).spawn().unwrap();
     wait_for(|| env.server.hits(&deb) > 0);

@@ -38,11 +38,9 @@ impl AptError {
     /// apt's stderr + stdout for a `Failed` run (empty otherwise), to assert on messages.
     pub fn output_text(&self) -> String {
         match self {
-            AptError::Failed { output, .. } => format!(
-                "{}{}",
-                String::from_utf8_lossy(&output.stderr),
-                String::from_utf8_lossy(&output.stdout)
-            ),
+            AptError::Failed { output, .. } => {
+                format!("{}{}", String::from_utf8_lossy(&output.stderr), String::from_utf8_lossy(&output.stdout))
+            }
             _ => String::new(),
         }
     }
@@ -220,7 +218,8 @@ mod tests {
 
     #[test]
     fn parses_list_stanzas() {
-        let text = "Package: a\nVersion: 1:2\nArchitecture: all\n\nPackage: b\nVersion: 3\nArchitecture: amd64\n\nJunk: x\n";
+        let text =
+            "Package: a\nVersion: 1:2\nArchitecture: all\n\nPackage: b\nVersion: 3\nArchitecture: amd64\n\nJunk: x\n";
         let got = parse_list(text);
         let names: Vec<_> = got.iter().map(|p| (p.name.as_str(), p.version.as_str(), p.arch.as_str())).collect();
         assert_eq!(names, [("a", "1:2", "all"), ("b", "3", "amd64")]);

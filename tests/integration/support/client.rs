@@ -70,16 +70,47 @@ impl Conn {
                 headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
             }
         }
-        let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-        let mut body = vec![0; if head_only || status == 304 { 0 } else { len }];
-        self.reader.read_exact(&mut body)?;
+        let no_body = head_only || status == 304;
+        let chunked = headers.get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+        let body = if no_body {
+            Vec::new()
+        } else if chunked {
+            self.read_chunked()?
+        } else {
+            let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let mut body = vec![0; len];
+            self.reader.read_exact(&mut body)?;
+            body
+        };
         Ok(Response { status, headers, body })
+    }
+
+    /// A `Transfer-Encoding: chunked` body (nginx sends autoindex pages that way).
+    fn read_chunked(&mut self) -> io::Result<Vec<u8>> {
+        let mut body = Vec::new();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line)?;
+            let size_field = line.trim().split(';').next().unwrap_or_default();
+            let size = usize::from_str_radix(size_field, 16)
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("bad chunk size {line:?}")))?;
+            let start = body.len();
+            body.resize(start + size, 0);
+            self.reader.read_exact(&mut body[start..])?;
+            line.clear();
+            self.reader.read_line(&mut line)?; // CRLF after the chunk (or the trailer's end)
+            if size == 0 {
+                return Ok(body);
+            }
+        }
     }
 }
 
 /// Split `http://host:port/path` into (`host:port`, `/path`).
 fn split_url(url: &str) -> io::Result<(String, String)> {
-    let parsed = url::Url::parse(url).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{url}: {e}")))?;
+    let parsed =
+        url::Url::parse(url).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{url}: {e}")))?;
     let host = parsed.host_str().unwrap_or("127.0.0.1");
     let port = parsed.port_or_known_default().unwrap_or(80);
     Ok((format!("{host}:{port}"), parsed.path().to_string()))

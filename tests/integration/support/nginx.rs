@@ -59,10 +59,7 @@ fn server_block(root: &Path, port: u16) -> String {
             let block = replace_directive(&block, "listen", &listen);
             replace_directive(&block, "root", &root)
         }
-        None => format!(
-            "server {{\n    listen {listen};\n    root {root};\n    autoindex on;\n    sendfile on;\n\
-             \x20   location / {{ try_files $uri $uri/ =404; }}\n}}\n"
-        ),
+        None => format!("server {{\n    listen {listen};\n    root {root};\n    autoindex on;\n    sendfile on;\n}}\n"),
     }
 }
 
@@ -144,9 +141,7 @@ fn spawn_and_wait(conf: &Path, prefix: &Path, port: u16) -> Result<Child, String
         .arg(prefix)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::File::create(prefix.join("stderr.log")).map_err(|e| format!("stderr.log: {e}"))?,
-        ))
+        .stderr(Stdio::from(std::fs::File::create(prefix.join("stderr.log")).map_err(|e| format!("stderr.log: {e}"))?))
         .process_group(0)
         .spawn()
         .map_err(|e| format!("spawning {NGINX_BIN}: {e}"))?;

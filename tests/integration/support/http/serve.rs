@@ -74,7 +74,9 @@ fn lookup(source: &Source, path: &str) -> Found {
                 let (name, is_dir) = rest.split_once('/').map_or((rest, false), |(d, _)| (d, true));
                 match entries.last_mut() {
                     Some(last) if last.name == name => last.mtime = last.mtime.max(f.mtime),
-                    _ => entries.push(DirEntry { name: name.into(), is_dir, size: f.bytes.len() as u64, mtime: f.mtime }),
+                    _ => {
+                        entries.push(DirEntry { name: name.into(), is_dir, size: f.bytes.len() as u64, mtime: f.mtime })
+                    }
                 }
             }
             if entries.is_empty() && !prefix.is_empty() {
@@ -164,7 +166,9 @@ fn serve_file(
             state.log(req, 416);
             return empty(w, 416, &[("Content-Range", format!("bytes */{}", bytes.len()))]);
         }
-        Some(Ok((s, e))) => (206, &bytes[s..e], vec![("Content-Range", format!("bytes {s}-{}/{}", e - 1, bytes.len()))]),
+        Some(Ok((s, e))) => {
+            (206, &bytes[s..e], vec![("Content-Range", format!("bytes {s}-{}/{}", e - 1, bytes.len()))])
+        }
         None => (200, &bytes[..], Vec::new()),
     };
     extra.push(last_modified);
@@ -250,7 +254,9 @@ fn empty(w: &mut impl Write, status: u16, extra: &[(&str, String)]) -> io::Resul
 fn href(name: &str) -> String {
     name.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'~' | b'+' | b'-' | b'/' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'~' | b'+' | b'-' | b'/' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
