@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod digest;
+pub mod filetree;
 pub mod fetch;
 pub mod fuse;
 pub mod pool;

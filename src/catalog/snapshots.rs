@@ -51,6 +51,16 @@ pub struct NewSnapshot {
     pub entries: Vec<NewEntry>,
 }
 
+/// One file of a published snapshot, with its object's metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedFile {
+    pub path: String,
+    pub sha256: Sha256,
+    pub size: u64,
+    pub mtime: i64,
+    pub kind: EntryKind,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotRow {
     pub id: i64,
@@ -129,6 +139,31 @@ impl Catalog {
             Some(id) => self.snapshot_by_id(id),
             None => Ok(None),
         }
+    }
+
+    /// Files of a mirror's published snapshot (trees reuse unchanged files from it).
+    pub fn published_files(&self, mirror: &str) -> Result<Vec<PublishedFile>, CatalogError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT e.path, o.sha256, o.size, o.mtime, e.kind FROM mirrors m
+                 JOIN entries e ON e.snapshot_id = m.published JOIN objects o ON o.id = e.object_id
+                 WHERE m.id = ?1 ORDER BY e.path",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map(params![mirror], |r| {
+                let sha: Vec<u8> = r.get(1)?;
+                Ok(PublishedFile {
+                    path: r.get(0)?,
+                    sha256: Sha256(<[u8; 32]>::try_from(sha).unwrap_or([0; 32])),
+                    size: r.get::<_, i64>(2)? as u64,
+                    mtime: r.get(3)?,
+                    kind: EntryKindCode::decode(r.get(4)?),
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
     }
 
     /// Size and mtime of an object the catalog knows, by digest.

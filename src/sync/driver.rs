@@ -8,7 +8,8 @@ use super::plan::plan;
 use super::report::{MirrorOutcome, MirrorReport, RunReport};
 use super::MirrorError;
 use crate::catalog::{Catalog, NewSnapshot, Retention};
-use crate::config::{Config, MirrorConfig};
+use crate::config::{Config, MirrorConfig, TreeConfig};
+use crate::filetree::{sync_tree, TreeCtx};
 use crate::fetch::Fetcher;
 use crate::pool::{Pool, StoreLock};
 use crate::tree::source::{Alias, ViewSource};
@@ -57,7 +58,7 @@ struct Env<'a> {
 /// is reported in the [`RunReport`] and keeps its previously published snapshot.
 pub fn run(config: &Config, request: &SyncRequest, progress: &dyn Progress) -> anyhow::Result<RunReport> {
     use anyhow::Context as _;
-    let mirrors = select(config, &request.ids)?;
+    select(config, &request.ids)?;
     let store = &config.store.dir;
     let _lock = if request.dry_run { None } else { Some(StoreLock::acquire(store)?) };
     let pool = Pool::open(store, config.store.fsync)?;
@@ -78,8 +79,8 @@ pub fn run(config: &Config, request: &SyncRequest, progress: &dyn Progress) -> a
     let env = Env { config, pool, fetcher, rt, progress, request, now: unix_now() };
     let mut report = RunReport::default();
     let mut picks = Vec::new();
-    for m in mirrors {
-        let r = sync_one(&env, &mut catalog, m, &mut picks)?;
+    for job in select(config, &request.ids)? {
+        let r = sync_one(&env, &mut catalog, job, &mut picks)?;
         report.mirrors.push(r);
     }
     if !request.dry_run {
@@ -88,53 +89,97 @@ pub fn run(config: &Config, request: &SyncRequest, progress: &dyn Progress) -> a
     Ok(report)
 }
 
-fn select<'a>(config: &'a Config, ids: &[String]) -> anyhow::Result<Vec<&'a MirrorConfig>> {
-    for id in ids {
-        if !config.mirrors.iter().any(|m| &m.id == id) {
-            anyhow::bail!("{}: no mirror with id {id:?}", config.path.display());
-        }
-    }
-    Ok(config.mirrors.iter().filter(|m| ids.is_empty() || ids.contains(&m.id)).collect())
+/// One entry of the config that a sync run handles.
+#[derive(Clone, Copy)]
+enum Job<'a> {
+    Mirror(&'a MirrorConfig),
+    Tree(&'a TreeConfig),
 }
 
-/// Syncs one mirror and records its snapshot; catalog errors abort the run, mirror errors don't.
-fn sync_one(
-    env: &Env<'_>,
-    catalog: &mut Catalog,
-    m: &MirrorConfig,
-    picks: &mut Vec<(String, i64)>,
-) -> anyhow::Result<MirrorReport> {
+impl Job<'_> {
+    fn id(&self) -> &str {
+        match self {
+            Job::Mirror(m) => &m.id,
+            Job::Tree(t) => &t.id,
+        }
+    }
+
+    /// (kind, view root, upstream URL) as the catalog records them.
+    fn catalog_row(&self) -> (&'static str, &str, &str) {
+        match self {
+            Job::Mirror(m) => ("mirror", &m.view, m.repository.url.as_str()),
+            Job::Tree(t) => ("tree", &t.view, t.url.as_str()),
+        }
+    }
+}
+
+fn select<'a>(config: &'a Config, ids: &[String]) -> anyhow::Result<Vec<Job<'a>>> {
+    for id in ids {
+        if !config.entry_ids().any(|known| known == id) {
+            anyhow::bail!("{}: no mirror or tree with id {id:?}", config.path.display());
+        }
+    }
+    let wanted = |id: &String| ids.is_empty() || ids.contains(id);
+    let mirrors = config.mirrors.iter().filter(|m| wanted(&m.id)).map(Job::Mirror);
+    let trees = config.trees.iter().filter(|t| wanted(&t.id)).map(Job::Tree);
+    Ok(mirrors.chain(trees).collect())
+}
+
+/// Syncs one mirror or tree and records its snapshot; catalog errors abort the run, mirror
+/// errors don't.
+fn sync_one(env: &Env<'_>, catalog: &mut Catalog, job: Job<'_>, picks: &mut Vec<(String, i64)>) -> anyhow::Result<MirrorReport> {
     let started = Instant::now();
     let dry = env.request.dry_run;
+    let id = job.id().to_owned();
     if !dry {
-        catalog.upsert_mirror(&m.id, "mirror", &m.view, m.repository.url.as_str())?;
-        catalog.mark_started(&m.id, unix_now())?;
+        let (kind, view, upstream) = job.catalog_row();
+        catalog.upsert_mirror(&id, kind, view, upstream)?;
+        catalog.mark_started(&id, unix_now())?;
     }
-    let previous = catalog.published(&m.id)?.map_or_else(Previous::default, |s| Previous {
-        release_sha256: s.release_sha256,
-        release_last_modified: s.release_last_modified,
-    });
-    let (mut report, snapshot) = match env.rt.block_on(mirror_snapshot(env, m, previous)) {
+    let result = match job {
+        Job::Mirror(m) => {
+            let previous = catalog.published(&m.id)?.map_or_else(Previous::default, |s| Previous {
+                release_sha256: s.release_sha256,
+                release_last_modified: s.release_last_modified,
+            });
+            env.rt.block_on(mirror_snapshot(env, m, previous))
+        }
+        Job::Tree(t) => {
+            let ctx = TreeCtx {
+                tree: t,
+                fetcher: &env.fetcher,
+                pool: &env.pool,
+                concurrency: env.config.sync.concurrency,
+                progress: env.progress,
+                previous: catalog.published_files(&t.id)?,
+                dry_run: dry,
+                verify: env.request.verify,
+                now: env.now,
+            };
+            env.rt.block_on(sync_tree(&ctx))
+        }
+    };
+    let (mut report, snapshot) = match result {
         Ok(r) => r,
-        Err(e) => (MirrorReport::new(&m.id, MirrorOutcome::Failed(e), started.elapsed()), None),
+        Err(e) => (MirrorReport::new(&id, MirrorOutcome::Failed(e), started.elapsed()), None),
     };
     report.elapsed = started.elapsed();
     if dry {
         return Ok(report);
     }
     if let Some(snap) = snapshot {
-        let (id, name) = catalog.record_snapshot(&snap)?;
-        picks.push((m.id.clone(), id));
+        let (snap_id, name) = catalog.record_snapshot(&snap)?;
+        picks.push((id.clone(), snap_id));
         report.outcome = MirrorOutcome::Snapshot { name };
     }
     let outcome = match &report.outcome {
         MirrorOutcome::Failed(e) => {
-            tracing::error!(mirror = %m.id, error = %e, "mirror failed; its published snapshot stays");
+            tracing::error!(mirror = %id, error = %e, "failed; its published snapshot stays");
             Err(e.to_string())
         }
         _ => Ok((report.fetched_bytes, report.fetched_files)),
     };
-    catalog.mark_finished(&m.id, unix_now(), outcome.as_ref().map(|v| *v).map_err(String::as_str))?;
+    catalog.mark_finished(&id, unix_now(), outcome.as_ref().map(|v| *v).map_err(String::as_str))?;
     Ok(report)
 }
 
