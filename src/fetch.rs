@@ -20,13 +20,13 @@ pub const MAX_MEMORY_BODY: u64 = 1 << 30;
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("{url}: HTTP {status}")]
-    Status { url: Url, status: u16 },
+    Status { url: String, status: u16 },
     #[error("{url}: {message}")]
-    Transport { url: Url, message: String },
+    Transport { url: String, message: String },
     #[error("{url}: truncated body: got {got} of {expected} bytes")]
-    Truncated { url: Url, got: u64, expected: u64 },
+    Truncated { url: String, got: u64, expected: u64 },
     #[error("{url}: {source}")]
-    Pool { url: Url, source: PoolError },
+    Pool { url: String, source: Box<PoolError> },
 }
 
 impl FetchError {
@@ -40,7 +40,6 @@ impl FetchError {
         match self {
             FetchError::Status { status, .. } => *status >= 500 || *status == 408 || *status == 429,
             FetchError::Transport { .. } | FetchError::Truncated { .. } => true,
-            FetchError::Pool { source: PoolError::Io { .. }, .. } => false,
             FetchError::Pool { .. } => false,
         }
     }
@@ -91,10 +90,7 @@ impl Fetcher {
             // parallel downloads so each one reuses a connection.
             .pool_max_idle_per_host(64)
             .build()
-            .map_err(|e| FetchError::Transport {
-                url: Url::parse("http://localhost/").expect("static url"),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| FetchError::Transport { url: "(client)".to_owned(), message: e.to_string() })?;
         Ok(Fetcher { client, retries })
     }
 
@@ -107,7 +103,7 @@ impl Fetcher {
     pub async fn get(&self, url: &Url, cap: u64) -> Result<Body, FetchError> {
         match self.with_retries(url, || self.get_once(url, None, cap)).await? {
             Conditional::Modified(body) => Ok(body),
-            Conditional::NotModified => Err(FetchError::Status { url: url.clone(), status: 304 }),
+            Conditional::NotModified => Err(FetchError::Status { url: url.to_string(), status: 304 }),
         }
     }
 
@@ -158,7 +154,10 @@ impl Fetcher {
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| body_error(url, e, bytes.len() as u64, declared))?;
             if bytes.len() as u64 + chunk.len() as u64 > cap {
-                return Err(FetchError::Pool { url: url.clone(), source: PoolError::TooLarge { expected: cap } });
+                return Err(FetchError::Pool {
+                    url: url.to_string(),
+                    source: Box::new(PoolError::TooLarge { expected: cap }),
+                });
             }
             bytes.extend_from_slice(&chunk);
         }
@@ -174,7 +173,7 @@ impl Fetcher {
             Expect::Exactly { size, .. } => Some(size),
             Expect::Unverified => None,
         };
-        let pool_err = |source| FetchError::Pool { url: url.clone(), source };
+        let pool_err = |source| FetchError::Pool { url: url.to_string(), source: Box::new(source) };
         let mut staging = pool.stage(cap).map_err(pool_err)?;
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
@@ -204,7 +203,7 @@ fn transport(url: &Url, e: reqwest::Error) -> FetchError {
         message = format!("{message}: {s}");
         source = s.source();
     }
-    FetchError::Transport { url: url.clone(), message }
+    FetchError::Transport { url: url.to_string(), message }
 }
 
 /// A body that broke off before its Content-Length is a truncation (retried), named as such.
@@ -212,7 +211,7 @@ fn body_error(url: &Url, e: reqwest::Error, got: u64, declared: Option<u64>) -> 
     match declared {
         Some(expected) if got < expected => {
             tracing::debug!(%url, error = %transport(url, e), "body ended early");
-            FetchError::Truncated { url: url.clone(), got, expected }
+            FetchError::Truncated { url: url.to_string(), got, expected }
         }
         _ => transport(url, e),
     }
@@ -222,13 +221,13 @@ fn check_status(url: &Url, resp: reqwest::Response) -> Result<reqwest::Response,
     if resp.status().is_success() {
         Ok(resp)
     } else {
-        Err(FetchError::Status { url: url.clone(), status: resp.status().as_u16() })
+        Err(FetchError::Status { url: url.to_string(), status: resp.status().as_u16() })
     }
 }
 
 fn check_complete(url: &Url, got: u64, declared: Option<u64>) -> Result<(), FetchError> {
     match declared {
-        Some(expected) if got < expected => Err(FetchError::Truncated { url: url.clone(), got, expected }),
+        Some(expected) if got < expected => Err(FetchError::Truncated { url: url.to_string(), got, expected }),
         _ => Ok(()),
     }
 }

@@ -10,7 +10,8 @@ mod snapshots;
 mod view;
 
 pub use snapshots::{
-    next_release_mtime, snapshot_name, EntryKindCode, NewEntry, NewSnapshot, PublishOutcome, PublishedFile, Retention, SnapshotRow,
+    next_release_mtime, snapshot_name, EntryKindCode, NewEntry, NewSnapshot, PublishOutcome, PublishedFile, Retention,
+    SnapshotRow,
 };
 
 use rusqlite::{Connection, OpenFlags};

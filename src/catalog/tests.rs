@@ -91,7 +91,7 @@ fn retention_keeps_newest_published_and_grace() {
     let (id5, _) = cat.record_snapshot(&snapshot("m", 6_000, "r5", &["a"])).unwrap();
     let (id6, _) = cat.record_snapshot(&snapshot("m", 7_000, "r6", &["a"])).unwrap();
     cat.publish(&[], 7_000, KEEP2, |_| Ok(())).unwrap();
-    let names: Vec<_> = roles(&cat, 7_000).into_iter().map(|(n, r)| (n, r)).collect();
+    let names = roles(&cat, 7_000);
     assert_eq!(names.len(), 3, "{names:?}");
     assert!(names.iter().any(|(_, r)| *r == Role::Published));
     assert!(cat.snapshot_by_id(id5).unwrap().is_some() && cat.snapshot_by_id(id6).unwrap().is_some());

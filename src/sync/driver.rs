@@ -9,8 +9,8 @@ use super::report::{MirrorOutcome, MirrorReport, RunReport};
 use super::MirrorError;
 use crate::catalog::{Catalog, NewSnapshot, Retention};
 use crate::config::{Config, MirrorConfig, TreeConfig};
-use crate::filetree::{sync_tree, TreeCtx};
 use crate::fetch::Fetcher;
+use crate::filetree::{sync_tree, TreeCtx};
 use crate::pool::{Pool, StoreLock};
 use crate::tree::source::{Alias, ViewSource};
 use std::time::Instant;
@@ -127,7 +127,12 @@ fn select<'a>(config: &'a Config, ids: &[String]) -> anyhow::Result<Vec<Job<'a>>
 
 /// Syncs one mirror or tree and records its snapshot; catalog errors abort the run, mirror
 /// errors don't.
-fn sync_one(env: &Env<'_>, catalog: &mut Catalog, job: Job<'_>, picks: &mut Vec<(String, i64)>) -> anyhow::Result<MirrorReport> {
+fn sync_one(
+    env: &Env<'_>,
+    catalog: &mut Catalog,
+    job: Job<'_>,
+    picks: &mut Vec<(String, i64)>,
+) -> anyhow::Result<MirrorReport> {
     let started = Instant::now();
     let dry = env.request.dry_run;
     let id = job.id().to_owned();

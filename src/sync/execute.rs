@@ -110,7 +110,7 @@ async fn obtain(ctx: &ExecCtx<'_>, f: &PlannedFile) -> Result<Got, FetchError> {
             ctx.pool
                 .put_bytes(bytes, &f.sha256)
                 .map(|()| Got::Fetched { last_modified: f.mtime, repaired: false })
-                .map_err(|source| FetchError::Pool { url, source })
+                .map_err(|source| FetchError::Pool { url: url.to_string(), source: Box::new(source) })
         }
         Source::Download { url, fallback } => download(ctx, f, url, fallback.as_ref()).await,
     };
@@ -137,12 +137,14 @@ async fn verify_or_repair(ctx: &ExecCtx<'_>, f: &PlannedFile) -> Result<Got, Fet
     let pool = ctx.pool.clone();
     let sha = f.sha256;
     let check = tokio::task::spawn_blocking(move || pool.rehash(&sha)).await;
-    let check = check.map_err(|e| FetchError::Transport { url: url.clone(), message: e.to_string() })?;
-    match check.map_err(|source| FetchError::Pool { url: url.clone(), source })? {
+    let check = check.map_err(|e| FetchError::Transport { url: url.to_string(), message: e.to_string() })?;
+    match check.map_err(|source| FetchError::Pool { url: url.to_string(), source: Box::new(source) })? {
         Some((actual, size)) if actual == f.sha256 && size == f.size => return Ok(Got::Reused),
         Some((actual, _)) => {
             tracing::warn!(path = %f.path, expected = %f.sha256, %actual, "damaged pool object, re-downloading");
-            ctx.pool.remove(&f.sha256).map_err(|source| FetchError::Pool { url: url.clone(), source })?;
+            ctx.pool
+                .remove(&f.sha256)
+                .map_err(|source| FetchError::Pool { url: url.to_string(), source: Box::new(source) })?;
         }
         None => tracing::warn!(path = %f.path, sha256 = %f.sha256, "pool object missing, re-downloading"),
     }

@@ -258,7 +258,7 @@ async fn fetch_family(
         }
     }
     let (path, e) = last_err.unwrap_or_else(|| {
-        (index_path(ctx, family), FetchError::Status { url: ctx.mirror.repository.url.clone(), status: 404 })
+        (index_path(ctx, family), FetchError::Status { url: ctx.mirror.repository.url.to_string(), status: 404 })
     });
     Err(ctx.err(&path, format!("required index missing upstream: {e}")))
 }
@@ -271,7 +271,8 @@ async fn fetch_index(ctx: &MetadataCtx<'_>, f: &ReleaseFile, by_hash: bool) -> R
         return Ok(bytes);
     }
     let url = |p: &str| {
-        ctx.url(p).map_err(|e| FetchError::Transport { url: ctx.mirror.repository.url.clone(), message: e.to_string() })
+        ctx.url(p)
+            .map_err(|e| FetchError::Transport { url: ctx.mirror.repository.url.to_string(), message: e.to_string() })
     };
     let body = if by_hash {
         match ctx.fetcher.get(&url(&by_hash_path(&path, &f.sha256))?, f.size).await {
@@ -293,7 +294,7 @@ pub fn by_hash_path(path: &str, sha: &Sha256) -> String {
 
 fn check_bytes(url: &Url, bytes: &[u8], size: u64, sha: &Sha256) -> Result<(), FetchError> {
     use crate::pool::PoolError;
-    let pool = |source| FetchError::Pool { url: url.clone(), source };
+    let pool = |source| FetchError::Pool { url: url.to_string(), source: Box::new(source) };
     if bytes.len() as u64 != size {
         return Err(pool(PoolError::SizeMismatch { expected: size, actual: bytes.len() as u64 }));
     }
