@@ -2,14 +2,22 @@
 //! stale FUSE mount left by a daemon that died ("Transport endpoint is not connected") — that one
 //! is lazily unmounted, and the error says what to run when that fails.
 
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use super::{FuseError, FS_NAME};
 
 /// Ways to detach a dead FUSE mount, in order: fusermount3 works for the mount's owner, umount
 /// for root; both lazily (`-z`/`-l`) so processes still inside it do not block the detach.
 const DETACH_COMMANDS: [(&str, &[&str]); 2] = [("fusermount3", &["-u", "-z"]), ("umount", &["-l"])];
+
+/// A busy mount is retried this often, this far apart (≈1 s: long enough for nginx to drop an
+/// fd it was about to close, short enough for a service stop).
+const BUSY_RETRIES: u32 = 10;
+const BUSY_RETRY_DELAY: Duration = Duration::from_millis(100);
 
 /// Check `path` is usable as the mountpoint; clears a stale FUSE mount there (logged).
 pub fn check_mountpoint(path: &Path) -> Result<(), FuseError> {
@@ -38,6 +46,29 @@ fn clear_stale(path: &Path) -> Result<(), FuseError> {
     Err(FuseError::StaleMount { path: path.to_owned(), tried: tried.join("; ") })
 }
 
+/// Unmount `path` (canonical) that umount refused with EBUSY: retry, then detach lazily.
+pub(super) fn detach_busy(path: &Path) -> Result<(), FuseError> {
+    let unmount_error = |source| FuseError::Unmount { path: path.to_owned(), source };
+    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|e| unmount_error(std::io::Error::other(e)))?;
+    for _ in 0..BUSY_RETRIES {
+        std::thread::sleep(BUSY_RETRY_DELAY);
+        // SAFETY: umount2 reads a NUL-terminated path that lives across the call.
+        if unsafe { libc::umount2(c_path.as_ptr(), 0) } == 0 {
+            return Ok(());
+        }
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EBUSY) {
+            return Err(unmount_error(err));
+        }
+    }
+    // SAFETY: as above.
+    if unsafe { libc::umount2(c_path.as_ptr(), libc::MNT_DETACH) } != 0 {
+        return Err(unmount_error(std::io::Error::last_os_error()));
+    }
+    tracing::warn!(mountpoint = %path.display(), "mount still in use; detached lazily (gone once the last user closes it)");
+    Ok(())
+}
+
 fn refuse_if_mounted(path: &Path) -> Result<(), FuseError> {
     let wanted =
         std::fs::canonicalize(path).map_err(|source| FuseError::Mountpoint { path: path.to_owned(), source })?;
@@ -48,9 +79,24 @@ fn refuse_if_mounted(path: &Path) -> Result<(), FuseError> {
             return Ok(());
         }
     };
-    match mountinfo.lines().filter_map(parse_mountinfo).any(|m| m.point == wanted && m.is_ours()) {
-        true => Err(FuseError::AlreadyMounted { path: path.to_owned() }),
-        false => Ok(()),
+    if !mountinfo.lines().filter_map(parse_mountinfo).any(|m| m.point == wanted && m.is_ours()) {
+        return Ok(());
+    }
+    // stat may be answered from the kernel's attribute cache even when the daemon is gone;
+    // statfs always reaches the daemon, so it tells a live mount from a dead one.
+    match probe_statfs(&wanted) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => clear_stale(path),
+        _ => Err(FuseError::AlreadyMounted { path: path.to_owned() }),
+    }
+}
+
+fn probe_statfs(path: &Path) -> std::io::Result<()> {
+    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    // SAFETY: statfs writes into a zeroed struct we own; the path outlives the call.
+    let mut buf: libc::statfs = unsafe { std::mem::zeroed() };
+    match unsafe { libc::statfs(c_path.as_ptr(), &mut buf) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
     }
 }
 

@@ -151,3 +151,82 @@ fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) {
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
+
+/// `pmirror-fs mount MNT --foreground` as a child process; SIGTERM and a clean unmount on drop.
+pub struct Mount {
+    pub dir: PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl Mount {
+    /// Mounts the env's store at `<env>/mnt` and waits until the view is there.
+    pub fn start(env: &Env) -> Mount {
+        let dir = env.dir.path().join("mnt");
+        // A stale mount (dead daemon) fails stat with ENOTCONN: the directory exists regardless.
+        if let Err(e) = std::fs::create_dir(&dir) {
+            assert!(e.kind() == std::io::ErrorKind::AlreadyExists, "create mountpoint: {e}");
+        }
+        // Up = statfs answers with FUSE's magic: a stale mount fails with ENOTCONN, the plain
+        // directory has its parent's type (device numbers and mount ids are both reused).
+        let child = env
+            .cmd(&["mount", dir.to_str().unwrap(), "--foreground", "--allow-other"])
+            .spawn()
+            .expect("spawn pmirror-fs mount");
+        let m = Mount { dir, child: Some(child) };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let up = |d: &Path| is_fuse(d) && is_mounted(d);
+        while !up(&m.dir) {
+            assert!(std::time::Instant::now() < deadline, "mount did not come up at {}", m.dir.display());
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        m
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+
+    /// Sends SIGTERM and waits; returns the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        child.wait().expect("wait for mount")
+    }
+
+    /// Leaves the daemon dead without unmounting (a stale mount).
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        child.wait().expect("wait for mount");
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.stop();
+        }
+        if is_mounted(&self.dir) {
+            let _ = Command::new("fusermount3").args(["-u", "-z"]).arg(&self.dir).status();
+        }
+    }
+}
+
+/// Whether `dir` is a mount point (listed in /proc/self/mounts).
+pub fn is_mounted(dir: &Path) -> bool {
+    let want = dir.to_string_lossy();
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    mounts.lines().any(|l| l.split(' ').nth(1) == Some(&want))
+}
+
+/// Whether a live FUSE filesystem answers at `dir` (statfs reaches the daemon).
+fn is_fuse(dir: &Path) -> bool {
+    /// `FUSE_SUPER_MAGIC` from linux/magic.h.
+    const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else { return false };
+    // SAFETY: statfs fills a zeroed struct we own; the path outlives the call.
+    let mut buf: libc::statfs = unsafe { std::mem::zeroed() };
+    (unsafe { libc::statfs(c.as_ptr(), &mut buf) }) == 0 && buf.f_type as i64 == FUSE_SUPER_MAGIC
+}

@@ -4,3 +4,4 @@ mod harness;
 mod support;
 mod support_selftest;
 mod sync;
+mod view;

@@ -156,11 +156,21 @@ impl AptClient {
     pub fn download_all(&self) -> Result<Vec<PathBuf>, AptError> {
         let wanted: BTreeSet<String> =
             self.listed_packages()?.into_iter().map(|p| format!("{}={}", p.name, p.version)).collect();
+        // Start from an empty downloads/ so repeated rounds (load tests) count only this one.
+        let dl = self.downloads_dir();
+        for entry in
+            std::fs::read_dir(&dl).map_err(|source| AptError::Lists { dir: dl.display().to_string(), source })?
+        {
+            let path = entry.map_err(|source| AptError::Lists { dir: dl.display().to_string(), source })?.path();
+            if path.is_file() {
+                std::fs::remove_file(&path)
+                    .map_err(|source| AptError::Lists { dir: dl.display().to_string(), source })?;
+            }
+        }
         let mut args = vec!["-q", "download"];
         args.extend(wanted.iter().map(String::as_str));
         let output = self.run(APT_GET, &args, &self.downloads_dir())?;
         clean(output, "apt-get download")?;
-        let dl = self.downloads_dir();
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dl)
             .map_err(|source| AptError::Lists { dir: dl.display().to_string(), source })?
             .filter_map(|e| e.ok().map(|e| e.path()))

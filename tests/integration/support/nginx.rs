@@ -34,21 +34,27 @@ fn project_server_block() -> Option<String> {
     text.contains("server").then_some(text)
 }
 
-/// Replace every `<directive> …;` line's value (keeps indentation and comments elsewhere).
-fn replace_directive(block: &str, directive: &str, value: &str) -> String {
-    block
-        .lines()
-        .map(|line| {
-            let trimmed = line.trim_start();
-            let is_it = trimmed.strip_prefix(directive).is_some_and(|r| r.starts_with([' ', '\t']));
-            if is_it {
-                let indent = &line[..line.len() - trimmed.len()];
-                format!("{indent}{directive} {value};\n")
-            } else {
-                format!("{line}\n")
-            }
-        })
-        .collect()
+/// Whether `line` is a `<directive> …;` line (not a comment, not a longer directive name).
+fn is_directive(line: &str, directive: &str) -> bool {
+    line.trim_start().strip_prefix(directive).is_some_and(|rest| rest.starts_with([' ', '\t']))
+}
+
+/// Set the value of every `<directive> …;` line (keeping its indentation); with `only_first`,
+/// drop the later ones (several `listen` lines would all become the same address).
+fn replace_directive(block: &str, directive: &str, value: &str, only_first: bool) -> String {
+    let mut seen = false;
+    let mut out = String::new();
+    for line in block.lines() {
+        if !is_directive(line, directive) {
+            out.push_str(line);
+            out.push('\n');
+        } else if !(only_first && seen) {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            out.push_str(&format!("{indent}{directive} {value};\n"));
+            seen = true;
+        }
+    }
+    out
 }
 
 fn server_block(root: &Path, port: u16) -> String {
@@ -56,8 +62,8 @@ fn server_block(root: &Path, port: u16) -> String {
     let root = root.display().to_string();
     match project_server_block() {
         Some(block) => {
-            let block = replace_directive(&block, "listen", &listen);
-            replace_directive(&block, "root", &root)
+            let block = replace_directive(&block, "listen", &listen, true);
+            replace_directive(&block, "root", &root, false)
         }
         None => format!("server {{\n    listen {listen};\n    root {root};\n    autoindex on;\n    sendfile on;\n}}\n"),
     }
@@ -190,5 +196,20 @@ fn stop(child: &mut Child) {
 impl Drop for Nginx {
     fn drop(&mut self) {
         stop(&mut self.child);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_block_gets_our_listen_and_root() {
+        let block = "server {\n    listen 80;\n    listen [::]:80;\n    # listen 8080;\n    listen_x y;\n\
+                     \x20   root /mnt/mirror;\n    location / { autoindex on; }\n}\n";
+        let got = replace_directive(&replace_directive(block, "listen", "127.0.0.1:9", true), "root", "/srv", false);
+        let want = "server {\n    listen 127.0.0.1:9;\n    # listen 8080;\n    listen_x y;\n    root /srv;\n\
+                    \x20   location / { autoindex on; }\n}\n";
+        assert_eq!(got, want);
     }
 }

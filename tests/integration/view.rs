@@ -1,0 +1,215 @@
+//! Issue 3: the FUSE view served by the real nginx to the real apt client, atomic switches,
+//! open files across a switch, read-only semantics, HTTP caching headers, mount lifecycle.
+
+use crate::harness::{is_mounted, text, Env, Mount, DEBIAN, PBS_CLIENT, PVE};
+use crate::support::apt::AptClient;
+use crate::support::client;
+use crate::support::fixture::Upstream;
+use crate::support::nginx::Nginx;
+use crate::support::signing_key;
+use crate::sync::wait_for;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::time::Duration;
+
+/// Proxmox and Debian fixtures on one server (the Debian mirror's view root `debian` contains the
+/// Proxmox ones, `debian/pve` and `debian/pbs-client`, as on download.proxmox.com).
+fn both(generation: u32) -> Upstream {
+    let mut up = Upstream::proxmox(generation, signing_key()).expect("proxmox fixture");
+    let deb = Upstream::debian(generation, signing_key()).expect("debian fixture");
+    up.files.extend(deb.files);
+    up.suites.extend(deb.suites);
+    up
+}
+
+fn apt_for(env: &Env, nginx: &Nginx, root: &str, comps: &str, name: &str) -> AptClient {
+    let dir = env.dir.path().join(format!("apt-{name}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    AptClient::new(&dir, &format!("{}/{root} bookworm {comps}", nginx.base_url().trim_end_matches('/')), &env.key)
+}
+
+#[test]
+fn apt_through_nginx_and_the_mount_is_byte_identical() {
+    let up = both(0);
+    let env = Env::new(up.clone(), &[&PVE, &PBS_CLIENT, &DEBIAN]);
+    env.sync_ok(&[]);
+    let mnt = Mount::start(&env);
+    let nginx = Nginx::start(&mnt.dir);
+    for spec in [&PVE, &PBS_CLIENT, &DEBIAN] {
+        let apt = apt_for(&env, &nginx, spec.root, spec.components, spec.id);
+        apt.update().unwrap_or_else(|e| panic!("{}: {e}", spec.id));
+        let debs = apt.download_all().unwrap_or_else(|e| panic!("{}: {e}", spec.id));
+        assert!(!debs.is_empty());
+    }
+    // Every upstream file (by-hash copies included) is served byte-identical through nginx.
+    let mut checked = 0;
+    for (path, file) in &up.files {
+        let resp = client::get(&nginx.url(path)).unwrap();
+        assert_eq!(resp.status, 200, "{path}");
+        assert!(resp.body == file.bytes.as_ref(), "{path} differs through nginx");
+        let want_mtime = file.mtime.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let meta = std::fs::metadata(mnt.path(path)).unwrap();
+        assert_eq!(meta.mtime(), want_mtime, "{path}: mtime is not upstream's Last-Modified");
+        checked += 1;
+    }
+    assert!(checked > 40, "only {checked} files checked");
+    // Snapshots are browsable at a stable URL.
+    let snap = env.published(PVE.id).unwrap().name;
+    let frozen = client::get(&nginx.url(&format!("snapshots/{}/{snap}/dists/bookworm/InRelease", PVE.id))).unwrap();
+    assert_eq!(frozen.status, 200);
+    assert!(frozen.body == up.bytes("debian/pve/dists/bookworm/InRelease").unwrap());
+}
+
+#[test]
+fn read_only_modes_and_http_caching() {
+    let env = Env::new(Upstream::proxmox(0, signing_key()).unwrap(), &[&PVE]);
+    env.sync_ok(&[]);
+    let mnt = Mount::start(&env);
+    let inrelease = mnt.path("debian/pve/dists/bookworm/InRelease");
+    let meta = std::fs::metadata(&inrelease).unwrap();
+    assert_eq!((meta.permissions().mode() & 0o7777, meta.uid(), meta.gid()), (0o444, 0, 0));
+    let dmeta = std::fs::metadata(mnt.path("debian/pve/dists")).unwrap();
+    assert_eq!(dmeta.permissions().mode() & 0o7777, 0o555);
+    let erofs = |r: std::io::Result<()>, what: &str| {
+        let e = r.expect_err(what);
+        assert_eq!(e.raw_os_error(), Some(libc::EROFS), "{what}: {e}");
+    };
+    erofs(std::fs::OpenOptions::new().write(true).open(&inrelease).map(drop), "open for write");
+    erofs(std::fs::write(mnt.path("debian/pve/new"), b"x"), "create");
+    erofs(std::fs::create_dir(mnt.path("debian/pve/newdir")), "mkdir");
+    erofs(std::fs::rename(&inrelease, mnt.path("debian/pve/dists/bookworm/x")), "rename");
+    erofs(std::fs::set_permissions(&inrelease, std::fs::Permissions::from_mode(0o644)), "chmod");
+    erofs(std::fs::remove_file(&inrelease), "unlink");
+    assert!(std::fs::metadata(mnt.path("debian/pve/../../etc/passwd")).is_err() || !mnt.path("etc").exists());
+
+    let nginx = Nginx::start(&mnt.dir);
+    let url = nginx.url("debian/pve/dists/bookworm/InRelease");
+    let first = client::get(&url).unwrap();
+    let lm = first.header("last-modified").expect("Last-Modified").to_owned();
+    let again = client::request(&url, "GET", &[("If-Modified-Since", &lm)]).unwrap();
+    assert_eq!(again.status, 304);
+    // Upstream moves on → after the switch the same conditional request gets the new InRelease.
+    env.server.swap(Upstream::proxmox(1, signing_key()).unwrap());
+    env.sync_ok(&[]);
+    wait_for(|| client::request(&url, "GET", &[("If-Modified-Since", &lm)]).unwrap().status == 200);
+}
+
+#[test]
+fn open_file_keeps_old_bytes_across_a_switch() {
+    // Signatures differ between two builds of one generation: build each fixture once.
+    let g0 = Upstream::proxmox(0, signing_key()).unwrap();
+    let old = g0.bytes("debian/pve/dists/bookworm/InRelease").unwrap().to_vec();
+    let env = Env::new(g0, &[&PVE]);
+    env.sync_ok(&[]);
+    let mnt = Mount::start(&env);
+    let path = mnt.path("debian/pve/dists/bookworm/InRelease");
+    let mut f = std::fs::File::open(&path).unwrap();
+    let next = Upstream::proxmox(1, signing_key()).unwrap();
+    let new = next.bytes("debian/pve/dists/bookworm/InRelease").unwrap().to_vec();
+    env.server.swap(next);
+    env.sync_ok(&[]);
+    // The publish is visible to a new open as soon as the daemon polled (≤ 50 ms + build).
+    wait_for(|| std::fs::read(&path).unwrap() == new);
+    let mut got = Vec::new();
+    f.read_to_end(&mut got).unwrap();
+    assert!(got == old, "fd opened before the switch changed content");
+}
+
+#[test]
+fn by_hash_and_grace_keep_a_client_of_the_old_release_working() {
+    let g0 = Upstream::debian(0, signing_key()).unwrap();
+    let env = Env::new(g0.clone(), &[&DEBIAN]);
+    env.sync_ok(&[]);
+    let mnt = Mount::start(&env);
+    let nginx = Nginx::start(&mnt.dir);
+    // The client read generation 0's InRelease …
+    let before = client::get(&nginx.url("debian/dists/bookworm/InRelease")).unwrap();
+    assert!(before.body == g0.bytes("debian/dists/bookworm/InRelease").unwrap());
+    // … upstream moves on twice and the mirror publishes both …
+    let mut latest = g0.clone();
+    for g in 1..=2 {
+        latest = Upstream::debian(g, signing_key()).unwrap();
+        env.server.swap(latest.clone());
+        env.sync_ok(&[]);
+    }
+    wait_for(|| {
+        client::get(&nginx.url("debian/dists/bookworm/InRelease")).unwrap().body
+            == latest.bytes("debian/dists/bookworm/InRelease").unwrap()
+    });
+    // … and then fetches the indices and packages generation 0 named: all still there.
+    for (path, file) in &g0.files {
+        if path.contains("/by-hash/") || path.ends_with(".deb") {
+            let r = client::get(&nginx.url(path)).unwrap();
+            assert_eq!(r.status, 200, "{path} gone after the switch");
+            assert!(r.body == file.bytes.as_ref(), "{path} differs");
+        }
+    }
+}
+
+#[test]
+fn atomic_switch_under_load_no_apt_failure() {
+    let env = Env::new(both(0), &[&PVE, &DEBIAN]);
+    env.sync_ok(&[]);
+    let mnt = Mount::start(&env);
+    let nginx = Nginx::start(&mnt.dir);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let clients: Vec<AptClient> = (0..3)
+        .map(|i| {
+            let (root, comps) = if i % 2 == 0 { (PVE.root, PVE.components) } else { (DEBIAN.root, DEBIAN.components) };
+            apt_for(&env, &nginx, root, comps, &format!("load{i}"))
+        })
+        .collect();
+    let rounds = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = clients
+            .iter()
+            .map(|apt| {
+                s.spawn(|| {
+                    let mut failures = Vec::new();
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        if let Err(e) = apt.update().and_then(|_| apt.download_all().map(drop)) {
+                            failures.push(e.to_string());
+                        }
+                        rounds.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    failures
+                })
+            })
+            .collect();
+        for g in 1..=5 {
+            std::thread::sleep(Duration::from_millis(300));
+            env.server.swap(both(g));
+            env.sync_ok(&[]);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let failures: Vec<String> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+        assert!(failures.is_empty(), "{} apt failures, first: {}", failures.len(), failures[0]);
+    });
+    assert!(rounds.load(std::sync::atomic::Ordering::SeqCst) >= 6, "clients barely ran");
+}
+
+#[test]
+fn sigterm_unmounts_and_a_stale_mount_is_cleared() {
+    let env = Env::new(Upstream::proxmox(0, signing_key()).unwrap(), &[&PVE]);
+    env.sync_ok(&[]);
+    let mut mnt = Mount::start(&env);
+    assert!(mnt.stop().success());
+    assert!(!is_mounted(&mnt.dir), "still mounted after SIGTERM");
+    // A daemon killed with -9 leaves "Transport endpoint is not connected" behind.
+    let mut mnt = Mount::start(&env);
+    mnt.kill9();
+    let err = std::fs::metadata(mnt.path("debian")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOTCONN), "{err}");
+    let again = Mount::start(&env);
+    assert!(again.path("debian/pve/dists/bookworm/InRelease").is_file());
+    drop(again);
+    // Detached mode: `mount` returns once mounted; an unusable mountpoint fails with a reason.
+    let out = env.run(&["mount", mnt.dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(is_mounted(&mnt.dir));
+    std::process::Command::new("fusermount3").arg("-u").arg(&mnt.dir).status().unwrap();
+    let out = env.run(&["mount", "/nonexistent/mnt"]);
+    assert!(!out.status.success());
+    assert_eq!(text(&out.stderr).trim().lines().count(), 1, "{}", text(&out.stderr));
+}
