@@ -298,3 +298,48 @@ pub fn wait_for(cond: impl Fn() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn two_mirrors_claiming_one_path_are_refused_at_publish() {
+    let env = Env::new(proxmox(0), &[&PVE]);
+    env.sync_ok(&[]);
+    let before = env.published(PVE.id).unwrap();
+    // pbs-client put under pve's view root: both have dists/bookworm/InRelease.
+    let extra = format!(
+        "[[mirror]]\nid = \"clash\"\nrepository = \"deb {}/debian/pbs-client bookworm main\"\narchitectures = [\"amd64\"]\nkey = \"{}\"\nview = \"debian/pve\"\n",
+        env.server.base_url().trim_end_matches('/'),
+        env.key.display()
+    );
+    let mut env = env;
+    env.write_config(&[&PVE], &extra);
+    let out = env.run(&["sync"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("clash") && err.contains("pve_bookworm") && err.contains("dists/bookworm/InRelease"), "{err}");
+    assert_eq!(env.published(PVE.id).unwrap(), before);
+    assert!(env.published("clash").is_none());
+}
+
+#[test]
+fn skip_filters_and_ignore_errors() {
+    let up = proxmox(0);
+    let env = Env::new(up.clone(), &[&PVE]);
+    // Skip one package by glob and everything in section "admin"; a missing .deb is only a warning.
+    let text_cfg = std::fs::read_to_string(&env.config).unwrap().replace(
+        "key = ",
+        "skip-packages = [\"pve-firmware*\"]\nskip-sections = [\"admin\"]\nignore-errors = true\nkey = ",
+    );
+    std::fs::write(&env.config, text_cfg).unwrap();
+    let victim = up
+        .deb_paths()
+        .into_iter()
+        .find(|p| p.starts_with("debian/pve/") && !p.contains("pve-firmware"))
+        .unwrap()
+        .to_owned();
+    env.server.fail_always(&victim, 404);
+    let out = env.sync_ok(&[]);
+    assert!(out.contains("packages skipped by config") && out.contains("warning:"), "{out}");
+    let files = env.published_files(PVE.id);
+    assert!(!files.keys().any(|p| p.contains("pve-firmware")), "skip-packages ignored");
+    assert!(!files.keys().any(|p| victim.ends_with(p.as_str())), "a failed package was recorded");
+}
