@@ -112,6 +112,8 @@ fn mount_with(
     read_path: ReadPath,
 ) -> Result<Mounted, FuseError> {
     check_mountpoint(mountpoint)?;
+    let mountpoint = &std::fs::canonicalize(mountpoint)
+        .map_err(|source| FuseError::Mountpoint { path: mountpoint.to_owned(), source })?;
     let (session, passthrough) = session(mountpoint, views.clone(), pool_dir, opts, read_path)?;
     let mount_error = |source| FuseError::Mount { path: mountpoint.to_owned(), source };
     let notifier = session.notifier();
@@ -200,9 +202,15 @@ impl Mounted {
         }
     }
 
-    /// Unmount and wait for the request threads to finish.
+    /// Unmount and wait for the request threads to finish. While something still uses the
+    /// mount (nginx holding cached fds), retry briefly, then detach it lazily: it vanishes once
+    /// the last user lets go, and the mountpoint is usable again at once (never left stale).
     pub fn try_unmount(self) -> Result<(), FuseError> {
         let path = self.mountpoint;
-        self.session.umount_and_join().map_err(|source| FuseError::Unmount { path, source })
+        match self.session.umount_and_join() {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => mountpoint::detach_busy(&path),
+            Err(source) => Err(FuseError::Unmount { path, source }),
+        }
     }
 }

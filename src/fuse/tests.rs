@@ -181,6 +181,19 @@ fn duplicate_and_stale_mounts_are_handled() {
 }
 
 #[test]
+fn busy_mount_is_detached_lazily() {
+    let fx = fixture();
+    let mounted =
+        mount(&fx.mnt, view(1, &fx.objects, &[("p.deb", 2)]), fx.pool.clone(), MountOptions::default()).expect("mount");
+    let mut held = File::open(fx.mnt.join("debian/pve/p.deb")).expect("open");
+    mounted.try_unmount().expect("busy unmount detaches");
+    assert_eq!(fs::read_dir(&fx.mnt).expect("mountpoint usable").count(), 0, "detached at once");
+    let mut bytes = Vec::new();
+    held.read_to_end(&mut bytes).expect("held file still reads");
+    assert_eq!(bytes, b"package bytes \x00\xff");
+}
+
+#[test]
 fn pool_layout() {
     let sha = Sha256::of(b"abc");
     let path = pool_object_path(Path::new("/store/pool"), &sha);

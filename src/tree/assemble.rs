@@ -2,11 +2,13 @@
 //! conflicts), then lay the tree out breadth-first into the compact node array, with directory
 //! mtimes and link counts computed bottom-up.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Ordering;
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::alias::{self, PendingAlias};
 use super::build::{self, Collected, DirTable, Item, Origins, Payload, Rank, NO_ORIGIN, ROOT_DIR};
+use super::fxhash::FxHashMap;
 use super::source::{ObjectMeta, ViewSource};
 use super::{inode, BuildError, Kind, Node, View};
 
@@ -61,14 +63,12 @@ fn object_table(source: &[ObjectMeta]) -> Result<(Vec<ObjectMeta>, Vec<u32>), Bu
 /// Sort by (directory, name, rank, claim order) and keep one item per path; two exclusive claims
 /// with different content are a conflict.
 fn dedup<'a>(
-    mut items: Vec<Item<'a>>,
+    items: Vec<Item<'a>>,
     source: &ViewSource,
     dirs: &DirTable<'_>,
     origins: &Origins<'_>,
 ) -> Result<Vec<Item<'a>>, BuildError> {
-    items.sort_unstable_by(|a, b| {
-        (a.dir, a.name.as_bytes(), a.rank, a.seq).cmp(&(b.dir, b.name.as_bytes(), b.rank, b.seq))
-    });
+    let items = sort_items(items, dirs.recs.len());
     let mut kept: Vec<Item<'a>> = Vec::with_capacity(items.len());
     for item in items {
         match kept.last() {
@@ -87,6 +87,25 @@ fn dedup<'a>(
     }
     kept.shrink_to_fit();
     Ok(kept)
+}
+
+/// Group by directory with a counting sort (linear, and no name comparisons across
+/// directories), then sort each directory by (name, rank, claim order) while it is in cache.
+fn sort_items<'a>(items: Vec<Item<'a>>, dir_count: usize) -> Vec<Item<'a>> {
+    let Some(&fill) = items.first() else { return items };
+    let groups = Groups::of(dir_count, items.iter().map(|i| i.dir));
+    let mut next = groups.start.clone();
+    let mut sorted = vec![fill; items.len()];
+    for item in items {
+        let slot = &mut next[item.dir as usize];
+        sorted[*slot as usize] = item;
+        *slot += 1;
+    }
+    for dir in 0..dir_count as u32 {
+        sorted[groups.range(dir)]
+            .sort_unstable_by(|a, b| (a.name.as_bytes(), a.rank, a.seq).cmp(&(b.name.as_bytes(), b.rank, b.seq)));
+    }
+    sorted
 }
 
 fn same_content(source: &ViewSource, a: Payload, b: Payload) -> bool {
@@ -142,23 +161,68 @@ impl Groups {
     }
 }
 
-/// Names stored once each in one arena.
+/// Names in one arena. Directory names are stored once each (a hash map; there are few).
+/// A file name is reused when the last file showing the same object had the same name — the
+/// common case of a package kept across snapshots — found by direct indexing, not hashing
+/// (hashing every file name was 40 % of the build on a million entries).
 struct Names<'a> {
     buf: String,
-    index: HashMap<&'a str, u32>,
+    dirs: FxHashMap<&'a str, u32>,
+    /// Per source object: offset of the last name a file of it got ([`NO_NAME`]: none yet).
+    by_object: Vec<u32>,
 }
 
+const NO_NAME: u32 = u32::MAX;
+
 impl<'a> Names<'a> {
-    fn intern(&mut self, name: &'a str) -> Result<(u32, u16), BuildError> {
-        // check_component capped every name at 255 bytes, so the length fits u16.
-        let len = name.len() as u16;
-        if let Some(&off) = self.index.get(name) {
-            return Ok((off, len));
-        }
+    fn push(&mut self, name: &str) -> Result<(u32, u16), BuildError> {
         let off = u32::try_from(self.buf.len()).map_err(|_| BuildError::TooLarge { what: "name bytes" })?;
         self.buf.push_str(name);
-        self.index.insert(name, off);
+        // check_component capped every name at 255 bytes, so the length fits u16.
+        Ok((off, name.len() as u16))
+    }
+
+    fn dir(&mut self, name: &'a str) -> Result<(u32, u16), BuildError> {
+        if let Some(&off) = self.dirs.get(name) {
+            return Ok((off, name.len() as u16));
+        }
+        let (off, len) = self.push(name)?;
+        self.dirs.insert(name, off);
         Ok((off, len))
+    }
+
+    fn file(&mut self, name: &str, object: Option<u32>) -> Result<(u32, u16), BuildError> {
+        let Some(slot) = object.and_then(|o| self.by_object.get(o as usize)).copied() else { return self.push(name) };
+        let start = slot as usize;
+        if slot != NO_NAME && self.buf.get(start..start + name.len()) == Some(name) {
+            return Ok((slot, name.len() as u16));
+        }
+        let (off, len) = self.push(name)?;
+        if let Some(o) = object {
+            self.by_object[o as usize] = off;
+        }
+        Ok((off, len))
+    }
+}
+
+/// The next child to emit while merging a directory's subdirectories and files.
+enum Next<'i, 'a> {
+    Dir(u32),
+    File(&'i Item<'a>),
+}
+
+/// What layout produces, grown one directory at a time.
+struct Out<'a> {
+    nodes: Vec<Node>,
+    names: Names<'a>,
+    /// Directories laid out but not yet expanded: (node, directory id).
+    queue: VecDeque<(u32, u32)>,
+    pending: Vec<PendingAlias>,
+}
+
+impl Out<'_> {
+    fn next_index(&self) -> Result<u32, BuildError> {
+        u32::try_from(self.nodes.len()).map_err(|_| BuildError::TooLarge { what: "nodes" })
     }
 }
 
@@ -172,75 +236,85 @@ impl<'a> Layout<'_, 'a> {
         });
         let sub_groups = Groups::of(recs.len(), subdirs.iter().map(|&d| recs[d as usize].parent));
         let file_groups = Groups::of(recs.len(), self.items.iter().map(|i| i.dir));
-        let mut names = Names { buf: String::new(), index: HashMap::new() };
+        let names =
+            Names { buf: String::new(), dirs: FxHashMap::default(), by_object: vec![NO_NAME; self.remap.len()] };
         let root = Node { mtime: 0, name_off: 0, parent: 0, a: 0, b: 0, c: 0, name_len: 0, kind: Kind::Dir };
         let mut nodes = Vec::with_capacity(recs.len() + self.items.len());
         nodes.push(root);
-        let mut pending = Vec::new();
-        let mut queue = VecDeque::from([(0u32, ROOT_DIR)]);
-        while let Some((node, dir)) = queue.pop_front() {
-            let first = nodes.len();
-            let subs = &subdirs[sub_groups.range(dir)];
-            let files = &self.items[file_groups.range(dir)];
-            self.merge(dir, node, subs, files, &mut nodes, &mut names, &mut queue, &mut pending)?;
-            let count = nodes.len() - first;
-            nodes[node as usize].a = u32::try_from(first).map_err(|_| BuildError::TooLarge { what: "nodes" })?;
-            nodes[node as usize].b = count as u32;
+        let mut out = Out { nodes, names, queue: VecDeque::from([(0, ROOT_DIR)]), pending: Vec::new() };
+        while let Some((node, dir)) = out.queue.pop_front() {
+            let first = out.next_index()?;
+            self.merge(dir, node, &subdirs[sub_groups.range(dir)], &self.items[file_groups.range(dir)], &mut out)?;
+            let count = out.nodes.len() as u32 - first;
+            let parent = &mut out.nodes[node as usize];
+            parent.a = first;
+            parent.b = count;
         }
-        Ok((nodes, names.buf, pending))
+        Ok((out.nodes, out.names.buf, out.pending))
     }
 
     /// Emit the children of `dir` (node `node`) in name order: subdirectories and files merged.
-    #[allow(clippy::too_many_arguments)] // the loop state of `run`, lent for one directory
     fn merge(
         &self,
         dir: u32,
         node: u32,
         subs: &[u32],
         files: &[Item<'a>],
-        nodes: &mut Vec<Node>,
-        names: &mut Names<'a>,
-        queue: &mut VecDeque<(u32, u32)>,
-        pending: &mut Vec<PendingAlias>,
+        out: &mut Out<'a>,
     ) -> Result<(), BuildError> {
-        let recs = &self.dirs.recs;
         let (mut i, mut j) = (0, 0);
-        while i < subs.len() || j < files.len() {
-            let sub = subs.get(i).map(|&d| (d, recs[d as usize].name));
-            let file = files.get(j);
-            let take_sub = match (sub, file) {
-                (Some((_, s)), Some(f)) if s.as_bytes() == f.name.as_bytes() => {
-                    let keep_sub = self.file_or_dir(dir, f, sub.map_or(0, |(d, _)| d))?;
-                    if keep_sub {
-                        j += 1
-                    } else {
-                        i += 1
+        loop {
+            let next = match (subs.get(i), files.get(j)) {
+                (Some(&d), Some(f)) => match self.dirs.recs[d as usize].name.as_bytes().cmp(f.name.as_bytes()) {
+                    Ordering::Less => Next::Dir(d),
+                    Ordering::Greater => Next::File(f),
+                    // A clash: skip the loser, emit the winner.
+                    Ordering::Equal if self.file_or_dir(dir, f, d)? => {
+                        j += 1;
+                        Next::Dir(d)
                     }
-                    keep_sub
-                }
-                (Some((_, s)), Some(f)) => s.as_bytes() < f.name.as_bytes(),
-                (Some(_), None) => true,
-                (None, _) => false,
+                    Ordering::Equal => {
+                        i += 1;
+                        Next::File(f)
+                    }
+                },
+                (Some(&d), None) => Next::Dir(d),
+                (None, Some(f)) => Next::File(f),
+                (None, None) => return Ok(()),
             };
-            let idx = u32::try_from(nodes.len()).map_err(|_| BuildError::TooLarge { what: "nodes" })?;
-            if let (true, Some((d, name))) = (take_sub, sub) {
-                let (name_off, name_len) = names.intern(name)?;
-                nodes.push(Node { mtime: 0, name_off, parent: node, a: 0, b: 0, c: 0, name_len, kind: Kind::Dir });
-                match recs[d as usize].alias {
-                    Some(n) => pending.push(PendingAlias { node: idx, alias: n }),
-                    None => queue.push_back((idx, d)),
+            match next {
+                Next::Dir(d) => {
+                    self.push_dir(node, d, out)?;
+                    i += 1;
                 }
-                i += 1;
-            } else if let Some(f) = file {
-                let (name_off, name_len) = names.intern(f.name)?;
-                let (kind, a, mtime) = match f.payload {
-                    Payload::Object(o) => (Kind::Object, self.remap[o as usize], f.mtime),
-                    Payload::Inline(n) => (Kind::Inline, n, self.inline_mtime),
-                };
-                nodes.push(Node { mtime, name_off, parent: node, a, b: idx, c: 0, name_len, kind });
-                j += 1;
+                Next::File(f) => {
+                    self.push_file(node, f, out)?;
+                    j += 1;
+                }
             }
         }
+    }
+
+    fn push_dir(&self, parent: u32, dir: u32, out: &mut Out<'a>) -> Result<(), BuildError> {
+        let idx = out.next_index()?;
+        let rec = &self.dirs.recs[dir as usize];
+        let (name_off, name_len) = out.names.dir(rec.name)?;
+        out.nodes.push(Node { mtime: 0, name_off, parent, a: 0, b: 0, c: 0, name_len, kind: Kind::Dir });
+        match rec.alias {
+            Some(alias) => out.pending.push(PendingAlias { node: idx, alias }),
+            None => out.queue.push_back((idx, dir)),
+        }
+        Ok(())
+    }
+
+    fn push_file(&self, parent: u32, file: &Item<'a>, out: &mut Out<'a>) -> Result<(), BuildError> {
+        let idx = out.next_index()?;
+        let (kind, a, mtime, object) = match file.payload {
+            Payload::Object(o) => (Kind::Object, self.remap[o as usize], file.mtime, Some(o)),
+            Payload::Inline(n) => (Kind::Inline, n, self.inline_mtime, None),
+        };
+        let (name_off, name_len) = out.names.file(file.name, object)?;
+        out.nodes.push(Node { mtime, name_off, parent, a, b: idx, c: 0, name_len, kind });
         Ok(())
     }
 

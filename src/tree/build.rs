@@ -2,8 +2,7 @@
 //! file and alias, producing flat file items keyed by an interned directory table. Names borrow
 //! from the [`ViewSource`]; nothing is copied per entry but a fixed-size item.
 
-use std::collections::HashMap;
-
+use super::fxhash::FxHashMap;
 use super::source::{EntryKind, FileEntry, Role, SnapshotFiles, ViewSource};
 use super::BuildError;
 
@@ -12,9 +11,6 @@ pub(super) const ROOT_DIR: u32 = 0;
 pub(super) const NO_ORIGIN: u32 = u32::MAX;
 /// Linux NAME_MAX: the kernel refuses longer names, so the view never shows them.
 const NAME_MAX: usize = 255;
-/// Directory-path cache slots: entries of one snapshot alternate between a few bases (view root,
-/// snapshot tree, by-hash) and mostly arrive directory by directory.
-const DIR_CACHE_SLOTS: usize = 4;
 
 /// Who claims a path: exclusive claims conflict with each other, the others only fill gaps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -59,13 +55,13 @@ pub(super) struct DirRec<'a> {
 /// Directories by (parent, name); ids grow from parent to child.
 pub(super) struct DirTable<'a> {
     pub recs: Vec<DirRec<'a>>,
-    index: HashMap<(u32, &'a str), u32>,
+    index: FxHashMap<(u32, &'a str), u32>,
 }
 
 impl<'a> DirTable<'a> {
     fn new() -> Self {
         let root = DirRec { parent: ROOT_DIR, name: "", exclusive: NO_ORIGIN, any: NO_ORIGIN, alias: None };
-        DirTable { recs: vec![root], index: HashMap::new() }
+        DirTable { recs: vec![root], index: FxHashMap::default() }
     }
 
     fn child(&mut self, parent: u32, name: &'a str) -> Result<u32, BuildError> {
@@ -190,8 +186,9 @@ struct Collector<'a> {
     origins: Origins<'a>,
     dirs: DirTable<'a>,
     items: Vec<Item<'a>>,
-    cache: [(u32, &'a str, u32); DIR_CACHE_SLOTS],
-    next_slot: usize,
+    /// Whole relative directory paths already interned: one hash per placement instead of one
+    /// per component.
+    rel_dirs: FxHashMap<(u32, &'a str), u32>,
     max_mtime: i64,
 }
 
@@ -202,8 +199,7 @@ pub(super) fn collect(source: &ViewSource) -> Result<Collected<'_>, BuildError> 
         origins: Origins::new(source),
         dirs: DirTable::new(),
         items: Vec::new(),
-        cache: [(u32::MAX, "", 0); DIR_CACHE_SLOTS],
-        next_slot: 0,
+        rel_dirs: FxHashMap::default(),
         max_mtime: 0,
     };
     c.items.reserve(source.snapshots.iter().map(|s| s.entries.len() * 2).sum());
@@ -336,14 +332,13 @@ impl<'a> Collector<'a> {
         }
     }
 
-    /// Intern directory `rel` below `base`, through the small cache.
+    /// Intern directory `rel` below `base`, through the whole-path cache.
     fn base(&mut self, base: u32, rel: &'a str, origin: u32, shown: &str) -> Result<u32, BuildError> {
-        if let Some(&(_, _, id)) = self.cache.iter().find(|(b, r, _)| *b == base && *r == rel) {
+        if let Some(&id) = self.rel_dirs.get(&(base, rel)) {
             return Ok(id);
         }
         let id = self.dirs.intern_path(base, rel)?.map_err(|reason| self.invalid(shown, origin, reason))?;
-        self.cache[self.next_slot] = (base, rel, id);
-        self.next_slot = (self.next_slot + 1) % DIR_CACHE_SLOTS;
+        self.rel_dirs.insert((base, rel), id);
         Ok(id)
     }
 

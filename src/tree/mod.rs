@@ -35,6 +35,7 @@
 mod alias;
 mod assemble;
 mod build;
+mod fxhash;
 pub mod inode;
 pub mod source;
 #[cfg(test)]

@@ -33,7 +33,6 @@ fn source(snapshots: Vec<SnapshotFiles>) -> ViewSource {
 
 const PKG: &str = "pool/main/h/hello/hello_1.0_amd64.deb";
 const PACKAGES: &str = "dists/bookworm/main/binary-amd64/Packages.xz";
-const BY_HASH: &str = "dists/bookworm/main/binary-amd64/by-hash/SHA256/abc123";
 
 /// Expected content at a path: object index in `source()`'s object list, a directory, or nothing.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -56,12 +55,15 @@ fn seen(view: &View, src: &ViewSource, path: &str) -> Want {
     }
 }
 
+/// Case name, snapshots, and what each path must show.
+type LayoutCase = (&'static str, Vec<SnapshotFiles>, Vec<(&'static str, Want)>);
+
 #[test]
 fn layout_rules() {
     use EntryKind::*;
     use Role::*;
     use Want::*;
-    let cases: Vec<(&str, Vec<SnapshotFiles>, Vec<(&str, Want)>)> = vec![
+    let cases: Vec<LayoutCase> = vec![
         (
             "published: canonical and frozen",
             vec![snap(
@@ -190,11 +192,14 @@ fn layout_rules() {
     }
 }
 
+/// Case name, snapshots, aliases, conflicting path, first and second claimant.
+type ConflictCase = (&'static str, Vec<SnapshotFiles>, Vec<Alias>, &'static str, &'static str, &'static str);
+
 #[test]
 fn conflicts_name_both_mirrors_and_the_path() {
     use EntryKind::*;
     use Role::*;
-    let cases: Vec<(&str, Vec<SnapshotFiles>, Vec<Alias>, &str, &str, &str)> = vec![
+    let cases: Vec<ConflictCase> = vec![
         (
             "two published objects at one path",
             vec![
@@ -350,9 +355,12 @@ fn empty_view_has_a_root() {
     assert_eq!(view.stats().entries, 1);
 }
 
-/// A mirror-shaped view: the published snapshot plus three retained ones sharing most objects.
+/// A mirror-shaped view: the published snapshot plus grace and retained ones; every tenth
+/// package changes version (name and object) from one snapshot to the next.
 fn large_source(packages: usize) -> ViewSource {
-    let objects: Vec<ObjectMeta> = (0..packages as u64 + 100)
+    const SNAPSHOTS: usize = 4;
+    let updated = |i: usize| i % 10 == 0;
+    let objects: Vec<ObjectMeta> = (0..(packages + SNAPSHOTS * packages / 10 + 1) as u64)
         .map(|i| ObjectMeta {
             id: i + 1,
             sha256: Sha256::of(&i.to_le_bytes()),
@@ -363,18 +371,15 @@ fn large_source(packages: usize) -> ViewSource {
     let snapshot = |n: usize, role: Role| {
         let entries = (0..packages)
             .map(|i| {
-                let name = format!("pool/main/p/pkg{:03}/pkg{i}_1.{n}_amd64.deb", i % 1000);
-                entry(&name, ((i + n * 7) % objects.len()) as u32, EntryKind::Package)
+                let (version, object) = if updated(i) { (n, packages + n * packages / 10 + i / 10) } else { (0, i) };
+                let name = format!("pool/main/p/pkg{:03}/pkg{i}_1.{version}_amd64.deb", i % 1000);
+                entry(&name, object as u32, EntryKind::Package)
             })
             .collect();
         snap("pve", &format!("2024-0{}-01T00:00:00Z", n + 1), "debian/pve", role, entries)
     };
-    let snapshots = vec![
-        snapshot(3, Role::Published),
-        snapshot(2, Role::Grace),
-        snapshot(1, Role::Retained),
-        snapshot(0, Role::Retained),
-    ];
+    let roles = [Role::Published, Role::Grace, Role::Retained, Role::Retained];
+    let snapshots = (0..SNAPSHOTS).map(|n| snapshot(SNAPSHOTS - 1 - n, roles[n])).collect();
     ViewSource { generation: 1, objects, snapshots, ..ViewSource::default() }
 }
 
