@@ -195,6 +195,25 @@ pub fn verify_detached_at(
     verified(release.to_vec(), signer)
 }
 
+/// Verify arbitrary signed data (a tree's `SHA256SUMS`, an aplinfo `.dat`) against a detached
+/// (binary or armored) signature now, with the same rules as a Release: a good signature by a
+/// keyring certificate whose key is valid when it signed and now. The data is not parsed.
+pub fn verify_detached_data(data: &[u8], signature: &[u8], keyring: &Keyring) -> Result<(), SignatureError> {
+    if signature.trim_ascii().is_empty() {
+        return Err(SignatureError::NotSigned("the detached signature is empty"));
+    }
+    let at = SystemTime::now();
+    let policy = StandardPolicy::new();
+    let mut outcome = None;
+    let helper = Helper { keyring, policy: &policy, at, outcome: &mut outcome };
+    let result = DetachedVerifierBuilder::from_bytes(signature)
+        .and_then(|b| b.with_policy(&policy, Some(at), helper))
+        .and_then(|mut v| v.verify_bytes(data));
+    let signer = finish(result, outcome)?;
+    tracing::debug!(signer = %signer, bytes = data.len(), "detached signature verified");
+    Ok(())
+}
+
 /// Combine sequoia's result with the helper's verdict. The verdict wins: sequoia reports our
 /// rejection as an opaque error, and a parse failure leaves no verdict at all.
 fn finish<T>(
@@ -636,6 +655,26 @@ mod tests {
         let (key, _) = keys();
         let err = verify_inrelease(&key.clearsign(b"Origin: x\n").unwrap(), &ring(&[key])).unwrap_err();
         assert!(matches!(&err, SignatureError::Release(ParseError::MissingField { .. })), "{err}");
+    }
+
+    #[test]
+    fn detached_data_signatures() {
+        let (key, other) = keys();
+        let data = b"0123abcd  proxmox-ve_8.2-1.iso\n";
+        let sig = key.detach_sign(data).unwrap();
+        // (data, signature, keyring, accepted) — the data is not a Release and need not parse.
+        let cases: Vec<(&[u8], &[u8], Keyring, bool)> = vec![
+            (data, &sig, ring(&[key]), true),
+            (data, &sig, ring(&[other, key]), true),
+            (b"0123abce  proxmox-ve_8.2-1.iso\n", &sig, ring(&[key]), false),
+            (data, &sig, ring(&[other]), false),
+            (data, b"  \n", ring(&[key]), false),
+            (data, b"garbage", ring(&[key]), false),
+        ];
+        for (i, (data, sig, keyring, accepted)) in cases.into_iter().enumerate() {
+            let got = verify_detached_data(data, sig, &keyring);
+            assert_eq!(got.is_ok(), accepted, "case {i}: {got:?}");
+        }
     }
 
     #[test]

@@ -5,3 +5,5 @@ mod support;
 mod support_selftest;
 mod sync;
 mod view;
+mod tree_fixture;
+mod trees;

@@ -1,0 +1,189 @@
+//! The tree sync as a value: for every wanted file, where its bytes come from — the pool
+//! (unchanged upstream, or content the pool already has under the digest a list demands), the
+//! lists read during verification, or a download with the check it must pass. `--dry-run`
+//! prints it (as a [`MirrorPlan`]); [`super::execute`] performs it.
+
+use super::checksums::Sha512;
+use super::listing::ListedSize;
+use super::verify::{Checks, Expected};
+use super::walk::RemoteFile;
+use crate::catalog::PublishedFile;
+use crate::config::TreeConfig;
+use crate::digest::Sha256;
+use crate::sync::{MirrorPlan, PlannedFile, Source};
+use crate::tree::source::EntryKind;
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use std::collections::HashMap;
+use url::Url;
+
+/// include/exclude globs on tree paths (`*` also matches `/`: `*.iso` matches `sub/x.iso`).
+pub struct Filter {
+    include: Option<GlobSet>,
+    exclude: GlobSet,
+}
+
+impl Filter {
+    pub fn new(tree: &TreeConfig) -> Result<Filter, globset::Error> {
+        let set = |patterns: &[String]| -> Result<GlobSet, globset::Error> {
+            let mut b = GlobSetBuilder::new();
+            for p in patterns {
+                b.add(Glob::new(p)?);
+            }
+            b.build()
+        };
+        let include = if tree.include.is_empty() { None } else { Some(set(&tree.include)?) };
+        Ok(Filter { include, exclude: set(&tree.exclude)? })
+    }
+
+    /// Empty include = everything; exclude wins over include.
+    pub fn wants(&self, path: &str) -> bool {
+        self.include.as_ref().is_none_or(|i| i.is_match(path)) && !self.exclude.is_match(path)
+    }
+}
+
+/// Where one file's bytes come from.
+#[derive(Debug, Clone)]
+pub enum How {
+    /// An object the pool has: the previous snapshot's, or the digest a list demands.
+    Reuse { sha256: Sha256, size: u64, mtime: Option<i64> },
+    /// The previous snapshot's object if it still matches the template index's sha512 (the
+    /// listing shows a new date; the index decides whether the content changed), else download.
+    Recheck { sha256: Sha256, size: u64, mtime: i64, sha512: Sha512 },
+    /// A list or signature read during verification.
+    Write { bytes: Vec<u8>, sha256: Sha256, mtime: Option<i64> },
+    /// To download, checked against `expected` when a list names the file.
+    Download { expected: Option<Expected>, size: ListedSize },
+}
+
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub path: String,
+    pub url: Url,
+    pub how: How,
+    /// Upstream vouches for it: a list names it, or the key verified it (list, signature).
+    pub covered: bool,
+    /// The list that names it, for error messages.
+    pub checked_by: Option<String>,
+    /// The listing's time for the file, the mtime of last resort.
+    pub listed_mtime: Option<i64>,
+}
+
+/// A file is unchanged upstream when the listing shows the previous snapshot's size and
+/// Last-Modified (to the listing's precision). A listing without a size or date proves nothing.
+pub fn unchanged(f: &RemoteFile, prev: &PublishedFile) -> bool {
+    f.size.admits(prev.size) && f.mtime.is_some_and(|t| t.admits(prev.mtime))
+}
+
+/// Plans every file `filter` wants. `pool_size` answers whether (and how big) an object is in
+/// the pool.
+///
+/// A file a list names is reused whenever the pool holds content matching the list (the list
+/// vouches for it; the listing's date does not matter): by its sha256 for `SHA256SUMS`, by
+/// re-hashing the previous object for aplinfo's sha512. Other files are reused when the listing
+/// shows the previous snapshot's size and date.
+pub fn plan(
+    files: &[RemoteFile],
+    filter: &Filter,
+    mut checks: Checks,
+    previous: &HashMap<String, PublishedFile>,
+    pool_size: impl Fn(&Sha256) -> Option<u64>,
+) -> Vec<Planned> {
+    let mut out = Vec::new();
+    for f in files.iter().filter(|f| filter.wants(&f.path)) {
+        let covering = checks.expected.get(&f.path);
+        let expected = covering.map(|c| c.expected);
+        let checked_by = covering.map(|c| c.list.clone());
+        let how = match checks.small.remove(&f.path) {
+            Some(s) if s.reused => How::Reuse { sha256: s.sha256, size: s.bytes.len() as u64, mtime: s.mtime },
+            Some(s) => How::Write { sha256: s.sha256, mtime: s.mtime, bytes: s.bytes },
+            None => plan_file(f, expected, previous.get(&f.path), &pool_size),
+        };
+        let covered = expected.is_some() || checks.trusted.contains(&f.path);
+        let listed_mtime = f.mtime.map(|t| t.unix);
+        out.push(Planned { path: f.path.clone(), url: f.url.clone(), how, covered, checked_by, listed_mtime });
+    }
+    out
+}
+
+fn plan_file(
+    f: &RemoteFile,
+    expected: Option<Expected>,
+    prev: Option<&PublishedFile>,
+    pool_size: &impl Fn(&Sha256) -> Option<u64>,
+) -> How {
+    let fits = |size: u64| f.size == ListedSize::Unknown || f.size.admits(size);
+    let download = How::Download { expected, size: f.size };
+    // The previous object, when the pool still has it and the listing's size allows it.
+    let prev = prev.filter(|p| fits(p.size) && pool_size(&p.sha256).is_some());
+    match expected {
+        Some(Expected::Sha256(sha)) => match pool_size(&sha) {
+            Some(size) if fits(size) => {
+                let mtime = prev.filter(|p| p.sha256 == sha).map(|p| p.mtime).or(f.mtime.map(|t| t.unix));
+                How::Reuse { sha256: sha, size, mtime }
+            }
+            _ => download,
+        },
+        Some(Expected::Sha512(sha512)) => match prev {
+            Some(p) if unchanged(f, p) => How::Reuse { sha256: p.sha256, size: p.size, mtime: Some(p.mtime) },
+            Some(p) => How::Recheck { sha256: p.sha256, size: p.size, mtime: p.mtime, sha512 },
+            None => download,
+        },
+        None => match prev.filter(|p| unchanged(f, p)) {
+            Some(p) => How::Reuse { sha256: p.sha256, size: p.size, mtime: Some(p.mtime) },
+            None => download,
+        },
+    }
+}
+
+/// The plan in the shape `--dry-run` prints for mirrors. A download whose sha256 no list gives
+/// is shown under a stand-in digest derived from its URL (the plan value only counts it); trees
+/// have no Release, so `release_sha256` is the digest of the planned paths.
+pub fn to_mirror_plan(tree_id: &str, planned: &[Planned], warnings: Vec<String>) -> MirrorPlan {
+    let files: Vec<PlannedFile> = planned
+        .iter()
+        .map(|p| {
+            let (size, sha256, source, mtime) = match &p.how {
+                How::Reuse { sha256, size, mtime } => (*size, *sha256, Source::Reuse, *mtime),
+                How::Recheck { sha256, size, mtime, .. } => (*size, *sha256, Source::Reuse, Some(*mtime)),
+                How::Write { bytes, sha256, mtime } => {
+                    (bytes.len() as u64, *sha256, Source::Write(bytes.clone()), *mtime)
+                }
+                How::Download { expected, size } => {
+                    let sha256 = match expected {
+                        Some(Expected::Sha256(s)) => *s,
+                        _ => Sha256::of(format!("unknown content of {}", p.url).as_bytes()),
+                    };
+                    let size = match size {
+                        ListedSize::Exact(n) | ListedSize::Approx { bytes: n, .. } => *n,
+                        ListedSize::Unknown => 0,
+                    };
+                    (size, sha256, Source::Download { url: p.url.clone(), fallback: None }, p.listed_mtime)
+                }
+            };
+            PlannedFile {
+                path: p.path.clone(),
+                size,
+                sha256,
+                kind: EntryKind::TreeFile,
+                other_hashes: Vec::new(),
+                source,
+                optional: false,
+                mtime,
+            }
+        })
+        .collect();
+    let paths: String = planned.iter().map(|p| format!("{}\n", p.path)).collect();
+    MirrorPlan {
+        mirror_id: tree_id.to_owned(),
+        files,
+        skipped_packages: 0,
+        warnings,
+        release_date: None,
+        release_sha256: Sha256::of(paths.as_bytes()),
+        release_last_modified: None,
+    }
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

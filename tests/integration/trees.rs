@@ -1,0 +1,320 @@
+//! Issue 4: `[[tree]]` file trees (ISO images, CT templates) end to end through the real CLI:
+//! listed from the real nginx's autoindex pages, verified against SHA256SUMS / aplinfo and their
+//! signatures, byte-identical through the FUSE mount, incremental, and refused (previous
+//! snapshot kept) on every kind of bad upstream — the faults injected by the loopback server.
+
+use crate::harness::{text, Env, Mount};
+use crate::support::fixture::Upstream;
+use crate::support::nginx::Nginx;
+use crate::support::{signing_key, wrong_key};
+use crate::tree_fixture::{self as fx, trees};
+use std::collections::BTreeSet;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+const ROOTS: [&str; 2] = ["iso", "images"];
+const NEW_ISO: &str = "iso/proxmox-ve_8.3-1.iso";
+const NEW_TEMPLATE: &str = "images/system/rockylinux-9-default_20240912_amd64.tar.xz";
+
+fn tree_block(id: &str, url: &str, key: Option<&Path>) -> String {
+    let key = key.map(|k| format!("key = \"{}\"\n", k.display())).unwrap_or_default();
+    format!("[[tree]]\nid = \"{id}\"\nurl = \"{url}\"\n{key}\n")
+}
+
+/// Points the env's config at trees `iso` and `images` under `base` (`http://host:port`).
+fn configure(env: &mut Env, base: &str, keyed: bool) {
+    let key = keyed.then(|| env.key.clone());
+    let blocks: String = ROOTS.iter().map(|r| tree_block(r, &format!("{base}/{r}/"), key.as_deref())).collect();
+    env.write_config(&[], &blocks);
+}
+
+/// Trees served from memory by the loopback server (fault injection, request counts).
+fn loopback(up: Upstream, keyed: bool) -> Env {
+    let mut env = Env::new(up, &[]);
+    let base = env.server.base_url();
+    configure(&mut env, &base, keyed);
+    env
+}
+
+/// Trees written to a directory and served by the real nginx with autoindex.
+struct Served {
+    env: Env,
+    root: tempfile::TempDir,
+    nginx: Nginx,
+}
+
+fn served(up: &Upstream) -> Served {
+    let root = tempfile::tempdir().expect("tempdir");
+    up.write_to(root.path()).expect("write fixture trees");
+    let nginx = Nginx::start(root.path());
+    let mut env = Env::new(up.clone(), &[]);
+    configure(&mut env, &nginx.base_url(), true);
+    Served { env, root, nginx }
+}
+
+/// Request paths in nginx's access log from line `from` on.
+fn requested(nginx: &Nginx, from: usize) -> Vec<String> {
+    let log = nginx.access_log();
+    log.lines().skip(from).filter_map(|l| l.split('"').nth(1)?.split_whitespace().nth(1).map(str::to_owned)).collect()
+}
+
+fn assert_published_as_upstream(env: &Env, up: &Upstream) {
+    for root in ROOTS {
+        let want = fx::tree_files(up, root);
+        let got = env.published_files(root);
+        assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "{root}: paths");
+        for (path, bytes) in &want {
+            assert!(got[path] == *bytes, "{root}/{path} differs from upstream");
+        }
+    }
+}
+
+#[test]
+fn full_sync_from_nginx_is_verified_and_byte_identical_through_the_mount() {
+    let up = trees(0, signing_key());
+    let s = served(&up);
+    let out = s.env.sync_ok(&[]);
+    for root in ROOTS {
+        assert!(out.contains(&format!("{root}: new snapshot")), "{out}");
+    }
+    assert!(!out.contains("unverified"), "every file is covered by a signed list: {out}");
+    assert_published_as_upstream(&s.env, &up);
+    s.env.assert_pool_sound();
+
+    let mnt = Mount::start(&s.env);
+    for (path, file) in &up.files {
+        let served = mnt.path(path);
+        let bytes = std::fs::read(&served).unwrap_or_else(|e| panic!("{}: {e}", served.display()));
+        assert!(bytes == *file.bytes, "{path} through the mount differs from upstream");
+        let want = file.mtime.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        assert_eq!(std::fs::metadata(&served).unwrap().mtime(), want, "{path}: mtime is not upstream's");
+    }
+}
+
+#[test]
+fn resync_fetches_nothing_and_a_new_iso_appears() {
+    let up = trees(0, signing_key());
+    let s = served(&up);
+    s.env.sync_ok(&[]);
+    let first: Vec<String> = ROOTS.iter().map(|r| s.env.published(r).unwrap().name).collect();
+
+    let seen = s.nginx.access_log().lines().count();
+    let out = s.env.sync_ok(&[]);
+    for root in ROOTS {
+        assert!(out.contains(&format!("{root}: unchanged; fetched 0 files")), "{out}");
+    }
+    let paths = requested(&s.nginx, seen);
+    assert!(!paths.is_empty() && paths.iter().all(|p| p.ends_with('/')), "re-sync fetched files: {paths:?}");
+    let again: Vec<String> = ROOTS.iter().map(|r| s.env.published(r).unwrap().name).collect();
+    assert_eq!(again, first, "an unchanged tree must not get a new snapshot");
+
+    let next = trees(1, signing_key());
+    next.write_to(s.root.path()).expect("write generation 1");
+    let seen = s.nginx.access_log().lines().count();
+    let out = s.env.sync_ok(&[]);
+    for root in ROOTS {
+        assert!(out.contains(&format!("{root}: new snapshot")), "{out}");
+    }
+    let files: BTreeSet<String> = requested(&s.nginx, seen).into_iter().filter(|p| !p.ends_with('/')).collect();
+    let want: BTreeSet<String> = [
+        NEW_ISO,
+        "iso/SHA256SUMS",
+        "iso/SHA256SUMS.asc",
+        NEW_TEMPLATE,
+        fx::APLINFO,
+        &format!("{}.gz", fx::APLINFO),
+        &format!("{}.asc", fx::APLINFO),
+    ]
+    .iter()
+    .map(|p| format!("/{p}"))
+    .collect();
+    assert_eq!(files, want, "only what changed upstream is downloaded");
+    assert_published_as_upstream(&s.env, &next);
+    s.env.assert_pool_sound();
+}
+
+#[test]
+fn dry_run_plans_and_writes_nothing() {
+    let env = loopback(trees(0, signing_key()), true);
+    let out = env.run(&["sync", "--dry-run"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("iso: fetch proxmox-ve_8.2-1.iso (3.0 MiB)"), "{stdout}");
+    assert!(stdout.contains("images: fetch system/debian-12-standard_12.7-1_amd64.tar.zst"), "{stdout}");
+    assert!(stdout.contains("iso: dry run"), "{stdout}");
+    for iso in ["proxmox-ve_8.2-1.iso", "proxmox-backup-server_3.2-1.iso"] {
+        assert_eq!(env.server.hits(&format!("iso/{iso}")), 0, "dry run downloaded {iso}");
+    }
+    assert!(env.pool_objects().is_empty(), "dry run wrote to the pool");
+}
+
+#[test]
+fn files_no_list_covers_are_stored_and_reported() {
+    let mut up = trees(0, signing_key());
+    up.put("iso/README.txt", b"see SHA256SUMS\n".to_vec(), fx::at(0, 5));
+    // Keyed: only README is unverified. Without a key the lists themselves are unverified too.
+    let cases: [(bool, &str); 2] = [
+        (true, "1 file unverified by upstream (no checksum list covers them): README.txt"),
+        (
+            false,
+            "3 files unverified by upstream (no checksum list covers them): README.txt, SHA256SUMS, SHA256SUMS.asc",
+        ),
+    ];
+    for (keyed, warning) in cases {
+        let env = loopback(up.clone(), keyed);
+        let out = env.sync_ok(&[]);
+        assert!(out.contains(&format!("  warning: {warning}")), "keyed={keyed}: {out}");
+        assert_eq!(env.published_files("iso")["README.txt"], b"see SHA256SUMS\n");
+    }
+}
+
+#[test]
+fn verify_downloads_damaged_objects_again() {
+    let up = trees(0, signing_key());
+    let env = loopback(up.clone(), true);
+    env.sync_ok(&[]);
+    let iso = up.bytes("iso/proxmox-mail-gateway_8.1-1.iso").unwrap();
+    let object = env.object_path(&pmirror_fs::digest::Sha256::of(iso));
+    let mut rotten = iso.to_vec();
+    rotten[4096] ^= 0x20; // a flipped bit: same size, so only re-hashing finds it
+    std::fs::write(&object, rotten).expect("damage the pool object");
+    let out = env.sync_ok(&["--verify"]);
+    assert!(out.contains("1 damaged pool objects downloaded again"), "{out}");
+    assert!(std::fs::read(&object).unwrap() == iso, "object not repaired");
+    env.assert_pool_sound();
+}
+
+/// One way of breaking upstream at generation 1, which tree it hits, what the error line names.
+struct Broken {
+    what: &'static str,
+    tree: &'static str,
+    file: &'static str,
+    reason: &'static str,
+    apply: fn(&mut Upstream, &Env),
+}
+
+fn wrong_sum(up: &mut Upstream, _: &Env) {
+    let sums = String::from_utf8(up.bytes("iso/SHA256SUMS").unwrap().to_vec()).unwrap();
+    let text = sums.replace(&hex::encode(sha2_256(up.bytes(NEW_ISO).unwrap())), &"0".repeat(64));
+    fx::set_sums(up, &text, signing_key(), fx::at(1, 601));
+}
+
+fn wrong_template(up: &mut Upstream, _: &Env) {
+    let mtime = up.get(NEW_TEMPLATE).unwrap().mtime;
+    up.put(NEW_TEMPLATE, fx::bytes(99, 25 * 1024), mtime);
+}
+
+fn foreign_signature(up: &mut Upstream, _: &Env) {
+    let sums = up.bytes("iso/SHA256SUMS").unwrap().to_vec();
+    up.put("iso/SHA256SUMS.asc", wrong_key().detach_sign(&sums).unwrap(), fx::at(1, 600));
+}
+
+fn tampered_list(up: &mut Upstream, _: &Env) {
+    let mut sums = up.bytes("iso/SHA256SUMS").unwrap().to_vec();
+    sums.extend_from_slice(format!("{}  extra.iso\n", "1".repeat(64)).as_bytes());
+    up.put("iso/SHA256SUMS", sums, fx::at(1, 600));
+}
+
+fn unsigned_list(up: &mut Upstream, _: &Env) {
+    up.remove("iso/SHA256SUMS.asc");
+}
+
+fn foreign_aplinfo_signature(up: &mut Upstream, _: &Env) {
+    let dat = up.bytes(fx::APLINFO).unwrap().to_vec();
+    up.put(&format!("{}.asc", fx::APLINFO), wrong_key().detach_sign(&dat).unwrap(), fx::at(1, 700));
+}
+
+fn status_503(_: &mut Upstream, env: &Env) {
+    env.server.fail_always(NEW_ISO, 503);
+}
+
+fn truncated(_: &mut Upstream, env: &Env) {
+    env.server.truncate(NEW_ISO, 100_000);
+}
+
+fn sha2_256(b: &[u8]) -> [u8; 32] {
+    pmirror_fs::digest::Sha256::of(b).0
+}
+
+const BROKEN: &[Broken] = &[
+    Broken {
+        what: "sha256 mismatch",
+        tree: "iso",
+        file: "proxmox-ve_8.3-1.iso",
+        reason: "does not match sha256sums",
+        apply: wrong_sum,
+    },
+    Broken {
+        what: "sha512 mismatch",
+        tree: "images",
+        file: "rockylinux-9-default",
+        reason: "does not match",
+        apply: wrong_template,
+    },
+    Broken {
+        what: "foreign signature",
+        tree: "iso",
+        file: "SHA256SUMS.asc",
+        reason: "does not verify",
+        apply: foreign_signature,
+    },
+    Broken {
+        what: "list changed after signing",
+        tree: "iso",
+        file: "SHA256SUMS.asc",
+        reason: "does not verify",
+        apply: tampered_list,
+    },
+    Broken {
+        what: "missing signature",
+        tree: "iso",
+        file: "SHA256SUMS",
+        reason: "no detached signature",
+        apply: unsigned_list,
+    },
+    Broken {
+        what: "aplinfo foreign signature",
+        tree: "images",
+        file: "aplinfo-pve-8.dat.asc",
+        reason: "does not verify",
+        apply: foreign_aplinfo_signature,
+    },
+    Broken {
+        what: "503 in the middle",
+        tree: "iso",
+        file: "proxmox-ve_8.3-1.iso",
+        reason: "http 503",
+        apply: status_503,
+    },
+    Broken {
+        what: "truncated download",
+        tree: "iso",
+        file: "proxmox-ve_8.3-1.iso",
+        reason: "truncated",
+        apply: truncated,
+    },
+];
+
+#[test]
+fn broken_upstream_is_refused_and_the_previous_tree_stays() {
+    for case in BROKEN {
+        let before = trees(0, signing_key());
+        let env = loopback(before.clone(), true);
+        env.sync_ok(&[]);
+        let published = env.published(case.tree).unwrap().name;
+        let mut next = trees(1, signing_key());
+        (case.apply)(&mut next, &env);
+        env.server.swap(next);
+
+        let out = env.run(&["sync"]);
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{}: sync succeeded: {}", case.what, text(&out.stdout));
+        let prefix = format!("pmirror-fs: mirror {}: ", case.tree);
+        let line = stderr.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("{}: {stderr}", case.what));
+        assert!(line.contains(case.file), "{}: {line:?} does not name {}", case.what, case.file);
+        assert!(line.to_lowercase().contains(case.reason), "{}: {line:?} does not say {}", case.what, case.reason);
+        assert_eq!(env.published(case.tree).unwrap().name, published, "{}: published snapshot changed", case.what);
+        assert_eq!(env.published_files(case.tree), fx::tree_files(&before, case.tree), "{}", case.what);
+        env.assert_pool_sound();
+    }
+}
