@@ -62,6 +62,10 @@ impl<W: Write> HashingWriter<W> {
         self.written
     }
 
+    pub fn get_ref(&self) -> &W {
+        &self.inner
+    }
+
     /// The digest of everything written so far, and the inner writer.
     pub fn finish(self) -> (Sha256, W) {
         (Sha256(self.hasher.finalize().into()), self.inner)

@@ -174,26 +174,80 @@ impl Fetcher {
             Expect::Unverified => None,
         };
         let pool_err = |source| FetchError::Pool { url: url.to_string(), source: Box::new(source) };
-        let mut staging = pool.stage(cap).map_err(pool_err)?;
-        let mut stream = resp.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| body_error(url, e, staging.written(), declared))?;
-            // Writes go to the page cache; with 8 parallel downloads this never stalls the
-            // runtime noticeably, and it keeps the hash-while-streaming path simple.
-            staging.write_all(&chunk).map_err(pool_err)?;
+        let staging = pool.stage(cap).map_err(pool_err)?;
+        // Hashing, writing, fsync and rename run on a blocking thread fed through a bounded
+        // queue: the network side keeps receiving while earlier chunks are hashed and written, so
+        // a large download costs max(network, hash + disk) instead of their sum, and the async
+        // workers never block on the disk.
+        let (tx, rx) = tokio::sync::mpsc::channel(WRITE_QUEUE_CHUNKS);
+        let writer = tokio::task::spawn_blocking(move || write_staged(staging, rx, expect));
+        let received = forward_body(url, resp, &tx, declared).await;
+        let finished = match received {
+            Ok(()) => tx.send(Chunk::Done).await.is_ok(),
+            Err(_) => false,
+        };
+        drop(tx);
+        let written = writer.await.map_err(|e| FetchError::Transport { url: url.to_string(), message: e.to_string() })?;
+        received?;
+        match (written, finished) {
+            (Ok((sha256, size)), true) => Ok(Stored { sha256, size, last_modified }),
+            (Err(e), _) => Err(pool_err(e)),
+            // The writer commits only after Done; without it it returns Aborted. Kept total.
+            (Ok(_), false) => Err(pool_err(PoolError::Aborted)),
         }
-        check_complete(url, staging.written(), declared)?;
-        match expect {
-            Expect::Exactly { size, sha256 } => {
-                staging.commit(size, &sha256).map_err(pool_err)?;
-                Ok(Stored { sha256, size, last_modified })
-            }
-            Expect::Unverified => {
-                let (sha256, size) = staging.commit_unverified().map_err(pool_err)?;
-                Ok(Stored { sha256, size, last_modified })
+    }
+}
+
+/// Chunks between the network side and the writer thread of one download.
+enum Chunk {
+    Data(bytes::Bytes),
+    /// The body arrived complete: commit (a closed queue without it aborts).
+    Done,
+}
+
+/// Chunks queued per download (reqwest yields ≤ 16 KiB–1 MiB chunks): enough to ride over a disk
+/// stall without letting a fast network fill memory.
+const WRITE_QUEUE_CHUNKS: usize = 16;
+
+/// Sends the body's chunks to the writer; stops early when the writer gave up (cap exceeded).
+async fn forward_body(
+    url: &Url,
+    resp: reqwest::Response,
+    tx: &tokio::sync::mpsc::Sender<Chunk>,
+    declared: Option<u64>,
+) -> Result<(), FetchError> {
+    let mut received = 0u64;
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| body_error(url, e, received, declared))?;
+        received += chunk.len() as u64;
+        if tx.send(Chunk::Data(chunk)).await.is_err() {
+            // The writer refused a chunk (over the declared size); its error is the one to report.
+            return Ok(());
+        }
+    }
+    check_complete(url, received, declared)
+}
+
+/// The writer thread: hash and write every chunk, then commit on `Done`; anything else drops the
+/// staging file (removing it).
+fn write_staged(
+    mut staging: crate::pool::Staging,
+    mut rx: tokio::sync::mpsc::Receiver<Chunk>,
+    expect: Expect,
+) -> Result<(Sha256, u64), PoolError> {
+    while let Some(chunk) = rx.blocking_recv() {
+        match chunk {
+            Chunk::Data(bytes) => staging.write_all(&bytes)?,
+            Chunk::Done => {
+                return match expect {
+                    Expect::Exactly { size, sha256 } => staging.commit(size, &sha256).map(|()| (sha256, size)),
+                    Expect::Unverified => staging.commit_unverified(),
+                }
             }
         }
     }
+    Err(PoolError::Aborted)
 }
 
 fn transport(url: &Url, e: reqwest::Error) -> FetchError {
