@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need=(fuse3 nginx gpg gpgv dpkg-dev apt-utils ca-certificates)
+# systemd: systemd-analyze verifies the shipped units (tests/integration/ops.rs).
+need=(fuse3 nginx gpg gpgv dpkg-dev apt-utils ca-certificates systemd)
 missing=()
 for p in "${need[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -18,5 +19,7 @@ fi
 [ "$(id -u)" = 0 ] || { echo "FATAL: run as root (FUSE passthrough and nginx need it)" >&2; exit 1; }
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { echo "FATAL: nginx missing" >&2; exit 1; }
 command -v fusermount3 >/dev/null || { echo "FATAL: fusermount3 missing" >&2; exit 1; }
+# The .deb test packages the built binary with cargo-deb.
+command -v cargo-deb >/dev/null || cargo install --locked cargo-deb
 
 cargo test --all-targets "$@"

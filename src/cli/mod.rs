@@ -3,6 +3,7 @@
 
 mod human;
 mod mount;
+mod ops;
 mod progress;
 mod snapshot;
 
@@ -64,6 +65,9 @@ pub enum Command {
     /// Check or show the configuration
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Generate the man pages or shell completions
+    #[command(subcommand)]
+    Gen(ops::GenCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,6 +76,10 @@ pub enum ConfigCmd {
     Check,
     /// Print the configuration with defaults filled in
     Show,
+    /// Convert a proxmox-offline-mirror config into pmirror-fs TOML
+    Import(ops::ImportArgs),
+    /// Add a Proxmox repository from a preset (or a guided setup on a terminal)
+    Add(ops::AddArgs),
 }
 
 /// Parses arguments, runs the command, maps errors to a one-line message and exit status.
@@ -112,7 +120,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             mount::run(&load()?, &mountpoint, allow_other, foreground)
         }
         Command::Snapshot(cmd) => snapshot::run(&load()?, cmd),
-        Command::Status { json } => cmd_status(&load()?, json),
+        Command::Status { json } => ops::status(&load()?, json),
+        Command::Gen(cmd) => ops::gen(&cmd),
+        Command::Config(ConfigCmd::Import(args)) => ops::import(&args),
+        Command::Config(ConfigCmd::Add(args)) => ops::add(&path, &args),
         Command::Config(ConfigCmd::Check) => {
             let c = load()?;
             println!(
@@ -135,6 +146,7 @@ fn cmd_sync(config: &Config, request: SyncRequest, json: bool) -> anyhow::Result
     let tty = std::io::stderr().is_terminal() && !json;
     let progress = progress::for_terminal(tty);
     let report = sync::run(config, &request, progress.as_ref()).context("sync")?;
+    ops::after_sync(config, &request, &report);
     if json {
         println!("{}", serde_json::to_string_pretty(&human::report_json(&report))?);
     } else {
@@ -163,17 +175,4 @@ fn cmd_sync(config: &Config, request: SyncRequest, json: bool) -> anyhow::Result
         eprintln!("pmirror-fs: {e}");
     }
     Ok(if report.success() { 0 } else { 1 })
-}
-
-fn cmd_status(config: &Config, json: bool) -> anyhow::Result<i32> {
-    let catalog = crate::catalog::Catalog::open(&config.store.dir)?;
-    let rows = catalog.mirrors()?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&human::status_json(&rows))?);
-        return Ok(0);
-    }
-    for r in &rows {
-        println!("{}", human::status_line(r));
-    }
-    Ok(0)
 }

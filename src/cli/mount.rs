@@ -105,6 +105,7 @@ fn serve(config: &Config, mountpoint: &Path, allow_other: bool, mut ready: Optio
 fn build(config: &Config, catalog: &Catalog) -> anyhow::Result<(View, u64)> {
     let mut src = catalog.load_view(unix_now(), config.sync.grace.as_secs() as i64)?;
     src.aliases = aliases(config);
+    src.inline_files.push(super::ops::status_inline(config, catalog));
     let view = View::build(&src)?;
     Ok((view, src.generation))
 }

@@ -126,7 +126,14 @@ impl Ctx<'_> {
             Some(dir) => self.resolve(dir.get_ref()),
             None => PathBuf::from(DEFAULT_STORE_DIR),
         };
-        Ok(StoreConfig { dir, fsync: raw.fsync.unwrap_or(true) })
+        let metrics_textfile = match &raw.metrics_textfile {
+            Some(file) if file.get_ref().is_empty() || file.get_ref().ends_with('/') => {
+                return Err(self.invalid(file.span(), "[store]", "metrics-textfile", "must name a file"))
+            }
+            Some(file) => Some(self.resolve(file.get_ref())),
+            None => None,
+        };
+        Ok(StoreConfig { dir, fsync: raw.fsync.unwrap_or(true), metrics_textfile })
     }
 
     fn sync(&self, raw: &RawSync) -> Result<SyncConfig, ConfigError> {

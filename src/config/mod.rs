@@ -17,6 +17,8 @@
 
 mod convert;
 pub mod duration;
+pub mod import;
+pub mod presets;
 mod raw;
 mod render;
 mod repository;
@@ -58,6 +60,9 @@ pub struct StoreConfig {
     pub dir: PathBuf,
     /// fsync objects and directories before the catalog references them.
     pub fsync: bool,
+    /// Prometheus textfile (node_exporter textfile collector) rewritten after every sync;
+    /// relative paths resolve against the config file's directory.
+    pub metrics_textfile: Option<PathBuf>,
 }
 
 /// `[sync]`: how downloads run and how long old content stays.

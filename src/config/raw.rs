@@ -26,6 +26,7 @@ pub(super) struct RawConfig {
 pub(super) struct RawStore {
     pub dir: Option<Text>,
     pub fsync: Option<bool>,
+    pub metrics_textfile: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]

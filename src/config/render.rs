@@ -20,9 +20,12 @@ struct Document {
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
 struct Store {
     dir: String,
     fsync: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics_textfile: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -74,7 +77,11 @@ fn path_text(path: &Path) -> String {
 
 pub(super) fn to_toml(config: &Config) -> String {
     let document = Document {
-        store: Store { dir: path_text(&config.store.dir), fsync: config.store.fsync },
+        store: Store {
+            dir: path_text(&config.store.dir),
+            fsync: config.store.fsync,
+            metrics_textfile: config.store.metrics_textfile.as_deref().map(path_text),
+        },
         sync: Sync {
             concurrency: config.sync.concurrency,
             retries: config.sync.retries,

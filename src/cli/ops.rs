@@ -1,0 +1,256 @@
+//! Operator commands around the engine: `config import` (proxmox-offline-mirror → TOML),
+//! `config add` (Proxmox presets, or a guided setup on a terminal), `status [--json]`, the
+//! Prometheus textfile after each sync, and `gen man|completions` from the clap definitions.
+//!
+//! ```text
+//! ops.rs          argument types and one function per command
+//! ops/status.rs   rows for status / status.json, systemd timer's next elapse
+//! ops/metrics.rs  node_exporter textfile: render, carry-over, atomic write
+//! ops/guided.rs   the interactive dialogue of `config add`
+//! ```
+
+mod guided;
+mod metrics;
+mod status;
+
+use super::human;
+use crate::catalog::Catalog;
+use crate::config::presets::{self, AddOptions, Added, Preset};
+use crate::config::{import, Config, ConfigError};
+use crate::sync::{RunReport, SyncRequest};
+use anyhow::{bail, Context as _};
+use clap::{Args, CommandFactory as _, Subcommand};
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+
+pub use status::inline_file as status_inline;
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// proxmox-offline-mirror config (usually /etc/proxmox-offline-mirror.cfg)
+    pub file: PathBuf,
+    /// Write the TOML to FILE instead of stdout (refuses to replace an existing file)
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// PRODUCT:SUITE[:CHANNEL], e.g. pve:bookworm:no-subscription (see --list); without it, a
+    /// guided setup runs on a terminal
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// List the presets and exit
+    #[arg(long, conflicts_with = "preset")]
+    pub list: bool,
+    /// Mirror id [default: PRODUCT_SUITE, e.g. pve_bookworm]
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Upstream base URL instead of Proxmox's (another mirror with the same layout)
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Release key file [default: /etc/apt/trusted.gpg.d/proxmox-release-SUITE.gpg]
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// Where the mirror appears in the view [default: the URL's path]
+    #[arg(long)]
+    pub view: Option<String>,
+    /// Architecture to mirror (repeat for several) [default: amd64 and all]
+    #[arg(long = "arch", value_name = "ARCH")]
+    pub architectures: Vec<String>,
+    /// Store directory when the config file does not exist yet [default: /var/lib/pmirror-fs]
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenCmd {
+    /// Print the man page pmirror-fs(1), or write it and one page per subcommand into DIR
+    Man {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Print the completion script for SHELL
+    Completions { shell: clap_complete::Shell },
+}
+
+/// `config import FILE [-o OUT]`: the notes (what was not imported) go to stderr.
+pub fn import(args: &ImportArgs) -> anyhow::Result<i32> {
+    let text = std::fs::read_to_string(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let source = args.file.display().to_string();
+    let imported = import::import_pom(&text, &source).with_context(|| source.clone())?;
+    for note in &imported.notes {
+        eprintln!("pmirror-fs: note: {note}");
+    }
+    match &args.output {
+        None => print!("{}", imported.toml),
+        Some(out) => {
+            if out.exists() {
+                bail!("{} exists; not replacing it", out.display());
+            }
+            write_file(out, &imported.toml)?;
+            eprintln!("pmirror-fs: wrote {} mirrors to {}", imported.mirrors.len(), out.display());
+        }
+    }
+    Ok(0)
+}
+
+/// `config add`: one preset from the flags, or the guided setup on a terminal.
+pub fn add(path: &Path, args: &AddArgs) -> anyhow::Result<i32> {
+    if args.list {
+        for p in presets::all() {
+            println!("{p}");
+        }
+        return Ok(0);
+    }
+    let existing = match std::fs::read_to_string(path) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let (store, requests) = match &args.preset {
+        Some(spec) => (args.store.as_ref().map(|s| s.display().to_string()), vec![(spec.parse()?, options(args))]),
+        None if std::io::stdin().is_terminal() => {
+            let mut dialogue = guided::Dialogue::new(std::io::stdin().lock(), std::io::stdout());
+            match dialogue.run(existing.is_some())? {
+                Some(answers) => (answers.store, answers.mirrors),
+                None => {
+                    println!("nothing written");
+                    return Ok(1);
+                }
+            }
+        }
+        None => bail!("no --preset given, and stdin is not a terminal for the guided setup (see --list)"),
+    };
+    let mut text = existing.unwrap_or_else(|| new_config(store.as_deref()));
+    for (preset, opts) in &requests {
+        let (next, added) = presets::add(&text, preset, opts).with_context(|| preset.spec())?;
+        text = next;
+        match added {
+            Added::NewMirror { id } => println!("{}: added mirror {id}", preset.spec()),
+            Added::Extended { id } => {
+                println!("{}: added component {} to mirror {id}", preset.spec(), preset.component)
+            }
+            Added::Present { id } => println!("{}: mirror {id} has it already", preset.spec()),
+        }
+    }
+    check_and_write(path, &text, &requests)?;
+    Ok(0)
+}
+
+fn options(args: &AddArgs) -> AddOptions {
+    AddOptions {
+        id: args.id.clone(),
+        url: args.url.clone(),
+        key: args.key.as_ref().map(|k| k.display().to_string()),
+        view: args.view.clone(),
+        architectures: args.architectures.clone(),
+    }
+}
+
+fn new_config(store: Option<&str>) -> String {
+    let dir = toml_edit::Value::from(store.unwrap_or("/var/lib/pmirror-fs")).to_string();
+    format!(
+        "# pmirror-fs configuration (created by `pmirror-fs config add`); see pmirror-fs(1).\n\n\
+         [store]\ndir = {}\n",
+        dir.trim()
+    )
+}
+
+/// Writes the new config when it validates; a key file that does not exist yet only earns a
+/// hint (the operator downloads it next), anything else leaves the file untouched.
+fn check_and_write(path: &Path, text: &str, requests: &[(Preset, AddOptions)]) -> anyhow::Result<()> {
+    match Config::parse(text, path) {
+        Ok(_) | Err(ConfigError::KeyFile { .. }) => {}
+        Err(e) => bail!("the new configuration would not load, nothing written: {e}"),
+    }
+    write_file(path, text)?;
+    println!("wrote {}", path.display());
+    for (preset, opts) in requests {
+        let key = opts.key.clone().unwrap_or_else(|| preset.key.clone());
+        let key = Path::new(&key);
+        let key = if key.is_relative() { path.parent().unwrap_or(Path::new(".")).join(key) } else { key.to_owned() };
+        if !key.exists() {
+            println!("key file {} is missing; fetch it and check its checksum:", key.display());
+            println!("  wget {} -O {}", preset.key_url, key.display());
+        }
+    }
+    Ok(())
+}
+
+/// Writes `text` beside `path` and renames it into place (creating the directory).
+fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    metrics::write_atomic(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// `status [--json]`.
+pub fn status(config: &Config, json: bool) -> anyhow::Result<i32> {
+    // Before the first sync there is no catalog: every configured entry is `none`.
+    let catalog =
+        if config.store.dir.join("catalog.db").exists() { Some(Catalog::open(&config.store.dir)?) } else { None };
+    let rows = status::rows(config, catalog.as_ref())?;
+    let next = status::next_schedule();
+    if json {
+        println!("{}", human::status_json(&rows, next));
+        return Ok(0);
+    }
+    for r in &rows {
+        println!("{}", human::status_line(r, next));
+    }
+    Ok(0)
+}
+
+/// After a sync (not a dry run): rewrite the Prometheus textfile when one is configured.
+/// Failures are logged, never fatal: the sync itself is what the exit status reports.
+pub fn after_sync(config: &Config, request: &SyncRequest, report: &RunReport) {
+    let Some(path) = config.store.metrics_textfile.as_deref().filter(|_| !request.dry_run) else { return };
+    if let Err(e) = write_metrics(config, path, report) {
+        tracing::warn!(file = %path.display(), error = %super::one_line(&e), "cannot write the metrics textfile");
+    }
+}
+
+fn write_metrics(config: &Config, path: &Path, report: &RunReport) -> anyhow::Result<()> {
+    let catalog = Catalog::open(&config.store.dir)?;
+    let rows = status::rows(config, Some(&catalog))?;
+    let previous = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).context("reading the previous textfile"),
+    };
+    let pool = metrics::pool_stats(&config.store.dir).context("measuring the pool")?;
+    metrics::write_atomic(path, &metrics::render(&rows, report, &previous, pool))?;
+    Ok(())
+}
+
+/// `gen man [--dir DIR]` and `gen completions SHELL`.
+pub fn gen(cmd: &GenCmd) -> anyhow::Result<i32> {
+    let mut cli = super::Cli::command();
+    match cmd {
+        GenCmd::Completions { shell } => {
+            clap_complete::generate(*shell, &mut cli, "pmirror-fs", &mut std::io::stdout())
+        }
+        GenCmd::Man { dir: None } => clap_mangen::Man::new(cli).render(&mut std::io::stdout())?,
+        GenCmd::Man { dir: Some(dir) } => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            cli.build();
+            write_man_pages(&cli, "pmirror-fs", dir)?;
+        }
+    }
+    Ok(0)
+}
+
+/// `NAME.1` for `cmd`, then `NAME-SUB.1` for each subcommand, recursively (not `help`).
+fn write_man_pages(cmd: &clap::Command, name: &str, dir: &Path) -> anyhow::Result<()> {
+    // After `Command::build`, a subcommand's display name is `pmirror-fs-sync`: the page's NAME.
+    let mut bytes = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).title(name.to_uppercase()).render(&mut bytes)?;
+    let file = dir.join(format!("{name}.1"));
+    std::fs::write(&file, bytes).with_context(|| format!("writing {}", file.display()))?;
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        write_man_pages(sub, &format!("{name}-{}", sub.get_name()), dir)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,413 @@
+//! `pmirror-fs config import`: a proxmox-offline-mirror config (Proxmox section-config format)
+//! converted into pmirror-fs TOML. Pure: text in, text and notes out; the CLI reads and writes.
+//!
+//! ```text
+//! mirror: pve_bookworm                      [[mirror]]
+//!     repository deb http://… bookworm c    id = "pve_bookworm"
+//!     architectures amd64             ──▶   repository = "deb http://… bookworm c"
+//!     architectures all                     architectures = ["amd64", "all"]
+//!     key-path /etc/apt/…gpg                key = "/etc/apt/…gpg"
+//!     verify true / ignore-errors false     verify = true / ignore-errors = false
+//!     skip-packages / skip-sections         skip-packages = […] / skip-sections = […]
+//!     sync true                             [store] fsync = true (one store-wide setting)
+//!     base-dir /var/lib/…                   (not imported: one pool for every mirror)
+//! medium: … / subscription: …               (reported as not imported)
+//! ```
+//!
+//! List-valued keys may repeat (one value per line, as proxmox-section-config writes arrays) or
+//! hold several values separated by commas or spaces.
+
+use super::{validate, Repository};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// The result of an import: the TOML text, the imported mirror ids, and what was not imported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Imported {
+    pub toml: String,
+    /// Ids of the imported mirrors, in file order.
+    pub mirrors: Vec<String>,
+    /// One line per thing left out or changed (also written as comments at the top of `toml`).
+    pub notes: Vec<String>,
+}
+
+/// Why a file could not be imported. Every variant displays as one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImportError {
+    #[error("line {line}: {message}")]
+    Syntax { line: usize, message: String },
+    #[error("line {line}: mirror {id:?}: {message}")]
+    Mirror { id: String, line: usize, message: String },
+    #[error("no `mirror:` section found: is this a proxmox-offline-mirror config?")]
+    NoMirrors,
+}
+
+/// One `type: id` section with its `key value` lines.
+#[derive(Debug)]
+struct Section {
+    kind: String,
+    id: String,
+    line: usize,
+    props: Vec<Prop>,
+}
+
+#[derive(Debug)]
+struct Prop {
+    key: String,
+    value: String,
+    line: usize,
+}
+
+/// Splits section-config text into sections. Comments (`#`) and blank lines are skipped; a
+/// property line is indented, a header is `type: id` at column 0.
+fn sections(text: &str) -> Result<Vec<Section>, ImportError> {
+    let mut out: Vec<Section> = Vec::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line = index + 1;
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if raw.starts_with([' ', '\t']) {
+            let section = out.last_mut().ok_or_else(|| ImportError::Syntax {
+                line,
+                message: "property line before the first `type: id` section header".into(),
+            })?;
+            let (key, value) = trimmed.split_once(char::is_whitespace).unwrap_or((trimmed, ""));
+            section.props.push(Prop { key: key.to_owned(), value: value.trim().to_owned(), line });
+            continue;
+        }
+        let (kind, id) = trimmed.split_once(':').ok_or_else(|| ImportError::Syntax {
+            line,
+            message: format!("expected a `type: id` section header, found {trimmed:?}"),
+        })?;
+        let (kind, id) = (kind.trim(), id.trim());
+        if kind.is_empty() || id.is_empty() || kind.contains(char::is_whitespace) {
+            return Err(ImportError::Syntax { line, message: format!("malformed section header {trimmed:?}") });
+        }
+        out.push(Section { kind: kind.to_owned(), id: id.to_owned(), line, props: Vec::new() });
+    }
+    Ok(out)
+}
+
+/// A mirror as pmirror-fs will write it.
+#[derive(Debug, Default)]
+struct Mirror {
+    id: String,
+    repository: String,
+    architectures: Vec<String>,
+    key: String,
+    verify: Option<bool>,
+    ignore_errors: Option<bool>,
+    sync: Option<bool>,
+    skip_packages: Vec<String>,
+    skip_sections: Vec<String>,
+    /// Comments written above the entry (what was not carried over).
+    comments: Vec<String>,
+}
+
+/// proxmox-schema booleans: `1/0`, `true/false`, `yes/no`, `on/off` (any case).
+fn boolean(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+fn list(value: &str) -> impl Iterator<Item = String> + '_ {
+    value.split([',', ' ', '\t']).filter(|v| !v.is_empty()).map(str::to_owned)
+}
+
+/// Drops a `[option=…]` block after `deb` (pmirror-fs takes architectures and key from their own
+/// keys); returns the line and whether anything was dropped.
+fn strip_options(line: &str) -> (String, bool) {
+    let Some(start) = line.find('[') else { return (line.to_owned(), false) };
+    let Some(len) = line[start..].find(']') else { return (line.to_owned(), false) };
+    let stripped = format!("{} {}", line[..start].trim_end(), line[start + len + 1..].trim_start());
+    (stripped, true)
+}
+
+fn mirror(section: &Section) -> Result<Mirror, ImportError> {
+    let fail = |line: usize, message: String| ImportError::Mirror { id: section.id.clone(), line, message };
+    validate::id(&section.id).map_err(|e| fail(section.line, e))?;
+    let mut m = Mirror { id: section.id.clone(), ..Mirror::default() };
+    for p in &section.props {
+        let flag =
+            || boolean(&p.value).ok_or_else(|| fail(p.line, format!("{}: {:?} is not a boolean", p.key, p.value)));
+        match p.key.as_str() {
+            "repository" => {
+                let (line, dropped) = strip_options(&p.value);
+                if dropped {
+                    m.comments.push(format!("options in brackets dropped from {:?}", p.value));
+                }
+                line.parse::<Repository>().map_err(|e| fail(p.line, format!("repository: {e}")))?;
+                m.repository = line;
+            }
+            "architectures" => m.architectures.extend(list(&p.value)),
+            "key-path" => m.key = p.value.clone(),
+            "verify" => m.verify = Some(flag()?),
+            "ignore-errors" => m.ignore_errors = Some(flag()?),
+            "sync" => m.sync = Some(flag()?),
+            "skip-packages" => m.skip_packages.extend(list(&p.value)),
+            "skip-sections" => m.skip_sections.extend(list(&p.value)),
+            "base-dir" | "dir" => m.comments.push(format!(
+                "{} {:?} not imported: every mirror shares the store's pool ([store] dir)",
+                p.key, p.value
+            )),
+            "use-subscription" => m.comments.push(format!(
+                "use-subscription {:?} not imported: pmirror-fs does not send subscription credentials; \
+                 enterprise repositories will answer 401",
+                p.value
+            )),
+            other => m.comments.push(format!("unknown key {other:?} ignored")),
+        }
+    }
+    check_mirror(section, &mut m)?;
+    Ok(m)
+}
+
+/// Required keys and valid values, so the TOML written is a config `pmirror-fs` accepts.
+fn check_mirror(section: &Section, m: &mut Mirror) -> Result<(), ImportError> {
+    let fail = |message: String| ImportError::Mirror { id: section.id.clone(), line: section.line, message };
+    if m.repository.is_empty() {
+        return Err(fail("no repository line".into()));
+    }
+    if m.key.is_empty() {
+        return Err(fail("no key-path: pmirror-fs verifies every repository's signature".into()));
+    }
+    if m.architectures.is_empty() {
+        m.architectures = vec!["amd64".into(), "all".into()];
+        m.comments.push("no architectures given: using amd64 and all (proxmox-offline-mirror's default)".into());
+    }
+    let mut seen = Vec::new();
+    for arch in std::mem::take(&mut m.architectures) {
+        validate::architecture(&arch).map_err(|e| fail(format!("architectures: {e}")))?;
+        if !seen.contains(&arch) {
+            seen.push(arch);
+        }
+    }
+    m.architectures = seen;
+    for pattern in &m.skip_packages {
+        globset::Glob::new(pattern).map_err(|e| fail(format!("skip-packages: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Converts proxmox-offline-mirror section-config text into pmirror-fs TOML. `source` names the
+/// file in the header comment.
+pub fn import_pom(text: &str, source: &str) -> Result<Imported, ImportError> {
+    let mut notes = Vec::new();
+    let mut mirrors: Vec<Mirror> = Vec::new();
+    let mut lines: BTreeMap<String, usize> = BTreeMap::new();
+    for section in sections(text)? {
+        match section.kind.as_str() {
+            "mirror" => {
+                if let Some(first) = lines.insert(section.id.clone(), section.line) {
+                    let message = format!("duplicate id (first defined on line {first})");
+                    return Err(ImportError::Mirror { id: section.id, line: section.line, message });
+                }
+                let m = mirror(&section)?;
+                notes.extend(m.comments.iter().map(|c| format!("mirror {}: {c}", m.id)));
+                mirrors.push(m);
+            }
+            "medium" => notes.push(format!(
+                "medium {:?} (line {}) not imported: pmirror-fs serves snapshots through its mount \
+                 (snapshots/<mirror>/<name>/) instead of exporting media",
+                section.id, section.line
+            )),
+            "subscription" => notes.push(format!(
+                "subscription (line {}) not imported: pmirror-fs does not handle subscription keys",
+                section.line
+            )),
+            other => notes.push(format!("section type {other:?} (line {}) not imported: unknown", section.line)),
+        }
+    }
+    if mirrors.is_empty() {
+        return Err(ImportError::NoMirrors);
+    }
+    notes.extend(shared_suites(&mirrors));
+    let fsync = store_fsync(&mirrors, &mut notes);
+    let ids = mirrors.iter().map(|m| m.id.clone()).collect();
+    Ok(Imported { toml: render(&mirrors, fsync, &notes, source), mirrors: ids, notes })
+}
+
+/// proxmox-offline-mirror's per-mirror `sync` (fsync) becomes the one store-wide setting: on
+/// when any mirror had it (the safe choice), unset when none said.
+fn store_fsync(mirrors: &[Mirror], notes: &mut Vec<String>) -> Option<bool> {
+    let said: Vec<bool> = mirrors.iter().filter_map(|m| m.sync).collect();
+    let any = said.iter().any(|s| *s);
+    if any && said.iter().any(|s| !*s) {
+        notes.push("`sync` differs between mirrors: [store] fsync = true for all of them".into());
+    }
+    (!said.is_empty()).then_some(any)
+}
+
+/// Mirrors of the same URL and suite each publish `dists/<suite>/InRelease` at the same path;
+/// one fetched a moment later than the other can disagree, and the publish is then refused.
+fn shared_suites(mirrors: &[Mirror]) -> Vec<String> {
+    let mut by_suite: BTreeMap<(String, String), Vec<&str>> = BTreeMap::new();
+    for m in mirrors {
+        if let Ok(repo) = m.repository.parse::<Repository>() {
+            by_suite.entry((repo.url.to_string(), repo.suite)).or_default().push(&m.id);
+        }
+    }
+    by_suite
+        .into_iter()
+        .filter(|(_, ids)| ids.len() > 1)
+        .map(|((url, suite), ids)| {
+            format!(
+                "mirrors {} share {url} {suite}: consider one mirror with all their components \
+                 (their InRelease files must match at every publish)",
+                ids.join(", ")
+            )
+        })
+        .collect()
+}
+
+/// A TOML basic string (quotes and escapes as TOML needs them).
+fn quote(text: &str) -> String {
+    toml_edit::Value::from(text).to_string().trim().to_owned()
+}
+
+fn quote_list(items: &[String]) -> String {
+    format!("[{}]", items.iter().map(|i| quote(i)).collect::<Vec<_>>().join(", "))
+}
+
+fn render(mirrors: &[Mirror], fsync: Option<bool>, notes: &[String], source: &str) -> String {
+    let mut out = format!("# pmirror-fs configuration imported from {source} by `pmirror-fs config import`.\n");
+    for note in notes {
+        out += &format!("# NOTE: {}\n", note.replace('\n', " "));
+    }
+    out += "\n[store]\n# dir = \"/var/lib/pmirror-fs\"\n";
+    if let Some(fsync) = fsync {
+        out += &format!("fsync = {fsync}\n");
+    }
+    for m in mirrors {
+        out += "\n";
+        for comment in &m.comments {
+            out += &format!("# {}\n", comment.replace('\n', " "));
+        }
+        // Writing to a String cannot fail.
+        let _ = write!(
+            out,
+            "[[mirror]]\nid = {}\nrepository = {}\narchitectures = {}\nkey = {}\n",
+            quote(&m.id),
+            quote(&m.repository),
+            quote_list(&m.architectures),
+            quote(&m.key)
+        );
+        for (key, value) in [("verify", m.verify), ("ignore-errors", m.ignore_errors)] {
+            if let Some(v) = value {
+                out += &format!("{key} = {v}\n");
+            }
+        }
+        for (key, values) in [("skip-packages", &m.skip_packages), ("skip-sections", &m.skip_sections)] {
+            if !values.is_empty() {
+                out += &format!("{key} = {}\n", quote_list(values));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const SAMPLE: &str = "\
+mirror: pve_bookworm
+\tarchitectures amd64
+\tarchitectures all
+\tbase-dir /var/lib/proxmox-offline-mirror/mirrors
+\tignore-errors false
+\tkey-path /etc/apt/trusted.gpg.d/proxmox-release-bookworm.gpg
+\trepository deb http://download.proxmox.com/debian/pve bookworm pve-no-subscription pvetest
+\tskip-packages *-dbgsym
+\tskip-packages *-dbg
+\tskip-sections debug
+\tsync true
+\tverify false
+
+# export medium
+medium: usb
+\tmirrors pve_bookworm
+\tmountpoint /mnt/usb
+\tsync true
+\tverify true
+
+subscription: pve4b-0123456789
+\tserver-id ABCDEF
+";
+
+    #[test]
+    fn converts_mirrors_and_reports_the_rest() {
+        let got = import_pom(SAMPLE, "pom.cfg").expect("imports");
+        assert_eq!(got.mirrors, ["pve_bookworm"]);
+        let toml: toml::Table = got.toml.parse().expect("valid TOML");
+        let m = &toml["mirror"].as_array().expect("mirrors")[0];
+        assert_eq!(m["architectures"].as_array().map(Vec::len), Some(2));
+        assert_eq!(m["skip-packages"].as_array().map(Vec::len), Some(2));
+        assert_eq!(m["verify"].as_bool(), Some(false));
+        assert_eq!(toml["store"]["fsync"].as_bool(), Some(true));
+        for needle in ["medium \"usb\"", "subscription (line 21) not imported", "base-dir"] {
+            assert!(got.notes.iter().any(|n| n.contains(needle)), "no note with {needle}: {:?}", got.notes);
+        }
+        assert!(!got.toml.contains("pve4b-0123456789"), "subscription key leaked into the output");
+    }
+
+    #[test]
+    fn rejects_what_pmirror_fs_cannot_use() {
+        let cases: &[(&str, &str)] = &[
+            ("\tarchitectures amd64\n", "before the first"),
+            ("mirror x\n", "expected a `type: id`"),
+            ("mirror: a\n\tkey-path /k\n", "no repository line"),
+            ("mirror: a\n\trepository deb http://h/d bookworm main\n", "no key-path"),
+            ("mirror: a/b\n\trepository deb http://h/d s c\n\tkey-path /k\n", "contains '/'"),
+            ("mirror: a\n\trepository deb ftp://h/d s c\n\tkey-path /k\n", "scheme"),
+            ("mirror: a\n\trepository deb http://h/d s c\n\tkey-path /k\n\tarchitectures sparc\n", "sparc"),
+            ("mirror: a\n\trepository deb http://h/d s c\n\tkey-path /k\n\tverify maybe\n", "not a boolean"),
+            ("mirror: a\n\trepository deb http://h/d s c\n\tkey-path /k\nmirror: a\n", "duplicate id"),
+            ("medium: usb\n\tmountpoint /mnt\n", "no `mirror:` section"),
+        ];
+        for (text, needle) in cases {
+            let err = import_pom(text, "x.cfg").expect_err(text).to_string();
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn values_lists_and_flags() {
+        let cases: &[(&str, Option<bool>)] =
+            &[("1", Some(true)), ("off", Some(false)), ("TRUE", Some(true)), ("", None)];
+        for (text, want) in cases {
+            assert_eq!(boolean(text), *want, "{text:?}");
+        }
+        assert_eq!(list("amd64, all arm64").collect::<Vec<_>>(), ["amd64", "all", "arm64"]);
+        assert_eq!(strip_options("deb [arch=amd64] http://h/d s c"), ("deb http://h/d s c".into(), true));
+        for text in ["plain", "a\"b\\c", "it's", "x'\"y"] {
+            let doc: toml::Table = format!("v = {}", quote(text)).parse().expect("valid TOML");
+            assert_eq!(doc["v"].as_str(), Some(text));
+        }
+    }
+
+    #[test]
+    fn mixed_sync_and_shared_suites_are_noted() {
+        let text = "mirror: a\n\trepository deb http://h/d s main\n\tkey-path /k\n\tsync false\n\
+                    mirror: b\n\trepository deb http://h/d s test\n\tkey-path /k\n\tsync true\n";
+        let got = import_pom(text, "x.cfg").expect("imports");
+        assert!(got.notes.iter().any(|n| n.contains("mirrors a, b share")), "{:?}", got.notes);
+        assert!(got.notes.iter().any(|n| n.contains("fsync = true")), "{:?}", got.notes);
+        assert!(got.notes.iter().any(|n| n.contains("using amd64 and all")), "{:?}", got.notes);
+    }
+
+    proptest! {
+        #[test]
+        fn import_never_panics(text in "(?s)[ \\t#a-z:\\-_./\\n\\[\\]=,0-9]{0,400}") {
+            if let Ok(got) = import_pom(&text, "x.cfg") {
+                prop_assert!(got.toml.parse::<toml::Table>().is_ok(), "invalid TOML: {}", got.toml);
+            }
+        }
+    }
+}

@@ -1,0 +1,459 @@
+//! Presets for Proxmox's repositories (`pve:bookworm:no-subscription`, …) and adding one to a
+//! config file's text without disturbing the rest of it (comments and order stay; `toml_edit`).
+//!
+//! A preset whose URL and suite an existing mirror already has extends that mirror's components
+//! (`pve:bookworm:test` after `pve:bookworm:no-subscription` gives one mirror with
+//! `pve-no-subscription pvetest`), because two mirrors of one suite would both publish
+//! `dists/<suite>/InRelease`.
+
+use super::{validate, Repository};
+use std::fmt;
+use std::str::FromStr;
+use toml_edit::{value, Array, ArrayOfTables, DocumentMut, Item, Table};
+
+const DOWNLOAD: &str = "http://download.proxmox.com/debian";
+const ENTERPRISE: &str = "https://enterprise.proxmox.com/debian";
+
+/// Where a repository comes from and what it costs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channel {
+    NoSubscription,
+    Test,
+    Enterprise,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 3] = [Channel::NoSubscription, Channel::Test, Channel::Enterprise];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Channel::NoSubscription => "no-subscription",
+            Channel::Test => "test",
+            Channel::Enterprise => "enterprise",
+        }
+    }
+}
+
+/// One product's repositories: its path under `/debian`, and per suite the component of each
+/// channel it has (`None`: Proxmox does not publish that one).
+struct Product {
+    name: &'static str,
+    suites: &'static [(&'static str, [Option<&'static str>; 3])],
+}
+
+/// Proxmox's repositories for Debian 10–12, as its documentation lists them.
+const PRODUCTS: &[Product] = &[
+    Product {
+        name: "pve",
+        suites: &[
+            ("bookworm", [Some("pve-no-subscription"), Some("pvetest"), Some("pve-enterprise")]),
+            ("bullseye", [Some("pve-no-subscription"), Some("pvetest"), Some("pve-enterprise")]),
+            ("buster", [Some("pve-no-subscription"), Some("pvetest"), Some("pve-enterprise")]),
+        ],
+    },
+    Product {
+        name: "pbs",
+        suites: &[
+            ("bookworm", [Some("pbs-no-subscription"), Some("pbstest"), Some("pbs-enterprise")]),
+            ("bullseye", [Some("pbs-no-subscription"), Some("pbstest"), Some("pbs-enterprise")]),
+            ("buster", [Some("pbs-no-subscription"), Some("pbstest"), Some("pbs-enterprise")]),
+        ],
+    },
+    Product {
+        name: "pbs-client",
+        suites: &[
+            ("bookworm", [Some("main"), None, None]),
+            ("bullseye", [Some("main"), None, None]),
+            ("buster", [Some("main"), None, None]),
+        ],
+    },
+    Product {
+        name: "pmg",
+        suites: &[
+            ("bookworm", [Some("pmg-no-subscription"), Some("pmgtest"), Some("pmg-enterprise")]),
+            ("bullseye", [Some("pmg-no-subscription"), Some("pmgtest"), Some("pmg-enterprise")]),
+            ("buster", [Some("pmg-no-subscription"), Some("pmgtest"), Some("pmg-enterprise")]),
+        ],
+    },
+    Product {
+        name: "ceph-quincy",
+        suites: &[
+            ("bookworm", [Some("no-subscription"), Some("test"), Some("enterprise")]),
+            ("bullseye", [Some("main"), Some("test"), None]),
+        ],
+    },
+    Product { name: "ceph-reef", suites: &[("bookworm", [Some("no-subscription"), Some("test"), Some("enterprise")])] },
+    Product {
+        name: "ceph-squid",
+        suites: &[("bookworm", [Some("no-subscription"), Some("test"), Some("enterprise")])],
+    },
+];
+
+/// One resolved preset: everything a `[[mirror]]` entry needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Preset {
+    pub product: &'static str,
+    pub suite: &'static str,
+    pub channel: Channel,
+    pub url: String,
+    pub component: &'static str,
+    /// Where Proxmox's release key for the suite is installed on a Proxmox host.
+    pub key: String,
+    /// Where that key can be downloaded from (README: verify its checksum).
+    pub key_url: String,
+}
+
+impl Preset {
+    /// The id a new mirror gets: `pve_bookworm`, `ceph_reef_bookworm_enterprise`.
+    pub fn default_id(&self) -> String {
+        let base = format!("{}_{}", self.product.replace('-', "_"), self.suite);
+        match self.channel {
+            Channel::Enterprise => format!("{base}_enterprise"),
+            _ => base,
+        }
+    }
+
+    pub fn spec(&self) -> String {
+        format!("{}:{}:{}", self.product, self.suite, self.channel.name())
+    }
+}
+
+/// The release key file name of a Debian suite (buster's predates the per-suite naming).
+fn key_file(suite: &str) -> String {
+    match suite {
+        "buster" => "proxmox-ve-release-6.x.gpg".to_owned(),
+        other => format!("proxmox-release-{other}.gpg"),
+    }
+}
+
+fn preset(product: &Product, suite: &'static str, channel: Channel, component: &'static str) -> Preset {
+    let base = if channel == Channel::Enterprise { ENTERPRISE } else { DOWNLOAD };
+    Preset {
+        product: product.name,
+        suite,
+        channel,
+        url: format!("{base}/{}", product.name),
+        component,
+        key: format!("/etc/apt/trusted.gpg.d/{}", key_file(suite)),
+        key_url: format!("{ENTERPRISE}/{}", key_file(suite)),
+    }
+}
+
+/// Every preset, product by product, newest suite first.
+pub fn all() -> Vec<Preset> {
+    let mut out = Vec::new();
+    for product in PRODUCTS {
+        for (suite, components) in product.suites {
+            for (channel, component) in Channel::ALL.into_iter().zip(components) {
+                if let Some(component) = component {
+                    out.push(preset(product, suite, channel, component));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Product names, in the order of [`all`].
+pub fn products() -> Vec<&'static str> {
+    PRODUCTS.iter().map(|p| p.name).collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PresetError {
+    #[error("unknown preset {spec:?}: {hint}")]
+    Unknown { spec: String, hint: String },
+    #[error("the config is not valid TOML: {0}")]
+    Toml(String),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl FromStr for Preset {
+    type Err = PresetError;
+
+    /// `PRODUCT:SUITE[:CHANNEL]`, the channel defaulting to no-subscription.
+    fn from_str(spec: &str) -> Result<Preset, PresetError> {
+        let mut parts = spec.split(':');
+        let (product, suite) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+        let channel = parts.next().unwrap_or("no-subscription");
+        let unknown = |hint: String| PresetError::Unknown { spec: spec.to_owned(), hint };
+        if parts.next().is_some() {
+            return Err(unknown("expected PRODUCT:SUITE:CHANNEL".into()));
+        }
+        let candidates: Vec<Preset> = all().into_iter().filter(|p| p.product == product).collect();
+        if candidates.is_empty() {
+            return Err(unknown(format!("products are {}", products().join(", "))));
+        }
+        let in_suite: Vec<&Preset> = candidates.iter().filter(|p| p.suite == suite).collect();
+        if in_suite.is_empty() {
+            let mut suites: Vec<&str> = candidates.iter().map(|p| p.suite).collect();
+            suites.dedup();
+            return Err(unknown(format!("{product} has suites {}", suites.join(", "))));
+        }
+        let found = in_suite.iter().find(|p| p.channel.name() == channel);
+        found.map(|p| (*p).clone()).ok_or_else(|| {
+            let channels: Vec<&str> = in_suite.iter().map(|p| p.channel.name()).collect();
+            unknown(format!("{product} {suite} has channels {}", channels.join(", ")))
+        })
+    }
+}
+
+impl fmt::Display for Preset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (deb {} {} {})", self.spec(), self.url, self.suite, self.component)
+    }
+}
+
+/// What the operator may override when adding a preset.
+#[derive(Clone, Debug, Default)]
+pub struct AddOptions {
+    pub id: Option<String>,
+    /// Another server with Proxmox's layout (a local mirror, a test upstream).
+    pub url: Option<String>,
+    pub key: Option<String>,
+    pub view: Option<String>,
+    /// Default: amd64 and all.
+    pub architectures: Vec<String>,
+}
+
+/// What [`add`] did to the config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Added {
+    NewMirror {
+        id: String,
+    },
+    /// The component joined an existing mirror of the same URL and suite.
+    Extended {
+        id: String,
+    },
+    /// Nothing to do: the mirror already has that component.
+    Present {
+        id: String,
+    },
+}
+
+/// Adds `preset` to the config `text` and returns the new text (unchanged for
+/// [`Added::Present`]). Comments, order and formatting of the rest of the file stay.
+pub fn add(text: &str, preset: &Preset, opts: &AddOptions) -> Result<(String, Added), PresetError> {
+    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| PresetError::Toml(one_line(&e)))?;
+    let url = opts.url.clone().unwrap_or_else(|| preset.url.clone());
+    let wanted: Repository = format!("deb {url} {} {}", preset.suite, preset.component)
+        .parse()
+        .map_err(|e: super::RepositoryError| PresetError::Conflict(format!("--url {url}: {e}")))?;
+    let mirrors = mirror_tables(&mut doc)?;
+    if let Some(done) = extend_existing(mirrors, &wanted, preset.component)? {
+        let out = if matches!(done, Added::Present { .. }) { text.to_owned() } else { doc.to_string() };
+        return Ok((out, done));
+    }
+    let id = opts.id.clone().unwrap_or_else(|| preset.default_id());
+    validate::id(&id).map_err(PresetError::Conflict)?;
+    let view = opts.view.clone().or_else(|| validate::default_view(&wanted.url)).unwrap_or_default();
+    check_free(mirrors, &id, &view, &wanted)?;
+    let mut table = Table::new();
+    table.insert("id", value(&id));
+    table.insert("repository", value(source_line(&wanted)));
+    let archs =
+        if opts.architectures.is_empty() { vec!["amd64".into(), "all".into()] } else { opts.architectures.clone() };
+    table.insert("architectures", value(archs.iter().collect::<Array>()));
+    table.insert("key", value(opts.key.clone().unwrap_or_else(|| preset.key.clone())));
+    if let Some(view) = &opts.view {
+        table.insert("view", value(view));
+    }
+    table.decor_mut().set_prefix(format!("\n# {} (added by `pmirror-fs config add`)\n", preset.spec()));
+    mirrors.push(table);
+    Ok((doc.to_string(), Added::NewMirror { id }))
+}
+
+/// `deb URL SUITE COMPONENT…` as an operator writes it (no trailing slash on the URL).
+fn source_line(repo: &Repository) -> String {
+    format!("deb {} {} {}", repo.url.as_str().trim_end_matches('/'), repo.suite, repo.components.join(" "))
+}
+
+fn one_line(e: &impl fmt::Display) -> String {
+    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The `[[mirror]]` array, created when the file has none.
+fn mirror_tables(doc: &mut DocumentMut) -> Result<&mut ArrayOfTables, PresetError> {
+    let item = doc.entry("mirror").or_insert_with(|| Item::ArrayOfTables(ArrayOfTables::new()));
+    item.as_array_of_tables_mut()
+        .ok_or_else(|| PresetError::Toml("`mirror` is not an array of [[mirror]] tables".into()))
+}
+
+/// An existing mirror's repository, when it parses.
+fn repository_of(table: &Table) -> Option<Repository> {
+    table.get("repository")?.as_str()?.parse().ok()
+}
+
+fn extend_existing(
+    mirrors: &mut ArrayOfTables,
+    wanted: &Repository,
+    component: &str,
+) -> Result<Option<Added>, PresetError> {
+    for table in mirrors.iter_mut() {
+        let Some(mut repo) = repository_of(table) else { continue };
+        if repo.url != wanted.url || repo.suite != wanted.suite {
+            continue;
+        }
+        let id = table.get("id").and_then(|v| v.as_str()).unwrap_or("?").to_owned();
+        if repo.components.iter().any(|c| c == component) {
+            return Ok(Some(Added::Present { id }));
+        }
+        repo.components.push(component.to_owned());
+        table.insert("repository", value(source_line(&repo)));
+        return Ok(Some(Added::Extended { id }));
+    }
+    Ok(None)
+}
+
+/// Refuses a second mirror with the same id, or one whose suite would land on the same
+/// `dists/<suite>` as another server's (the publish would refuse the conflict later).
+fn check_free(mirrors: &ArrayOfTables, id: &str, view: &str, wanted: &Repository) -> Result<(), PresetError> {
+    for table in mirrors.iter() {
+        if table.get("id").and_then(|v| v.as_str()) == Some(id) {
+            return Err(PresetError::Conflict(format!("a mirror with id {id:?} exists already; pass --id")));
+        }
+        let Some(repo) = repository_of(table) else { continue };
+        let other_view =
+            table.get("view").and_then(|v| v.as_str()).map(str::to_owned).or_else(|| validate::default_view(&repo.url));
+        if other_view.as_deref() == Some(view) && repo.suite == wanted.suite {
+            let other = table.get("id").and_then(|v| v.as_str()).unwrap_or("?");
+            return Err(PresetError::Conflict(format!(
+                "mirror {other:?} already serves {view}/dists/{} from {}; pass --view (e.g. --view enterprise/{view})",
+                wanted.suite, repo.url
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_resolve_to_proxmox_urls_and_keys() {
+        let cases: &[(&str, &str, &str, &str)] = &[
+            (
+                "pve:bookworm:no-subscription",
+                "http://download.proxmox.com/debian/pve",
+                "pve-no-subscription",
+                "proxmox-release-bookworm.gpg",
+            ),
+            (
+                "pve:bookworm",
+                "http://download.proxmox.com/debian/pve",
+                "pve-no-subscription",
+                "proxmox-release-bookworm.gpg",
+            ),
+            (
+                "pbs:bullseye:enterprise",
+                "https://enterprise.proxmox.com/debian/pbs",
+                "pbs-enterprise",
+                "proxmox-release-bullseye.gpg",
+            ),
+            ("pmg:buster:test", "http://download.proxmox.com/debian/pmg", "pmgtest", "proxmox-ve-release-6.x.gpg"),
+            (
+                "pbs-client:bookworm:no-subscription",
+                "http://download.proxmox.com/debian/pbs-client",
+                "main",
+                "proxmox-release-bookworm.gpg",
+            ),
+            (
+                "ceph-quincy:bullseye:no-subscription",
+                "http://download.proxmox.com/debian/ceph-quincy",
+                "main",
+                "proxmox-release-bullseye.gpg",
+            ),
+            (
+                "ceph-squid:bookworm:enterprise",
+                "https://enterprise.proxmox.com/debian/ceph-squid",
+                "enterprise",
+                "proxmox-release-bookworm.gpg",
+            ),
+        ];
+        for (spec, url, component, key) in cases {
+            let p: Preset = spec.parse().unwrap_or_else(|e| panic!("{spec}: {e}"));
+            assert_eq!((p.url.as_str(), p.component), (*url, *component), "{spec}");
+            assert_eq!(p.key, format!("/etc/apt/trusted.gpg.d/{key}"), "{spec}");
+            assert_eq!(p.key_url, format!("https://enterprise.proxmox.com/debian/{key}"), "{spec}");
+        }
+        let bad: &[(&str, &str)] = &[
+            ("pve", "has suites"),
+            ("pve:sid", "has suites bookworm, bullseye, buster"),
+            ("pbs-client:bookworm:enterprise", "has channels no-subscription"),
+            ("ceph-reef:bullseye", "has suites bookworm"),
+            ("pve:bookworm:test:x", "PRODUCT:SUITE:CHANNEL"),
+            ("foo:bookworm", "products are pve, pbs"),
+        ];
+        for (spec, hint) in bad {
+            let err = spec.parse::<Preset>().expect_err(spec).to_string();
+            assert!(err.contains(hint), "{spec}: {err}");
+        }
+    }
+
+    #[test]
+    fn every_preset_is_a_valid_mirror() {
+        let all = all();
+        assert!(all.len() >= 30, "{} presets", all.len());
+        for p in &all {
+            let line = format!("deb {} {} {}", p.url, p.suite, p.component);
+            line.parse::<Repository>().unwrap_or_else(|e| panic!("{}: {e}", p.spec()));
+            validate::id(&p.default_id()).unwrap_or_else(|e| panic!("{}: {e}", p.spec()));
+            assert_eq!(p.spec().parse::<Preset>().as_ref(), Ok(p));
+        }
+    }
+
+    fn preset(spec: &str) -> Preset {
+        spec.parse().expect("preset")
+    }
+
+    #[test]
+    fn adding_appends_extends_or_leaves_alone() {
+        let start = "# my mirror\n[store]\ndir = \"/srv/store\" # keep\n";
+        let opts = AddOptions::default();
+        let (text, added) = add(start, &preset("pve:bookworm:no-subscription"), &opts).expect("add");
+        assert_eq!(added, Added::NewMirror { id: "pve_bookworm".into() });
+        assert!(text.starts_with(start), "the existing text changed:\n{text}");
+        let (text, added) = add(&text, &preset("pve:bookworm:test"), &opts).expect("extend");
+        assert_eq!(added, Added::Extended { id: "pve_bookworm".into() });
+        assert!(
+            text.contains("\"deb http://download.proxmox.com/debian/pve bookworm pve-no-subscription pvetest\""),
+            "{text}"
+        );
+        let (again, added) = add(&text, &preset("pve:bookworm:test"), &opts).expect("present");
+        assert_eq!((again.as_str(), added), (text.as_str(), Added::Present { id: "pve_bookworm".into() }));
+        let err = add(&text, &preset("pve:bookworm:enterprise"), &opts).expect_err("same view and suite");
+        assert!(err.to_string().contains("--view"), "{err}");
+        let opts = AddOptions { view: Some("enterprise/debian/pve".into()), ..AddOptions::default() };
+        let (text, added) = add(&text, &preset("pve:bookworm:enterprise"), &opts).expect("own view");
+        assert_eq!(added, Added::NewMirror { id: "pve_bookworm_enterprise".into() });
+        let doc: toml::Table = text.parse().expect("valid TOML");
+        assert_eq!(doc["mirror"].as_array().map(Vec::len), Some(2));
+    }
+
+    #[test]
+    fn overrides_and_errors() {
+        let opts = AddOptions {
+            id: Some("local".into()),
+            url: Some("http://127.0.0.1:8080/debian/pve".into()),
+            key: Some("/tmp/key.gpg".into()),
+            view: None,
+            architectures: vec!["arm64".into()],
+        };
+        let (text, _) = add("", &preset("pve:bookworm"), &opts).expect("add");
+        let doc: toml::Table = text.parse().expect("valid TOML");
+        let m = &doc["mirror"][0];
+        assert_eq!(m["repository"].as_str(), Some("deb http://127.0.0.1:8080/debian/pve bookworm pve-no-subscription"));
+        assert_eq!((m["id"].as_str(), m["key"].as_str()), (Some("local"), Some("/tmp/key.gpg")));
+        let err =
+            add(&text, &preset("pbs:bookworm"), &AddOptions { id: Some("local".into()), ..AddOptions::default() });
+        assert!(err.expect_err("duplicate id").to_string().contains("exists already"));
+        assert!(matches!(
+            add("mirror = 1", &preset("pve:bookworm"), &AddOptions::default()),
+            Err(PresetError::Toml(_))
+        ));
+        assert!(matches!(add("[store", &preset("pve:bookworm"), &AddOptions::default()), Err(PresetError::Toml(_))));
+    }
+}
