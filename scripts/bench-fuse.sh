@@ -373,7 +373,9 @@ bench_nginx() {
             *) start_nginx "$side" "${PORTS[$side]}" "$(server_block "${PORTS[$side]}" "$root")" ;;
         esac
     done
-    local layout
+    # One layout at a time: its warm-up fills every nginx's fd cache with its files, and no run
+    # starts by re-opening files the other layout's runs evicted.
+    local layout r i n=${#sides[@]}
     for layout in pool dists; do
         local list=$W/paths-$layout.txt
         curl -sf -o /dev/null "http://127.0.0.1:${PORTS[mount]}$(head -n 1 "$list")" || die "nginx cannot read the mount"
@@ -383,10 +385,7 @@ bench_nginx() {
         for side in "${sides[@]}"; do
             WRK_SECONDS=3 wrk_rps "${PORTS[$side]}" "$list" "warmup-$side-$layout" > /dev/null
         done
-    done
-    local r i n=${#sides[@]}
-    for ((r = 1; r <= REPEAT; r++)); do
-        for layout in pool dists; do
+        for ((r = 1; r <= REPEAT; r++)); do
             # Rotate the order every run: no side always runs right after another.
             for ((i = 0; i < n; i++)); do
                 wrk_side "${sides[$(((i + r) % n))]}" "$layout" "$r"
@@ -454,6 +453,7 @@ bench_catalog() {
     # Item 4 on the big view (single shape), with the last mount still up.
     bench_publish "$W/config-single.toml" flip "$W/mnt/bench/flip/dists/bookworm/Release" "$REPEAT" publish-1m
     rss_kib "$MOUNT_PID" VmHWM > "$W/hwm-after-switch"
+    rss_kib "$MOUNT_PID" VmRSS > "$W/rss-after-switch"
     stop_mount
 }
 
@@ -553,7 +553,7 @@ summary() {
     p=$(median < "$W/publish-1m-from-return"); pm=$(maximum < "$W/publish-1m-from-return")
     row "publish → visible, $ENTRIES entries single (ms)" "$p" "max $pm" "" "≤ 100" "$(verdict "$p" 100 le)"
     row "  from publish start / command time (ms)" "$(median < "$W/publish-1m-from-start")" "$(median < "$W/publish-1m-command")" "" "" ""
-    row "  daemon peak RSS after the switches (KiB)" "$(cat "$W/hwm-after-switch")" "" "" "" ""
+    row "  daemon RSS / peak after $REPEAT switches (KiB)" "$(cat "$W/rss-after-switch")" "$(cat "$W/hwm-after-switch")" "" "" ""
     echo "setup: sync of $FILES+$FILES files + $BIG_MIB MiB ${SYNC_MS[initial]} ms, re-sync ${SYNC_MS[resync]} ms; $ENTRIES-entry catalogs built in ${CATALOG_BUILD_MS[single]} ms (single), ${CATALOG_BUILD_MS[history]} ms (history)"
     [ -z "${WRK_ERRORS:-}" ] || echo "WARNING: wrk saw errors (non-2xx or socket):$WRK_ERRORS"
 }

@@ -10,6 +10,7 @@ pub mod digest;
 pub mod filetree;
 pub mod fetch;
 pub mod fuse;
+pub mod lifecycle;
 pub mod pool;
 pub mod sync;
 pub mod tree;

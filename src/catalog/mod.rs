@@ -5,6 +5,7 @@
 //! files in `migrations/`, embedded here and applied in order at open (`PRAGMA user_version`
 //! counts the applied ones).
 
+pub mod lifecycle;
 mod retention;
 mod snapshots;
 mod view;

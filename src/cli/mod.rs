@@ -2,6 +2,7 @@
 //! prints to stdout. Library modules return values and log through `tracing`.
 
 mod human;
+mod lifecycle;
 mod mount;
 mod ops;
 mod progress;
@@ -68,6 +69,20 @@ pub enum Command {
     /// Generate the man pages or shell completions
     #[command(subcommand)]
     Gen(ops::GenCmd),
+    /// Delete pool objects no retained snapshot references (and none inside the grace window)
+    Gc {
+        /// Print what would be deleted; change nothing
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-hash pool objects (of the named mirrors, or all); report damage by path; exit 1 on damage
+    Verify {
+        ids: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -124,6 +139,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Gen(cmd) => ops::gen(&cmd),
         Command::Config(ConfigCmd::Import(args)) => ops::import(&args),
         Command::Config(ConfigCmd::Add(args)) => ops::add(&path, &args),
+        Command::Gc { dry_run, json } => lifecycle::gc(&load()?, dry_run, json),
+        Command::Verify { ids, json } => lifecycle::verify(&load()?, &ids, json),
         Command::Config(ConfigCmd::Check) => {
             let c = load()?;
             println!(

@@ -1,6 +1,5 @@
-//! `pmirror-fs snapshot …`: list, show, publish (instant rollback / roll-forward), remove.
+//! `pmirror-fs snapshot …`: list, show, diff, publish (instant rollback / roll-forward), remove.
 
-use super::human::size;
 use crate::catalog::{Catalog, Retention};
 use crate::config::Config;
 use crate::sync::unix_now;
@@ -16,6 +15,14 @@ pub enum SnapshotCmd {
     },
     /// Show the files of one snapshot
     Show { id: String, snapshot: String },
+    /// What changed from snapshot A to B: packages per component/architecture, or tree files
+    Diff {
+        id: String,
+        a: String,
+        b: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Publish a snapshot (rollback or roll-forward), atomically
     Publish { id: String, snapshot: String },
     /// Remove a snapshot that is not published
@@ -24,8 +31,9 @@ pub enum SnapshotCmd {
 
 pub fn run(config: &Config, cmd: SnapshotCmd) -> anyhow::Result<i32> {
     match cmd {
-        SnapshotCmd::List { id, json } => list(config, id.as_deref(), json),
+        SnapshotCmd::List { id, json } => super::lifecycle::list(config, id.as_deref(), json),
         SnapshotCmd::Show { id, snapshot } => show(config, &id, &snapshot),
+        SnapshotCmd::Diff { id, a, b, json } => super::lifecycle::diff(config, &id, &a, &b, json),
         SnapshotCmd::Publish { id, snapshot } => publish(config, &id, &snapshot),
         SnapshotCmd::Remove { id, snapshot } => {
             let _lock = crate::pool::StoreLock::acquire(&config.store.dir)?;
@@ -34,27 +42,6 @@ pub fn run(config: &Config, cmd: SnapshotCmd) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
-}
-
-fn list(config: &Config, id: Option<&str>, json: bool) -> anyhow::Result<i32> {
-    let catalog = Catalog::open(&config.store.dir)?;
-    let rows = catalog.snapshots(id)?;
-    if json {
-        let v: Vec<_> = rows
-            .iter()
-            .map(|s| {
-                serde_json::json!({"mirror": s.mirror_id, "name": s.name, "published": s.published,
-                                   "files": s.files, "bytes": s.bytes, "superseded_at": s.superseded_at})
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(0);
-    }
-    for s in &rows {
-        let mark = if s.published { "*" } else { " " };
-        println!("{mark} {} {} {} files {}", s.mirror_id, s.name, s.files, size(s.bytes));
-    }
-    Ok(0)
 }
 
 fn show(config: &Config, id: &str, name: &str) -> anyhow::Result<i32> {
@@ -77,7 +64,12 @@ fn publish(config: &Config, id: &str, name: &str) -> anyhow::Result<i32> {
     let mut catalog = Catalog::open(&config.store.dir)?;
     let snap = catalog.snapshot_id(id, name)?.ok_or_else(|| anyhow::anyhow!("{id}: no snapshot named {name}"))?;
     let retention = Retention { keep: config.sync.keep, grace_secs: config.sync.grace.as_secs() as i64 };
+    let current = catalog.published(id)?.map(|s| s.id);
+    let warnings = super::lifecycle::publish_warnings(config, id, snap, current);
     let out = catalog.publish(&[snap], unix_now(), retention, crate::sync::view_check(config))?;
     println!("{id}: published {name} (generation {})", out.generation);
+    for w in warnings {
+        eprintln!("pmirror-fs: warning: {id} {name}: {w}");
+    }
     Ok(0)
 }

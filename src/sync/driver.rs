@@ -7,12 +7,14 @@ use super::metadata::{self, Fetched, MetadataCtx, Previous};
 use super::plan::plan;
 use super::report::{MirrorOutcome, MirrorReport, RunReport};
 use super::MirrorError;
-use crate::catalog::{Catalog, NewSnapshot, Retention};
+use crate::catalog::{Catalog, NewEntry, NewSnapshot, PublishedFile, Retention};
 use crate::config::{Config, MirrorConfig, TreeConfig};
+use crate::digest::Sha256;
 use crate::fetch::Fetcher;
 use crate::filetree::{sync_tree, TreeCtx};
 use crate::pool::{Pool, StoreLock};
 use crate::tree::source::{Alias, ViewSource};
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// Progress of a run, for a TTY bar or log lines (implemented by the CLI).
@@ -147,7 +149,9 @@ fn sync_one(
                 release_sha256: s.release_sha256,
                 release_last_modified: s.release_last_modified,
             });
-            env.rt.block_on(mirror_snapshot(env, m, previous))
+            let verifying = env.request.verify || m.verify;
+            let published = if verifying { catalog.published_files(&m.id)? } else { Vec::new() };
+            env.rt.block_on(mirror_snapshot(env, m, previous, &published))
         }
         Job::Tree(t) => {
             let ctx = TreeCtx {
@@ -189,10 +193,14 @@ fn sync_one(
 }
 
 /// The network part of one mirror: metadata, plan, and (unless dry-run) the downloads.
+/// `published` (files of the published snapshot; loaded when verifying): a verify run whose
+/// snapshot would be identical records none — the repairs went into the pool under the same
+/// digests, so the published snapshot is whole again and retention keeps its history.
 async fn mirror_snapshot(
     env: &Env<'_>,
     m: &MirrorConfig,
     previous: Previous,
+    published: &[PublishedFile],
 ) -> Result<(MirrorReport, Option<NewSnapshot>), MirrorError> {
     let started = Instant::now();
     let verify = env.request.verify || m.verify;
@@ -234,6 +242,15 @@ async fn mirror_snapshot(
         (done.fetched_files, done.fetched_bytes, done.reused_files, done.reused_bytes);
     r.skipped_packages = skipped;
     r.warnings = done.warnings;
+    if verify && !published.is_empty() && same_files(&done.entries, published) {
+        if done.written > 0 {
+            r.warnings.push(format!(
+                "{} damaged or missing pool objects of the published snapshot were downloaded again ({} damaged)",
+                done.written, done.repaired
+            ));
+        }
+        return Ok((r, None));
+    }
     let snapshot = NewSnapshot {
         mirror_id: m.id.clone(),
         created_at: unix_now(),
@@ -242,6 +259,13 @@ async fn mirror_snapshot(
         entries: done.entries,
     };
     Ok((r, Some(snapshot)))
+}
+
+/// Whether new entries are exactly the published snapshot's (same paths, same content).
+fn same_files(entries: &[NewEntry], published: &[PublishedFile]) -> bool {
+    let new: BTreeMap<&str, Sha256> = entries.iter().map(|e| (e.path.as_str(), e.sha256)).collect();
+    let old: BTreeMap<&str, Sha256> = published.iter().map(|p| (p.path.as_str(), p.sha256)).collect();
+    new == old
 }
 
 /// Publishes every snapshot this run recorded in one transaction, refusing path conflicts.

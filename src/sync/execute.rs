@@ -32,14 +32,22 @@ pub struct Executed {
     pub fetched_bytes: u64,
     pub reused_files: u64,
     pub reused_bytes: u64,
+    /// Reused objects that `verify` found damaged and replaced.
     pub repaired: u64,
+    /// Objects the pool did not hold intact before this run (downloads, new writes, repairs).
+    pub written: u64,
     pub warnings: Vec<String>,
 }
 
 /// How one unique object was obtained.
 enum Got {
     Reused,
-    Fetched { last_modified: Option<i64>, repaired: bool },
+    /// `wrote`: the pool did not hold it intact before; `repaired`: it held a damaged copy.
+    Fetched {
+        last_modified: Option<i64>,
+        wrote: bool,
+        repaired: bool,
+    },
 }
 
 pub async fn execute(ctx: &ExecCtx<'_>, plan: MirrorPlan) -> Result<Executed, MirrorError> {
@@ -66,9 +74,10 @@ pub async fn execute(ctx: &ExecCtx<'_>, plan: MirrorPlan) -> Result<Executed, Mi
                 out.reused_files += 1;
                 out.reused_bytes += f.size;
             }
-            Ok(Got::Fetched { repaired, .. }) => {
+            Ok(Got::Fetched { wrote, repaired, .. }) => {
                 out.fetched_files += 1;
                 out.fetched_bytes += f.size;
+                out.written += u64::from(*wrote);
                 out.repaired += u64::from(*repaired);
             }
             Err(e) if f.optional && (e.is_not_found() || f.kind == EntryKind::Package) => {
@@ -105,13 +114,7 @@ async fn obtain(ctx: &ExecCtx<'_>, f: &PlannedFile) -> Result<Got, FetchError> {
     let res = match &f.source {
         Source::Reuse if ctx.verify => verify_or_repair(ctx, f).await,
         Source::Reuse => Ok(Got::Reused),
-        Source::Write(bytes) => {
-            let url = ctx.base.join(&f.path).unwrap_or_else(|_| ctx.base.clone());
-            ctx.pool
-                .put_bytes(bytes, &f.sha256)
-                .map(|()| Got::Fetched { last_modified: f.mtime, repaired: false })
-                .map_err(|source| FetchError::Pool { url: url.to_string(), source: Box::new(source) })
-        }
+        Source::Write(bytes) => write_bytes(ctx, f, bytes).await,
         Source::Download { url, fallback } => download(ctx, f, url, fallback.as_ref()).await,
     };
     ctx.progress.advance(f.size);
@@ -128,29 +131,50 @@ async fn download(ctx: &ExecCtx<'_>, f: &PlannedFile, url: &Url, fallback: Optio
         }
         other => other?,
     };
-    Ok(Got::Fetched { last_modified: stored.last_modified, repaired: false })
+    Ok(Got::Fetched { last_modified: stored.last_modified, wrote: true, repaired: false })
 }
 
-/// `verify`: re-hash a reused object; remove and re-download it when damaged or missing.
-async fn verify_or_repair(ctx: &ExecCtx<'_>, f: &PlannedFile) -> Result<Got, FetchError> {
+/// Writes verified in-memory bytes (Release files, indices fetched for planning). The pool keeps
+/// an object it already has — unless `verify` finds that copy damaged: then it is replaced
+/// (rename over it, so readers never see the object missing).
+async fn write_bytes(ctx: &ExecCtx<'_>, f: &PlannedFile, bytes: &[u8]) -> Result<Got, FetchError> {
+    let url = ctx.base.join(&f.path).unwrap_or_else(|_| ctx.base.clone());
+    let pool_err = |source| FetchError::Pool { url: url.to_string(), source: Box::new(source) };
+    let present = ctx.pool.contains(&f.sha256);
+    let damaged = present && ctx.verify && !intact(ctx, f).await?;
+    if damaged {
+        tracing::warn!(path = %f.path, sha256 = %f.sha256, "damaged pool object, writing it again");
+        let mut staging = ctx.pool.stage(Some(f.size)).map_err(pool_err)?;
+        staging.write_all(bytes).map_err(pool_err)?;
+        staging.commit(f.size, &f.sha256).map_err(pool_err)?;
+    } else {
+        ctx.pool.put_bytes(bytes, &f.sha256).map_err(pool_err)?;
+    }
+    Ok(Got::Fetched { last_modified: f.mtime, wrote: damaged || !present, repaired: damaged })
+}
+
+/// Whether the pool's copy of a planned file hashes to its digest and size (off the async threads).
+async fn intact(ctx: &ExecCtx<'_>, f: &PlannedFile) -> Result<bool, FetchError> {
     let url = ctx.base.join(&f.path).unwrap_or_else(|_| ctx.base.clone());
     let pool = ctx.pool.clone();
     let sha = f.sha256;
     let check = tokio::task::spawn_blocking(move || pool.rehash(&sha)).await;
     let check = check.map_err(|e| FetchError::Transport { url: url.to_string(), message: e.to_string() })?;
-    match check.map_err(|source| FetchError::Pool { url: url.to_string(), source: Box::new(source) })? {
-        Some((actual, size)) if actual == f.sha256 && size == f.size => return Ok(Got::Reused),
-        Some((actual, _)) => {
-            tracing::warn!(path = %f.path, expected = %f.sha256, %actual, "damaged pool object, re-downloading");
-            ctx.pool
-                .remove(&f.sha256)
-                .map_err(|source| FetchError::Pool { url: url.to_string(), source: Box::new(source) })?;
-        }
-        None => tracing::warn!(path = %f.path, sha256 = %f.sha256, "pool object missing, re-downloading"),
+    let check = check.map_err(|source| FetchError::Pool { url: url.to_string(), source: Box::new(source) })?;
+    Ok(check == Some((f.sha256, f.size)))
+}
+
+/// `verify`: re-hash a reused object; download it again when damaged or missing. A damaged copy
+/// stays in place until the good one is renamed over it: readers (the mount) never find the
+/// object missing, and if the download fails the pool is no worse than before.
+async fn verify_or_repair(ctx: &ExecCtx<'_>, f: &PlannedFile) -> Result<Got, FetchError> {
+    let url = ctx.base.join(&f.path).unwrap_or_else(|_| ctx.base.clone());
+    if intact(ctx, f).await? {
+        return Ok(Got::Reused);
     }
-    let got = download(ctx, f, &url, None).await?;
-    match got {
-        Got::Fetched { last_modified, .. } => Ok(Got::Fetched { last_modified, repaired: true }),
+    tracing::warn!(path = %f.path, sha256 = %f.sha256, "pool object damaged or missing, downloading it again");
+    match download(ctx, f, &url, None).await? {
+        Got::Fetched { last_modified, .. } => Ok(Got::Fetched { last_modified, wrote: true, repaired: true }),
         Got::Reused => Ok(Got::Reused),
     }
 }

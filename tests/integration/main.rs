@@ -1,6 +1,7 @@
 //! The integration test binary: one binary, one module per area (see STYLE.md).
 
 mod harness;
+mod lifecycle;
 mod ops;
 mod support;
 mod support_selftest;
