@@ -34,7 +34,7 @@ WRK_SECONDS=${BENCH_WRK_SECONDS:-10}
 # dd runs are cheap (a second each) and cold reads are the noisiest figure: take more of them.
 DD_REPEAT=${BENCH_DD_REPEAT:-5}
 # Also run nginx with a variant of the shipped block (see whatif_block); 0 skips it.
-WHATIF=${BENCH_WHATIF:-1}
+WHATIF=${BENCH_WHATIF:-0}
 PUBLISHES=${BENCH_PUBLISHES:-10}
 # wrk: one thread per core, enough connections to keep both nginx workers busy.
 WRK_THREADS=2
@@ -128,7 +128,8 @@ whatif_block() { # PORT ROOT
         /^[ \t]*location ~ \/dists\/ \{/ { print "    location ~ \\.u?deb$ {\n    }\n" }
         { print }'
 }
-NOFILE_SHIPPED=4096
+# As the shipped config's header asks.
+NOFILE_SHIPPED=16384
 # 12000 cached fds + 2 per connection (768) + logs and listeners.
 NOFILE_WHATIF=16384
 

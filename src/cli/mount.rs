@@ -18,8 +18,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// How often the daemon checks the catalog's generation. A publish becomes visible to new opens
-/// within this time (+ the tree build); the query is a single-row read, so 50 ms costs nothing.
-const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// within this time (+ the tree build); the query is a single-row read, so 20 ms costs nothing
+/// and keeps publish → visible well under 100 ms on a mirror-sized view.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -42,17 +43,13 @@ pub fn run(config: &Config, mountpoint: &Path, allow_other: bool, foreground: bo
 fn serve(config: &Config, mountpoint: &Path, allow_other: bool, mut ready: Option<OwnedFd>) -> anyhow::Result<()> {
     let store = &config.store.dir;
     let res = (|| {
-        // Creates the catalog if no sync ran yet, so the mount can come up first at boot.
+        // Creates the store and catalog if no sync ran yet, so the mount can come up first at boot.
+        let pool_dir = crate::pool::Pool::open(store, config.store.fsync)?.objects_dir();
         drop(Catalog::open(store)?);
         let catalog = Catalog::open_readonly(store)?;
         let (view, generation) = build(config, &catalog)?;
-        let mounted = fuse::mount(
-            mountpoint,
-            view,
-            crate::pool::Pool::open(store, config.store.fsync)?.objects_dir(),
-            MountOptions { allow_other },
-        )
-        .with_context(|| format!("mounting {}", mountpoint.display()))?;
+        let mounted = fuse::mount(mountpoint, view, pool_dir, MountOptions { allow_other })
+            .with_context(|| format!("mounting {}", mountpoint.display()))?;
         anyhow::Ok((catalog, mounted, generation))
     })();
     let (catalog, mounted, mut generation) = match res {
@@ -107,7 +104,13 @@ fn build(config: &Config, catalog: &Catalog) -> anyhow::Result<(View, u64)> {
     src.aliases = aliases(config);
     src.inline_files.push(super::ops::status_inline(config, catalog));
     let view = View::build(&src)?;
-    Ok((view, src.generation))
+    let generation = src.generation;
+    drop(src);
+    // The catalog rows were far bigger than the compact view built from them; give the freed
+    // heap back to the system (glibc keeps it otherwise: ~80 bytes per entry at 1M entries).
+    // SAFETY: malloc_trim only releases free heap pages.
+    unsafe { libc::malloc_trim(0) };
+    Ok((view, generation))
 }
 
 fn install_signal_handlers() {

@@ -320,6 +320,22 @@ impl Filesystem for MirrorFs {
         }
     }
 
+    /// Terminal checks (`isatty` on open, as Python and others do) are not for us: ENOTTY
+    /// quietly, instead of fuser's default warning log line per call.
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        reply.error(Errno::ENOTTY);
+    }
+
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         let view = self.views.current();
         let blocks = view.object_bytes().div_ceil(u64::from(BLOCK_SIZE));
