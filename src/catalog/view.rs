@@ -49,7 +49,8 @@ pub(super) fn load(conn: &Connection, now: i64, grace_secs: i64) -> rusqlite::Re
         let Some(&si) = by_snap.get(&r.get::<_, i64>(0)?) else { continue };
         let snap = &mut snaps[si];
         let path: String = r.get(1)?;
-        let object = index_of[&r.get::<_, i64>(2)?];
+        let object_id: i64 = r.get(2)?;
+        let object = index_of.get(object_id).ok_or(rusqlite::Error::IntegralValueOutOfRange(2, object_id))?;
         let kind = EntryKindCode::decode(r.get(3)?);
         let meta = &objects[object as usize];
         let mut by_hash = Vec::new();
@@ -102,28 +103,40 @@ fn load_snapshots(conn: &Connection, now: i64, grace_secs: i64) -> rusqlite::Res
     rows.collect()
 }
 
-/// Objects referenced by any snapshot, and catalog id → index in the returned vector.
-fn load_objects(conn: &Connection) -> rusqlite::Result<(Vec<ObjectMeta>, HashMap<i64, u32>)> {
+/// Index of an object in [`ViewSource::objects`] by catalog id: ids are AUTOINCREMENT and dense
+/// enough that a vector beats a hash map (one probe, no hashing, 4 bytes per id).
+struct ObjectIndex(Vec<u32>);
+
+impl ObjectIndex {
+    const NONE: u32 = u32::MAX;
+
+    fn get(&self, id: i64) -> Option<u32> {
+        usize::try_from(id).ok().and_then(|i| self.0.get(i)).copied().filter(|&v| v != Self::NONE)
+    }
+}
+
+/// Objects referenced by any snapshot (an indexed EXISTS per object: no sort of all entries).
+fn load_objects(conn: &Connection) -> rusqlite::Result<(Vec<ObjectMeta>, ObjectIndex)> {
     let mut stmt = conn.prepare(
-        "SELECT id, sha256, size, mtime FROM objects WHERE id IN (SELECT DISTINCT object_id FROM entries) ORDER BY id",
+        "SELECT id, sha256, size, mtime FROM objects o
+         WHERE EXISTS (SELECT 1 FROM entries e WHERE e.object_id = o.id) ORDER BY id",
     )?;
     let mut objects = Vec::new();
-    let mut index = HashMap::new();
+    let mut index = Vec::new();
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         let id: i64 = r.get(0)?;
-        let sha: Vec<u8> = r.get(1)?;
+        let sha = r.get_ref(1)?.as_blob()?;
         let sha = <[u8; 32]>::try_from(sha)
             .map_err(|_| rusqlite::Error::InvalidColumnType(1, "sha256".into(), rusqlite::types::Type::Blob))?;
-        index.insert(id, objects.len() as u32);
-        objects.push(ObjectMeta {
-            id: id as u64,
-            sha256: Sha256(sha),
-            size: r.get::<_, i64>(2)? as u64,
-            mtime: r.get(3)?,
-        });
+        let slot = usize::try_from(id).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(0, id))?;
+        if index.len() <= slot {
+            index.resize(slot + 1, ObjectIndex::NONE);
+        }
+        index[slot] = objects.len() as u32;
+        objects.push(ObjectMeta { id: id as u64, sha256: Sha256(sha), size: r.get::<_, i64>(2)? as u64, mtime: r.get(3)? });
     }
-    Ok((objects, index))
+    Ok((objects, ObjectIndex(index)))
 }
 
 type HashKey = (i64, String);
