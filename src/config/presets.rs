@@ -243,7 +243,8 @@ pub fn add(text: &str, preset: &Preset, opts: &AddOptions) -> Result<(String, Ad
         .map_err(|e: super::RepositoryError| PresetError::Conflict(format!("--url {url}: {e}")))?;
     let mirrors = mirror_tables(&mut doc)?;
     if let Some(done) = extend_existing(mirrors, &wanted, preset.component)? {
-        let out = if matches!(done, Added::Present { .. }) { text.to_owned() } else { doc.to_string() };
+        let out =
+            if matches!(done, Added::Present { .. }) { text.to_owned() } else { with_final_newline(doc.to_string()) };
         return Ok((out, done));
     }
     let id = opts.id.clone().unwrap_or_else(|| preset.default_id());
@@ -262,7 +263,16 @@ pub fn add(text: &str, preset: &Preset, opts: &AddOptions) -> Result<(String, Ad
     }
     table.decor_mut().set_prefix(format!("\n# {} (added by `pmirror-fs config add`)\n", preset.spec()));
     mirrors.push(table);
-    Ok((doc.to_string(), Added::NewMirror { id }))
+    Ok((with_final_newline(doc.to_string()), Added::NewMirror { id }))
+}
+
+/// toml_edit keeps a file's trailing comments after an appended table but may drop the newline
+/// that ended them.
+fn with_final_newline(mut text: String) -> String {
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text
 }
 
 /// `deb URL SUITE COMPONENT…` as an operator writes it (no trailing slash on the URL).
@@ -416,6 +426,8 @@ mod tests {
         let (text, added) = add(start, &preset("pve:bookworm:no-subscription"), &opts).expect("add");
         assert_eq!(added, Added::NewMirror { id: "pve_bookworm".into() });
         assert!(text.starts_with(start), "the existing text changed:\n{text}");
+        let (commented, _) = add("[sync]\n# trailing comment", &preset("pbs:bookworm"), &opts).expect("add");
+        assert!(commented.ends_with('\n') && commented.contains("# trailing comment"), "{commented:?}");
         let (text, added) = add(&text, &preset("pve:bookworm:test"), &opts).expect("extend");
         assert_eq!(added, Added::Extended { id: "pve_bookworm".into() });
         assert!(
