@@ -187,7 +187,8 @@ impl Fetcher {
             Err(_) => false,
         };
         drop(tx);
-        let written = writer.await.map_err(|e| FetchError::Transport { url: url.to_string(), message: e.to_string() })?;
+        let written =
+            writer.await.map_err(|e| FetchError::Transport { url: url.to_string(), message: e.to_string() })?;
         received?;
         match (written, finished) {
             (Ok((sha256, size)), true) => Ok(Stored { sha256, size, last_modified }),

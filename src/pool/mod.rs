@@ -242,9 +242,7 @@ impl Drop for Staging {
 fn start_writeback(file: &File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;
     // SAFETY: sync_file_range on an fd we own; it only schedules I/O.
-    let rc = unsafe {
-        libc::sync_file_range(file.as_raw_fd(), offset as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE)
-    };
+    let rc = unsafe { libc::sync_file_range(file.as_raw_fd(), offset as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE) };
     if rc != 0 {
         tracing::debug!(error = %io::Error::last_os_error(), "sync_file_range failed");
     }

@@ -6,6 +6,6 @@ mod ops;
 mod support;
 mod support_selftest;
 mod sync;
-mod view;
 mod tree_fixture;
 mod trees;
+mod view;
