@@ -134,7 +134,12 @@ fn load_objects(conn: &Connection) -> rusqlite::Result<(Vec<ObjectMeta>, ObjectI
             index.resize(slot + 1, ObjectIndex::NONE);
         }
         index[slot] = objects.len() as u32;
-        objects.push(ObjectMeta { id: id as u64, sha256: Sha256(sha), size: r.get::<_, i64>(2)? as u64, mtime: r.get(3)? });
+        objects.push(ObjectMeta {
+            id: id as u64,
+            sha256: Sha256(sha),
+            size: r.get::<_, i64>(2)? as u64,
+            mtime: r.get(3)?,
+        });
     }
     Ok((objects, ObjectIndex(index)))
 }
