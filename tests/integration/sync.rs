@@ -343,3 +343,26 @@ fn skip_filters_and_ignore_errors() {
     assert!(!files.keys().any(|p| p.contains("pve-firmware")), "skip-packages ignored");
     assert!(!files.keys().any(|p| victim.ends_with(p.as_str())), "a failed package was recorded");
 }
+
+#[test]
+fn pdiff_index_and_patches_are_mirrored() {
+    use std::io::Write;
+    let mut up = debian(0);
+    let dir = "debian/dists/bookworm/main/binary-amd64/Packages.diff";
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(b"1,2d\nw\n").unwrap();
+    let patch = gz.finish().unwrap();
+    let name = "T-2024-01-01-0000.00-F-2023-12-31-0000.00.gz";
+    let index = format!("SHA256-Download:\n {} {} {name}\n", Sha256::of(&patch), patch.len());
+    let mtime = up.get("debian/dists/bookworm/InRelease").unwrap().mtime;
+    up.put(&format!("{dir}/Index"), index.into_bytes(), mtime);
+    up.resign(signing_key()).unwrap();
+    // After signing: the Release lists the Index only, so the patch is found through the Index.
+    up.put(&format!("{dir}/{name}"), patch.clone(), mtime);
+    let env = Env::new(up, &[&DEBIAN]);
+    env.sync_ok(&[]);
+    let files = env.published_files(DEBIAN.id);
+    let rel = "dists/bookworm/main/binary-amd64/Packages.diff";
+    assert!(files.contains_key(&format!("{rel}/Index")), "pdiff Index not mirrored");
+    assert_eq!(files.get(&format!("{rel}/{name}")), Some(&patch), "pdiff patch not mirrored");
+}
