@@ -116,6 +116,15 @@ impl Catalog {
             .map_err(self.err())
     }
 
+    /// Changes whenever a mirror's run starts or ends (the mount's status.json follows it).
+    pub fn status_stamp(&self) -> Result<(i64, i64), CatalogError> {
+        self.conn
+            .query_row("SELECT COALESCE(MAX(last_started), 0), COALESCE(MAX(last_ended), 0) FROM mirrors", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(self.err())
+    }
+
     /// Registers a mirror/tree (or updates its view root and upstream after a config change).
     pub fn upsert_mirror(&self, id: &str, kind: &str, view: &str, upstream: &str) -> Result<(), CatalogError> {
         self.conn

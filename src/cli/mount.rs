@@ -68,19 +68,22 @@ fn serve(config: &Config, mountpoint: &Path, allow_other: bool, mut ready: Optio
     }
     let grace = config.sync.grace.as_secs() as i64;
     let mut next_expiry = catalog.next_grace_expiry(unix_now(), grace)?;
+    let mut status = catalog.status_stamp()?;
     while !STOP.load(Ordering::SeqCst) {
         std::thread::sleep(POLL_INTERVAL);
-        let g = match catalog.generation() {
-            Ok(g) => g,
+        let (g, s) = match catalog.generation().and_then(|g| Ok((g, catalog.status_stamp()?))) {
+            Ok(v) => v,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the catalog generation failed; keeping the current view");
                 continue;
             }
         };
         let expired = next_expiry.is_some_and(|t| unix_now() >= t);
-        if g == generation && !expired {
+        // A run that started or ended changes status.json even when nothing was published.
+        if g == generation && s == status && !expired {
             continue;
         }
+        status = s;
         match build(config, &catalog) {
             Ok((view, g)) => {
                 mounted.switch(view);

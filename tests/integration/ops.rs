@@ -144,6 +144,11 @@ fn status_json_matches_its_schema_after_success_and_failure_and_in_the_mount() {
     let doc = served(&mnt);
     assert_ne!(checked(&doc, PVE.id)["snapshot"].as_str(), Some(snapshot.as_str()));
     assert_eq!(checked(&doc, PBS_CLIENT.id)["status"], "success");
+    // A sync that finds upstream unchanged publishes nothing, yet status.json follows it.
+    let ended = checked(&doc, PVE.id)["last_ended_ts"].as_i64().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert!(env.sync_ok(&[]).contains("unchanged"));
+    wait_for(|| checked(&served(&mnt), PVE.id)["last_ended_ts"].as_i64().unwrap() > ended);
 }
 
 /// An env whose config writes the Prometheus textfile to `<env>/metrics/pmirror_fs.prom`.
