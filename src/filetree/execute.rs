@@ -24,7 +24,7 @@ use crate::catalog::NewEntry;
 use crate::digest::Sha256;
 use crate::fetch::{Expect, FetchError, Stored};
 use crate::pool::{Pool, PoolError};
-use crate::sync::MirrorError;
+use crate::sync::{Executed, MirrorError};
 use crate::tree::source::EntryKind;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use sha2::Digest as _;
@@ -32,17 +32,6 @@ use std::io::Read;
 
 /// Read size when re-hashing a pool object: large sequential reads, bounded memory.
 const HASH_BUFFER: usize = 1 << 20;
-
-#[derive(Debug, Default)]
-pub struct Executed {
-    pub entries: Vec<NewEntry>,
-    pub fetched_files: u64,
-    pub fetched_bytes: u64,
-    pub reused_files: u64,
-    pub reused_bytes: u64,
-    /// Reused objects that `--verify` found damaged and downloaded again.
-    pub repaired: u64,
-}
 
 /// How one file was obtained.
 struct Got {

@@ -19,6 +19,7 @@ mod plan;
 mod report;
 
 pub use driver::{aliases, run, unix_now, view_check, Progress, SilentProgress, SyncRequest};
+pub use execute::Executed;
 pub use plan::{MirrorPlan, PlannedFile, Source};
 pub use report::{MirrorOutcome, MirrorReport, RunReport};
 
