@@ -68,10 +68,12 @@ fn dedup<'a>(
     dirs: &DirTable<'_>,
     origins: &Origins<'_>,
 ) -> Result<Vec<Item<'a>>, BuildError> {
-    let items = sort_items(items, dirs.recs.len());
-    let mut kept: Vec<Item<'a>> = Vec::with_capacity(items.len());
-    for item in items {
-        match kept.last() {
+    let mut items = sort_items(items, dirs.recs.len());
+    // Compact in place: `items[..kept]` holds the winners so far.
+    let mut kept: usize = 0;
+    for i in 0..items.len() {
+        let item = items[i];
+        match kept.checked_sub(1).map(|k| items[k]) {
             Some(first) if first.dir == item.dir && first.name == item.name => {
                 let both_exclusive = first.rank == Rank::Exclusive && item.rank == Rank::Exclusive;
                 if both_exclusive && !same_content(source, first.payload, item.payload) {
@@ -82,11 +84,15 @@ fn dedup<'a>(
                     });
                 }
             }
-            _ => kept.push(item),
+            _ => {
+                items[kept] = item;
+                kept += 1;
+            }
         }
     }
-    kept.shrink_to_fit();
-    Ok(kept)
+    items.truncate(kept);
+    items.shrink_to_fit();
+    Ok(items)
 }
 
 /// Group by directory with a counting sort (linear, and no name comparisons across
@@ -229,15 +235,11 @@ impl Out<'_> {
 impl<'a> Layout<'_, 'a> {
     fn run(&self) -> Result<(Vec<Node>, String, Vec<PendingAlias>), BuildError> {
         let recs = &self.dirs.recs;
-        let mut subdirs: Vec<u32> = (1..recs.len() as u32).collect();
-        subdirs.sort_unstable_by(|&a, &b| {
-            let (ra, rb) = (&recs[a as usize], &recs[b as usize]);
-            (ra.parent, ra.name.as_bytes()).cmp(&(rb.parent, rb.name.as_bytes()))
-        });
-        let sub_groups = Groups::of(recs.len(), subdirs.iter().map(|&d| recs[d as usize].parent));
+        let (subdirs, sub_groups) = self.subdirs_by_parent();
         let file_groups = Groups::of(recs.len(), self.items.iter().map(|i| i.dir));
-        let names =
-            Names { buf: String::new(), dirs: FxHashMap::default(), by_object: vec![NO_NAME; self.remap.len()] };
+        let mut dir_names = FxHashMap::default();
+        dir_names.reserve(recs.len());
+        let names = Names { buf: String::new(), dirs: dir_names, by_object: vec![NO_NAME; self.remap.len()] };
         let root = Node { mtime: 0, name_off: 0, parent: 0, a: 0, b: 0, c: 0, name_len: 0, kind: Kind::Dir };
         let mut nodes = Vec::with_capacity(recs.len() + self.items.len());
         nodes.push(root);
@@ -250,7 +252,28 @@ impl<'a> Layout<'_, 'a> {
             parent.a = first;
             parent.b = count;
         }
-        Ok((out.nodes, out.names.buf, out.pending))
+        let mut names = out.names.buf;
+        names.shrink_to_fit();
+        Ok((out.nodes, names, out.pending))
+    }
+
+    /// Every directory but the root, grouped by parent (a counting sort: linear, and cache-friendly
+    /// where a comparison sort of the whole table was not), each group sorted by name.
+    fn subdirs_by_parent(&self) -> (Vec<u32>, Groups) {
+        let recs = &self.dirs.recs;
+        let groups = Groups::of(recs.len(), recs.iter().skip(1).map(|r| r.parent));
+        let mut next = groups.start.clone();
+        let mut subdirs = vec![0u32; recs.len().saturating_sub(1)];
+        for (d, rec) in recs.iter().enumerate().skip(1) {
+            let slot = &mut next[rec.parent as usize];
+            subdirs[*slot as usize] = d as u32;
+            *slot += 1;
+        }
+        for dir in 0..recs.len() as u32 {
+            subdirs[groups.range(dir)]
+                .sort_unstable_by(|&a, &b| recs[a as usize].name.as_bytes().cmp(recs[b as usize].name.as_bytes()));
+        }
+        (subdirs, groups)
     }
 
     /// Emit the children of `dir` (node `node`) in name order: subdirectories and files merged.

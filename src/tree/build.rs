@@ -2,6 +2,8 @@
 //! file and alias, producing flat file items keyed by an interned directory table. Names borrow
 //! from the [`ViewSource`]; nothing is copied per entry but a fixed-size item.
 
+use std::collections::hash_map::Entry;
+
 use super::fxhash::FxHashMap;
 use super::source::{EntryKind, FileEntry, Role, SnapshotFiles, ViewSource};
 use super::BuildError;
@@ -65,13 +67,16 @@ impl<'a> DirTable<'a> {
     }
 
     fn child(&mut self, parent: u32, name: &'a str) -> Result<u32, BuildError> {
-        if let Some(&id) = self.index.get(&(parent, name)) {
-            return Ok(id);
+        // One hash and probe for a lookup-or-insert (most calls create a directory).
+        match self.index.entry((parent, name)) {
+            Entry::Occupied(found) => Ok(*found.get()),
+            Entry::Vacant(slot) => {
+                let id = u32::try_from(self.recs.len()).map_err(|_| BuildError::TooLarge { what: "directories" })?;
+                self.recs.push(DirRec { parent, name, exclusive: NO_ORIGIN, any: NO_ORIGIN, alias: None });
+                slot.insert(id);
+                Ok(id)
+            }
         }
-        let id = u32::try_from(self.recs.len()).map_err(|_| BuildError::TooLarge { what: "directories" })?;
-        self.recs.push(DirRec { parent, name, exclusive: NO_ORIGIN, any: NO_ORIGIN, alias: None });
-        self.index.insert((parent, name), id);
-        Ok(id)
     }
 
     /// Intern every component of `rel` below `base`. `Err(reason)` for an invalid component.
@@ -186,10 +191,41 @@ struct Collector<'a> {
     origins: Origins<'a>,
     dirs: DirTable<'a>,
     items: Vec<Item<'a>>,
-    /// Whole relative directory paths already interned: one hash per placement instead of one
-    /// per component.
-    rel_dirs: FxHashMap<(u32, &'a str), u32>,
+    /// The last directory placed into below each recently used base (see [`Cursor`]).
+    cursors: Vec<Cursor<'a>>,
+    /// The cursor [`Collector::cursor`] replaces next when all are taken.
+    victim: usize,
     max_mtime: i64,
+}
+
+/// Cursors kept: one per base a snapshot places into at once (its frozen copy, its live root,
+/// an inline or by-hash base) with room to spare.
+const CURSORS: usize = 8;
+
+/// The directory path last interned below `base`, with the id of each of its leading
+/// components. Entries come mostly sorted by path, so the next path shares all or most leading
+/// directories with the last one and is resolved by comparing bytes, not hashing.
+struct Cursor<'a> {
+    base: u32,
+    rel: &'a str,
+    /// (end offset in `rel` of component k, its directory id), for the first components of `rel`.
+    steps: Vec<(usize, u32)>,
+}
+
+impl<'a> Cursor<'a> {
+    /// Keep the steps that are also leading components of `rel`; return where the rest starts.
+    fn rewind(&mut self, rel: &'a str) -> usize {
+        let common = self.rel.bytes().zip(rel.bytes()).take_while(|(a, b)| a == b).count();
+        let shared = |&(end, _): &(usize, u32)| end <= common && (end == rel.len() || rel.as_bytes()[end] == b'/');
+        let keep = self.steps.iter().take_while(|s| shared(s)).count();
+        self.steps.truncate(keep);
+        self.rel = rel;
+        self.steps.last().map_or(0, |&(end, _)| end + 1)
+    }
+
+    fn dir(&self) -> u32 {
+        self.steps.last().map_or(self.base, |&(_, id)| id)
+    }
 }
 
 /// Place every file of `source` (aliases are handled after sorting, see `alias.rs`).
@@ -199,10 +235,14 @@ pub(super) fn collect(source: &ViewSource) -> Result<Collected<'_>, BuildError> 
         origins: Origins::new(source),
         dirs: DirTable::new(),
         items: Vec::new(),
-        rel_dirs: FxHashMap::default(),
+        cursors: Vec::with_capacity(CURSORS),
+        victim: 0,
         max_mtime: 0,
     };
     c.items.reserve(source.snapshots.iter().map(|s| s.entries.len() * 2).sum());
+    let dirs: usize = source.snapshots.iter().map(dir_estimate).sum();
+    c.dirs.index.reserve(dirs);
+    c.dirs.recs.reserve(dirs);
     for s in snapshot_order(source) {
         c.add_snapshot(s)?;
     }
@@ -212,6 +252,18 @@ pub(super) fn collect(source: &ViewSource) -> Result<Collected<'_>, BuildError> 
         c.place(ROOT_DIR, path, payload, 0, Rank::Exclusive, origin, path)?;
     }
     Ok(Collected { dirs: c.dirs, items: c.items, max_mtime: c.max_mtime })
+}
+
+/// About how many directories a snapshot adds: each change of directory between consecutive
+/// entries (at least one per distinct directory when sorted), once per tree it shows in. Sizing
+/// the directory index up front spares its rehashing.
+fn dir_estimate(snap: &SnapshotFiles) -> usize {
+    let copies = if snap.role == Role::Retained { 1 } else { 2 };
+    fn dir(e: &FileEntry) -> Option<&str> {
+        split_path(&e.path).0
+    }
+    let changes = snap.entries.windows(2).filter(|w| dir(&w[0]) != dir(&w[1])).count();
+    (changes + 1) * copies
 }
 
 /// Published first, then grace newest name first (so the newest grace package wins), then the rest.
@@ -332,19 +384,71 @@ impl<'a> Collector<'a> {
         }
     }
 
-    /// Intern directory `rel` below `base`, through the whole-path cache.
+    /// Intern directory `rel` below `base`, through the cursor of `base`: only the components
+    /// that differ from the last path placed below `base` are looked up.
     fn base(&mut self, base: u32, rel: &'a str, origin: u32, shown: &str) -> Result<u32, BuildError> {
-        if let Some(&id) = self.rel_dirs.get(&(base, rel)) {
-            return Ok(id);
+        let slot = self.cursor(base);
+        let cursor = &mut self.cursors[slot];
+        if cursor.rel == rel {
+            return Ok(cursor.dir());
         }
-        let id = self.dirs.intern_path(base, rel)?.map_err(|reason| self.invalid(shown, origin, reason))?;
-        self.rel_dirs.insert((base, rel), id);
-        Ok(id)
+        let start = cursor.rewind(rel);
+        let extended = extend(&mut self.dirs, cursor, start);
+        if !matches!(extended, Ok(Ok(_))) {
+            // The cursor holds only a prefix of `rel` now: forget it.
+            cursor.rel = "";
+            cursor.steps.clear();
+        }
+        extended?.map_err(|reason| self.invalid(shown, origin, reason))
+    }
+
+    /// The slot of the cursor of `base`, taking over the oldest when all are in use.
+    fn cursor(&mut self, base: u32) -> usize {
+        if let Some(slot) = self.cursors.iter().position(|c| c.base == base) {
+            return slot;
+        }
+        let fresh = Cursor { base, rel: "", steps: Vec::new() };
+        if self.cursors.len() < CURSORS {
+            self.cursors.push(fresh);
+            return self.cursors.len() - 1;
+        }
+        let slot = self.victim;
+        self.victim = (slot + 1) % CURSORS;
+        self.cursors[slot] = fresh;
+        slot
     }
 
     fn invalid(&self, path: &str, origin: u32, reason: &'static str) -> BuildError {
         BuildError::InvalidPath { path: path.to_owned(), origin: self.origins.name(origin), reason }
     }
+}
+
+/// Intern the components of `cursor.rel` from byte `start` on, recording each as a step.
+/// `Ok(Err(reason))` for an invalid component (as [`DirTable::intern_path`]).
+fn extend<'a>(
+    dirs: &mut DirTable<'a>,
+    cursor: &mut Cursor<'a>,
+    start: usize,
+) -> Result<Result<u32, &'static str>, BuildError> {
+    let rel = cursor.rel;
+    if start > rel.len() {
+        return Ok(Ok(cursor.dir()));
+    }
+    // After a kept step `rel[start..]` follows a `/`, so even an empty rest is a component;
+    // only an empty `rel` has none.
+    let parts = rel[start..].split('/').filter(|_| !rel.is_empty());
+    let mut dir = cursor.dir();
+    let mut end = start;
+    for part in parts {
+        end += part.len();
+        if let Err(reason) = check_component(part) {
+            return Ok(Err(reason));
+        }
+        dir = dirs.child(dir, part)?;
+        cursor.steps.push((end, dir));
+        end += 1;
+    }
+    Ok(Ok(dir))
 }
 
 /// `(Some("a/b"), "c")` for `"a/b/c"`, `(None, "c")` for `"c"`, `(Some(""), "c")` for `"/c"`.

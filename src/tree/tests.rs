@@ -346,6 +346,40 @@ fn invalid_input_is_an_error_not_a_panic() {
     assert_eq!(View::build(&src).map(|_| ()), Err(BuildError::DuplicateObjectId { id: 10 }));
 }
 
+/// Directories are resolved against the previous entry's path: an invalid path right after a
+/// valid one sharing its leading directories is still refused.
+#[test]
+fn invalid_path_after_a_shared_prefix_is_an_error() {
+    let bad_paths = ["a/b/", "a/b//c", "a//c", "a/b/../c", "a/b/./c", "a/b/c/"];
+    for path in bad_paths {
+        let entries = vec![entry("a/b/c/x", 0, EntryKind::TreeFile), entry(path, 1, EntryKind::TreeFile)];
+        let src = source(vec![snap("m", "S1", "r", Role::Published, entries)]);
+        assert!(matches!(View::build(&src), Err(BuildError::InvalidPath { .. })), "{path:?}");
+    }
+}
+
+/// Entry order never changes the tree: shuffled entries give the same nodes as sorted ones.
+#[test]
+fn entry_order_does_not_change_the_tree() {
+    let paths = ["a/b/c/x", "a/b/y", "a/z", "a/b/c/d/w", "q/r", "a/b/c/v", "a/b2/u", "a/b/c2/t"];
+    let build = |order: &[usize]| {
+        let entries = order.iter().map(|&i| entry(paths[i], (i % 6) as u32, EntryKind::TreeFile)).collect();
+        let view = View::build(&source(vec![snap("m", "S1", "r", Role::Published, entries)])).expect("build");
+        let mut all = Vec::new();
+        let mut stack = vec![view.root()];
+        while let Some(node) = stack.pop() {
+            all.push((node.path(), node.kind(), node.attr().size, node.child_count()));
+            stack.extend(node.children_from(0));
+        }
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    };
+    let sorted = build(&[0, 1, 2, 3, 4, 5, 6, 7]);
+    for order in [[7, 6, 5, 4, 3, 2, 1, 0], [3, 0, 6, 1, 7, 2, 5, 4], [4, 2, 0, 5, 1, 7, 3, 6]] {
+        assert_eq!(build(&order), sorted, "{order:?}");
+    }
+}
+
 #[test]
 fn empty_view_has_a_root() {
     let view = View::empty(9);
