@@ -22,4 +22,7 @@ command -v fusermount3 >/dev/null || { echo "FATAL: fusermount3 missing" >&2; ex
 # The .deb test packages the built binary with cargo-deb.
 command -v cargo-deb >/dev/null || cargo install --locked cargo-deb
 
+# The demo test runs the make-upstream example: `cargo test` builds examples only as test
+# harnesses, so build the real example binary first.
+cargo build --examples
 cargo test --all-targets "$@"

@@ -22,13 +22,14 @@ fn proxmox(generation: u32) -> Upstream {
     Upstream::proxmox(generation, signing_key()).expect("proxmox fixture")
 }
 
-/// `make-upstream`, built beside the test binaries by `cargo test --all-targets`.
+/// `make-upstream` as `cargo build --examples` leaves it (scripts/test.sh builds it first:
+/// `cargo test` only builds examples as test harnesses, under hashed names).
 fn make_upstream() -> PathBuf {
     let debug_dir = Path::new(BIN).parent().expect("target dir");
     let path = debug_dir.join("examples/make-upstream");
     assert!(
         path.exists(),
-        "{} missing: run the tests with `cargo test --all-targets` (scripts/test.sh)",
+        "{} missing: run `cargo build --examples` first (scripts/test.sh does)",
         path.display()
     );
     path
