@@ -27,11 +27,7 @@ fn proxmox(generation: u32) -> Upstream {
 fn make_upstream() -> PathBuf {
     let debug_dir = Path::new(BIN).parent().expect("target dir");
     let path = debug_dir.join("examples/make-upstream");
-    assert!(
-        path.exists(),
-        "{} missing: run `cargo build --examples` first (scripts/test.sh does)",
-        path.display()
-    );
+    assert!(path.exists(), "{} missing: run `cargo build --examples` first (scripts/test.sh does)", path.display());
     path
 }
 
