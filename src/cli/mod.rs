@@ -15,6 +15,16 @@ use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn one_line_does_not_repeat_causes() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let e = anyhow::Error::new(io).context("key file /x: No such file or directory").context("sync");
+        assert_eq!(super::one_line(&e), "sync: key file /x: No such file or directory");
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "pmirror-fs",
@@ -111,8 +121,20 @@ pub fn main() -> i32 {
 }
 
 /// `error: context: cause: cause` on one line (cron mails and journald lines stay readable).
+/// A cause whose text its parent already shows (thiserror's `{source}` in the message) is not
+/// repeated.
 fn one_line(e: &anyhow::Error) -> String {
-    e.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ")
+    let mut line = String::new();
+    for cause in e.chain().map(ToString::to_string) {
+        if line.contains(&cause) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&cause);
+    }
+    line
 }
 
 fn init_tracing() {
