@@ -26,3 +26,9 @@ command -v cargo-deb >/dev/null || cargo install --locked cargo-deb
 # harnesses, so build the real example binary first.
 cargo build --examples
 cargo test --all-targets "$@"
+
+# The README's `cargo install --path .` (debug profile here, reusing this build's artifacts).
+inst=$(mktemp -d)
+trap 'rm -rf "$inst"' EXIT
+CARGO_TARGET_DIR="$PWD/target" cargo install --path . --debug --locked --root "$inst" --quiet
+"$inst/bin/pmirror-fs" --version
