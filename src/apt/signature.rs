@@ -182,34 +182,29 @@ pub fn verify_detached_at(
     keyring: &Keyring,
     at: SystemTime,
 ) -> Result<VerifiedRelease, SignatureError> {
-    if signature.trim_ascii().is_empty() {
-        return Err(SignatureError::NotSigned("the detached signature is empty"));
-    }
-    let policy = StandardPolicy::new();
-    let mut outcome = None;
-    let helper = Helper { keyring, policy: &policy, at, outcome: &mut outcome };
-    let result = DetachedVerifierBuilder::from_bytes(signature)
-        .and_then(|b| b.with_policy(&policy, Some(at), helper))
-        .and_then(|mut v| v.verify_bytes(release));
-    let signer = finish(result, outcome)?;
+    let signer = detached_signer(release, signature, keyring, at)?;
     verified(release.to_vec(), signer)
 }
 
-/// Verify arbitrary signed data (a tree's `SHA256SUMS`, an aplinfo `.dat`) against a detached
-/// (binary or armored) signature now, with the same rules as a Release: a good signature by a
-/// keyring certificate whose key is valid when it signed and now. The data is not parsed.
-pub fn verify_detached_data(data: &[u8], signature: &[u8], keyring: &Keyring) -> Result<(), SignatureError> {
+/// The fingerprint of the keyring certificate whose detached signature over `data` is good at `at`.
+fn detached_signer(data: &[u8], signature: &[u8], keyring: &Keyring, at: SystemTime) -> Result<String, SignatureError> {
     if signature.trim_ascii().is_empty() {
         return Err(SignatureError::NotSigned("the detached signature is empty"));
     }
-    let at = SystemTime::now();
     let policy = StandardPolicy::new();
     let mut outcome = None;
     let helper = Helper { keyring, policy: &policy, at, outcome: &mut outcome };
     let result = DetachedVerifierBuilder::from_bytes(signature)
         .and_then(|b| b.with_policy(&policy, Some(at), helper))
         .and_then(|mut v| v.verify_bytes(data));
-    let signer = finish(result, outcome)?;
+    finish(result, outcome)
+}
+
+/// Verify arbitrary signed data (a tree's `SHA256SUMS`, an aplinfo `.dat`) against a detached
+/// (binary or armored) signature now, with the same rules as a Release: a good signature by a
+/// keyring certificate whose key is valid when it signed and now. The data is not parsed.
+pub fn verify_detached_data(data: &[u8], signature: &[u8], keyring: &Keyring) -> Result<(), SignatureError> {
+    let signer = detached_signer(data, signature, keyring, SystemTime::now())?;
     tracing::debug!(signer = %signer, bytes = data.len(), "detached signature verified");
     Ok(())
 }
