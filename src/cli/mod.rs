@@ -6,6 +6,7 @@ mod lifecycle;
 mod mount;
 mod ops;
 mod progress;
+mod sdnotify;
 mod snapshot;
 
 use crate::config::{self, Config};
