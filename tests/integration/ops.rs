@@ -4,6 +4,7 @@
 
 mod checks;
 mod import;
+mod install;
 mod pty;
 mod readme;
 
@@ -367,18 +368,7 @@ fn config_add_presets_and_the_guided_setup_on_a_terminal() {
 
 #[test]
 fn deb_package_holds_binary_units_docs_man_pages_and_completions() {
-    let cargo_deb = Command::new("cargo").args(["deb", "--version"]).output();
-    assert!(
-        cargo_deb.is_ok_and(|o| o.status.success()),
-        "cargo-deb missing: cargo install cargo-deb (scripts/test.sh does)"
-    );
-    let build = Command::new(Path::new(ROOT).join("scripts/build-deb.sh"))
-        .args(["--profile", "dev", "--no-build"])
-        .output()
-        .expect("run scripts/build-deb.sh");
-    assert!(build.status.success(), "build-deb.sh failed:\n{}\n{}", text(&build.stdout), text(&build.stderr));
-    let deb = text(&build.stdout).lines().rev().find(|l| l.ends_with(".deb")).map(PathBuf::from);
-    let deb = deb.unwrap_or_else(|| panic!("no .deb path in:\n{}", text(&build.stdout)));
+    let deb = install::deb().to_owned();
     let listing = text(&Command::new("dpkg-deb").arg("-c").arg(&deb).output().unwrap().stdout);
     let files: Vec<&str> = listing.lines().filter_map(|l| l.split_whitespace().last()).collect();
     for want in [
