@@ -32,6 +32,7 @@ use anyhow::{bail, Context, Result};
 use pmirror_fs::catalog::{Catalog, NewEntry, NewSnapshot, Retention};
 use pmirror_fs::digest::Sha256;
 use pmirror_fs::pool::Pool;
+use pmirror_fs::sync::ViewPublisher;
 use pmirror_fs::tree::source::EntryKind;
 use pmirror_fs::tree::View;
 use std::path::{Path, PathBuf};
@@ -221,7 +222,11 @@ fn main() -> Result<()> {
         let at = now - ROUND_SECS * (rounds - 1 - round) as i64;
         let (id, _) = catalog.record_snapshot(&big_snapshot(&pool, per_round, round, at)?)?;
         let picks = if round == 0 { vec![id, flip_a] } else { vec![id] };
-        generation = catalog.publish(&picks, at, RETENTION, |_| Ok(()))?.generation;
+        // Published as `pmirror-fs sync` publishes: with the view image the mount daemon maps.
+        let mut images = ViewPublisher::for_store(&args.store, false, Vec::new());
+        let result = catalog.publish(&picks, at, RETENTION, |src| images.prepare(src));
+        images.finish(result.is_ok());
+        generation = result?.generation;
     }
     tracing::info!(
         store = %args.store.display(),

@@ -190,7 +190,7 @@ fn main() -> Result<()> {
         eprintln!("snapshot {s}: {} objects so far, {:.1}s", objects.known.len(), started.elapsed().as_secs_f64());
     }
     let now = BASE_SECS + (a.snapshots as i64 + 1) * HOUR;
-    let out = catalog.publish(&[last], now, Retention { keep: a.keep, grace_secs: 0 }, |_| Ok(()))?;
+    let out = catalog.publish(&[last], now, Retention { keep: a.keep, grace_secs: 0 }, |_| Ok(None))?;
     for i in 0..a.orphans {
         let bytes = content(u64::MAX - i, 0, a.max_kib);
         objects.pool.put_bytes(&bytes, &Sha256::of(&bytes))?;

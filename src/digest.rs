@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 /// A SHA-256 digest. Pool objects, catalog rows and verified index entries are keyed by it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(transparent)]
 pub struct Sha256(pub [u8; 32]);
 
 impl Sha256 {

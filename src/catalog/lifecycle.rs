@@ -258,11 +258,11 @@ mod tests {
         let pkg = EntryKind::Package;
         let a = record(&mut cat, 10, &[("x.deb", "old", pkg), ("y.deb", "both", pkg)]);
         let b = record(&mut cat, 20, &[("y.deb", "both", pkg), ("again/y.deb", "both", pkg)]);
-        cat.publish(&[a], 30, KEEP1, |_| Ok(())).unwrap();
-        cat.publish(&[b], 40, KEEP1, |_| Ok(())).unwrap();
+        cat.publish(&[a], 30, KEEP1, |_| Ok(None)).unwrap();
+        cat.publish(&[b], 40, KEEP1, |_| Ok(None)).unwrap();
         // Superseded at 40, a is still inside a zero grace window at 40; at the next publish
         // (keep=1, no grace) it is pruned and "old" is no longer referenced.
-        cat.publish(&[b], 50, KEEP1, |_| Ok(())).unwrap();
+        cat.publish(&[b], 50, KEEP1, |_| Ok(None)).unwrap();
         let live: Vec<(Sha256, bool)> =
             cat.object_liveness().unwrap().into_iter().map(|(o, l)| (o.sha256, l)).collect();
         assert_eq!(live, [(Sha256::of(b"old"), false), (Sha256::of(b"both"), true)]);

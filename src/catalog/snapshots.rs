@@ -202,14 +202,16 @@ impl Catalog {
     }
 
     /// Publishes the given snapshots in one transaction: moves the published pointers, keeps
-    /// Release mtimes monotonic, applies retention, bumps the generation. `check` sees the view
-    /// the transaction would publish and can refuse it (path conflicts); then nothing changes.
+    /// Release mtimes monotonic, applies retention, bumps the generation. `prepare` sees the view
+    /// the transaction would publish and can refuse it (path conflicts), and then nothing
+    /// changes; otherwise it returns the nonce of the view image it wrote for the new generation
+    /// (or `None`), which commits with it.
     pub fn publish(
         &mut self,
         picks: &[i64],
         now: i64,
         retention: Retention,
-        check: impl FnOnce(&ViewSource) -> Result<(), String>,
+        prepare: impl FnOnce(&mut ViewSource) -> Result<Option<u64>, String>,
     ) -> Result<PublishOutcome, CatalogError> {
         let path = self.path.clone();
         let err = |source| CatalogError::Sql { path: path.clone(), source };
@@ -218,15 +220,21 @@ impl Catalog {
             move_pointer(&tx, snap, now).map_err(err)?;
         }
         let pruned = super::retention::apply(&tx, now, retention).map_err(err)?;
-        tx.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'", []).map_err(err)?;
-        let source = super::view::load(&tx, now, retention.grace_secs).map_err(err)?;
-        check(&source).map_err(CatalogError::Refused)?;
+        let generation = next_generation(&tx, now, retention.grace_secs, prepare).map_err(|e| e.at(&path))?;
         tx.commit().map_err(err)?;
-        Ok(PublishOutcome { generation: source.generation, pruned })
+        Ok(PublishOutcome { generation, pruned })
     }
 
-    /// Deletes a snapshot that is not published.
-    pub fn remove_snapshot(&mut self, mirror: &str, name: &str) -> Result<(), CatalogError> {
+    /// Deletes a snapshot that is not published; `prepare` as in [`Catalog::publish`] (the
+    /// snapshot leaves the view's `snapshots/` tree).
+    pub fn remove_snapshot(
+        &mut self,
+        mirror: &str,
+        name: &str,
+        now: i64,
+        grace_secs: i64,
+        prepare: impl FnOnce(&mut ViewSource) -> Result<Option<u64>, String>,
+    ) -> Result<u64, CatalogError> {
         let path = self.path.clone();
         let err = |source| CatalogError::Sql { path: path.clone(), source };
         let tx = self.conn.transaction().map_err(err)?;
@@ -246,8 +254,9 @@ impl Catalog {
             }
             Some((id, false)) => {
                 super::retention::delete_snapshot(&tx, id).map_err(err)?;
-                tx.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'", []).map_err(err)?;
-                tx.commit().map_err(err)
+                let generation = next_generation(&tx, now, grace_secs, prepare).map_err(|e| e.at(&path))?;
+                tx.commit().map_err(err)?;
+                Ok(generation)
             }
         }
     }
@@ -260,6 +269,49 @@ impl Catalog {
             .optional()
             .map_err(self.err())
     }
+}
+
+/// Why [`next_generation`] failed.
+enum NextError {
+    Sql(rusqlite::Error),
+    Refused(String),
+}
+
+impl From<rusqlite::Error> for NextError {
+    fn from(e: rusqlite::Error) -> Self {
+        NextError::Sql(e)
+    }
+}
+
+impl NextError {
+    fn at(self, path: &std::path::Path) -> CatalogError {
+        match self {
+            NextError::Sql(source) => CatalogError::Sql { path: path.to_owned(), source },
+            NextError::Refused(why) => CatalogError::Refused(why),
+        }
+    }
+}
+
+/// Bumps the generation inside `tx`, lets `prepare` check the view it now shows (and write its
+/// image), and records the image nonce (or its absence) with the generation.
+fn next_generation(
+    tx: &Transaction<'_>,
+    now: i64,
+    grace_secs: i64,
+    prepare: impl FnOnce(&mut ViewSource) -> Result<Option<u64>, String>,
+) -> Result<u64, NextError> {
+    tx.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'", [])?;
+    let mut source = super::view::load(tx, now, grace_secs)?;
+    let image = prepare(&mut source).map_err(NextError::Refused)?;
+    match image {
+        // Stored as the same 64 bits in SQLite's signed integer.
+        Some(nonce) => tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('view_image', ?1) ON CONFLICT (key) DO UPDATE SET value = ?1",
+            params![nonce as i64],
+        )?,
+        None => tx.execute("DELETE FROM meta WHERE key = 'view_image'", [])?,
+    };
+    Ok(source.generation)
 }
 
 /// Retention policy applied inside every publish.

@@ -52,7 +52,7 @@ fn record_publish_and_load() {
     let (id, name) = cat.record_snapshot(&snapshot("m", 1_000, "r1", &["a", "b"])).unwrap();
     assert_eq!(name, "1970-01-01T00:16:40Z");
     assert_eq!(cat.generation().unwrap(), 0);
-    let out = cat.publish(&[id], 1_000, KEEP2, |_| Ok(())).unwrap();
+    let out = cat.publish(&[id], 1_000, KEEP2, |_| Ok(None)).unwrap();
     assert_eq!(out.generation, 1);
     let v = cat.load_view(1_000, 100).unwrap();
     assert_eq!(v.snapshots.len(), 1);
@@ -80,17 +80,17 @@ fn retention_keeps_newest_published_and_grace() {
     let mut ids = Vec::new();
     for (i, t) in [1_000, 2_000, 3_000, 4_000].into_iter().enumerate() {
         let (id, _) = cat.record_snapshot(&snapshot("m", t, &format!("r{i}"), &["a"])).unwrap();
-        cat.publish(&[id], t, KEEP2, |_| Ok(())).unwrap();
+        cat.publish(&[id], t, KEEP2, |_| Ok(None)).unwrap();
         ids.push(id);
     }
     // keep=2 plus grace (100 s): at t=4000 only the two newest remain; the 3000 one is in grace.
     let r = roles(&cat, 4_000);
     assert_eq!(r.iter().map(|(_, role)| *role).collect::<Vec<_>>(), [Role::Grace, Role::Published]);
     // Rollback to the older one keeps it although it is not among the newest.
-    cat.publish(&[ids[2]], 5_000, KEEP2, |_| Ok(())).unwrap();
+    cat.publish(&[ids[2]], 5_000, KEEP2, |_| Ok(None)).unwrap();
     let (id5, _) = cat.record_snapshot(&snapshot("m", 6_000, "r5", &["a"])).unwrap();
     let (id6, _) = cat.record_snapshot(&snapshot("m", 7_000, "r6", &["a"])).unwrap();
-    cat.publish(&[], 7_000, KEEP2, |_| Ok(())).unwrap();
+    cat.publish(&[], 7_000, KEEP2, |_| Ok(None)).unwrap();
     let names = roles(&cat, 7_000);
     assert_eq!(names.len(), 3, "{names:?}");
     assert!(names.iter().any(|(_, r)| *r == Role::Published));
@@ -102,9 +102,9 @@ fn release_mtime_never_goes_back() {
     let (_d, mut cat) = setup();
     let (a, _) = cat.record_snapshot(&snapshot("m", 1_000, "r1", &[])).unwrap();
     let (b, _) = cat.record_snapshot(&snapshot("m", 2_000, "r2", &[])).unwrap();
-    cat.publish(&[a], 1_000, KEEP2, |_| Ok(())).unwrap();
-    cat.publish(&[b], 2_000, KEEP2, |_| Ok(())).unwrap();
-    cat.publish(&[a], 2_050, KEEP2, |_| Ok(())).unwrap();
+    cat.publish(&[a], 1_000, KEEP2, |_| Ok(None)).unwrap();
+    cat.publish(&[b], 2_000, KEEP2, |_| Ok(None)).unwrap();
+    cat.publish(&[a], 2_050, KEEP2, |_| Ok(None)).unwrap();
     let v = cat.load_view(2_050, 100).unwrap();
     let published = v.snapshots.iter().find(|s| s.role == Role::Published).unwrap();
     let rel = published.entries.iter().find(|e| e.kind == EntryKind::Release).unwrap();
@@ -130,8 +130,8 @@ fn remove_refuses_published() {
     let (_d, mut cat) = setup();
     let (a, name_a) = cat.record_snapshot(&snapshot("m", 1_000, "r1", &[])).unwrap();
     let (_b, name_b) = cat.record_snapshot(&snapshot("m", 2_000, "r2", &[])).unwrap();
-    cat.publish(&[a], 2_000, KEEP2, |_| Ok(())).unwrap();
-    assert!(cat.remove_snapshot("m", &name_a).unwrap_err().to_string().contains("published"));
-    cat.remove_snapshot("m", &name_b).unwrap();
+    cat.publish(&[a], 2_000, KEEP2, |_| Ok(None)).unwrap();
+    assert!(cat.remove_snapshot("m", &name_a, 2_000, 0, |_| Ok(None)).unwrap_err().to_string().contains("published"));
+    cat.remove_snapshot("m", &name_b, 2_000, 0, |_| Ok(None)).unwrap();
     assert!(cat.snapshot_id("m", &name_b).unwrap().is_none());
 }

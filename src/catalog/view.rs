@@ -21,14 +21,28 @@ impl Catalog {
     /// When the view next changes without a publish: the earliest moment a superseded snapshot
     /// leaves the grace window (the daemon rebuilds then).
     pub fn next_grace_expiry(&self, now: i64, grace_secs: i64) -> Result<Option<i64>, CatalogError> {
+        next_grace_expiry(&self.conn, now, grace_secs).map_err(self.err())
+    }
+
+    /// The publish generation and the nonce of its view image, when the publisher wrote one
+    /// (`tree::image::file_name`), read together.
+    pub fn view_pointer(&self) -> Result<(u64, Option<u64>), CatalogError> {
         self.conn
             .query_row(
-                "SELECT MIN(superseded_at) + ?2 FROM snapshots WHERE superseded_at IS NOT NULL AND superseded_at + ?2 > ?1",
-                params![now, grace_secs],
-                |r| r.get(0),
+                "SELECT g.value, (SELECT value FROM meta WHERE key = 'view_image') FROM meta g WHERE g.key = 'generation'",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Option<i64>>(1)?.map(|n| n as u64))),
             )
             .map_err(self.err())
     }
+}
+
+fn next_grace_expiry(conn: &Connection, now: i64, grace_secs: i64) -> rusqlite::Result<Option<i64>> {
+    conn.query_row(
+        "SELECT MIN(superseded_at) + ?2 FROM snapshots WHERE superseded_at IS NOT NULL AND superseded_at + ?2 > ?1",
+        params![now, grace_secs],
+        |r| r.get(0),
+    )
 }
 
 struct SnapMeta {
@@ -70,6 +84,7 @@ pub(super) fn load(conn: &Connection, now: i64, grace_secs: i64) -> rusqlite::Re
         snapshots: snaps.into_iter().map(|s| s.files).collect(),
         aliases: Vec::new(),
         inline_files: Vec::new(),
+        valid_until: next_grace_expiry(conn, now, grace_secs)?,
     })
 }
 

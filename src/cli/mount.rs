@@ -9,7 +9,7 @@ use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::fuse::{self, MountOptions};
 use crate::sync::{aliases, unix_now};
-use crate::tree::View;
+use crate::tree::{image, View, STATUS_FILE};
 use anyhow::Context as _;
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -47,12 +47,15 @@ fn serve(config: &Config, mountpoint: &Path, allow_other: bool, mut ready: Optio
         let pool_dir = crate::pool::Pool::open(store, config.store.fsync)?.objects_dir();
         drop(Catalog::open(store)?);
         let catalog = Catalog::open_readonly(store)?;
-        let (view, generation) = build(config, &catalog)?;
+        let loaded = load(config, &catalog)?;
+        let status = catalog.status_stamp()?;
+        let view = with_status(config, &catalog, loaded.view, status, 0);
         let mounted = fuse::mount(mountpoint, view, pool_dir, MountOptions { allow_other })
             .with_context(|| format!("mounting {}", mountpoint.display()))?;
-        anyhow::Ok((catalog, mounted, generation))
+        tracing::info!(generation = loaded.pointer.0, from = loaded.from, "view loaded");
+        anyhow::Ok((catalog, mounted, loaded.pointer, loaded.valid_until, status))
     })();
-    let (catalog, mounted, mut generation) = match res {
+    let (catalog, mounted, mut pointer, mut valid_until, mut status) = match res {
         Ok(v) => v,
         Err(e) => {
             if let Some(fd) = ready.take() {
@@ -62,58 +65,127 @@ fn serve(config: &Config, mountpoint: &Path, allow_other: bool, mut ready: Optio
         }
     };
     install_signal_handlers();
-    tracing::info!(mountpoint = %mountpoint.display(), generation, "mounted");
+    tracing::info!(mountpoint = %mountpoint.display(), generation = pointer.0, "mounted");
     if let Some(fd) = ready.take() {
         report_ready(fd, "ok");
     }
-    let grace = config.sync.grace.as_secs() as i64;
-    let mut next_expiry = catalog.next_grace_expiry(unix_now(), grace)?;
-    let mut status = catalog.status_stamp()?;
+    super::sdnotify::ready();
     while !STOP.load(Ordering::SeqCst) {
         std::thread::sleep(POLL_INTERVAL);
-        let (g, s) = match catalog.generation().and_then(|g| Ok((g, catalog.status_stamp()?))) {
+        let (p, s) = match catalog.view_pointer().and_then(|p| Ok((p, catalog.status_stamp()?))) {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the catalog generation failed; keeping the current view");
                 continue;
             }
         };
-        let expired = next_expiry.is_some_and(|t| unix_now() >= t);
-        // A run that started or ended changes status.json even when nothing was published.
-        if g == generation && s == status && !expired {
-            continue;
-        }
-        status = s;
-        match build(config, &catalog) {
-            Ok((view, g)) => {
-                mounted.switch(view);
-                generation = g;
-                next_expiry = catalog.next_grace_expiry(unix_now(), grace)?;
-                tracing::info!(generation, "switched to a new view");
+        let expired = valid_until.is_some_and(|t| unix_now() >= t);
+        let current = mounted.view().current();
+        let next_generation = current.generation() + 1;
+        if p != pointer || expired {
+            match load(config, &catalog) {
+                Ok(loaded) => {
+                    tracing::info!(generation = loaded.pointer.0, from = loaded.from, "view loaded");
+                    pointer = loaded.pointer;
+                    valid_until = loaded.valid_until;
+                    status = s;
+                    mounted.switch(with_status(config, &catalog, loaded.view, s, next_generation));
+                    tracing::info!(generation = pointer.0, "switched to a new view");
+                }
+                Err(e) => {
+                    tracing::error!(error = %super::one_line(&e), "loading the new view failed; keeping the current one")
+                }
             }
-            Err(e) => {
-                tracing::error!(error = %super::one_line(&e), "building the new view failed; keeping the current one")
+        } else if s != status {
+            // A run started or ended: only status.json changes; the tree is shared, not rebuilt.
+            status = s;
+            match current.with_inline_file(STATUS_FILE, Vec::new(), 0) {
+                Some(view) => mounted.switch(with_status(config, &catalog, view, s, next_generation)),
+                None => tracing::warn!("the view has no {STATUS_FILE}; not refreshed"),
             }
         }
     }
     tracing::info!("signal received, unmounting");
+    super::sdnotify::stopping();
     mounted.unmount();
     Ok(())
 }
 
+/// The view of the catalog's current generation, with where it came from.
+struct Loaded {
+    view: View,
+    /// The generation and image nonce it shows.
+    pointer: (u64, Option<u64>),
+    /// When it must be reloaded without a publish (grace expiry).
+    valid_until: Option<i64>,
+    /// "image" (mapped) or "catalog" (built here), for the log.
+    from: &'static str,
+}
+
+/// The current generation's view: its image when the publisher wrote one that is still valid
+/// (a map, whatever the catalog's size), else built from the catalog here.
+fn load(config: &Config, catalog: &Catalog) -> anyhow::Result<Loaded> {
+    let images = crate::sync::images_dir(&config.store.dir);
+    // A publish between reading the pointer and opening its image deletes the image: read the
+    // pointer again once.
+    for _ in 0..2 {
+        let pointer = catalog.view_pointer()?;
+        let (generation, Some(nonce)) = pointer else { break };
+        let path = images.join(image::file_name(generation, nonce));
+        match image::map(&path) {
+            Ok((view, info)) if info.generation == generation && info.valid_until > unix_now() => {
+                let valid_until = (info.valid_until != i64::MAX).then_some(info.valid_until);
+                tracing::debug!(path = %path.display(), generation, "mapped the view image");
+                return Ok(Loaded { view, pointer, valid_until, from: "image" });
+            }
+            Ok(_) => {
+                tracing::info!(path = %path.display(), "view image expired (grace window); building the view");
+                break;
+            }
+            Err(image::ImageError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "view image unusable; building the view");
+                break;
+            }
+        }
+    }
+    build(config, catalog)
+}
+
 /// Loads the catalog's view and builds the tree (aliases from the config).
-fn build(config: &Config, catalog: &Catalog) -> anyhow::Result<(View, u64)> {
+fn build(config: &Config, catalog: &Catalog) -> anyhow::Result<Loaded> {
+    let pointer = catalog.view_pointer()?;
     let mut src = catalog.load_view(unix_now(), config.sync.grace.as_secs() as i64)?;
     src.aliases = aliases(config);
-    src.inline_files.push(super::ops::status_inline(config, catalog));
+    src.inline_files.push((STATUS_FILE.to_owned(), Vec::new()));
     let view = View::build(&src)?;
-    let generation = src.generation;
+    let valid_until = src.valid_until;
+    // The pointer read before the view may be older than the view: then the next poll reloads.
+    let pointer = if src.generation == pointer.0 { pointer } else { (src.generation, None) };
     drop(src);
     // The catalog rows were far bigger than the compact view built from them; give the freed
     // heap back to the system (glibc keeps it otherwise: ~80 bytes per entry at 1M entries).
     // SAFETY: malloc_trim only releases free heap pages.
     unsafe { libc::malloc_trim(0) };
-    Ok((view, generation))
+    Ok(Loaded { view, pointer, valid_until, from: "catalog" })
+}
+
+/// `view` with the current status.json (dated by the last run start or end) and at least
+/// generation `min_generation` (the daemon's generations only increase).
+fn with_status(config: &Config, catalog: &Catalog, view: View, stamp: (i64, i64), min_generation: u64) -> View {
+    let (path, content) = super::ops::status_inline(config, catalog);
+    let mtime = stamp.0.max(stamp.1).max(1);
+    let mut view = match view.with_inline_file(&path, content, mtime) {
+        Some(v) => v,
+        None => {
+            tracing::warn!("the view has no {path}; served without it");
+            view
+        }
+    };
+    if view.generation() < min_generation {
+        view.restamp(min_generation);
+    }
+    view
 }
 
 fn install_signal_handlers() {

@@ -37,7 +37,12 @@ pub fn run(config: &Config, cmd: SnapshotCmd) -> anyhow::Result<i32> {
         SnapshotCmd::Publish { id, snapshot } => publish(config, &id, &snapshot),
         SnapshotCmd::Remove { id, snapshot } => {
             let _lock = crate::pool::StoreLock::acquire(&config.store.dir)?;
-            Catalog::open(&config.store.dir)?.remove_snapshot(&id, &snapshot)?;
+            let grace = config.sync.grace.as_secs() as i64;
+            let mut images = crate::sync::ViewPublisher::new(config);
+            let result = Catalog::open(&config.store.dir)?
+                .remove_snapshot(&id, &snapshot, unix_now(), grace, |src| images.prepare(src));
+            images.finish(result.is_ok());
+            result?;
             println!("{id}: removed snapshot {snapshot}");
             Ok(0)
         }
@@ -66,7 +71,10 @@ fn publish(config: &Config, id: &str, name: &str) -> anyhow::Result<i32> {
     let retention = Retention { keep: config.sync.keep, grace_secs: config.sync.grace.as_secs() as i64 };
     let current = catalog.published(id)?.map(|s| s.id);
     let warnings = super::lifecycle::publish_warnings(config, id, snap, current);
-    let out = catalog.publish(&[snap], unix_now(), retention, crate::sync::view_check(config))?;
+    let mut images = crate::sync::ViewPublisher::new(config);
+    let result = catalog.publish(&[snap], unix_now(), retention, |src| images.prepare(src));
+    images.finish(result.is_ok());
+    let out = result?;
     println!("{id}: published {name} (generation {})", out.generation);
     for w in warnings {
         eprintln!("pmirror-fs: warning: {id} {name}: {w}");

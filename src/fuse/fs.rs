@@ -339,7 +339,7 @@ impl Filesystem for MirrorFs {
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         let view = self.views.current();
         let blocks = view.object_bytes().div_ceil(u64::from(BLOCK_SIZE));
-        let files = view.stats().entries as u64;
+        let files = view.entry_count() as u64;
         reply.statfs(blocks, 0, 0, files, 0, BLOCK_SIZE, NAME_MAX, BLOCK_SIZE);
     }
 

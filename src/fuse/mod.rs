@@ -189,7 +189,7 @@ impl Mounted {
         tracing::info!(
             from = old.generation(),
             to = current.generation(),
-            entries = current.stats().entries,
+            entries = current.entry_count(),
             "view switched"
         );
     }

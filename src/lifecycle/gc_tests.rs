@@ -95,13 +95,14 @@ impl World {
             Op::Publish { mirror, nth, keep, grace } => {
                 if let Some((id, _)) = self.nth_snapshot(*mirror, *nth) {
                     let retention = Retention { keep: *keep, grace_secs: *grace };
-                    self.catalog.publish(&[id], self.now, retention, |_| Ok(())).unwrap();
+                    self.catalog.publish(&[id], self.now, retention, |_| Ok(None)).unwrap();
                 }
             }
             Op::Remove { mirror, nth } => {
                 if let Some((_, name)) = self.nth_snapshot(*mirror, *nth) {
                     // Refused for the published one; that is part of what is tested.
-                    let _refused_or_removed = self.catalog.remove_snapshot(MIRRORS[*mirror], &name);
+                    let _refused_or_removed =
+                        self.catalog.remove_snapshot(MIRRORS[*mirror], &name, self.now, 0, |_| Ok(None));
                 }
             }
             Op::Orphan { object } => {

@@ -13,7 +13,7 @@ use crate::digest::Sha256;
 use crate::fetch::Fetcher;
 use crate::filetree::{sync_tree, TreeCtx};
 use crate::pool::{Pool, StoreLock};
-use crate::tree::source::{Alias, ViewSource};
+use crate::tree::source::Alias;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -280,8 +280,10 @@ fn publish(
     }
     let ids: Vec<i64> = picks.iter().map(|(_, id)| *id).collect();
     let retention = Retention { keep: env.config.sync.keep, grace_secs: env.config.sync.grace.as_secs() as i64 };
-    let check = view_check(env.config);
-    match catalog.publish(&ids, unix_now(), retention, check) {
+    let mut images = super::ViewPublisher::new(env.config);
+    let result = catalog.publish(&ids, unix_now(), retention, |src| images.prepare(src));
+    images.finish(result.is_ok());
+    match result {
         Ok(out) => {
             report.generation = Some(out.generation);
             report.pruned = out.pruned;
@@ -296,17 +298,6 @@ fn publish(
             Ok(())
         }
         Err(e) => Err(e.into()),
-    }
-}
-
-/// The check a publish runs on the view it would produce: the view must build (no two mirrors
-/// putting different content at one path, no alias over a real path).
-pub fn view_check(config: &Config) -> impl FnOnce(&ViewSource) -> Result<(), String> {
-    let aliases = aliases(config);
-    move |src: &ViewSource| {
-        let mut src = src.clone();
-        src.aliases = aliases;
-        crate::tree::View::build(&src).map(drop).map_err(|e| e.to_string())
     }
 }
 

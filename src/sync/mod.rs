@@ -16,11 +16,13 @@ mod driver;
 mod execute;
 mod metadata;
 mod plan;
+mod publish;
 mod report;
 
-pub use driver::{aliases, run, unix_now, view_check, Progress, SilentProgress, SyncRequest};
+pub use driver::{aliases, run, unix_now, Progress, SilentProgress, SyncRequest};
 pub use execute::Executed;
 pub use plan::{MirrorPlan, PlannedFile, Source};
+pub use publish::{images_dir, ViewPublisher};
 pub use report::{MirrorOutcome, MirrorReport, RunReport};
 
 /// A failure of one mirror: one line naming the mirror and, when known, the file.

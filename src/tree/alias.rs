@@ -133,7 +133,7 @@ pub(super) fn fill(nodes: &mut Vec<Node>, names: &str, mut pending: Vec<PendingA
 
 fn resolve(nodes: &[Node], names: &str, path: &str, unfilled: &HashSet<u32>) -> Option<u32> {
     path.split('/').try_fold(0u32, |dir, part| {
-        let child = find_child(nodes, names, dir, part.as_bytes())?;
+        let child = find_child(nodes, names.as_bytes(), dir, part.as_bytes())?;
         (!unfilled.contains(&child)).then_some(child)
     })
 }
@@ -142,7 +142,7 @@ fn resolve(nodes: &[Node], names: &str, path: &str, unfilled: &HashSet<u32>) -> 
 fn copy(nodes: &mut Vec<Node>, target: u32, dest: u32) {
     let src = nodes[target as usize];
     let dest_node = &mut nodes[dest as usize];
-    if src.kind != Kind::Dir {
+    if src.kind() != Kind::Dir {
         *dest_node =
             Node { name_off: dest_node.name_off, name_len: dest_node.name_len, parent: dest_node.parent, ..src };
         return;
@@ -154,7 +154,7 @@ fn copy(nodes: &mut Vec<Node>, target: u32, dest: u32) {
         for child in orig.a..orig.a + orig.b {
             let mut node = nodes[child as usize];
             node.parent = copy_dir;
-            if node.kind == Kind::Dir {
+            if node.kind() == Kind::Dir {
                 queue.push_back((nodes.len() as u32, child));
             }
             nodes.push(node);

@@ -10,7 +10,7 @@ use super::alias::{self, PendingAlias};
 use super::build::{self, Collected, DirTable, Item, Origins, Payload, Rank, NO_ORIGIN, ROOT_DIR};
 use super::fxhash::FxHashMap;
 use super::source::{ObjectMeta, ViewSource};
-use super::{inode, BuildError, Kind, Node, View};
+use super::{clamp_mtime, inode, BuildError, Kind, Node, View};
 
 pub(super) fn build(source: &ViewSource, inline_mtime: Option<i64>) -> Result<View, BuildError> {
     let origins = Origins::new(source);
@@ -181,27 +181,27 @@ struct Names<'a> {
 const NO_NAME: u32 = u32::MAX;
 
 impl<'a> Names<'a> {
-    fn push(&mut self, name: &str) -> Result<(u32, u16), BuildError> {
+    fn push(&mut self, name: &str) -> Result<(u32, u8), BuildError> {
         let off = u32::try_from(self.buf.len()).map_err(|_| BuildError::TooLarge { what: "name bytes" })?;
         self.buf.push_str(name);
-        // check_component capped every name at 255 bytes, so the length fits u16.
-        Ok((off, name.len() as u16))
+        // check_component capped every name at 255 bytes, so the length fits u8.
+        Ok((off, name.len() as u8))
     }
 
-    fn dir(&mut self, name: &'a str) -> Result<(u32, u16), BuildError> {
+    fn dir(&mut self, name: &'a str) -> Result<(u32, u8), BuildError> {
         if let Some(&off) = self.dirs.get(name) {
-            return Ok((off, name.len() as u16));
+            return Ok((off, name.len() as u8));
         }
         let (off, len) = self.push(name)?;
         self.dirs.insert(name, off);
         Ok((off, len))
     }
 
-    fn file(&mut self, name: &str, object: Option<u32>) -> Result<(u32, u16), BuildError> {
+    fn file(&mut self, name: &str, object: Option<u32>) -> Result<(u32, u8), BuildError> {
         let Some(slot) = object.and_then(|o| self.by_object.get(o as usize)).copied() else { return self.push(name) };
         let start = slot as usize;
         if slot != NO_NAME && self.buf.get(start..start + name.len()) == Some(name) {
-            return Ok((slot, name.len() as u16));
+            return Ok((slot, name.len() as u8));
         }
         let (off, len) = self.push(name)?;
         if let Some(o) = object {
@@ -240,7 +240,7 @@ impl<'a> Layout<'_, 'a> {
         let mut dir_names = FxHashMap::default();
         dir_names.reserve(recs.len());
         let names = Names { buf: String::new(), dirs: dir_names, by_object: vec![NO_NAME; self.remap.len()] };
-        let root = Node { mtime: 0, name_off: 0, parent: 0, a: 0, b: 0, c: 0, name_len: 0, kind: Kind::Dir };
+        let root = Node::new(0, 0, 0, 0, 0, 0, Kind::Dir);
         let mut nodes = Vec::with_capacity(recs.len() + self.items.len());
         nodes.push(root);
         let mut out = Out { nodes, names, queue: VecDeque::from([(0, ROOT_DIR)]), pending: Vec::new() };
@@ -322,7 +322,7 @@ impl<'a> Layout<'_, 'a> {
         let idx = out.next_index()?;
         let rec = &self.dirs.recs[dir as usize];
         let (name_off, name_len) = out.names.dir(rec.name)?;
-        out.nodes.push(Node { mtime: 0, name_off, parent, a: 0, b: 0, c: 0, name_len, kind: Kind::Dir });
+        out.nodes.push(Node::new(0, name_off, name_len, parent, 0, 0, Kind::Dir));
         match rec.alias {
             Some(alias) => out.pending.push(PendingAlias { node: idx, alias }),
             None => out.queue.push_back((idx, dir)),
@@ -337,7 +337,7 @@ impl<'a> Layout<'_, 'a> {
             Payload::Inline(n) => (Kind::Inline, n, self.inline_mtime, None),
         };
         let (name_off, name_len) = out.names.file(file.name, object)?;
-        out.nodes.push(Node { mtime, name_off, parent, a, b: idx, c: 0, name_len, kind });
+        out.nodes.push(Node::new(clamp_mtime(mtime), name_off, name_len, parent, a, idx, kind));
         Ok(())
     }
 
@@ -367,11 +367,11 @@ impl<'a> Layout<'_, 'a> {
 /// indices than their parent, so one reverse pass sees every child before its parent.
 fn finish(nodes: &mut Vec<Node>) {
     for i in (1..nodes.len()).rev() {
-        let Node { parent, mtime, kind, .. } = nodes[i];
-        let parent = &mut nodes[parent as usize];
-        parent.mtime = parent.mtime.max(mtime);
-        if kind == Kind::Dir {
-            parent.c += 1;
+        let node = nodes[i];
+        let parent = &mut nodes[node.parent as usize];
+        parent.mtime = parent.mtime.max(node.mtime);
+        if node.kind() == Kind::Dir {
+            parent.c = parent.c.saturating_add(1);
         }
     }
     nodes.shrink_to_fit();

@@ -36,6 +36,7 @@ mod alias;
 mod assemble;
 mod build;
 mod fxhash;
+pub mod image;
 pub mod inode;
 pub mod source;
 #[cfg(test)]
@@ -45,6 +46,9 @@ use std::sync::Arc;
 
 use self::inode::{generation_bits, Inode};
 use self::source::{ObjectMeta, ViewSource};
+
+/// Path of the status document every view shows at its root (inline, refreshed by the daemon).
+pub const STATUS_FILE: &str = "status.json";
 
 /// Index of a node in a [`View`]; the root is node 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -64,20 +68,54 @@ pub(crate) enum Kind {
     Inline,
 }
 
-/// One directory or file of the view (32 bytes).
+/// One directory or file of the view (24 bytes, plain integers: a view image maps them as is).
 #[derive(Clone, Copy, Debug)]
+#[repr(C)]
 pub(crate) struct Node {
-    mtime: i64,
+    /// Unix seconds, clamped to 0..=u32::MAX (see [`clamp_mtime`]).
+    mtime: u32,
     name_off: u32,
     parent: u32,
     /// Dir: first child. Object: object index. Inline: inline index.
     a: u32,
     /// Dir: number of children. File: node whose index names the generation-scoped inode.
     b: u32,
-    /// Dir: number of subdirectories (nlink = 2 + c). File: unused.
-    c: u32,
-    name_len: u16,
-    kind: Kind,
+    name_len: u8,
+    /// A [`Kind`] as `u8` (a mapped image may hold any byte; [`Node::kind`] decodes it).
+    kind: u8,
+    /// Dir: number of subdirectories, saturating (nlink = 2 + c; `u16::MAX`: nlink 1, "unknown").
+    c: u16,
+}
+
+const _: () = assert!(std::mem::size_of::<Node>() == 24 && std::mem::align_of::<Node>() == 4);
+
+impl Node {
+    fn new(mtime: u32, name_off: u32, name_len: u8, parent: u32, a: u32, b: u32, kind: Kind) -> Node {
+        Node { mtime, name_off, parent, a, b, name_len, kind: kind as u8, c: 0 }
+    }
+
+    /// The node's kind; a byte no build writes (only possible in a damaged image) reads as an
+    /// inline file with no content.
+    fn kind(&self) -> Kind {
+        match self.kind {
+            0 => Kind::Dir,
+            1 => Kind::Object,
+            _ => Kind::Inline,
+        }
+    }
+
+    fn nlink(&self) -> u32 {
+        match self.c {
+            u16::MAX => 1,
+            c => 2 + u32::from(c),
+        }
+    }
+}
+
+/// A view stores mtimes as `u32` Unix seconds: 1970 to 2106 covers every Last-Modified a mirror
+/// sees; anything outside is clamped.
+pub(crate) fn clamp_mtime(mtime: i64) -> u32 {
+    mtime.clamp(0, i64::from(u32::MAX)) as u32
 }
 
 /// Kind of a node as callers see it.
@@ -141,8 +179,11 @@ pub struct ViewStats {
     pub entries: usize,
     pub dirs: usize,
     pub objects: usize,
-    /// Heap bytes held by the view.
+    /// Heap bytes held by the view (its tables, when they are not mapped from an image).
     pub bytes: usize,
+    /// Bytes of the view image the tables are mapped from (0 for a view built in memory); the
+    /// kernel pages them in as they are read and can drop them again (page cache, not heap).
+    pub mapped: usize,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -161,15 +202,56 @@ pub enum BuildError {
     TooLarge { what: &'static str },
 }
 
+/// Where the tables of a view live: built in memory, or mapped from a view image ([`image`]).
+enum Tables {
+    Owned { nodes: Vec<Node>, names: String, objects: Vec<ObjectMeta> },
+    Mapped(image::Mapped),
+}
+
+impl Tables {
+    fn nodes(&self) -> &[Node] {
+        match self {
+            Tables::Owned { nodes, .. } => nodes,
+            Tables::Mapped(m) => m.nodes(),
+        }
+    }
+
+    fn names(&self) -> &[u8] {
+        match self {
+            Tables::Owned { names, .. } => names.as_bytes(),
+            Tables::Mapped(m) => m.names(),
+        }
+    }
+
+    fn objects(&self) -> &[ObjectMeta] {
+        match self {
+            Tables::Owned { objects, .. } => objects,
+            Tables::Mapped(m) => m.objects(),
+        }
+    }
+}
+
+/// Content of an inline file, with the mtime it shows.
+#[derive(Clone, Debug)]
+pub(crate) struct InlineFile {
+    bytes: Arc<[u8]>,
+    mtime: i64,
+}
+
 /// The immutable tree of one publish generation.
-#[derive(Debug)]
 pub struct View {
     generation: u64,
-    nodes: Vec<Node>,
-    names: String,
-    /// Sorted by id, ids unique.
-    objects: Vec<ObjectMeta>,
-    inline: Vec<Arc<[u8]>>,
+    /// Shared by views that differ only in inline content ([`View::with_inline_file`]).
+    tables: Arc<Tables>,
+    inline: Vec<InlineFile>,
+    /// [`View::object_bytes`], computed on first use (it reads every object record).
+    object_bytes: std::sync::OnceLock<u64>,
+}
+
+impl std::fmt::Debug for View {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("View").field("generation", &self.generation).field("entries", &self.entry_count()).finish()
+    }
 }
 
 impl View {
@@ -185,8 +267,8 @@ impl View {
 
     /// A view with nothing but an empty root.
     pub fn empty(generation: u64) -> View {
-        let root = Node { mtime: 0, name_off: 0, parent: 0, a: 1, b: 0, c: 0, name_len: 0, kind: Kind::Dir };
-        View { generation, nodes: vec![root], names: String::new(), objects: Vec::new(), inline: Vec::new() }
+        let root = Node::new(0, 0, 0, 0, 1, 0, Kind::Dir);
+        View::from_parts(generation, vec![root], String::new(), Vec::new(), Vec::new())
     }
 
     pub(crate) fn from_parts(
@@ -196,7 +278,35 @@ impl View {
         objects: Vec<ObjectMeta>,
         inline: Vec<Arc<[u8]>>,
     ) -> View {
-        View { generation, nodes, names, objects, inline }
+        let mut inline: Vec<InlineFile> = inline.into_iter().map(|bytes| InlineFile { bytes, mtime: 0 }).collect();
+        // An inline file shows the mtime its first node was given at build time.
+        for node in nodes.iter().filter(|n| n.kind() == Kind::Inline) {
+            if let Some(f) = inline.get_mut(node.a as usize) {
+                f.mtime = i64::from(node.mtime);
+            }
+        }
+        View {
+            generation,
+            tables: Arc::new(Tables::Owned { nodes, names, objects }),
+            inline,
+            object_bytes: Default::default(),
+        }
+    }
+
+    fn from_mapped(generation: u64, mapped: image::Mapped, inline: Vec<InlineFile>) -> View {
+        View { generation, tables: Arc::new(Tables::Mapped(mapped)), inline, object_bytes: Default::default() }
+    }
+
+    fn nodes(&self) -> &[Node] {
+        self.tables.nodes()
+    }
+
+    fn names(&self) -> &[u8] {
+        self.tables.names()
+    }
+
+    fn objects(&self) -> &[ObjectMeta] {
+        self.tables.objects()
     }
 
     /// The generation directory inodes carry (the source's, unless re-stamped).
@@ -210,17 +320,40 @@ impl View {
         self.generation = generation;
     }
 
+    /// This view with the inline file at `path` showing `content`, dated `mtime`; the tree itself
+    /// is shared, not copied (the daemon refreshes status.json this way). `None` when no inline
+    /// file sits at `path`. The copy keeps this view's generation: re-stamp it before sharing.
+    pub fn with_inline_file(&self, path: &str, content: Vec<u8>, mtime: i64) -> Option<View> {
+        let node = self.lookup_path(path).filter(|n| n.raw().kind() == Kind::Inline)?;
+        let mut inline = self.inline.clone();
+        *inline.get_mut(node.raw().a as usize)? = InlineFile { bytes: content.into(), mtime };
+        Some(View {
+            generation: self.generation,
+            tables: Arc::clone(&self.tables),
+            inline,
+            object_bytes: self.object_bytes.clone(),
+        })
+    }
+
     pub fn stats(&self) -> ViewStats {
-        let inline: usize = self.inline.iter().map(|b| b.len()).sum();
+        let inline: usize = self.inline.iter().map(|f| f.bytes.len()).sum();
+        let inline_table = self.inline.capacity() * std::mem::size_of::<InlineFile>() + inline;
+        let nodes = self.nodes();
+        let (bytes, mapped) = match &*self.tables {
+            Tables::Owned { nodes, names, objects } => (
+                nodes.capacity() * std::mem::size_of::<Node>()
+                    + names.capacity()
+                    + objects.capacity() * std::mem::size_of::<ObjectMeta>(),
+                0,
+            ),
+            Tables::Mapped(m) => (0, m.len()),
+        };
         ViewStats {
-            entries: self.nodes.len(),
-            dirs: self.nodes.iter().filter(|n| n.kind == Kind::Dir).count(),
-            objects: self.objects.len(),
-            bytes: self.nodes.capacity() * std::mem::size_of::<Node>()
-                + self.names.capacity()
-                + self.objects.capacity() * std::mem::size_of::<ObjectMeta>()
-                + self.inline.capacity() * std::mem::size_of::<Arc<[u8]>>()
-                + inline,
+            entries: nodes.len(),
+            dirs: nodes.iter().filter(|n| n.kind() == Kind::Dir).count(),
+            objects: self.objects().len(),
+            bytes: bytes + inline_table,
+            mapped,
         }
     }
 
@@ -230,7 +363,7 @@ impl View {
 
     /// The node with this id, if the view has one.
     pub fn node(&self, id: NodeId) -> Option<NodeRef<'_>> {
-        (self.nodes.len() > id.0 as usize).then_some(NodeRef { view: self, idx: id.0 })
+        (self.nodes().len() > id.0 as usize).then_some(NodeRef { view: self, idx: id.0 })
     }
 
     /// Walk a `/`-separated path from the root (`""` is the root).
@@ -239,8 +372,9 @@ impl View {
     }
 
     pub fn object_by_id(&self, id: u64) -> Option<&ObjectMeta> {
-        let i = self.objects.binary_search_by_key(&id, |o| o.id).ok()?;
-        self.objects.get(i)
+        let objects = self.objects();
+        let i = objects.binary_search_by_key(&id, |o| o.id).ok()?;
+        objects.get(i)
     }
 
     /// What `inode` names in this view, assuming its generation bits match this view's
@@ -258,22 +392,29 @@ impl View {
 
     /// Total size of the distinct objects (for statfs).
     pub fn object_bytes(&self) -> u64 {
-        self.objects.iter().map(|o| o.size).sum()
+        *self.object_bytes.get_or_init(|| self.objects().iter().map(|o| o.size).sum())
+    }
+
+    /// Files and directories, alias copies included (cheap, unlike [`View::stats`], which reads
+    /// every node).
+    pub fn entry_count(&self) -> usize {
+        self.nodes().len()
     }
 
     fn name_of(&self, node: &Node) -> &str {
         let start = node.name_off as usize;
-        self.names.get(start..start + usize::from(node.name_len)).unwrap_or("")
+        let bytes = self.names().get(start..start + usize::from(node.name_len)).unwrap_or(&[]);
+        std::str::from_utf8(bytes).unwrap_or("")
     }
 }
 
 /// Binary search of `name` among the children of directory node `dir`.
-pub(crate) fn find_child(nodes: &[Node], names: &str, dir: u32, name: &[u8]) -> Option<u32> {
-    let node = nodes.get(dir as usize).filter(|n| n.kind == Kind::Dir)?;
-    let children = nodes.get(node.a as usize..(node.a + node.b) as usize)?;
+pub(crate) fn find_child(nodes: &[Node], names: &[u8], dir: u32, name: &[u8]) -> Option<u32> {
+    let node = nodes.get(dir as usize).filter(|n| n.kind() == Kind::Dir)?;
+    let children = nodes.get(node.a as usize..(node.a as usize + node.b as usize))?;
     let name_bytes = |n: &Node| {
         let start = n.name_off as usize;
-        names.as_bytes().get(start..start + usize::from(n.name_len)).unwrap_or(&[])
+        names.get(start..start + usize::from(n.name_len)).unwrap_or(&[])
     };
     let i = children.binary_search_by(|c| name_bytes(c).cmp(name)).ok()?;
     Some(node.a + i as u32)
@@ -293,8 +434,9 @@ impl std::fmt::Debug for NodeRef<'_> {
 }
 
 impl<'a> NodeRef<'a> {
+    /// Every `NodeRef` is made with an index inside the view's nodes.
     fn raw(&self) -> &'a Node {
-        &self.view.nodes[self.idx as usize]
+        &self.view.nodes()[self.idx as usize]
     }
 
     pub fn id(&self) -> NodeId {
@@ -307,7 +449,7 @@ impl<'a> NodeRef<'a> {
     }
 
     pub fn kind(&self) -> NodeKind {
-        match self.raw().kind {
+        match self.raw().kind() {
             Kind::Dir => NodeKind::Dir,
             Kind::Object | Kind::Inline => NodeKind::File,
         }
@@ -315,16 +457,17 @@ impl<'a> NodeRef<'a> {
 
     /// The parent directory (the root is its own parent).
     pub fn parent(&self) -> NodeRef<'a> {
-        NodeRef { view: self.view, idx: self.raw().parent }
+        let parent = self.raw().parent;
+        self.view.node(NodeId(parent)).unwrap_or_else(|| self.view.root())
     }
 
     pub fn inode(&self) -> u64 {
         let node = self.raw();
         let generation = generation_bits(self.view.generation);
-        match node.kind {
+        match node.kind() {
             Kind::Dir => Inode::Dir { generation, node: self.id() }.encode(),
             Kind::Object => match self.object() {
-                Some(o) if o.mtime == node.mtime => Inode::Object { id: o.id }.encode(),
+                Some(o) if clamp_mtime(o.mtime) == node.mtime => Inode::Object { id: o.id }.encode(),
                 _ => Inode::GenFile { generation, node: NodeId(node.b) }.encode(),
             },
             Kind::Inline => Inode::GenFile { generation, node: NodeId(node.b) }.encode(),
@@ -333,58 +476,81 @@ impl<'a> NodeRef<'a> {
 
     pub fn attr(&self) -> Attr {
         let node = self.raw();
-        let (size, nlink) = match (node.kind, self.content()) {
-            (Kind::Dir, _) => (0, 2 + node.c),
-            (_, Some(FileContent::Object(o))) => (o.size, 1),
-            (_, Some(FileContent::Inline(bytes))) => (bytes.len() as u64, 1),
-            (_, None) => (0, 1),
+        let mut mtime = i64::from(node.mtime);
+        let (size, nlink) = match (node.kind(), self.content()) {
+            (Kind::Dir, _) => (0, node.nlink()),
+            (Kind::Object, Some(FileContent::Object(o))) => {
+                // The object inode's attributes are the object's own (its exact mtime).
+                if clamp_mtime(o.mtime) == node.mtime {
+                    mtime = o.mtime;
+                }
+                (o.size, 1)
+            }
+            (_, Some(FileContent::Inline(bytes))) => {
+                if let Some(f) = self.view.inline.get(node.a as usize) {
+                    mtime = f.mtime;
+                }
+                (bytes.len() as u64, 1)
+            }
+            (_, _) => (0, 1),
         };
-        Attr { ino: self.inode(), kind: self.kind(), size, mtime: node.mtime, nlink }
+        Attr { ino: self.inode(), kind: self.kind(), size, mtime, nlink }
     }
 
     fn object(&self) -> Option<&'a ObjectMeta> {
-        self.view.objects.get(self.raw().a as usize)
+        self.view.objects().get(self.raw().a as usize)
     }
 
     /// The content of a file (`None` for a directory).
     pub fn content(&self) -> Option<FileContent<'a>> {
-        match self.raw().kind {
+        match self.raw().kind() {
             Kind::Dir => None,
             Kind::Object => self.object().map(FileContent::Object),
-            Kind::Inline => self.view.inline.get(self.raw().a as usize).map(FileContent::Inline),
+            Kind::Inline => self.view.inline.get(self.raw().a as usize).map(|f| FileContent::Inline(&f.bytes)),
         }
     }
 
     /// The child called `name` of this directory.
     pub fn lookup(&self, name: &[u8]) -> Option<NodeRef<'a>> {
-        let idx = find_child(&self.view.nodes, &self.view.names, self.idx, name)?;
+        let idx = find_child(self.view.nodes(), self.view.names(), self.idx, name)?;
         Some(NodeRef { view: self.view, idx })
     }
 
     /// Number of children (0 for a file).
     pub fn child_count(&self) -> usize {
-        match self.raw().kind {
-            Kind::Dir => self.raw().b as usize,
-            _ => 0,
+        self.child_range().len()
+    }
+
+    /// Indices of the children, clamped to the node table.
+    fn child_range(&self) -> std::ops::Range<usize> {
+        let node = self.raw();
+        match node.kind() {
+            Kind::Dir => {
+                let len = self.view.nodes().len();
+                let start = (node.a as usize).min(len);
+                start..(node.a as usize + node.b as usize).min(len)
+            }
+            _ => 0..0,
         }
     }
 
     /// Children in name order, starting at position `offset` (readdir).
     pub fn children_from(&self, offset: usize) -> impl Iterator<Item = NodeRef<'a>> + 'a {
         let view = self.view;
-        let node = self.raw();
-        let range = match node.kind {
-            Kind::Dir => node.a as usize + offset.min(node.b as usize)..(node.a + node.b) as usize,
-            _ => 0..0,
-        };
-        range.map(move |idx| NodeRef { view, idx: idx as u32 })
+        let range = self.child_range();
+        let start = range.start.saturating_add(offset).min(range.end);
+        (start..range.end).map(move |idx| NodeRef { view, idx: idx as u32 })
     }
 
     /// Full path from the root, `/`-separated (for logs and tests).
     pub fn path(&self) -> String {
         let mut parts = Vec::new();
         let mut node = *self;
-        while node.idx != 0 {
+        // A damaged image could hold a parent cycle: a path is never deeper than the node count.
+        for _ in 0..self.view.nodes().len() {
+            if node.idx == 0 {
+                break;
+            }
             parts.push(node.name());
             node = node.parent();
         }

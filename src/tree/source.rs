@@ -7,8 +7,9 @@ use crate::digest::Sha256;
 /// Index into [`ViewSource::objects`].
 pub type ObjectIdx = u32;
 
-/// One pool object as the view needs it.
+/// One pool object as the view needs it (56 bytes of plain integers: a view image maps them as is).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[repr(C)]
 pub struct ObjectMeta {
     /// Stable catalog id of the object (never reused): the file inode is derived from it, so the
     /// same content keeps its inode (and page cache / backing file) across snapshot switches.
@@ -94,4 +95,7 @@ pub struct ViewSource {
     pub aliases: Vec<Alias>,
     /// Extra read-only files at fixed paths (e.g. `status.json`), content inline.
     pub inline_files: Vec<(String, Vec<u8>)>,
+    /// When this view next changes without a publish (Unix seconds: the moment a superseded
+    /// snapshot leaves the grace window); `None`: not before the next publish.
+    pub valid_until: Option<i64>,
 }

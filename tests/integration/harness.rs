@@ -87,6 +87,16 @@ impl Env {
         text(&out.stdout)
     }
 
+    /// The view images in the store (files of `<store>/views/`), by name.
+    pub fn view_images(&self) -> Vec<String> {
+        let dir = pmirror_fs::sync::images_dir(&self.store);
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
     pub fn catalog(&self) -> Catalog {
         Catalog::open(&self.store).expect("open catalog")
     }
@@ -155,6 +165,7 @@ pub fn text(b: &[u8]) -> String {
 /// `pmirror-fs mount MNT --foreground` as a child process; SIGTERM and a clean unmount on drop.
 pub struct Mount {
     pub dir: PathBuf,
+    log: PathBuf,
     child: Option<std::process::Child>,
 }
 
@@ -168,18 +179,27 @@ impl Mount {
         }
         // Up = statfs answers with FUSE's magic: a stale mount fails with ENOTCONN, the plain
         // directory has its parent's type (device numbers and mount ids are both reused).
+        let log = env.dir.path().join("mount.log");
+        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("open mount.log");
         let child = env
             .cmd(&["mount", dir.to_str().unwrap(), "--foreground", "--allow-other"])
+            .env("PMIRROR_FS_LOG", "info")
+            .stderr(log_file)
             .spawn()
             .expect("spawn pmirror-fs mount");
-        let m = Mount { dir, child: Some(child) };
+        let m = Mount { dir, log, child: Some(child) };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         let up = |d: &Path| is_fuse(d) && is_mounted(d);
         while !up(&m.dir) {
-            assert!(std::time::Instant::now() < deadline, "mount did not come up at {}", m.dir.display());
+            assert!(std::time::Instant::now() < deadline, "mount did not come up at {}:\n{}", m.dir.display(), m.log());
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         m
+    }
+
+    /// What the daemon logged (at level info) so far, this and earlier mounts of the env.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {

@@ -304,6 +304,8 @@ fn two_mirrors_claiming_one_path_are_refused_at_publish() {
     let env = Env::new(proxmox(0), &[&PVE]);
     env.sync_ok(&[]);
     let before = env.published(PVE.id).unwrap();
+    let images = env.view_images();
+    assert_eq!(images.len(), 1, "{images:?}");
     // pbs-client put under pve's view root: both have dists/bookworm/InRelease.
     let extra = format!(
         "[[mirror]]\nid = \"clash\"\nrepository = \"deb {}/debian/pbs-client bookworm main\"\narchitectures = [\"amd64\"]\nkey = \"{}\"\nview = \"debian/pve\"\n",
@@ -318,6 +320,7 @@ fn two_mirrors_claiming_one_path_are_refused_at_publish() {
     assert!(err.contains("clash") && err.contains("pve_bookworm") && err.contains("dists/bookworm/InRelease"), "{err}");
     assert_eq!(env.published(PVE.id).unwrap(), before);
     assert!(env.published("clash").is_none());
+    assert_eq!(env.view_images(), images, "a refused publish leaves the image of the published view alone");
 }
 
 #[test]

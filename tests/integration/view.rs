@@ -244,3 +244,57 @@ fn sigterm_unmounts_and_a_stale_mount_is_cleared() {
     assert!(!out.status.success());
     assert_eq!(text(&out.stderr).trim().lines().count(), 1, "{}", text(&out.stderr));
 }
+
+/// How many times the env's mount daemons logged loading a view from `from` ("image" or
+/// "catalog").
+fn loads_from(env: &Env, from: &str) -> usize {
+    let log = std::fs::read_to_string(env.dir.path().join("mount.log")).unwrap_or_default();
+    log.lines().filter(|l| l.contains("view loaded") && l.contains(&format!("from=\"{from}\""))).count()
+}
+
+/// A publish writes the view as an image (named by the nonce its transaction records) and removes
+/// the previous one; the daemon maps it at start and on a switch. A damaged or missing image
+/// costs only time: the daemon builds the same view from the catalog.
+#[test]
+fn the_daemon_maps_the_published_view_image_and_builds_without_one() {
+    let g0 = Upstream::proxmox(0, signing_key()).unwrap();
+    let g1 = Upstream::proxmox(1, signing_key()).unwrap();
+    let release = "debian/pve/dists/bookworm/InRelease";
+    let (old, new) = (g0.bytes(release).unwrap().to_vec(), g1.bytes(release).unwrap().to_vec());
+    let env = Env::new(g0, &[&PVE]);
+    env.sync_ok(&[]);
+    let pointer = || env.catalog().view_pointer().unwrap();
+    let (generation, nonce) = pointer();
+    let first = pmirror_fs::tree::image::file_name(generation, nonce.expect("the publish recorded an image"));
+    assert_eq!(env.view_images(), [first.as_str()]);
+
+    let mut mnt = Mount::start(&env);
+    assert_eq!(std::fs::read(mnt.path(release)).unwrap(), old);
+    assert_eq!(loads_from(&env, "image"), 1, "{}", mnt.log());
+    env.server.swap(g1);
+    env.sync_ok(&[]);
+    wait_for(|| std::fs::read(mnt.path(release)).unwrap() == new);
+    let (generation, nonce) = pointer();
+    let second = pmirror_fs::tree::image::file_name(generation, nonce.expect("image"));
+    assert_ne!(second, first);
+    assert_eq!(env.view_images(), [second.as_str()], "the old image is removed after the commit");
+    wait_for(|| loads_from(&env, "image") == 2);
+    assert_eq!(loads_from(&env, "catalog"), 0, "{}", mnt.log());
+    assert!(mnt.stop().success());
+
+    let image = pmirror_fs::sync::images_dir(&env.store).join(&second);
+    let damaged: [(&str, Option<&[u8]>); 2] = [("damaged", Some(b"PMFSVIEW not really")), ("missing", None)];
+    for (case, bytes) in damaged {
+        match bytes {
+            Some(b) => std::fs::write(&image, b).unwrap(),
+            None => std::fs::remove_file(&image).unwrap(),
+        }
+        let before = loads_from(&env, "catalog");
+        let mut mnt = Mount::start(&env);
+        assert_eq!(std::fs::read(mnt.path(release)).unwrap(), new, "{case}");
+        let pkg = mnt.path("debian/pve/dists/bookworm/pve-no-subscription/binary-amd64");
+        assert!(std::fs::read_dir(pkg).unwrap().count() > 0, "{case}");
+        assert_eq!(loads_from(&env, "catalog"), before + 1, "{case}: {}", mnt.log());
+        assert!(mnt.stop().success(), "{case}");
+    }
+}

@@ -11,7 +11,7 @@ use std::process::Command;
 pub const SYNC_TIMER: &str = "pmirror-fs-sync.timer";
 
 /// Where the mount serves the JSON (root of the view).
-pub const STATUS_FILE: &str = "status.json";
+pub use crate::tree::STATUS_FILE;
 
 /// Catalog rows (none before the first sync created the catalog), plus a `new` row for every
 /// configured mirror/tree that never ran, by id. Entries removed from the config but still in
