@@ -20,7 +20,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Migrations in order; index + 1 is the schema version after applying it.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("../../migrations/0001_init.sql"), include_str!("../../migrations/0002_snapshot_totals.sql")];
 
 /// How long a writer waits for another connection's transaction (the mount daemon reads while
 /// sync writes; WAL makes readers and the writer independent, so this only covers checkpoints).

@@ -90,9 +90,7 @@ pub fn snapshot_name(unix: i64) -> String {
 }
 
 const SNAPSHOT_COLUMNS: &str = "s.id, s.mirror_id, s.name, s.created_at, s.superseded_at,
-    (m.published = s.id), (SELECT COUNT(*) FROM entries e WHERE e.snapshot_id = s.id),
-    (SELECT COALESCE(SUM(o.size), 0) FROM entries e JOIN objects o ON o.id = e.object_id WHERE e.snapshot_id = s.id),
-    s.release_sha256, s.release_last_modified";
+    (m.published = s.id), s.files, s.bytes, s.release_sha256, s.release_last_modified";
 
 fn snapshot_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SnapshotRow> {
     let sha: Option<Vec<u8>> = r.get(8)?;
@@ -197,6 +195,12 @@ impl Catalog {
         .map_err(err)?;
         let id = tx.last_insert_rowid();
         insert_entries(&tx, id, &snap.entries, snap.created_at).map_err(err)?;
+        let bytes: u64 = snap.entries.iter().map(|e| e.size).sum();
+        tx.execute(
+            "UPDATE snapshots SET files = ?2, bytes = ?3 WHERE id = ?1",
+            params![id, snap.entries.len() as i64, bytes as i64],
+        )
+        .map_err(err)?;
         tx.commit().map_err(err)?;
         Ok((id, name))
     }

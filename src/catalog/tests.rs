@@ -135,3 +135,28 @@ fn remove_refuses_published() {
     cat.remove_snapshot("m", &name_b, 2_000, 0, |_| Ok(None)).unwrap();
     assert!(cat.snapshot_id("m", &name_b).unwrap().is_none());
 }
+
+#[test]
+fn migration_2_fills_snapshot_totals_of_an_existing_catalog() {
+    let dir = tempfile::tempdir().unwrap();
+    // A version-1 catalog with one recorded snapshot, as the previous release left it.
+    let (id, want_files, want_bytes) = {
+        let mut cat = Catalog::open(dir.path()).unwrap();
+        cat.upsert_mirror("m", "mirror", "debian/x", "http://example/debian/x").unwrap();
+        let snap = snapshot("m", 1_000, "r1", &["a", "bb", "ccc"]);
+        let bytes: u64 = snap.entries.iter().map(|e| e.size).sum();
+        let (id, _) = cat.record_snapshot(&snap).unwrap();
+        cat.conn
+            .execute_batch(
+                "ALTER TABLE snapshots DROP COLUMN files; ALTER TABLE snapshots DROP COLUMN bytes;
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        (id, snap.entries.len() as u64, bytes)
+    };
+    let cat = Catalog::open(dir.path()).unwrap();
+    let row = cat.snapshot_by_id(id).unwrap().unwrap();
+    assert_eq!((row.files, row.bytes), (want_files, want_bytes));
+    let version: usize = cat.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, MIGRATIONS.len());
+}
