@@ -34,24 +34,46 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// A detaching `mount` or a sync of the fixture finishes in seconds; a hang fails the test.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The package, built by scripts/build-deb.sh from the binary under test once per test binary:
-/// every test that needs it shares it (two builds at once would race on target/assets).
+/// Runs `f` holding an exclusive lock on target/debian: scripts/build-deb.sh rewrites
+/// target/assets and target/debian in place, and two test processes in one checkout (two
+/// people's `scripts/test.sh`) would otherwise read each other's half-written package.
+fn with_build_lock<T>(f: impl FnOnce() -> T) -> T {
+    let dir = Path::new(ROOT).join("target/debian");
+    std::fs::create_dir_all(&dir).unwrap();
+    let lock = std::fs::File::create(dir.join(".build.lock")).unwrap();
+    // SAFETY: flock on a file we hold open; closing it (the drop below) releases the lock.
+    assert_eq!(unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) }, 0);
+    let out = f();
+    drop(lock);
+    out
+}
+
+/// The package, built by scripts/build-deb.sh from the binary under test once per test binary
+/// and shared by every test that needs it, read from a copy in Cargo's test tmpdir that is
+/// replaced by rename (never seen half-written, whoever builds next).
 pub(super) fn deb() -> &'static Path {
     static DEB: OnceLock<PathBuf> = OnceLock::new();
-    DEB.get_or_init(|| {
-        let cargo_deb = Command::new("cargo").args(["deb", "--version"]).output();
-        assert!(
-            cargo_deb.is_ok_and(|o| o.status.success()),
-            "cargo-deb missing: cargo install cargo-deb (scripts/test.sh does)"
-        );
-        let build = Command::new(Path::new(ROOT).join("scripts/build-deb.sh"))
-            .args(["--profile", "dev", "--no-build"])
-            .output()
-            .expect("run scripts/build-deb.sh");
-        assert!(build.status.success(), "build-deb.sh failed:\n{}\n{}", text(&build.stdout), text(&build.stderr));
-        let deb = text(&build.stdout).lines().rev().find(|l| l.ends_with(".deb")).map(|l| Path::new(ROOT).join(l));
-        deb.unwrap_or_else(|| panic!("no .deb path in:\n{}", text(&build.stdout)))
-    })
+    DEB.get_or_init(|| with_build_lock(build_deb))
+}
+
+fn build_deb() -> PathBuf {
+    let cargo_deb = Command::new("cargo").args(["deb", "--version"]).output();
+    assert!(
+        cargo_deb.is_ok_and(|o| o.status.success()),
+        "cargo-deb missing: cargo install cargo-deb (scripts/test.sh does)"
+    );
+    let build = Command::new(Path::new(ROOT).join("scripts/build-deb.sh"))
+        .args(["--profile", "dev", "--no-build"])
+        .output()
+        .expect("run scripts/build-deb.sh");
+    assert!(build.status.success(), "build-deb.sh failed:\n{}\n{}", text(&build.stdout), text(&build.stderr));
+    let deb = text(&build.stdout).lines().rev().find(|l| l.ends_with(".deb")).map(|l| Path::new(ROOT).join(l));
+    let deb = deb.unwrap_or_else(|| panic!("no .deb path in:\n{}", text(&build.stdout)));
+    let copy = Path::new(env!("CARGO_TARGET_TMPDIR")).join(deb.file_name().unwrap());
+    let partial = copy.with_extension(format!("{}.partial", std::process::id()));
+    std::fs::copy(&deb, &partial).unwrap();
+    std::fs::rename(&partial, &copy).unwrap();
+    copy
 }
 
 fn readme() -> String {
@@ -195,16 +217,18 @@ fn readme_apt_install_takes_the_built_deb_and_dpkg_installs_removes_and_purges_i
     let line = readme_line("Quick start", "apt install ");
     let words: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(words.len(), 3, "{line}");
-    // The README's glob names the package the build made, and only it.
-    let expanded = Command::new("sh").args(["-c", &format!("echo {}", words[2])]).current_dir(ROOT).output().unwrap();
-    let expanded = Path::new(ROOT).join(text(&expanded.stdout).trim());
-    let built = deb().canonicalize().unwrap();
-    assert_eq!(expanded.canonicalize().ok(), Some(built), "README's {} is not the built package", words[2]);
-    // The real line would install on this machine: with --simulate, apt resolves the file and
-    // its Depends against this system's packages and changes nothing.
-    let mut apt = Command::new("sh");
-    apt.args(["-c", &line.replacen("apt install ", "apt install --simulate ", 1)]).current_dir(ROOT);
-    let out = output_within(apt, &line);
+    let built = deb().file_name().unwrap().to_str().unwrap();
+    let out = with_build_lock(|| {
+        // The README's glob names the package the build made, and only it.
+        let expanded = Command::new("sh").args(["-c", &format!("echo {}", words[2])]).current_dir(ROOT).output();
+        let expanded = text(&expanded.unwrap().stdout);
+        assert_eq!(expanded.trim(), format!("./target/debian/{built}"), "README's {}", words[2]);
+        // The real line would install on this machine: with --simulate, apt resolves the file
+        // and its Depends against this system's packages and changes nothing.
+        let mut apt = Command::new("sh");
+        apt.args(["-c", &line.replacen("apt install ", "apt install --simulate ", 1)]).current_dir(ROOT);
+        output_within(apt, &line)
+    });
     assert_ok(&out, &line);
     assert!(text(&out.stdout).contains("Inst pmirror-fs (") && text(&out.stdout).contains("Conf pmirror-fs ("));
 
@@ -450,29 +474,31 @@ struct NginxService {
 }
 
 impl NginxService {
-    fn start(s: &Scratch, port: u16) -> NginxService {
+    /// `Err(error log)` if nginx exits instead of listening on `port` (someone else took it).
+    fn start(s: &Scratch, port: u16) -> Result<NginxService, String> {
         let conf = s.at("/etc/nginx/nginx.conf").display().to_string();
         let flags = vec!["-c".to_owned(), conf, "-e".to_owned(), s.rooted("/var/log/nginx/error.log")];
         assert_ok(&Command::new("/usr/sbin/nginx").args(&flags).args(["-t", "-q"]).output().unwrap(), "nginx -t");
-        let child = Command::new("/usr/sbin/nginx")
+        let mut child = Command::new("/usr/sbin/nginx")
             .args(&flags)
             .args(["-g", "daemon off;"])
             .stdin(Stdio::null())
             .process_group(0)
             .spawn()
             .expect("start nginx");
-        let mut n = NginxService { child, flags };
+        let log = || std::fs::read_to_string(s.at("/var/log/nginx/error.log")).unwrap_or_default();
         let deadline = Instant::now() + Duration::from_secs(15);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(n.child.try_wait().unwrap().is_none(), "nginx exited: {}", n.log(s));
-            assert!(Instant::now() < deadline, "nginx does not listen on {port}: {}", n.log(s));
+            if child.try_wait().unwrap().is_some() {
+                return Err(log());
+            }
+            if Instant::now() > deadline {
+                drop(NginxService { child, flags });
+                panic!("nginx does not listen on {port}: {}", log());
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        n
-    }
-
-    fn log(&self, s: &Scratch) -> String {
-        std::fs::read_to_string(s.at("/var/log/nginx/error.log")).unwrap_or_default()
+        Ok(NginxService { child, flags })
     }
 
     /// What `systemctl reload nginx` runs: nginx.service's ExecReload line, with our flags.
@@ -551,6 +577,21 @@ fn install_stock_nginx(s: &Scratch) {
     }
 }
 
+/// nginx as the package leaves it: the stock default site, on a free loopback port (tried a few
+/// times: another test's server may take the port between the probe and nginx's bind).
+fn start_stock_nginx(s: &Scratch) -> (NginxService, u16) {
+    let mut log = String::new();
+    for _ in 0..3 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        localize_site(s, &s.at("/etc/nginx/sites-available/default"), port);
+        match NginxService::start(s, port) {
+            Ok(nginx) => return (nginx, port),
+            Err(e) => log = e,
+        }
+    }
+    panic!("nginx did not start:\n{log}");
+}
+
 /// A site file on our loopback port (its first `listen`; the others, `[::]:80` and the like,
 /// dropped) with its `root` inside the scratch root.
 fn localize_site(s: &Scratch, site: &Path, port: u16) {
@@ -618,11 +659,8 @@ fn readme_nginx_site_cron_jobs_and_nginx_reload_serve_the_installed_packages_mou
     let env = Env::new(upstream.clone(), &[&PVE]);
     let s = Scratch::install();
     install_stock_nginx(&s);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    // nginx as the package leaves it: the stock default site, on our port.
-    localize_site(&s, &s.at("/etc/nginx/sites-available/default"), port);
     std::fs::write(s.at("/var/www/html/index.html"), "stock default site\n").unwrap();
-    let nginx = NginxService::start(&s, port);
+    let (nginx, port) = start_stock_nginx(&s);
     assert_eq!(get(port, "/").body, b"stock default site\n");
 
     // README: put the site in place and drop the default one (cp, ln -s, rm), raise the fd limit.
@@ -645,6 +683,12 @@ fn readme_nginx_site_cron_jobs_and_nginx_reload_serve_the_installed_packages_mou
 
     // README: `systemctl reload nginx`; the mirror's site replaces the default one.
     nginx.reload();
+    // The old workers (default site, no fd limit) drain away; the new ones run with the
+    // README's main-context limit.
+    wait_for(|| {
+        let limits = nginx.worker_fd_limits();
+        !limits.is_empty() && limits.iter().all(|l| *l == limit)
+    });
     // nginx serves the mount's files: status.json byte for byte as the mount has it now.
     wait_for(|| get(port, "/status.json").body == std::fs::read(mnt.join("status.json")).unwrap());
     let status: serde_json::Value = serde_json::from_slice(&get(port, "/status.json").body).unwrap();
@@ -652,11 +696,6 @@ fn readme_nginx_site_cron_jobs_and_nginx_reload_serve_the_installed_packages_mou
     assert_eq!(get(port, &format!("/{inrelease}")).body, upstream.bytes(&inrelease).unwrap());
     let index = text(&get(port, "/").body);
     assert!(index.contains("href=\"debian/\""), "not the mirror's autoindex:\n{index}");
-    // The main-context limit reached the workers the reload started (the old ones drain away).
-    wait_for(|| {
-        let limits = nginx.worker_fd_limits();
-        !limits.is_empty() && limits.iter().all(|l| *l == limit)
-    });
 }
 
 /// The mount unit is `Type=notify`: systemd holds nginx back until READY=1 and fails the start
