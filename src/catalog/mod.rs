@@ -42,6 +42,15 @@ pub struct Catalog {
     path: PathBuf,
 }
 
+/// What the mount's status.json depends on, for change detection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusStamp {
+    /// The newest run start or end (Unix seconds; 0 before any run).
+    pub newest: i64,
+    /// Every mirror's id, state, last start and end.
+    pub runs: String,
+}
+
 /// One mirror/tree row as the CLI reports it.
 #[derive(Debug, Clone)]
 pub struct MirrorRow {
@@ -117,12 +126,18 @@ impl Catalog {
             .map_err(self.err())
     }
 
-    /// Changes whenever a mirror's run starts or ends (the mount's status.json follows it).
-    pub fn status_stamp(&self) -> Result<(i64, i64), CatalogError> {
+    /// Changes whenever a mirror's run starts or ends or its state changes (the mount's
+    /// status.json follows it) — also when a run ends in the same second the previous one did.
+    pub fn status_stamp(&self) -> Result<StatusStamp, CatalogError> {
         self.conn
-            .query_row("SELECT COALESCE(MAX(last_started), 0), COALESCE(MAX(last_ended), 0) FROM mirrors", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT COALESCE(MAX(MAX(COALESCE(last_started, 0)), MAX(COALESCE(last_ended, 0))), 0),
+                        COALESCE(group_concat(id || ' ' || state || ' ' || COALESCE(last_started, '') || ' '
+                                              || COALESCE(last_ended, ''), ','), '')
+                 FROM (SELECT * FROM mirrors ORDER BY id)",
+                [],
+                |r| Ok(StatusStamp { newest: r.get(0)?, runs: r.get(1)? }),
+            )
             .map_err(self.err())
     }
 

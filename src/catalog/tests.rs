@@ -160,3 +160,23 @@ fn migration_2_fills_snapshot_totals_of_an_existing_catalog() {
     let version: usize = cat.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(version, MIGRATIONS.len());
 }
+
+#[test]
+fn status_stamp_changes_with_every_run_even_within_one_second() {
+    let (_dir, cat) = setup();
+    cat.upsert_mirror("n", "mirror", "debian/y", "http://example/debian/y").unwrap();
+    let mut seen = vec![cat.status_stamp().unwrap()];
+    let mut step = |f: &dyn Fn(&Catalog)| {
+        f(&cat);
+        let stamp = cat.status_stamp().unwrap();
+        assert!(!seen.contains(&stamp), "{stamp:?} seen before: {seen:?}");
+        seen.push(stamp);
+    };
+    // Two runs of "m" that start and end in the same second, the second one failing.
+    step(&|c| c.mark_started("m", 50).unwrap());
+    step(&|c| c.mark_finished("m", 50, Ok((1, 1))).unwrap());
+    step(&|c| c.mark_started("m", 50).unwrap());
+    step(&|c| c.mark_finished("m", 50, Err("boom")).unwrap());
+    step(&|c| c.mark_started("n", 50).unwrap());
+    assert_eq!(cat.status_stamp().unwrap().newest, 50);
+}

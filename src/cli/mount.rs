@@ -49,13 +49,14 @@ fn serve(config: &Config, mountpoint: &Path, allow_other: bool, mut ready: Optio
         let catalog = Catalog::open_readonly(store)?;
         let loaded = load(config, &catalog)?;
         let status = catalog.status_stamp()?;
-        let view = with_status(config, &catalog, loaded.view, status, 0);
+        let status_mtime = status.newest.max(1);
+        let view = with_status(config, &catalog, loaded.view, status_mtime, 0);
         let mounted = fuse::mount(mountpoint, view, pool_dir, MountOptions { allow_other })
             .with_context(|| format!("mounting {}", mountpoint.display()))?;
         tracing::info!(generation = loaded.pointer.0, from = loaded.from, "view loaded");
-        anyhow::Ok((catalog, mounted, loaded.pointer, loaded.valid_until, status))
+        anyhow::Ok((catalog, mounted, loaded.pointer, loaded.valid_until, status, status_mtime))
     })();
-    let (catalog, mounted, mut pointer, mut valid_until, mut status) = match res {
+    let (catalog, mounted, mut pointer, mut valid_until, mut status, mut status_mtime) = match res {
         Ok(v) => v,
         Err(e) => {
             if let Some(fd) = ready.take() {
@@ -82,6 +83,11 @@ fn serve(config: &Config, mountpoint: &Path, allow_other: bool, mut ready: Optio
         let expired = valid_until.is_some_and(|t| unix_now() >= t);
         let current = mounted.view().current();
         let next_generation = current.generation() + 1;
+        if s != status {
+            // Dated now (never before the change it shows, and always later than the document it
+            // replaces), so If-Modified-Since sees every change.
+            status_mtime = unix_now().max(s.newest).max(status_mtime + 1);
+        }
         if p != pointer || expired {
             match load(config, &catalog) {
                 Ok(loaded) => {
@@ -89,7 +95,7 @@ fn serve(config: &Config, mountpoint: &Path, allow_other: bool, mut ready: Optio
                     pointer = loaded.pointer;
                     valid_until = loaded.valid_until;
                     status = s;
-                    mounted.switch(with_status(config, &catalog, loaded.view, s, next_generation));
+                    mounted.switch(with_status(config, &catalog, loaded.view, status_mtime, next_generation));
                     tracing::info!(generation = pointer.0, "switched to a new view");
                 }
                 Err(e) => {
@@ -100,7 +106,7 @@ fn serve(config: &Config, mountpoint: &Path, allow_other: bool, mut ready: Optio
             // A run started or ended: only status.json changes; the tree is shared, not rebuilt.
             status = s;
             match current.with_inline_file(STATUS_FILE, Vec::new(), 0) {
-                Some(view) => mounted.switch(with_status(config, &catalog, view, s, next_generation)),
+                Some(view) => mounted.switch(with_status(config, &catalog, view, status_mtime, next_generation)),
                 None => tracing::warn!("the view has no {STATUS_FILE}; not refreshed"),
             }
         }
@@ -170,11 +176,10 @@ fn build(config: &Config, catalog: &Catalog) -> anyhow::Result<Loaded> {
     Ok(Loaded { view, pointer, valid_until, from: "catalog" })
 }
 
-/// `view` with the current status.json (dated by the last run start or end) and at least
+/// `view` with the current status.json, dated `mtime`, and at least
 /// generation `min_generation` (the daemon's generations only increase).
-fn with_status(config: &Config, catalog: &Catalog, view: View, stamp: (i64, i64), min_generation: u64) -> View {
+fn with_status(config: &Config, catalog: &Catalog, view: View, mtime: i64, min_generation: u64) -> View {
     let (path, content) = super::ops::status_inline(config, catalog);
-    let mtime = stamp.0.max(stamp.1).max(1);
     let mut view = match view.with_inline_file(&path, content, mtime) {
         Some(v) => v,
         None => {
