@@ -95,6 +95,7 @@ pub async fn fetch(ctx: &MetadataCtx<'_>) -> Result<Fetched, MirrorError> {
     let Some(release) = fetch_release(ctx).await? else {
         return Ok(Fetched::Unchanged);
     };
+    check_not_expired(ctx, &release, crate::sync::unix_now())?;
     let mut meta = Metadata {
         release,
         fetched: BTreeMap::new(),
@@ -105,6 +106,27 @@ pub async fn fetch(ctx: &MetadataCtx<'_>) -> Result<Fetched, MirrorError> {
     };
     select_indices(ctx, &mut meta).await?;
     Ok(Fetched::Changed(Box::new(meta)))
+}
+
+/// A Release past its `Valid-Until` is refused: apt clients would reject it ("Release file …
+/// is expired"), and a signed but expired Release is what a stale upstream or an attacker
+/// replaying an old one serves. The previous snapshot stays published.
+fn check_not_expired(ctx: &MetadataCtx<'_>, release: &ReleaseFiles, now: i64) -> Result<(), MirrorError> {
+    match release.verified.release().valid_until {
+        Some(until) if until <= now => {
+            let file = release.files.first().map_or("Release", |(path, _)| path.as_str());
+            Err(ctx.err(
+                file,
+                format!(
+                    "expired: Valid-Until {} is {} s in the past (stale upstream or a replayed Release); \
+                     apt clients would refuse it, so the previous snapshot stays published",
+                    crate::catalog::snapshot_name(until),
+                    now - until
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// InRelease (conditional), else Release + Release.gpg; `None` when unchanged since last time.

@@ -159,6 +159,27 @@ fn bad_signatures_are_refused() {
     assert!(env.published(PVE.id).is_none());
 }
 
+/// A correctly signed Release whose Valid-Until has passed (a stale upstream, or an old Release
+/// replayed) is refused; one still valid is taken.
+#[test]
+fn expired_release_is_refused() {
+    let with_valid_until = |up: &mut Upstream, until: &str| {
+        let index = up.suites.iter().position(|s| s.root == PVE.root).expect("pve suite");
+        let release = text(up.bytes(&up.suites[index].release_path()).unwrap());
+        let (head, tail) = release.split_once("\nDate: ").expect("Date field");
+        let (date, rest) = tail.split_once('\n').expect("Date line");
+        let patched = format!("{head}\nDate: {date}\nValid-Until: {until}\n{rest}");
+        up.sign_release(index, patched.as_bytes(), signing_key()).unwrap();
+    };
+    let (env, before) = broken_env(|up, _| with_valid_until(up, "Sat, 01 Jan 2000 00:00:00 UTC"));
+    assert_refused(&env, &before, "InRelease", "expired");
+    let mut next = proxmox(1);
+    with_valid_until(&mut next, "Fri, 01 Jan 2100 00:00:00 UTC");
+    env.server.swap(next);
+    env.sync_ok(&[]);
+    assert_ne!(env.published(PVE.id).unwrap().name, before);
+}
+
 #[test]
 fn bad_indices_and_packages_are_refused() {
     let cases: &[(Fault, &str, &str)] = &[
