@@ -2,6 +2,12 @@
 //! backoff for transient failures, conditional requests, and streaming downloads into the pool's
 //! staging area with the size cap and hash check applied while the bytes arrive.
 //!
+//! Credentials (a Proxmox subscription: basic auth) belong to one mirror or tree and go only to
+//! its upstream's origin (scheme, host, port): [`Fetcher::for_upstream`] scopes them, a request
+//! to any other origin goes without, and reqwest drops the header when a redirect leaves the
+//! host or port (a redirect that changes only the scheme is refused, see [`redirect_policy`]).
+//! They never appear in `Debug` output or in an error.
+//!
 //! Architecture invariant: this is the only module that uses `reqwest`.
 
 use crate::digest::Sha256;
@@ -16,11 +22,16 @@ const BACKOFF_BASE: Duration = Duration::from_millis(500);
 /// Cap on in-memory bodies (Release files, indices we parse). Debian's largest index
 /// (Contents-amd64.gz) is ~60 MiB; 1 GiB only guards against a hostile server.
 pub const MAX_MEMORY_BODY: u64 = 1 << 30;
+/// Redirects followed per request: reqwest's default; a chain longer than that is a loop.
+const MAX_REDIRECTS: usize = 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("{url}: HTTP {status}")]
     Status { url: String, status: u16 },
+    /// 401/403: upstream wants (other) credentials; `hint` says what to do about it.
+    #[error("{url}: HTTP {status}: {hint}")]
+    Denied { url: String, status: u16, hint: String },
     #[error("{url}: {message}")]
     Transport { url: String, message: String },
     #[error("{url}: truncated body: got {got} of {expected} bytes")]
@@ -40,7 +51,7 @@ impl FetchError {
         match self {
             FetchError::Status { status, .. } => *status >= 500 || *status == 408 || *status == 429,
             FetchError::Transport { .. } | FetchError::Truncated { .. } => true,
-            FetchError::Pool { .. } => false,
+            FetchError::Pool { .. } | FetchError::Denied { .. } => false,
         }
     }
 }
@@ -74,10 +85,42 @@ pub enum Expect {
     Unverified,
 }
 
+/// HTTP basic credentials for one origin. `Debug` shows the origin only.
+#[derive(Clone)]
+pub struct Credentials {
+    origin: url::Origin,
+    user: String,
+    password: String,
+    /// Appended to a 401/403 answered to a request that carried them.
+    rejected_hint: String,
+}
+
+impl Credentials {
+    /// Credentials sent to `upstream`'s origin only.
+    pub fn basic(upstream: &Url, user: &str, password: &str, rejected_hint: String) -> Credentials {
+        Credentials { origin: upstream.origin(), user: user.to_owned(), password: password.to_owned(), rejected_hint }
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").field("origin", &self.origin.ascii_serialization()).finish_non_exhaustive()
+    }
+}
+
+/// What one mirror or tree sends upstream, and what a refusal tells the operator.
+#[derive(Clone, Debug, Default)]
+pub struct Access {
+    pub credentials: Option<Credentials>,
+    /// Appended to a 401/403 answered to a request that carried no credentials.
+    pub missing_hint: String,
+}
+
 #[derive(Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
     retries: u32,
+    access: std::sync::Arc<Access>,
 }
 
 impl Fetcher {
@@ -89,9 +132,21 @@ impl Fetcher {
             // Mirrors talk to one or two hosts; keep plenty of idle connections for the
             // parallel downloads so each one reuses a connection.
             .pool_max_idle_per_host(64)
+            .redirect(redirect_policy())
             .build()
             .map_err(|e| FetchError::Transport { url: "(client)".to_owned(), message: e.to_string() })?;
-        Ok(Fetcher { client, retries })
+        Ok(Fetcher { client, retries, access: Default::default() })
+    }
+
+    /// This fetcher (same connection pool) for one mirror or tree: its credentials go with every
+    /// request to their origin, and a 401/403 carries the matching hint.
+    pub fn for_upstream(&self, access: Access) -> Fetcher {
+        Fetcher { client: self.client.clone(), retries: self.retries, access: std::sync::Arc::new(access) }
+    }
+
+    /// The credentials for `url`, when it is at their origin.
+    fn credentials_for(&self, url: &Url) -> Option<&Credentials> {
+        self.access.credentials.as_ref().filter(|c| url.origin() == c.origin)
     }
 
     /// GET into memory, with `If-Modified-Since` when given.
@@ -138,7 +193,34 @@ impl Fetcher {
         if let Some(t) = since {
             req = req.header(reqwest::header::IF_MODIFIED_SINCE, http_date(t));
         }
+        if let Some(c) = self.credentials_for(url) {
+            // reqwest marks the header sensitive: its Debug output hides the value.
+            req = req.basic_auth(&c.user, Some(&c.password));
+        }
         req.send().await.map_err(|e| transport(url, e))
+    }
+
+    /// A success response, or the error for its status.
+    fn check_status(&self, url: &Url, resp: reqwest::Response) -> Result<reqwest::Response, FetchError> {
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let (url_text, code) = (url.to_string(), status.as_u16());
+        if !matches!(status, reqwest::StatusCode::UNAUTHORIZED | reqwest::StatusCode::FORBIDDEN) {
+            return Err(FetchError::Status { url: url_text, status: code });
+        }
+        let hint = match (self.credentials_for(url), &self.access.credentials) {
+            (Some(sent), _) => sent.rejected_hint.clone(),
+            (None, Some(kept)) => {
+                format!("needs credentials; the subscription key is sent only to {}", kept.origin.ascii_serialization())
+            }
+            (None, None) => self.access.missing_hint.clone(),
+        };
+        if hint.is_empty() {
+            return Err(FetchError::Status { url: url_text, status: code });
+        }
+        Err(FetchError::Denied { url: url_text, status: code, hint })
     }
 
     async fn get_once(&self, url: &Url, since: Option<i64>, cap: u64) -> Result<Conditional, FetchError> {
@@ -146,7 +228,7 @@ impl Fetcher {
         if resp.status() == reqwest::StatusCode::NOT_MODIFIED {
             return Ok(Conditional::NotModified);
         }
-        let resp = check_status(url, resp)?;
+        let resp = self.check_status(url, resp)?;
         let last_modified = last_modified(&resp);
         let declared = resp.content_length();
         let mut stream = resp.bytes_stream();
@@ -166,7 +248,7 @@ impl Fetcher {
     }
 
     async fn download_once(&self, url: &Url, pool: &Pool, expect: Expect) -> Result<Stored, FetchError> {
-        let resp = check_status(url, self.send(url, None).await?)?;
+        let resp = self.check_status(url, self.send(url, None).await?)?;
         let last_modified = last_modified(&resp);
         let declared = resp.content_length();
         let cap = match expect {
@@ -272,12 +354,29 @@ fn body_error(url: &Url, e: reqwest::Error, got: u64, declared: Option<u64>) -> 
     }
 }
 
-fn check_status(url: &Url, resp: reqwest::Response) -> Result<reqwest::Response, FetchError> {
-    if resp.status().is_success() {
-        Ok(resp)
-    } else {
-        Err(FetchError::Status { url: url.to_string(), status: resp.status().as_u16() })
-    }
+/// Redirects as reqwest follows them, which drops `Authorization` when the host or port changes —
+/// except one that changes only the scheme (`https://h:8443/` → `http://h:8443/`): that keeps
+/// the header on another origin, possibly in clear text, so it is refused.
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.previous().len() > MAX_REDIRECTS {
+            return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+        }
+        match attempt.previous().last() {
+            Some(from) if only_scheme_changes(from, attempt.url()) => {
+                let message = format!("redirect to {} changes only the scheme; refused", attempt.url());
+                attempt.error(message)
+            }
+            _ => attempt.follow(),
+        }
+    })
+}
+
+/// Same host and port, another scheme: reqwest would keep credentials across it.
+fn only_scheme_changes(from: &Url, to: &Url) -> bool {
+    from.scheme() != to.scheme()
+        && from.host_str() == to.host_str()
+        && from.port_or_known_default() == to.port_or_known_default()
 }
 
 fn check_complete(url: &Url, got: u64, declared: Option<u64>) -> Result<(), FetchError> {
@@ -301,4 +400,56 @@ fn last_modified(resp: &reqwest::Response) -> Option<i64> {
 fn http_date(unix: i64) -> String {
     let t = std::time::UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64);
     httpdate::fmt_http_date(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(text: &str) -> Url {
+        Url::parse(text).expect("url")
+    }
+
+    #[test]
+    fn credentials_go_to_their_origin_only() {
+        let upstream = url("https://enterprise.proxmox.com/debian/pve/");
+        let creds = Credentials::basic(&upstream, "pve4b-1234567890", "0123456789abcdef", "rejected".into());
+        let fetcher = Fetcher::new(Duration::from_secs(1), 0).expect("client");
+        let scoped = fetcher.for_upstream(Access { credentials: Some(creds), missing_hint: String::new() });
+        let cases: &[(&str, bool)] = &[
+            ("https://enterprise.proxmox.com/debian/pve/dists/bookworm/InRelease", true),
+            ("https://enterprise.proxmox.com:443/debian/pbs/", true),
+            ("https://enterprise.proxmox.com:8443/debian/pve/", false),
+            ("http://enterprise.proxmox.com/debian/pve/", false),
+            ("https://download.proxmox.com/debian/pve/", false),
+            ("https://enterprise.proxmox.com.evil.example/debian/pve/", false),
+        ];
+        for (target, sent) in cases {
+            assert_eq!(scoped.credentials_for(&url(target)).is_some(), *sent, "{target}");
+            assert!(fetcher.credentials_for(&url(target)).is_none(), "{target}: unscoped fetcher has credentials");
+        }
+        let shown = format!("{:?} {:?}", scoped.access, scoped.access.credentials);
+        assert!(!shown.contains("1234567890") && !shown.contains("0123456789abcdef"), "{shown}");
+    }
+
+    #[test]
+    fn redirects_that_change_only_the_scheme_are_refused() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("https://h:8443/a", "http://h:8443/a", true),
+            ("http://h:8080/a", "https://h:8080/a", true),
+            ("https://h/a", "http://h/a", false), // port 443 → 80: reqwest drops the header
+            ("https://h/a", "https://h/b", false),
+            ("https://h/a", "https://mirror.example/a", false),
+        ];
+        for (from, to, refused) in cases {
+            assert_eq!(only_scheme_changes(&url(from), &url(to)), *refused, "{from} → {to}");
+        }
+    }
+
+    #[test]
+    fn denied_is_final_and_says_why() {
+        let e = FetchError::Denied { url: "https://h/x".into(), status: 401, hint: "needs a subscription".into() };
+        assert!(!e.is_transient() && !e.is_not_found());
+        assert_eq!(e.to_string(), "https://h/x: HTTP 401: needs a subscription");
+    }
 }

@@ -88,7 +88,8 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<i32> {
             if out.exists() {
                 bail!("{} exists; not replacing it", out.display());
             }
-            write_file(out, &imported.toml)?;
+            let mode = if imported.subscriptions > 0 { SECRET_MODE } else { PUBLIC_MODE };
+            write_file(out, &imported.toml, mode)?;
             eprintln!("pmirror-fs: wrote {} mirrors to {}", imported.mirrors.len(), out.display());
         }
     }
@@ -159,13 +160,24 @@ fn new_config(store: Option<&str>) -> String {
 
 /// Writes the new config when it validates; a key file that does not exist yet only earns a
 /// hint (the operator downloads it next), anything else leaves the file untouched.
+/// A missing `[[subscription]]` for an enterprise preset is a hint too (on stderr).
 fn check_and_write(path: &Path, text: &str, requests: &[(Preset, AddOptions)]) -> anyhow::Result<()> {
     match Config::parse(text, path) {
-        Ok(_) | Err(ConfigError::KeyFile { .. }) => {}
+        Ok(_) | Err(ConfigError::KeyFile { .. } | ConfigError::NoSubscription { .. }) => {}
         Err(e) => bail!("the new configuration would not load, nothing written: {e}"),
     }
-    write_file(path, text)?;
+    write_file(path, text, PUBLIC_MODE)?;
     println!("wrote {}", path.display());
+    for (preset, _) in requests {
+        if let Some(product) = presets::missing_subscription(text, preset) {
+            eprintln!(
+                "pmirror-fs: hint: {} needs a Proxmox subscription: add [[subscription]] with key = \"{product}…\" \
+                 and server-id = \"…\" to {} (then chmod 600 it) before syncing",
+                preset.spec(),
+                path.display()
+            );
+        }
+    }
     for (preset, opts) in requests {
         let key = opts.key.clone().unwrap_or_else(|| preset.key.clone());
         let key = Path::new(&key);
@@ -178,12 +190,36 @@ fn check_and_write(path: &Path, text: &str, requests: &[(Preset, AddOptions)]) -
     Ok(())
 }
 
-/// Writes `text` beside `path` and renames it into place (creating the directory).
-fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
+/// Mode of a config file that holds subscription keys.
+const SECRET_MODE: u32 = 0o600;
+/// Mode of a new config file without secrets (as the package ships it).
+const PUBLIC_MODE: u32 = 0o644;
+
+/// Writes `text` beside `path` and renames it into place (creating the directory). The file keeps
+/// the mode of the one it replaces (an operator's `chmod 600` survives `config add`); a new one
+/// gets `new_mode`. The temporary file is private until it has its final mode.
+fn write_file(path: &Path, text: &str, new_mode: u32) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    metrics::write_atomic(path, text).with_context(|| format!("writing {}", path.display()))
+    let mode = std::fs::metadata(path).map_or(new_mode, |m| m.permissions().mode() & 0o7777);
+    let mut tmp_name = path.file_name().context("the config path names no file")?.to_owned();
+    tmp_name.push(format!(".{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(SECRET_MODE).open(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        if let Err(e) = std::fs::remove_file(&tmp) {
+            tracing::debug!(file = %tmp.display(), error = %e, "no temporary config file to remove");
+        }
+    }
+    written.with_context(|| format!("writing {}", path.display()))
 }
 
 /// `status [--json]`.

@@ -2,7 +2,8 @@
 //! against each other (unique ids, aliases that neither hide a view nor point nowhere). The first
 //! problem in file order wins.
 
-use super::raw::{RawAlias, RawConfig, RawMirror, RawStore, RawSync, RawTree, Text};
+use super::raw::{RawAlias, RawConfig, RawMirror, RawStore, RawSubscription, RawSync, RawTree, Text};
+use super::subscription::{self, Product, ServerId, Subscription, SubscriptionKey};
 use super::{duration, validate};
 use super::{
     AliasConfig, Config, ConfigError, Location, MirrorConfig, Repository, StoreConfig, SyncConfig, TreeConfig,
@@ -31,23 +32,28 @@ pub(super) fn build(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| ctx.syntax(&e))?;
     let store = ctx.store(&raw.store)?;
     let sync = ctx.sync(&raw.sync)?;
+    let subscriptions =
+        raw.subscription.iter().enumerate().map(|(i, s)| ctx.subscription(s, i + 1)).collect::<Result<Vec<_>, _>>()?;
     let mut ids = IdRegistry::default();
     let mut mirrors = Vec::with_capacity(raw.mirror.len());
     for mirror in &raw.mirror {
-        let entry = ctx.mirror(mirror)?;
+        let mut entry = ctx.mirror(mirror)?;
+        entry.subscription =
+            ctx.use_subscription(mirror.use_subscription.as_ref(), &subscriptions, &entry.id, "mirror")?;
         ids.claim(&ctx, &mirror.id, "mirror")?;
         mirrors.push(entry);
     }
     let mut trees = Vec::with_capacity(raw.tree.len());
     for tree in &raw.tree {
-        let entry = ctx.tree(tree)?;
+        let mut entry = ctx.tree(tree)?;
+        entry.subscription = ctx.use_subscription(tree.use_subscription.as_ref(), &subscriptions, &entry.id, "tree")?;
         ids.claim(&ctx, &tree.id, "tree")?;
         trees.push(entry);
     }
     let views: Vec<&str> =
         (mirrors.iter().map(|m| m.view.as_str())).chain(trees.iter().map(|t| t.view.as_str())).collect();
     let aliases = ctx.aliases(&raw.alias, &views)?;
-    Ok(Config { path: path.to_owned(), store, sync, mirrors, trees, aliases })
+    Ok(Config { path: path.to_owned(), store, sync, mirrors, trees, aliases, subscriptions })
 }
 
 /// The directory relative paths in the config are taken from: the config file's own, made
@@ -102,8 +108,11 @@ impl Ctx<'_> {
         let fixed = |name: &str, table: &Option<Spanned<toml::Table>>| {
             table.as_ref().filter(|t| contains(t)).map(|_| name.to_owned())
         };
+        // A subscription is named by its position: its key is a secret.
+        let subscription = outline.subscription.iter().position(contains).map(|i| format!("subscription #{}", i + 1));
         named("mirror", "id", &outline.mirror)
             .or_else(|| named("tree", "id", &outline.tree))
+            .or(subscription)
             .or_else(|| named("alias", "path", &outline.alias))
             .or_else(|| fixed("[store]", &outline.store))
             .or_else(|| fixed("[sync]", &outline.sync))
@@ -188,6 +197,7 @@ impl Ctx<'_> {
             skip_packages,
             skip_package_patterns: patterns,
             skip_sections,
+            subscription: None,
         })
     }
 
@@ -211,7 +221,39 @@ impl Ctx<'_> {
             exclude: texts(raw.exclude.as_deref()),
             key,
             key_bytes,
+            subscription: None,
         })
+    }
+
+    /// One `[[subscription]]` (`index` counts from 1 in file order). Errors never quote the key.
+    fn subscription(&self, raw: &RawSubscription, index: usize) -> Result<Subscription, ConfigError> {
+        let entry = format!("subscription #{index}");
+        let product = Product::of_key(raw.key.get_ref()).map_err(|e| self.invalid(raw.key.span(), &entry, "key", e))?;
+        subscription::server_id(raw.server_id.get_ref())
+            .map_err(|e| self.invalid(raw.server_id.span(), &entry, "server-id", e))?;
+        Ok(Subscription {
+            key: SubscriptionKey::new(raw.key.get_ref().clone()),
+            server_id: ServerId(raw.server_id.get_ref().clone()),
+            product,
+        })
+    }
+
+    /// Resolves `use-subscription`: the first `[[subscription]]` with a key of that product.
+    fn use_subscription(
+        &self,
+        raw: Option<&Text>,
+        subscriptions: &[Subscription],
+        id: &str,
+        kind: &str,
+    ) -> Result<Option<Subscription>, ConfigError> {
+        let Some(raw) = raw else { return Ok(None) };
+        let entry = format!("{kind} {id:?}");
+        let product =
+            Product::parse(raw.get_ref()).map_err(|e| self.invalid(raw.span(), &entry, "use-subscription", e))?;
+        match subscriptions.iter().find(|s| s.product == product) {
+            Some(found) => Ok(Some(found.clone())),
+            None => Err(ConfigError::NoSubscription { at: self.at(raw.span()), entry, product }),
+        }
     }
 
     fn architectures(&self, raw: &Spanned<Vec<Text>>, entry: &str) -> Result<Vec<String>, ConfigError> {
@@ -350,6 +392,8 @@ struct Outline {
     tree: Vec<Spanned<toml::Table>>,
     #[serde(default)]
     alias: Vec<Spanned<toml::Table>>,
+    #[serde(default)]
+    subscription: Vec<Spanned<toml::Table>>,
 }
 
 /// Ids claimed so far by mirrors and trees, with the line that claimed them.

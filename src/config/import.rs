@@ -9,14 +9,23 @@
 //!     key-path /etc/apt/…gpg                key = "/etc/apt/…gpg"
 //!     verify true / ignore-errors false     verify = true / ignore-errors = false
 //!     skip-packages / skip-sections         skip-packages = […] / skip-sections = […]
+//!     use-subscription pve                  use-subscription = "pve"
 //!     sync true                             [store] fsync = true (one store-wide setting)
 //!     base-dir /var/lib/…                   (not imported: one pool for every mirror)
-//! medium: … / subscription: …               (reported as not imported)
+//! subscription: pve4b-1234567890            [[subscription]]
+//!     server-id 0123…                 ──▶   key = "pve4b-1234567890"
+//!     description / info                    server-id = "0123…"  (description as a comment)
+//! medium: …                                 (reported as not imported)
 //! ```
+//!
+//! Several keys of one product (proxmox-offline-mirror keeps the keys of the offline hosts it
+//! activates) keep their order; pmirror-fs sends the first, proxmox-offline-mirror sent the first
+//! one its cached status called active, so a note says which key that is. Notes never quote a key.
 //!
 //! List-valued keys may repeat (one value per line, as proxmox-section-config writes arrays) or
 //! hold several values separated by commas or spaces.
 
+use super::subscription::{self, Product, SubscriptionKey};
 use super::{validate, Repository};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -27,6 +36,8 @@ pub struct Imported {
     pub toml: String,
     /// Ids of the imported mirrors, in file order.
     pub mirrors: Vec<String>,
+    /// How many `[[subscription]]` keys `toml` holds (then it is a secret: mode 0600).
+    pub subscriptions: usize,
     /// One line per thing left out or changed (also written as comments at the top of `toml`).
     pub notes: Vec<String>,
 }
@@ -38,6 +49,9 @@ pub enum ImportError {
     Syntax { line: usize, message: String },
     #[error("line {line}: mirror {id:?}: {message}")]
     Mirror { id: String, line: usize, message: String },
+    /// A `subscription:` section pmirror-fs cannot use; the message never quotes the key.
+    #[error("line {line}: subscription: {message}")]
+    Subscription { line: usize, message: String },
     #[error("no `mirror:` section found: is this a proxmox-offline-mirror config?")]
     NoMirrors,
 }
@@ -102,7 +116,18 @@ struct Mirror {
     sync: Option<bool>,
     skip_packages: Vec<String>,
     skip_sections: Vec<String>,
+    use_subscription: Option<Product>,
     /// Comments written above the entry (what was not carried over).
+    comments: Vec<String>,
+}
+
+/// A `subscription:` section as pmirror-fs will write it.
+#[derive(Debug)]
+struct Key {
+    key: SubscriptionKey,
+    server_id: String,
+    product: Product,
+    /// Comments written above the entry (the description).
     comments: Vec<String>,
 }
 
@@ -155,16 +180,66 @@ fn mirror(section: &Section) -> Result<Mirror, ImportError> {
                 "{} {:?} not imported: every mirror shares the store's pool ([store] dir)",
                 p.key, p.value
             )),
-            "use-subscription" => m.comments.push(format!(
-                "use-subscription {:?} not imported: pmirror-fs does not send subscription credentials; \
-                 enterprise repositories will answer 401",
-                p.value
-            )),
+            "use-subscription" => {
+                let product = Product::parse(&p.value).map_err(|e| fail(p.line, format!("use-subscription: {e}")))?;
+                m.use_subscription = Some(product);
+            }
             other => m.comments.push(format!("unknown key {other:?} ignored")),
         }
     }
     check_mirror(section, &mut m)?;
     Ok(m)
+}
+
+/// A `subscription: <key>` section: the key is the section id, `server-id` a property.
+fn subscription_key(section: &Section) -> Result<(Key, Vec<String>), ImportError> {
+    let fail = |line: usize, message: String| ImportError::Subscription { line, message };
+    let product = Product::of_key(&section.id).map_err(|e| fail(section.line, format!("key {e}")))?;
+    let key = SubscriptionKey::new(section.id.clone());
+    let mut out = Key { key, server_id: String::new(), product, comments: Vec::new() };
+    let mut notes = Vec::new();
+    for p in &section.props {
+        match p.key.as_str() {
+            "server-id" => {
+                subscription::server_id(&p.value).map_err(|e| fail(p.line, format!("server-id {e}")))?;
+                out.server_id = p.value.clone();
+            }
+            "description" => out.comments.push(p.value.clone()),
+            // The cached subscription status: pmirror-fs does not check keys with the shop.
+            "info" => {}
+            other => notes.push(format!("subscription {} (line {}): unknown key {other:?} ignored", out.key, p.line)),
+        }
+    }
+    if out.server_id.is_empty() {
+        return Err(fail(section.line, format!("{} has no server-id", out.key)));
+    }
+    Ok((out, notes))
+}
+
+/// Which key each product's entries will send, and entries whose product has none.
+fn subscription_notes(keys: &[Key], mirrors: &[Mirror]) -> Vec<String> {
+    let mut notes = Vec::new();
+    for product in Product::ALL {
+        let of: Vec<&Key> = keys.iter().filter(|k| k.product == product).collect();
+        if of.len() > 1 {
+            notes.push(format!(
+                "{} {product} keys: pmirror-fs sends the first ({}) for use-subscription = \"{product}\"; \
+                 proxmox-offline-mirror sent the first active one, so put that one first",
+                of.len(),
+                of[0].key
+            ));
+        }
+    }
+    for m in mirrors {
+        if let Some(product) = m.use_subscription.filter(|p| !keys.iter().any(|k| k.product == *p)) {
+            notes.push(format!(
+                "mirror {}: use-subscription = \"{product}\" but no {product} key was found: \
+                 add a [[subscription]] before `pmirror-fs config check`",
+                m.id
+            ));
+        }
+    }
+    notes
 }
 
 /// Required keys and valid values, so the TOML written is a config `pmirror-fs` accepts.
@@ -199,6 +274,7 @@ fn check_mirror(section: &Section, m: &mut Mirror) -> Result<(), ImportError> {
 pub fn import_pom(text: &str, source: &str) -> Result<Imported, ImportError> {
     let mut notes = Vec::new();
     let mut mirrors: Vec<Mirror> = Vec::new();
+    let mut keys: Vec<Key> = Vec::new();
     let mut lines: BTreeMap<String, usize> = BTreeMap::new();
     for section in sections(text)? {
         match section.kind.as_str() {
@@ -216,10 +292,11 @@ pub fn import_pom(text: &str, source: &str) -> Result<Imported, ImportError> {
                  (snapshots/<mirror>/<name>/) instead of exporting media",
                 section.id, section.line
             )),
-            "subscription" => notes.push(format!(
-                "subscription (line {}) not imported: pmirror-fs does not handle subscription keys",
-                section.line
-            )),
+            "subscription" => {
+                let (key, key_notes) = subscription_key(&section)?;
+                notes.extend(key_notes);
+                keys.push(key);
+            }
             other => notes.push(format!("section type {other:?} (line {}) not imported: unknown", section.line)),
         }
     }
@@ -227,9 +304,11 @@ pub fn import_pom(text: &str, source: &str) -> Result<Imported, ImportError> {
         return Err(ImportError::NoMirrors);
     }
     notes.extend(shared_suites(&mirrors));
+    notes.extend(subscription_notes(&keys, &mirrors));
     let fsync = store_fsync(&mirrors, &mut notes);
     let ids = mirrors.iter().map(|m| m.id.clone()).collect();
-    Ok(Imported { toml: render(&mirrors, fsync, &notes, source), mirrors: ids, notes })
+    let toml = render(&mirrors, &keys, fsync, &notes, source);
+    Ok(Imported { toml, mirrors: ids, subscriptions: keys.len(), notes })
 }
 
 /// proxmox-offline-mirror's per-mirror `sync` (fsync) becomes the one store-wide setting: on
@@ -274,14 +353,24 @@ fn quote_list(items: &[String]) -> String {
     format!("[{}]", items.iter().map(|i| quote(i)).collect::<Vec<_>>().join(", "))
 }
 
-fn render(mirrors: &[Mirror], fsync: Option<bool>, notes: &[String], source: &str) -> String {
+fn render(mirrors: &[Mirror], keys: &[Key], fsync: Option<bool>, notes: &[String], source: &str) -> String {
     let mut out = format!("# pmirror-fs configuration imported from {source} by `pmirror-fs config import`.\n");
+    if !keys.is_empty() {
+        out += "# It holds subscription keys: keep it readable by root only (chmod 600).\n";
+    }
     for note in notes {
         out += &format!("# NOTE: {}\n", note.replace('\n', " "));
     }
     out += "\n[store]\n# dir = \"/var/lib/pmirror-fs\"\n";
     if let Some(fsync) = fsync {
         out += &format!("fsync = {fsync}\n");
+    }
+    for k in keys {
+        out += "\n";
+        for comment in &k.comments {
+            out += &format!("# {}\n", comment.replace('\n', " "));
+        }
+        out += &format!("[[subscription]]\nkey = {}\nserver-id = {}\n", quote(k.key.expose()), quote(&k.server_id));
     }
     for m in mirrors {
         out += "\n";
@@ -307,6 +396,9 @@ fn render(mirrors: &[Mirror], fsync: Option<bool>, notes: &[String], source: &st
                 out += &format!("{key} = {}\n", quote_list(values));
             }
         }
+        if let Some(product) = m.use_subscription {
+            out += &format!("use-subscription = {}\n", quote(product.name()));
+        }
     }
     out
 }
@@ -328,6 +420,7 @@ mirror: pve_bookworm
 \tskip-packages *-dbg
 \tskip-sections debug
 \tsync true
+\tuse-subscription pve
 \tverify false
 
 # export medium
@@ -338,7 +431,12 @@ medium: usb
 \tverify true
 
 subscription: pve4b-0123456789
-\tserver-id ABCDEF
+\tdescription node 1 of the cluster
+\tinfo eyJzdGF0dXMiOiJhY3RpdmUifQ==
+\tserver-id 0123456789ABCDEF0123456789abcdef
+
+subscription: pve4b-9876543210
+\tserver-id FEDCBA9876543210FEDCBA9876543210
 ";
 
     #[test]
@@ -351,10 +449,44 @@ subscription: pve4b-0123456789
         assert_eq!(m["skip-packages"].as_array().map(Vec::len), Some(2));
         assert_eq!(m["verify"].as_bool(), Some(false));
         assert_eq!(toml["store"]["fsync"].as_bool(), Some(true));
-        for needle in ["medium \"usb\"", "subscription (line 21) not imported", "base-dir"] {
+        assert_eq!(m["use-subscription"].as_str(), Some("pve"));
+        let subs = toml["subscription"].as_array().expect("subscriptions");
+        let keys: Vec<_> = subs.iter().map(|s| (s["key"].as_str(), s["server-id"].as_str())).collect();
+        assert_eq!(
+            keys,
+            [
+                (Some("pve4b-0123456789"), Some("0123456789ABCDEF0123456789abcdef")),
+                (Some("pve4b-9876543210"), Some("FEDCBA9876543210FEDCBA9876543210"))
+            ]
+        );
+        assert_eq!(got.subscriptions, 2);
+        assert!(got.toml.contains("# node 1 of the cluster\n[[subscription]]"), "{}", got.toml);
+        assert!(got.toml.contains("chmod 600"), "{}", got.toml);
+        for needle in ["medium \"usb\"", "base-dir", "2 pve keys: pmirror-fs sends the first (pve4b-01…(masked))"] {
             assert!(got.notes.iter().any(|n| n.contains(needle)), "no note with {needle}: {:?}", got.notes);
         }
-        assert!(!got.toml.contains("pve4b-0123456789"), "subscription key leaked into the output");
+        let notes = got.notes.join("\n");
+        assert!(!notes.contains("0123456789") && !notes.contains("9876543210"), "a note quotes a key: {notes}");
+    }
+
+    #[test]
+    fn subscription_sections_and_use_subscription() {
+        let mirror = "mirror: a\n\trepository deb https://h/debian/pbs s c\n\tkey-path /k\n";
+        let sid = "0123456789abcdef0123456789abcdef";
+        let cases: &[(String, &str)] = &[
+            (format!("{mirror}\tuse-subscription ceph\n"), "use-subscription: \"ceph\" is not a subscription product"),
+            (format!("{mirror}subscription: pve-1234567890\n\tserver-id {sid}\n"), "not a Proxmox subscription key"),
+            (format!("{mirror}subscription: pbsc-1234567890\n"), "has no server-id"),
+            (format!("{mirror}subscription: pbsc-1234567890\n\tserver-id 12\n"), "server-id must be 32"),
+        ];
+        for (text, needle) in cases {
+            let err = import_pom(text, "x.cfg").expect_err(text).to_string();
+            assert!(err.contains(needle), "{text:?}: {err}");
+            assert!(!err.contains("1234567890"), "the error quotes the key: {err}");
+        }
+        let unmatched = import_pom(&format!("{mirror}\tuse-subscription pbs\n"), "x.cfg").expect("imports");
+        assert!(unmatched.notes.iter().any(|n| n.contains("no pbs key was found")), "{:?}", unmatched.notes);
+        assert!(unmatched.toml.contains("use-subscription = \"pbs\""), "{}", unmatched.toml);
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! The TOML configuration (`[store]`, `[sync]`, `[[mirror]]`, `[[tree]]`, `[[alias]]`), read and
-//! validated once into a [`Config`]: after [`Config::load`] every URL is http(s) with a trailing
-//! slash, every id is unique and path-safe, every view path is relative and outside `snapshots/`,
-//! every glob compiles and every key file has been read. Errors are one line:
+//! The TOML configuration (`[store]`, `[sync]`, `[[subscription]]`, `[[mirror]]`, `[[tree]]`,
+//! `[[alias]]`), read and validated once into a [`Config`]: after [`Config::load`] every URL is
+//! http(s) with a trailing slash, every id is unique and path-safe, every view path is relative
+//! and outside `snapshots/`, every glob compiles, every key file has been read and every
+//! `use-subscription` has its `[[subscription]]`. Errors are one line:
 //! `FILE:LINE: ENTRY: KEY: reason`.
 //!
 //! ```text
@@ -11,6 +12,7 @@
 //!   convert.rs     raw → Config: defaults, per-entry checks, cross-entry checks
 //!   validate.rs    pure checks on single values (ids, architectures, URLs, view paths)
 //!   repository.rs  the `deb URL SUITE COMPONENT…` line
+//!   subscription.rs  Proxmox subscription keys: product rule, masking
 //!   duration.rs    `48h`, `1d12h` durations
 //!   render.rs      normalized TOML for `config show`
 //! ```
@@ -22,11 +24,13 @@ pub mod presets;
 mod raw;
 mod render;
 mod repository;
+pub mod subscription;
 #[cfg(test)]
 mod tests;
 pub mod validate;
 
 pub use repository::{Repository, RepositoryError};
+pub use subscription::{Product, Subscription, SubscriptionKey};
 
 use std::ffi::OsString;
 use std::fmt;
@@ -50,6 +54,9 @@ pub struct Config {
     pub mirrors: Vec<MirrorConfig>,
     pub trees: Vec<TreeConfig>,
     pub aliases: Vec<AliasConfig>,
+    /// `[[subscription]]` entries in file order; an entry's `use-subscription` takes the first of
+    /// its product.
+    pub subscriptions: Vec<Subscription>,
 }
 
 /// `[store]`: where the pool, catalog and staging area live.
@@ -103,6 +110,8 @@ pub struct MirrorConfig {
     pub skip_package_patterns: Vec<String>,
     /// Packages whose `Section` is listed here are not mirrored.
     pub skip_sections: Vec<String>,
+    /// `use-subscription`, resolved: the credentials sent to the repository's origin.
+    pub subscription: Option<Subscription>,
 }
 
 /// One `[[tree]]`: a plain file tree (ISO images, CT templates) listed from autoindex pages.
@@ -121,6 +130,8 @@ pub struct TreeConfig {
     pub key: Option<PathBuf>,
     /// The key file's contents, read at load time.
     pub key_bytes: Option<Vec<u8>>,
+    /// `use-subscription`, resolved: the credentials sent to the tree's origin.
+    pub subscription: Option<Subscription>,
 }
 
 /// One `[[alias]]`: `path` in the view shows what is at `target`.
@@ -177,6 +188,18 @@ pub enum ConfigError {
         #[source]
         source: io::Error,
     },
+    /// A `use-subscription` whose product no `[[subscription]]` has a key for. `config add`
+    /// writes such a config anyway (with a hint), like one whose key file is still missing.
+    #[error(
+        "{at}: {entry}: use-subscription: no [[subscription]] has a {product} key; \
+         add one with key = \"{product}…\" and server-id = \"…\""
+    )]
+    NoSubscription {
+        at: Location,
+        /// `mirror "id"` or `tree "id"`.
+        entry: String,
+        product: Product,
+    },
     /// Well-formed but unacceptable value.
     #[error("{at}: {entry}: {key}: {message}")]
     Invalid {
@@ -198,19 +221,25 @@ impl ConfigError {
     pub fn location(&self) -> Location {
         match self {
             ConfigError::Read { path, .. } => Location { path: path.clone(), line: None },
-            ConfigError::Syntax { at, .. } | ConfigError::KeyFile { at, .. } | ConfigError::Invalid { at, .. } => {
-                at.clone()
-            }
+            ConfigError::Syntax { at, .. }
+            | ConfigError::KeyFile { at, .. }
+            | ConfigError::NoSubscription { at, .. }
+            | ConfigError::Invalid { at, .. } => at.clone(),
         }
     }
 }
 
 impl Config {
     /// Reads, parses and validates the config file at `path` (and the key files it names).
+    /// A config holding subscription keys that group or others may read earns a warning.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        Config::parse(&text, path)
+        let config = Config::parse(&text, path)?;
+        if !config.subscriptions.is_empty() {
+            warn_if_exposed(path);
+        }
+        Ok(config)
     }
 
     /// Parses and validates `text` as if read from `path`. Key files are read here; relative key
@@ -229,6 +258,23 @@ impl Config {
     /// again yields the same configuration.
     pub fn to_toml(&self) -> String {
         render::to_toml(self)
+    }
+}
+
+/// Permission bits that let someone other than the owner at a file.
+const GROUP_OTHER_BITS: u32 = 0o077;
+
+/// Subscription keys are paid-for secrets: a config holding them should be mode 0600.
+fn warn_if_exposed(path: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.permissions().mode() & GROUP_OTHER_BITS != 0 => tracing::warn!(
+            config = %path.display(),
+            mode = format!("{:o}", meta.permissions().mode() & 0o7777),
+            "the config holds subscription keys but group or others may access it; chmod 600 it"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(config = %path.display(), error = %e, "cannot check the config's mode"),
     }
 }
 

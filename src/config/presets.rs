@@ -5,7 +5,11 @@
 //! (`pve:bookworm:test` after `pve:bookworm:no-subscription` gives one mirror with
 //! `pve-no-subscription pvetest`), because two mirrors of one suite would both publish
 //! `dists/<suite>/InRelease`.
+//!
+//! Enterprise presets set `use-subscription` to the product whose key the repository takes (pve
+//! for pve and Ceph, pbs, pmg); [`missing_subscription`] tells the CLI to hint at adding one.
 
+use super::subscription;
 use super::{validate, Repository};
 use std::fmt;
 use std::str::FromStr;
@@ -115,6 +119,18 @@ impl Preset {
 
     pub fn spec(&self) -> String {
         format!("{}:{}:{}", self.product, self.suite, self.channel.name())
+    }
+
+    /// The subscription the repository needs: enterprise ones only; Ceph's take a pve key.
+    pub fn subscription(&self) -> Option<subscription::Product> {
+        if self.channel != Channel::Enterprise {
+            return None;
+        }
+        match self.product {
+            "pbs" => Some(subscription::Product::Pbs),
+            "pmg" => Some(subscription::Product::Pmg),
+            _ => Some(subscription::Product::Pve),
+        }
     }
 }
 
@@ -242,7 +258,7 @@ pub fn add(text: &str, preset: &Preset, opts: &AddOptions) -> Result<(String, Ad
         .parse()
         .map_err(|e: super::RepositoryError| PresetError::Conflict(format!("--url {url}: {e}")))?;
     let mirrors = mirror_tables(&mut doc)?;
-    if let Some(done) = extend_existing(mirrors, &wanted, preset.component)? {
+    if let Some(done) = extend_existing(mirrors, &wanted, preset)? {
         let out =
             if matches!(done, Added::Present { .. }) { text.to_owned() } else { with_final_newline(doc.to_string()) };
         return Ok((out, done));
@@ -260,6 +276,9 @@ pub fn add(text: &str, preset: &Preset, opts: &AddOptions) -> Result<(String, Ad
     table.insert("key", value(opts.key.clone().unwrap_or_else(|| preset.key.clone())));
     if let Some(view) = &opts.view {
         table.insert("view", value(view));
+    }
+    if let Some(product) = preset.subscription() {
+        table.insert("use-subscription", value(product.name()));
     }
     table.decor_mut().set_prefix(format!("\n# {} (added by `pmirror-fs config add`)\n", preset.spec()));
     mirrors.push(table);
@@ -299,8 +318,9 @@ fn repository_of(table: &Table) -> Option<Repository> {
 fn extend_existing(
     mirrors: &mut ArrayOfTables,
     wanted: &Repository,
-    component: &str,
+    preset: &Preset,
 ) -> Result<Option<Added>, PresetError> {
+    let component = preset.component;
     for table in mirrors.iter_mut() {
         let Some(mut repo) = repository_of(table) else { continue };
         if repo.url != wanted.url || repo.suite != wanted.suite {
@@ -312,9 +332,27 @@ fn extend_existing(
         }
         repo.components.push(component.to_owned());
         table.insert("repository", value(source_line(&repo)));
+        if let Some(product) = preset.subscription().filter(|_| !table.contains_key("use-subscription")) {
+            table.insert("use-subscription", value(product.name()));
+        }
         return Ok(Some(Added::Extended { id }));
     }
     Ok(None)
+}
+
+/// The product `preset` needs a subscription for when the config `text` has no
+/// `[[subscription]]` with a key of it (then `sync` would answer 401; the CLI hints). Keys that
+/// do not parse count as absent: `config check` names them.
+pub fn missing_subscription(text: &str, preset: &Preset) -> Option<subscription::Product> {
+    let product = preset.subscription()?;
+    let doc: DocumentMut = text.parse().ok()?;
+    let tables = doc.get("subscription").and_then(Item::as_array_of_tables);
+    let has = tables.is_some_and(|t| {
+        t.iter().any(|s| {
+            s.get("key").and_then(Item::as_str).and_then(|k| subscription::Product::of_key(k).ok()) == Some(product)
+        })
+    });
+    (!has).then_some(product)
 }
 
 /// Refuses a second mirror with the same id, or one whose suite would land on the same
@@ -443,6 +481,39 @@ mod tests {
         assert_eq!(added, Added::NewMirror { id: "pve_bookworm_enterprise".into() });
         let doc: toml::Table = text.parse().expect("valid TOML");
         assert_eq!(doc["mirror"].as_array().map(Vec::len), Some(2));
+        assert!(doc["mirror"][0].get("use-subscription").is_none(), "{text}");
+        assert_eq!(doc["mirror"][1]["use-subscription"].as_str(), Some("pve"), "{text}");
+    }
+
+    #[test]
+    fn enterprise_presets_use_their_subscription() {
+        let cases: &[(&str, Option<subscription::Product>)] = &[
+            ("pve:bookworm:enterprise", Some(subscription::Product::Pve)),
+            ("pbs:bookworm:enterprise", Some(subscription::Product::Pbs)),
+            ("pmg:bullseye:enterprise", Some(subscription::Product::Pmg)),
+            ("ceph-squid:bookworm:enterprise", Some(subscription::Product::Pve)),
+            ("pve:bookworm:no-subscription", None),
+            ("pbs:bookworm:test", None),
+            ("pbs-client:bookworm", None),
+        ];
+        for (spec, want) in cases {
+            assert_eq!(preset(spec).subscription(), *want, "{spec}");
+        }
+        for p in all() {
+            assert_eq!(p.subscription().is_some(), p.url.starts_with(ENTERPRISE), "{}", p.spec());
+        }
+        let pve = preset("pve:bookworm:enterprise");
+        let with_key = |key: &str| format!("[[subscription]]\nkey = \"{key}\"\nserver-id = \"x\"\n");
+        assert_eq!(missing_subscription("", &pve), Some(subscription::Product::Pve));
+        assert_eq!(missing_subscription(&with_key("pbsc-1234567890"), &pve), Some(subscription::Product::Pve));
+        assert_eq!(missing_subscription(&with_key("pve2c-1234567890"), &pve), None);
+        assert_eq!(missing_subscription("", &preset("pve:bookworm")), None);
+        // Joining an existing mirror of the enterprise URL brings use-subscription along.
+        let start = "[[mirror]]\nid = \"ent\"\nrepository = \"deb https://enterprise.proxmox.com/debian/ceph-squid bookworm x\"\n";
+        let (text, added) =
+            add(start, &preset("ceph-squid:bookworm:enterprise"), &AddOptions::default()).expect("extend");
+        assert_eq!(added, Added::Extended { id: "ent".into() });
+        assert!(text.contains("use-subscription = \"pve\""), "{text}");
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub sync: RawSync,
     #[serde(default)]
+    pub subscription: Vec<RawSubscription>,
+    #[serde(default)]
     pub mirror: Vec<RawMirror>,
     #[serde(default)]
     pub tree: Vec<RawTree>,
@@ -51,6 +53,7 @@ pub(super) struct RawMirror {
     pub view: Option<Text>,
     pub skip_packages: Option<Vec<Text>>,
     pub skip_sections: Option<Vec<Text>>,
+    pub use_subscription: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,6 +65,21 @@ pub(super) struct RawTree {
     pub include: Option<Vec<Text>>,
     pub exclude: Option<Vec<Text>>,
     pub key: Option<Text>,
+    pub use_subscription: Option<Text>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawSubscription {
+    pub key: Text,
+    pub server_id: Text,
+}
+
+/// By hand: the derived one would print the key.
+impl std::fmt::Debug for RawSubscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawSubscription").field("key", &"(hidden)").finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Deserialize)]

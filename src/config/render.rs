@@ -1,6 +1,7 @@
 //! [`Config`] → normalized TOML (`pmirror-fs config show`): every default written out, paths
 //! resolved, URLs with their trailing slash, durations in `1d12h` form. Parsing the output again
-//! yields the same configuration.
+//! yields the same configuration — except that subscription keys are masked (`pve4b-12…(masked)`:
+//! `config show` output gets pasted into tickets), which parsing refuses with a clear reason.
 
 use super::duration::format_duration;
 use super::Config;
@@ -11,6 +12,8 @@ use std::path::Path;
 struct Document {
     store: Store,
     sync: Sync,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    subscription: Vec<Subscription>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     mirror: Vec<Mirror>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -49,6 +52,8 @@ struct Mirror {
     view: String,
     skip_packages: Vec<String>,
     skip_sections: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    use_subscription: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -61,6 +66,16 @@ struct Tree {
     exclude: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    use_subscription: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Subscription {
+    /// Masked.
+    key: String,
+    server_id: String,
 }
 
 #[derive(Serialize)]
@@ -89,6 +104,11 @@ pub(super) fn to_toml(config: &Config) -> String {
             grace: format_duration(config.sync.grace),
             timeout: format_duration(config.sync.timeout),
         },
+        subscription: config
+            .subscriptions
+            .iter()
+            .map(|s| Subscription { key: s.key.masked(), server_id: s.server_id.0.clone() })
+            .collect(),
         mirror: config.mirrors.iter().map(mirror).collect(),
         tree: config.trees.iter().map(tree).collect(),
         alias: config.aliases.iter().map(|a| Alias { path: a.path.clone(), target: a.target.clone() }).collect(),
@@ -112,6 +132,7 @@ fn mirror(m: &super::MirrorConfig) -> Mirror {
         view: m.view.clone(),
         skip_packages: m.skip_package_patterns.clone(),
         skip_sections: m.skip_sections.clone(),
+        use_subscription: m.subscription.as_ref().map(|s| s.product.name()),
     }
 }
 
@@ -123,5 +144,6 @@ fn tree(t: &super::TreeConfig) -> Tree {
         include: t.include.clone(),
         exclude: t.exclude.clone(),
         key: t.key.as_deref().map(path_text),
+        use_subscription: t.subscription.as_ref().map(|s| s.product.name()),
     }
 }

@@ -150,6 +150,10 @@ architectures = ["amd64"]
 key = "key.gpg"
 "#;
 
+/// A valid `[[subscription]]` occupying lines 1–3.
+const SUBSCRIPTION: &str =
+    "[[subscription]]\nkey = \"pve4b-1234567890\"\nserver-id = \"0123456789abcdef0123456789abcdef\"\n";
+
 /// (what, config text, expected line, substrings the one-line message must contain)
 fn invalid_cases() -> Vec<(&'static str, String, usize, Vec<&'static str>)> {
     let m = |extra: &str| format!("{MIRROR}{extra}");
@@ -323,6 +327,48 @@ fn invalid_cases() -> Vec<(&'static str, String, usize, Vec<&'static str>)> {
             vec!["target", "loop"],
         ),
         (
+            "unknown key in subscription",
+            format!("{SUBSCRIPTION}level = \"basic\"\n"),
+            4,
+            vec!["subscription #1: unknown field `level`"],
+        ),
+        (
+            "not a subscription key",
+            SUBSCRIPTION.replace("pve4b-", "pve-"),
+            2,
+            vec!["subscription #1: key:", "not a Proxmox subscription key"],
+        ),
+        (
+            "masked subscription key",
+            SUBSCRIPTION.replace("pve4b-1234567890", "pve4b-12…(masked)"),
+            2,
+            vec!["subscription #1: key:", "masked", "write the whole key"],
+        ),
+        (
+            "short server id",
+            format!("{SUBSCRIPTION}{SUBSCRIPTION}").replacen("0123456789abcdef0123456789abcdef", "0123", 2),
+            3,
+            vec!["subscription #1: server-id:", "32 hexadecimal digits"],
+        ),
+        (
+            "unknown product",
+            format!("{SUBSCRIPTION}{}", m("use-subscription = \"ceph\"\n")),
+            9,
+            vec!["mirror \"pve\": use-subscription:", "not a subscription product"],
+        ),
+        (
+            "use-subscription without its subscription",
+            format!("{SUBSCRIPTION}{}", m("use-subscription = \"pbs\"\n")),
+            9,
+            vec!["mirror \"pve\": use-subscription: no [[subscription]] has a pbs key"],
+        ),
+        (
+            "tree use-subscription without any subscription",
+            "[[tree]]\nid = \"iso\"\nurl = \"http://h/iso/\"\nuse-subscription = \"pve\"\n".into(),
+            4,
+            vec!["tree \"iso\": use-subscription: no [[subscription]] has a pve key"],
+        ),
+        (
             "overlapping aliases",
             m("[[alias]]\npath = \"a\"\ntarget = \"debian/pve\"\n[[alias]]\npath = \"a/b\"\ntarget = \"debian\"\n"),
             10,
@@ -406,6 +452,39 @@ fn to_toml_round_trips_through_parse() {
         }
         assert_eq!(first.mirrors.len(), second.mirrors.len());
     }
+}
+
+#[test]
+fn subscriptions_resolve_to_the_first_key_of_their_product_and_stay_masked() {
+    let fx = Fixture::new();
+    let key = |k: &str, sid: &str| format!("[[subscription]]\nkey = \"{k}\"\nserver-id = \"{sid}\"\n");
+    let text = format!(
+        "{}{}{}{}[[tree]]\nid = \"iso\"\nurl = \"https://enterprise.proxmox.com/iso/\"\nuse-subscription = \"pbs\"\n",
+        key("pbsc-aaaa000000", &"a".repeat(32)),
+        key("pve4b-1234567890", &"b".repeat(32)),
+        key("pve2s-9999999999", &"c".repeat(32)),
+        MIRROR.replace("key = ", "use-subscription = \"pve\"\nkey = ")
+    );
+    let config = fx.parse(&text).expect("valid");
+    let products: Vec<Product> = config.subscriptions.iter().map(|s| s.product).collect();
+    assert_eq!(products, [Product::Pbs, Product::Pve, Product::Pve]);
+    let pve = config.mirrors[0].subscription.as_ref().expect("pve subscription");
+    assert_eq!((pve.key.expose(), pve.server_id.0.as_str()), ("pve4b-1234567890", "b".repeat(32).as_str()));
+    let pbs = config.trees[0].subscription.as_ref().expect("pbs subscription");
+    assert_eq!(pbs.key.expose(), "pbsc-aaaa000000");
+    let debug = format!("{config:?}");
+    let shown = config.to_toml();
+    for secret in ["1234567890", "9999999999", "aaaa000000"] {
+        assert!(!debug.contains(secret), "Debug shows {secret}: {debug}");
+        assert!(!shown.contains(secret), "config show shows {secret}: {shown}");
+    }
+    assert!(shown.contains("key = \"pve4b-12…(masked)\""), "{shown}");
+    assert!(shown.contains(&format!("server-id = \"{}\"", "b".repeat(32))), "{shown}");
+    assert_eq!(shown.matches("use-subscription").count(), 2, "{shown}");
+    // Pasting `config show` back is refused with a reason, not taken as another key.
+    let err = fx.parse(&shown).expect_err("masked keys do not parse").to_string();
+    assert!(err.contains("subscription #1: key: is masked"), "{err}");
+    assert!(!config.mirrors.is_empty() && fx.parse(MIRROR).expect("valid").mirrors[0].subscription.is_none());
 }
 
 #[test]

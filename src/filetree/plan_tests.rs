@@ -116,6 +116,7 @@ fn tree(include: &[&str], exclude: &[&str]) -> TreeConfig {
         exclude: exclude.iter().map(|s| s.to_string()).collect(),
         key: None,
         key_bytes: None,
+        subscription: None,
     }
 }
 

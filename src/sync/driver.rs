@@ -8,9 +8,9 @@ use super::plan::plan;
 use super::report::{MirrorOutcome, MirrorReport, RunReport};
 use super::MirrorError;
 use crate::catalog::{Catalog, NewEntry, NewSnapshot, PublishedFile, Retention};
-use crate::config::{Config, MirrorConfig, TreeConfig};
+use crate::config::{subscription, Config, MirrorConfig, Subscription, TreeConfig};
 use crate::digest::Sha256;
-use crate::fetch::Fetcher;
+use crate::fetch::{Access, Credentials, Fetcher};
 use crate::filetree::{sync_tree, TreeCtx};
 use crate::pool::{Pool, StoreLock};
 use crate::tree::source::Alias;
@@ -154,9 +154,10 @@ fn sync_one(
             env.rt.block_on(mirror_snapshot(env, m, previous, &published))
         }
         Job::Tree(t) => {
+            let fetcher = env.fetcher.for_upstream(access(&t.url, t.subscription.as_ref()));
             let ctx = TreeCtx {
                 tree: t,
-                fetcher: &env.fetcher,
+                fetcher: &fetcher,
                 pool: &env.pool,
                 concurrency: env.config.sync.concurrency,
                 progress: env.progress,
@@ -204,7 +205,8 @@ async fn mirror_snapshot(
 ) -> Result<(MirrorReport, Option<NewSnapshot>), MirrorError> {
     let started = Instant::now();
     let verify = env.request.verify || m.verify;
-    let ctx = MetadataCtx { mirror: m, fetcher: &env.fetcher, pool: &env.pool, previous, force: verify };
+    let fetcher = env.fetcher.for_upstream(access(&m.repository.url, m.subscription.as_ref()));
+    let ctx = MetadataCtx { mirror: m, fetcher: &fetcher, pool: &env.pool, previous, force: verify };
     let meta = match metadata::fetch(&ctx).await? {
         Fetched::Unchanged => return Ok((MirrorReport::new(&m.id, MirrorOutcome::Unchanged, started.elapsed()), None)),
         Fetched::Changed(meta) => *meta,
@@ -226,7 +228,7 @@ async fn mirror_snapshot(
     let (release_sha256, release_last_modified) = (plan.release_sha256, plan.release_last_modified);
     let skipped = plan.skipped_packages;
     let ex = ExecCtx {
-        fetcher: &env.fetcher,
+        fetcher: &fetcher,
         pool: &env.pool,
         base: &m.repository.url,
         concurrency: env.config.sync.concurrency,
@@ -259,6 +261,14 @@ async fn mirror_snapshot(
         entries: done.entries,
     };
     Ok((r, Some(snapshot)))
+}
+
+/// What a mirror or tree of `upstream` sends: its subscription as basic auth (user = key,
+/// password = server id, as proxmox-offline-mirror sends it), to that origin only.
+fn access(upstream: &url::Url, subscription: Option<&Subscription>) -> Access {
+    let credentials =
+        subscription.map(|s| Credentials::basic(upstream, s.key.expose(), &s.server_id.0, s.rejected_hint()));
+    Access { credentials, missing_hint: subscription::missing_hint(upstream) }
 }
 
 /// Whether new entries are exactly the published snapshot's (same paths, same content).

@@ -1,12 +1,30 @@
-//! `config import`: a proxmox-offline-mirror config with twenty mirrors converts into a config
-//! that loads and keeps every id, repository, architecture and flag.
+//! `config import`: a proxmox-offline-mirror config with twenty mirrors and their subscription
+//! keys converts into a config that loads and keeps every id, repository, architecture, flag,
+//! `use-subscription` and key — written mode 0600, with no key on the terminal.
 
 use crate::harness::{text, BIN};
-use pmirror_fs::config::Config;
+use pmirror_fs::config::{Config, Product};
+use std::os::unix::fs::PermissionsExt as _;
 use std::process::Command;
 
 /// (id, repository, architectures, verify, ignore-errors, skip-packages, skip-sections)
 type PomMirror = (String, String, Vec<&'static str>, bool, bool, Vec<&'static str>, Vec<&'static str>);
+
+/// proxmox-offline-mirror `subscription:` sections: (key, server id, description).
+const KEYS: [(&str, &str, Option<&str>); 3] = [
+    ("pve4b-1234567890", "0123456789ABCDEF0123456789ABCDEF", Some("pve node 1")),
+    ("pmgp-abcdef1234", "fedcba9876543210fedcba9876543210", None),
+    ("pve2s-0987654321", "00112233445566778899aabbccddeeff", Some("pve node 2")),
+];
+
+/// The product each enterprise mirror uses (Ceph's enterprise repository takes a pve key).
+fn use_subscription(id: &str) -> Option<Product> {
+    match id {
+        "pve_bookworm_enterprise" | "ceph_reef_bookworm" => Some(Product::Pve),
+        "pmg_bookworm" => Some(Product::Pmg),
+        _ => None,
+    }
+}
 
 /// Twenty proxmox-offline-mirror entries: pve, pbs, pbs-client, pmg and ceph for buster,
 /// bullseye and bookworm, several with two or three components.
@@ -73,21 +91,41 @@ fn config_import_round_trips_twenty_mirrors() {
         for s in skip_s {
             cfg += &format!("\tskip-sections {s}\n");
         }
+        if let Some(product) = use_subscription(id) {
+            cfg += &format!("\tuse-subscription {product}\n");
+        }
         cfg += "\n";
     }
     cfg += "medium: usb-disk\n\tmountpoint /mnt/usb\n\tmirrors pve_bookworm\n\tverify true\n\tsync true\n\n";
-    cfg += "subscription: pve4b-1234567890\n\tserver-id 0123456789ABCDEF\n";
+    for (key, server_id, description) in KEYS {
+        cfg += &format!("subscription: {key}\n\tserver-id {server_id}\n");
+        if let Some(d) = description {
+            cfg += &format!("\tdescription {d}\n");
+        }
+        cfg += "\tinfo eyJzdGF0dXMiOiJhY3RpdmUifQ==\n\n";
+    }
     let pom = tmp.path().join("proxmox-offline-mirror.cfg");
     std::fs::write(&pom, &cfg).unwrap();
     let out_path = tmp.path().join("out/config.toml");
     let out = Command::new(BIN).args(["config", "import"]).arg(&pom).arg("-o").arg(&out_path).output().unwrap();
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("medium \"usb-disk\"") && stderr.contains("subscription (line"), "{stderr}");
-    assert!(!stderr.contains("pve4b-1234567890"), "subscription key printed");
+    assert!(stderr.contains("medium \"usb-disk\"") && stderr.contains("2 pve keys"), "{stderr}");
+    for (key, _, _) in KEYS {
+        assert!(!stderr.contains(&key[6..]) && !text(&out.stdout).contains(&key[6..]), "key {key} printed");
+    }
+    let mode = std::fs::metadata(&out_path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "a config holding subscription keys was written {mode:o}");
     let config = Config::load(&out_path).unwrap_or_else(|e| panic!("imported config does not load: {e}"));
     assert_eq!(config.mirrors.len(), 20);
     assert!(config.store.fsync);
+    let subs: Vec<_> = config.subscriptions.iter().map(|s| (s.key.expose(), s.server_id.0.as_str())).collect();
+    assert_eq!(subs, KEYS.map(|(k, sid, _)| (k, sid)));
+    for m in &config.mirrors {
+        // The first key of the product, in file order.
+        let want = use_subscription(&m.id).map(|p| if p == Product::Pve { KEYS[0].0 } else { KEYS[1].0 });
+        assert_eq!(m.subscription.as_ref().map(|s| s.key.expose()), want, "{}", m.id);
+    }
     for ((id, repo, archs, verify, ignore, skip_p, skip_s), got) in mirrors.iter().zip(&config.mirrors) {
         assert_eq!(&got.id, id);
         let want: pmirror_fs::config::Repository = repo.parse().unwrap();

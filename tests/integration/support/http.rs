@@ -4,6 +4,8 @@
 //!
 //! GET/HEAD with Content-Length, Last-Modified, If-Modified-Since (304), single byte ranges
 //! (206, If-Range), keep-alive, nginx-style autoindex pages for directories, 404 otherwise.
+//! Paths under a prefix may require HTTP basic auth (401 without the right credentials, as
+//! Proxmox's enterprise repositories answer), and a path may redirect elsewhere (302).
 //! One std thread per connection: tests open a handful of connections, and a thread stalled by
 //! `delay` must not hold up the others.
 
@@ -41,6 +43,8 @@ pub enum FaultKind {
     Oversize,
     /// Send the headers and half of the body, stall this long, then send the rest.
     Delay(Duration),
+    /// Answer 302 with this `Location`.
+    Redirect(String),
 }
 
 #[derive(Debug)]
@@ -59,6 +63,16 @@ pub struct RequestRecord {
     pub status: u16,
     pub if_modified_since: Option<String>,
     pub range: Option<String>,
+    /// The `Authorization` header as sent.
+    pub authorization: Option<String>,
+}
+
+/// Basic auth required below a path prefix.
+#[derive(Clone, Debug)]
+struct AuthRule {
+    prefix: String,
+    /// `Basic <base64(user:password)>`, as the client must send it.
+    header: String,
 }
 
 pub(crate) struct State {
@@ -66,6 +80,7 @@ pub(crate) struct State {
     hits: Mutex<HashMap<String, usize>>,
     log: Mutex<Vec<RequestRecord>>,
     faults: Mutex<HashMap<String, Vec<Rule>>>,
+    auth: Mutex<Vec<AuthRule>>,
     shutdown: AtomicBool,
 }
 
@@ -108,6 +123,7 @@ impl TestServer {
             hits: Mutex::default(),
             log: Mutex::default(),
             faults: Mutex::default(),
+            auth: Mutex::default(),
             shutdown: AtomicBool::new(false),
         });
         let st = state.clone();
@@ -200,6 +216,18 @@ impl TestServer {
     /// Every GET for `path` stalls `dur` half-way through the body, until cleared.
     pub fn delay(&self, path: &str, dur: Duration) {
         self.add_rule(path, FaultKind::Delay(dur), None);
+    }
+
+    /// The next `n` requests for `path` are redirected (302) to `location` (an absolute URL).
+    pub fn redirect_next(&self, path: &str, location: &str, n: usize) {
+        self.add_rule(path, FaultKind::Redirect(location.to_owned()), Some(n));
+    }
+
+    /// Every request for a path under `prefix` must carry HTTP basic auth `user:password`;
+    /// without it (or with other credentials) it gets 401 before any fault applies.
+    pub fn require_basic_auth(&self, prefix: &str, user: &str, password: &str) {
+        let header = format!("Basic {}", base64(format!("{user}:{password}").as_bytes()));
+        lock(&self.state.auth).push(AuthRule { prefix: key(prefix), header });
     }
 
     pub fn clear_faults(&self, path: &str) {
@@ -331,9 +359,20 @@ impl State {
         self.source.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Count the request and take the fault (if any) that applies to it.
-    pub(crate) fn record_and_take_fault(&self, path: &str) -> Option<FaultKind> {
+    /// Count the request.
+    pub(crate) fn record_hit(&self, path: &str) {
         *lock(&self.hits).entry(path.to_string()).or_default() += 1;
+    }
+
+    /// Whether the request carries the credentials its path requires (if any).
+    pub(crate) fn authorized(&self, req: &Request) -> bool {
+        let rules = lock(&self.auth);
+        let sent = req.headers.get("authorization");
+        rules.iter().filter(|r| req.path.starts_with(&r.prefix)).all(|r| sent == Some(&r.header))
+    }
+
+    /// Take the fault (if any) that applies to a request for `path`.
+    pub(crate) fn take_fault(&self, path: &str) -> Option<FaultKind> {
         let mut faults = lock(&self.faults);
         let rule = faults.get_mut(path)?.iter_mut().find(|r| r.remaining != Some(0))?;
         if let Some(n) = &mut rule.remaining {
@@ -349,8 +388,26 @@ impl State {
             status,
             if_modified_since: req.headers.get("if-modified-since").cloned(),
             range: req.headers.get("range").cloned(),
+            authorization: req.headers.get("authorization").cloned(),
         });
     }
+}
+
+/// Standard base64 with padding (RFC 4648), for the basic-auth header the server expects.
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// mtime truncated to whole seconds (what Last-Modified can express).
@@ -361,6 +418,21 @@ pub(crate) fn http_date(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base64_encoding() {
+        let cases = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("user:pass", "dXNlcjpwYXNz"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(base64(input.as_bytes()), want, "{input:?}");
+        }
+    }
 
     #[test]
     fn percent_decoding() {

@@ -27,7 +27,12 @@ enum Found {
 
 /// Write the response; `Ok(false)` when the connection must close afterwards.
 pub(super) fn respond(state: &State, req: &Request, w: &mut impl Write) -> io::Result<bool> {
-    let fault = state.record_and_take_fault(&req.path);
+    state.record_hit(&req.path);
+    if !state.authorized(req) {
+        state.log(req, 401);
+        return empty(w, 401, &[("WWW-Authenticate", "Basic realm=\"pmirror-fs-test\"".into())]);
+    }
+    let fault = state.take_fault(&req.path);
     let head_only = req.method == "HEAD";
     if !matches!(req.method.as_str(), "GET" | "HEAD") {
         state.log(req, 405);
@@ -36,6 +41,10 @@ pub(super) fn respond(state: &State, req: &Request, w: &mut impl Write) -> io::R
     if let Some(FaultKind::Status(code)) = fault {
         state.log(req, code);
         return empty(w, code, &[]);
+    }
+    if let Some(FaultKind::Redirect(location)) = fault {
+        state.log(req, 302);
+        return empty(w, 302, &[("Location", location)]);
     }
     let is_dir_path = req.path.is_empty() || req.path.ends_with('/');
     match lookup(&state.source(), &req.path) {
@@ -211,7 +220,9 @@ fn reason(status: u16) -> &'static str {
         200 => "OK",
         206 => "Partial Content",
         301 => "Moved Permanently",
+        302 => "Found",
         304 => "Not Modified",
+        401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
