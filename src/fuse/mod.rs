@@ -61,6 +61,57 @@ pub enum FuseError {
     Unmount { path: PathBuf, source: std::io::Error },
 }
 
+/// The thread that looks up the root entries a switch expired, so that the kernel drops the
+/// old trees below them in this thread rather than in a client's request. It must never be a
+/// FUSE request thread (a lookup there would wait for itself). Ends when the sender is dropped.
+fn spawn_revalidator() -> std::io::Result<std::sync::mpsc::Sender<Vec<PathBuf>>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<PathBuf>>();
+    std::thread::Builder::new().name("revalidate".into()).spawn(move || {
+        for paths in rx {
+            let started = std::time::Instant::now();
+            for path in &paths {
+                // The result does not matter: a name the new view lacks is simply not found.
+                let _ = std::fs::symlink_metadata(path);
+            }
+            tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "old tree dropped from the kernel cache");
+        }
+    })?;
+    Ok(tx)
+}
+
+/// `FUSE_NOTIFY_INVAL_ENTRY` with `FUSE_EXPIRE_ONLY` (linux/fuse.h, protocol 7.38): mark the
+/// kernel's dentry `name` in `parent` expired without pruning what is cached below it. ENOENT
+/// (nothing cached) is success.
+fn expire_entry(dev: &std::os::fd::OwnedFd, parent: INodeNo, name: &str) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    const FUSE_NOTIFY_INVAL_ENTRY: i32 = 3;
+    const FUSE_EXPIRE_ONLY: u32 = 1;
+    let name = name.as_bytes();
+    let namelen = u32::try_from(name.len()).map_err(|_| std::io::Error::from_raw_os_error(libc::ENAMETOOLONG))?;
+    // fuse_out_header { len, error = notify code, unique = 0 } + fuse_notify_inval_entry_out
+    // { parent, namelen, flags } + name + NUL, in native byte order.
+    let mut msg = Vec::with_capacity(16 + 16 + name.len() + 1);
+    let len = (16 + 16 + name.len() + 1) as u32;
+    msg.extend_from_slice(&len.to_ne_bytes());
+    msg.extend_from_slice(&FUSE_NOTIFY_INVAL_ENTRY.to_ne_bytes());
+    msg.extend_from_slice(&0u64.to_ne_bytes());
+    msg.extend_from_slice(&parent.0.to_ne_bytes());
+    msg.extend_from_slice(&namelen.to_ne_bytes());
+    msg.extend_from_slice(&FUSE_EXPIRE_ONLY.to_ne_bytes());
+    msg.extend_from_slice(name);
+    msg.push(0);
+    // SAFETY: writes msg.len() bytes from a live buffer to a descriptor we own.
+    let n = unsafe { libc::write(dev.as_raw_fd(), msg.as_ptr().cast(), msg.len()) };
+    match n {
+        n if n == msg.len() as isize => Ok(()),
+        n if n >= 0 => Err(std::io::Error::other("short write of a FUSE notification")),
+        _ => match std::io::Error::last_os_error() {
+            e if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+            e => Err(e),
+        },
+    }
+}
+
 /// Where the pool keeps the object with this digest: `<pool>/sha256/<first 2 hex>/<hex>`.
 pub fn pool_object_path(pool_dir: &Path, sha256: &Sha256) -> PathBuf {
     let hex = sha256.to_hex();
@@ -71,6 +122,11 @@ pub fn pool_object_path(pool_dir: &Path, sha256: &Sha256) -> PathBuf {
 pub struct Mounted {
     session: BackgroundSession,
     notifier: Notifier,
+    /// A duplicate of the session's /dev/fuse descriptor, for notifications fuser cannot send
+    /// (an entry invalidation with FUSE_EXPIRE_ONLY).
+    dev: std::os::fd::OwnedFd,
+    /// Paths the revalidation thread looks up after a switch (see [`Mounted::switch`]).
+    revalidate: std::sync::mpsc::Sender<Vec<PathBuf>>,
     views: ViewHandle,
     mountpoint: PathBuf,
     passthrough: Arc<AtomicBool>,
@@ -117,9 +173,14 @@ fn mount_with(
     let (session, passthrough) = session(mountpoint, views.clone(), pool_dir, opts, read_path)?;
     let mount_error = |source| FuseError::Mount { path: mountpoint.to_owned(), source };
     let notifier = session.notifier();
+    let dev = {
+        use std::os::fd::AsFd as _;
+        session.as_fd().try_clone_to_owned().map_err(mount_error)?
+    };
     let session = session.spawn().map_err(mount_error)?;
     tracing::info!(mountpoint = %mountpoint.display(), passthrough = passthrough.load(Ordering::Relaxed), "view mounted");
-    Ok(Mounted { session, notifier, views, mountpoint: mountpoint.to_owned(), passthrough })
+    let revalidate = spawn_revalidator().map_err(mount_error)?;
+    Ok(Mounted { session, notifier, dev, revalidate, views, mountpoint: mountpoint.to_owned(), passthrough })
 }
 
 /// Mount and handshake, without starting the request threads.
@@ -165,8 +226,16 @@ impl Mounted {
         self.passthrough.load(Ordering::Relaxed)
     }
 
-    /// Make `new` the view new lookups see, then drop the kernel's cached root entries so the
+    /// Make `new` the view new lookups see, then expire the kernel's cached root entries so the
     /// next path walk starts in the new tree. Open files keep their content.
+    ///
+    /// The entries are only *expired* (FUSE_EXPIRE_ONLY), not invalidated: a plain invalidation
+    /// prunes every cached dentry below the entry while holding the root directory's lock, so
+    /// every lookup in the mount waited for it — about 3 s after a walk of a million-entry view.
+    /// Expired, the next lookup of each entry revalidates it, sees the new directory inode and
+    /// drops the old subtree without that lock. A thread of ours does those lookups at once, so
+    /// it pays for the pruning (seconds after a walk of a million-entry view) rather than a
+    /// client, and the daemon's loop is free for the next switch meanwhile.
     pub fn switch(&self, new: View) {
         let old = self.views.store(new);
         let current = self.views.current();
@@ -174,7 +243,15 @@ impl Mounted {
             old.root().children_from(0).chain(current.root().children_from(0)).map(|n| n.name()).collect();
         let mut failed = 0;
         for name in &names {
-            if let Err(e) = self.notifier.inval_entry(INodeNo::ROOT, OsStr::new(name)) {
+            let expired = expire_entry(&self.dev, INodeNo::ROOT, name);
+            let result = match expired {
+                // A kernel without FUSE_EXPIRE_ONLY (before 6.2) rejects the flag.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    self.notifier.inval_entry(INodeNo::ROOT, OsStr::new(name))
+                }
+                other => other,
+            };
+            if let Err(e) = result {
                 failed += 1;
                 tracing::debug!(name, error = %e, "invalidating a root entry failed");
             }
@@ -185,6 +262,10 @@ impl Mounted {
         }
         if failed > 0 {
             tracing::warn!(failed, "some kernel cache invalidations failed; old entries may show until their TTL");
+        }
+        let paths = names.iter().map(|name| self.mountpoint.join(name)).collect();
+        if self.revalidate.send(paths).is_err() {
+            tracing::warn!("the revalidation thread is gone; the first lookups after this switch prune the old tree");
         }
         tracing::info!(
             from = old.generation(),

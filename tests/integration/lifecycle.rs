@@ -363,18 +363,25 @@ fn rollback_warns_when_the_release_has_expired() {
     let i = g0.suites.iter().position(|s| s.root == PVE.root).unwrap();
     let release_path = g0.suites[i].release_path();
     let release = text(g0.bytes(&release_path).unwrap());
-    // Valid for one day after its Date (2024-01-01): long expired.
-    let expiring =
-        release.replacen("\nArchitectures:", "\nValid-Until: Tue, 02 Jan 2024 00:00:00 UTC\nArchitectures:", 1);
+    // Valid for a few seconds from now: a sync refuses an expired Release, so it must still be
+    // valid when synced, and has expired by the time it is published again.
+    let until = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    let until_unix = until.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let field = format!("\nValid-Until: {}\nArchitectures:", httpdate::fmt_http_date(until));
+    let expiring = release.replacen("\nArchitectures:", &field, 1);
     assert_ne!(expiring, release);
     g0.sign_release(i, expiring.as_bytes(), signing_key()).unwrap();
     let env = Env::new(g0.clone(), &[&PVE]);
     let old = sync_to(&env, g0);
     let new = sync_to(&env, proxmox(1));
+    while std::time::SystemTime::now() <= until {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let out = env.run(&["snapshot", "publish", PVE.id, &old]);
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("warning") && stderr.contains("valid until 2024-01-02T00:00:00Z"), "{stderr}");
+    let want = format!("valid until {}", pmirror_fs::catalog::snapshot_name(until_unix));
+    assert!(stderr.contains("warning") && stderr.contains(&want), "{stderr}");
     assert_eq!(env.published(PVE.id).unwrap().name, old, "published despite the warning");
     let out = env.run(&["snapshot", "publish", PVE.id, &new]);
     assert!(out.status.success() && !text(&out.stderr).contains("warning"), "{}", text(&out.stderr));
