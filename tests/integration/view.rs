@@ -298,3 +298,37 @@ fn the_daemon_maps_the_published_view_image_and_builds_without_one() {
         assert!(mnt.stop().success(), "{case}");
     }
 }
+
+/// A superseded snapshot leaving the grace window changes the view without a publish: the
+/// daemon notices when the view (image) it serves expires and loads the view again, so a package
+/// only the superseded snapshot had disappears from the canonical path (it stays under
+/// snapshots/).
+#[test]
+fn grace_expiry_without_a_publish_reloads_the_view() {
+    let g0 = Upstream::proxmox(0, signing_key()).unwrap();
+    let g1 = Upstream::proxmox(1, signing_key()).unwrap();
+    let dropped = g0
+        .deb_paths()
+        .into_iter()
+        .find(|p| p.starts_with("debian/pve/") && g1.get(p).is_none())
+        .expect("generation 1 drops a package")
+        .to_owned();
+    let env = Env::new(g0, &[&PVE]);
+    let cfg = std::fs::read_to_string(&env.config).unwrap().replace("grace = \"48h\"", "grace = \"4s\"");
+    std::fs::write(&env.config, cfg).unwrap();
+    env.sync_ok(&[]);
+    let old = env.published(PVE.id).unwrap().name;
+    env.server.swap(g1);
+    env.sync_ok(&[]);
+    let mnt = Mount::start(&env);
+    let within = dropped.strip_prefix("debian/pve/").unwrap();
+    let frozen = mnt.path(&format!("snapshots/{}/{old}/{within}", PVE.id));
+    assert!(mnt.path(&dropped).exists(), "inside the grace window the dropped package is served");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while mnt.path(&dropped).exists() {
+        assert!(std::time::Instant::now() < deadline, "still served after the grace window:\n{}", mnt.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(frozen.exists(), "the superseded snapshot stays under snapshots/");
+    assert!(mnt.log().contains("expired"), "{}", mnt.log());
+}
