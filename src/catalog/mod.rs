@@ -6,10 +6,12 @@
 //! counts the applied ones).
 
 pub mod lifecycle;
+mod pin;
 mod retention;
 mod snapshots;
 mod view;
 
+pub use pin::{Pin, PinChange};
 pub use snapshots::{
     next_release_mtime, snapshot_name, EntryKindCode, NewEntry, NewSnapshot, PublishOutcome, PublishedFile, Retention,
     SnapshotRow,
@@ -20,8 +22,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Migrations in order; index + 1 is the schema version after applying it.
-const MIGRATIONS: &[&str] =
-    &[include_str!("../../migrations/0001_init.sql"), include_str!("../../migrations/0002_snapshot_totals.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_init.sql"),
+    include_str!("../../migrations/0002_snapshot_totals.sql"),
+    include_str!("../../migrations/0003_pinned.sql"),
+];
 
 /// How long a writer waits for another connection's transaction (the mount daemon reads while
 /// sync writes; WAL makes readers and the writer independent, so this only covers checkpoints).
@@ -47,7 +52,7 @@ pub struct Catalog {
 pub struct StatusStamp {
     /// The newest run start or end (Unix seconds; 0 before any run).
     pub newest: i64,
-    /// Every mirror's id, state, last start and end.
+    /// Every mirror's id, state, last start and end, and when it was pinned.
     pub runs: String,
 }
 
@@ -126,14 +131,15 @@ impl Catalog {
             .map_err(self.err())
     }
 
-    /// Changes whenever a mirror's run starts or ends or its state changes (the mount's
-    /// status.json follows it) — also when a run ends in the same second the previous one did.
+    /// Changes whenever a mirror's run starts or ends, its state changes or it is pinned or
+    /// unpinned (the mount's status.json follows it) — also when a run ends in the same second
+    /// the previous one did.
     pub fn status_stamp(&self) -> Result<StatusStamp, CatalogError> {
         self.conn
             .query_row(
                 "SELECT COALESCE(MAX(MAX(COALESCE(last_started, 0)), MAX(COALESCE(last_ended, 0))), 0),
                         COALESCE(group_concat(id || ' ' || state || ' ' || COALESCE(last_started, '') || ' '
-                                              || COALESCE(last_ended, ''), ','), '')
+                                              || COALESCE(last_ended, '') || ' ' || COALESCE(pinned_at, ''), ','), '')
                  FROM (SELECT * FROM mirrors ORDER BY id)",
                 [],
                 |r| Ok(StatusStamp { newest: r.get(0)?, runs: r.get(1)? }),

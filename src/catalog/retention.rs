@@ -1,6 +1,12 @@
 //! Retention: which snapshots a publish keeps. Per mirror: the newest `keep`, the published one
-//! (even when older, after a rollback), and every snapshot superseded within the grace window (its
-//! by-hash indices and package files are still visible to clients that read its InRelease).
+//! (even when older, after a rollback — a pinned mirror's is always its published one), and
+//! every snapshot superseded within the grace window (its by-hash indices and package files are
+//! still visible to clients that read its InRelease).
+//!
+//! A pinned mirror's snapshots that a sync recorded but did not publish count against `keep`
+//! like any other; the newest of them — what the operator would publish next — is the newest
+//! snapshot of its mirror, which is always kept (`keep` is at least 1; the config refuses 0 and
+//! [`apply`] treats 0 as 1).
 
 use super::snapshots::Retention;
 use rusqlite::{params, Transaction};
@@ -34,7 +40,7 @@ pub(super) fn apply(tx: &Transaction<'_>, now: i64, policy: Retention) -> rusqli
             rank = 0;
         }
         rank += 1;
-        if !(published || in_grace || rank <= policy.keep) {
+        if !(published || in_grace || rank <= policy.keep.max(1)) {
             doomed.push((id, format!("{mirror}/{name}")));
         }
     }

@@ -1,6 +1,7 @@
-//! Snapshot rows: recording a finished snapshot, publishing a set of them in one transaction,
-//! retention, and the queries the CLI lists.
+//! Snapshot rows: recording a finished snapshot, publishing a set of them in one transaction
+//! (respecting or setting pins, `pin.rs`), retention, and the queries the CLI lists.
 
+use super::pin::{self, PinChange, PinRule};
 use super::{Catalog, CatalogError};
 use crate::digest::Sha256;
 use crate::tree::source::{EntryKind, ViewSource};
@@ -69,6 +70,8 @@ pub struct SnapshotRow {
     pub created_at: i64,
     pub superseded_at: Option<i64>,
     pub published: bool,
+    /// Published, and its mirror is pinned to it (`snapshot publish` of an older snapshot).
+    pub pinned: bool,
     pub files: u64,
     pub bytes: u64,
     pub release_sha256: Option<Sha256>,
@@ -80,6 +83,10 @@ pub struct PublishOutcome {
     pub generation: u64,
     /// Snapshots removed by retention, as `mirror/name`.
     pub pruned: Vec<String>,
+    /// Mirrors whose pick stayed recorded but unpublished: they are pinned (sync publishes).
+    pub held: Vec<String>,
+    /// What [`Catalog::publish_chosen`] did to its mirror's pin.
+    pub pin: PinChange,
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ`, as proxmox-offline-mirror names snapshots.
@@ -90,7 +97,8 @@ pub fn snapshot_name(unix: i64) -> String {
 }
 
 const SNAPSHOT_COLUMNS: &str = "s.id, s.mirror_id, s.name, s.created_at, s.superseded_at,
-    (m.published = s.id), s.files, s.bytes, s.release_sha256, s.release_last_modified";
+    (m.published = s.id), s.files, s.bytes, s.release_sha256, s.release_last_modified,
+    (m.published = s.id AND m.pinned_at IS NOT NULL)";
 
 fn snapshot_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SnapshotRow> {
     let sha: Option<Vec<u8>> = r.get(8)?;
@@ -101,6 +109,7 @@ fn snapshot_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SnapshotRow> {
         created_at: r.get(3)?,
         superseded_at: r.get(4)?,
         published: r.get::<_, Option<bool>>(5)?.unwrap_or(false),
+        pinned: r.get::<_, Option<bool>>(10)?.unwrap_or(false),
         files: r.get::<_, i64>(6)? as u64,
         bytes: r.get::<_, i64>(7)? as u64,
         release_sha256: sha.and_then(|b| <[u8; 32]>::try_from(b).ok()).map(Sha256),
@@ -205,11 +214,12 @@ impl Catalog {
         Ok((id, name))
     }
 
-    /// Publishes the given snapshots in one transaction: moves the published pointers, keeps
-    /// Release mtimes monotonic, applies retention, bumps the generation. `prepare` sees the view
-    /// the transaction would publish and can refuse it (path conflicts), and then nothing
-    /// changes; otherwise it returns the nonce of the view image it wrote for the new generation
-    /// (or `None`), which commits with it.
+    /// Publishes the given snapshots (a sync's) in one transaction: moves the published
+    /// pointers, keeps Release mtimes monotonic, applies retention, bumps the generation. A pick
+    /// of a pinned mirror is not published (`held`); it stays recorded, and the new generation
+    /// shows it under `snapshots/`. `prepare` sees the view the transaction would publish and
+    /// can refuse it (path conflicts), and then nothing changes; otherwise it returns the nonce
+    /// of the view image it wrote for the new generation (or `None`), which commits with it.
     pub fn publish(
         &mut self,
         picks: &[i64],
@@ -217,16 +227,50 @@ impl Catalog {
         retention: Retention,
         prepare: impl FnOnce(&mut ViewSource) -> Result<Option<u64>, String>,
     ) -> Result<PublishOutcome, CatalogError> {
+        self.publish_with(picks, now, retention, PinRule::Respect, prepare)
+    }
+
+    /// Publishes the snapshot the operator chose (`snapshot publish`), pinned or not, as
+    /// [`Catalog::publish`] does, and pins its mirror to it unless it is the mirror's newest
+    /// snapshot — publishing the newest clears a pin (`pin`).
+    pub fn publish_chosen(
+        &mut self,
+        snap: i64,
+        now: i64,
+        retention: Retention,
+        prepare: impl FnOnce(&mut ViewSource) -> Result<Option<u64>, String>,
+    ) -> Result<PublishOutcome, CatalogError> {
+        self.publish_with(&[snap], now, retention, PinRule::Choose, prepare)
+    }
+
+    fn publish_with(
+        &mut self,
+        picks: &[i64],
+        now: i64,
+        retention: Retention,
+        rule: PinRule,
+        prepare: impl FnOnce(&mut ViewSource) -> Result<Option<u64>, String>,
+    ) -> Result<PublishOutcome, CatalogError> {
         let path = self.path.clone();
         let err = |source| CatalogError::Sql { path: path.clone(), source };
         let tx = self.conn.transaction().map_err(err)?;
+        let mut outcome = PublishOutcome::default();
         for &snap in picks {
-            move_pointer(&tx, snap, now).map_err(err)?;
+            match rule {
+                PinRule::Respect => match pin::holding(&tx, snap).map_err(err)? {
+                    Some(mirror) => outcome.held.push(mirror),
+                    None => move_pointer(&tx, snap, now).map_err(err)?,
+                },
+                PinRule::Choose => {
+                    move_pointer(&tx, snap, now).map_err(err)?;
+                    outcome.pin = pin::choose(&tx, snap, now).map_err(err)?;
+                }
+            }
         }
-        let pruned = super::retention::apply(&tx, now, retention).map_err(err)?;
-        let generation = next_generation(&tx, now, retention.grace_secs, prepare).map_err(|e| e.at(&path))?;
+        outcome.pruned = super::retention::apply(&tx, now, retention).map_err(err)?;
+        outcome.generation = next_generation(&tx, now, retention.grace_secs, prepare).map_err(|e| e.at(&path))?;
         tx.commit().map_err(err)?;
-        Ok(PublishOutcome { generation, pruned })
+        Ok(outcome)
     }
 
     /// Deletes a snapshot that is not published; `prepare` as in [`Catalog::publish`] (the

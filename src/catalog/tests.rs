@@ -148,7 +148,8 @@ fn migration_2_fills_snapshot_totals_of_an_existing_catalog() {
         let (id, _) = cat.record_snapshot(&snap).unwrap();
         cat.conn
             .execute_batch(
-                "ALTER TABLE snapshots DROP COLUMN files; ALTER TABLE snapshots DROP COLUMN bytes;
+                "ALTER TABLE mirrors DROP COLUMN pinned_at;
+                 ALTER TABLE snapshots DROP COLUMN files; ALTER TABLE snapshots DROP COLUMN bytes;
                  PRAGMA user_version = 1;",
             )
             .unwrap();
@@ -179,4 +180,150 @@ fn status_stamp_changes_with_every_run_even_within_one_second() {
     step(&|c| c.mark_finished("m", 50, Err("boom")).unwrap());
     step(&|c| c.mark_started("n", 50).unwrap());
     assert_eq!(cat.status_stamp().unwrap().newest, 50);
+}
+
+/// Records a snapshot of "m" at `t` with its own Release; returns its id.
+fn record(cat: &mut Catalog, t: i64) -> i64 {
+    cat.record_snapshot(&snapshot("m", t, &format!("r{t}"), &["a"])).unwrap().0
+}
+
+fn names(cat: &Catalog) -> Vec<String> {
+    cat.snapshots(Some("m")).unwrap().into_iter().map(|s| s.name).collect()
+}
+
+#[test]
+fn publishing_an_older_snapshot_pins_and_the_newest_unpins() {
+    let (_d, mut cat) = setup();
+    let a = record(&mut cat, 1_000);
+    let b = record(&mut cat, 2_000);
+    assert_eq!(cat.publish(&[b], 2_000, KEEP2, |_| Ok(None)).unwrap().pin, PinChange::Unchanged);
+    // Rollback: a is not the newest.
+    let out = cat.publish_chosen(a, 2_100, KEEP2, |_| Ok(None)).unwrap();
+    assert_eq!(out.pin, PinChange::Pinned);
+    let name_a = snapshot_name(1_000);
+    assert_eq!(cat.pin("m").unwrap(), Some(Pin { snapshot: name_a.clone(), since: 2_100 }));
+    let published = cat.published("m").unwrap().unwrap();
+    assert!(published.pinned && published.id == a);
+    assert!(!cat.snapshot_by_id(b).unwrap().unwrap().pinned);
+    // A sync's pick of a pinned mirror is recorded, not published; its baseline is the newest.
+    let c = record(&mut cat, 3_000);
+    let gen = cat.generation().unwrap();
+    let out = cat.publish(&[c], 3_000, KEEP2, |_| Ok(None)).unwrap();
+    assert_eq!((out.held, out.generation), (vec!["m".to_owned()], gen + 1), "the view shows c under snapshots/");
+    assert_eq!(cat.published("m").unwrap().unwrap().id, a);
+    assert_eq!(cat.sync_baseline("m").unwrap().unwrap().id, c);
+    assert_eq!(cat.newest_snapshot("m").unwrap().unwrap().id, c);
+    let roles = roles(&cat, 3_000);
+    assert!(roles.contains(&(name_a.clone(), Role::Published)), "{roles:?}");
+    assert!(roles.contains(&(snapshot_name(3_000), Role::Retained)), "{roles:?}");
+    // Publishing the published one again while it is not the newest keeps the pin.
+    assert_eq!(cat.publish_chosen(a, 3_100, KEEP2, |_| Ok(None)).unwrap().pin, PinChange::Pinned);
+    // Publishing the newest unpins; publishing it again changes nothing.
+    assert_eq!(cat.publish_chosen(c, 3_200, KEEP2, |_| Ok(None)).unwrap().pin, PinChange::Unpinned);
+    assert_eq!(cat.pin("m").unwrap(), None);
+    assert_eq!(cat.sync_baseline("m").unwrap().unwrap().id, c);
+    assert_eq!(cat.publish_chosen(c, 3_300, KEEP2, |_| Ok(None)).unwrap().pin, PinChange::Unchanged);
+    let d = record(&mut cat, 4_000);
+    let out = cat.publish(&[d], 4_000, KEEP2, |_| Ok(None)).unwrap();
+    assert!(out.held.is_empty());
+    assert_eq!(cat.published("m").unwrap().unwrap().id, d);
+}
+
+#[test]
+fn a_refused_chosen_publish_leaves_the_pin_alone() {
+    let (_d, mut cat) = setup();
+    let a = record(&mut cat, 1_000);
+    let b = record(&mut cat, 2_000);
+    cat.publish(&[b], 2_000, KEEP2, |_| Ok(None)).unwrap();
+    assert!(cat.publish_chosen(a, 2_100, KEEP2, |_| Err("conflict".into())).is_err());
+    assert_eq!(cat.pin("m").unwrap(), None);
+    assert_eq!(cat.published("m").unwrap().unwrap().id, b);
+}
+
+#[test]
+fn unpin_clears_the_pin_without_a_publish() {
+    let (_d, mut cat) = setup();
+    let a = record(&mut cat, 1_000);
+    let b = record(&mut cat, 2_000);
+    cat.publish(&[b], 2_000, KEEP2, |_| Ok(None)).unwrap();
+    assert_eq!(cat.unpin("m").unwrap(), None, "not pinned");
+    cat.publish_chosen(a, 2_100, KEEP2, |_| Ok(None)).unwrap();
+    let (gen, stamp) = (cat.generation().unwrap(), cat.status_stamp().unwrap());
+    let pin = cat.unpin("m").unwrap().expect("was pinned");
+    assert_eq!(pin.snapshot, snapshot_name(1_000));
+    assert_eq!(cat.generation().unwrap(), gen, "unpin changes no view");
+    assert_ne!(cat.status_stamp().unwrap(), stamp, "status.json follows the pin");
+    assert_eq!(cat.published("m").unwrap().unwrap().id, a, "published until the next sync");
+    assert_eq!(cat.sync_baseline("m").unwrap().unwrap().id, a, "the next sync compares with what is published");
+    let c = record(&mut cat, 3_000);
+    assert!(cat.publish(&[c], 3_000, KEEP2, |_| Ok(None)).unwrap().held.is_empty());
+    assert_eq!(cat.published("m").unwrap().unwrap().id, c);
+    let err = cat.unpin("nope").unwrap_err();
+    assert!(matches!(err, CatalogError::Refused(_)) && err.to_string().contains("nope"), "{err}");
+}
+
+#[test]
+fn retention_of_a_pinned_mirror_keeps_the_pinned_and_the_newest() {
+    // keep 1 and no grace: only the pinned (published) one and the newest survive each sync;
+    // a keep of 0 (which the config refuses) still keeps the newest.
+    for keep in [1, 0] {
+        let (_d, mut cat) = setup();
+        let policy = Retention { keep, grace_secs: 0 };
+        let a = record(&mut cat, 1_000);
+        cat.publish(&[a], 1_000, policy, |_| Ok(None)).unwrap();
+        let b = record(&mut cat, 2_000);
+        cat.publish(&[b], 2_000, policy, |_| Ok(None)).unwrap();
+        cat.publish_chosen(a, 2_100, policy, |_| Ok(None)).unwrap();
+        assert_eq!(cat.pin("m").unwrap().unwrap().snapshot, snapshot_name(1_000), "keep {keep}");
+        for t in [3_000, 4_000, 5_000] {
+            let id = record(&mut cat, t);
+            let out = cat.publish(&[id], t, policy, |_| Ok(None)).unwrap();
+            assert_eq!(out.held, ["m"], "keep {keep}");
+            assert_eq!(names(&cat), [snapshot_name(1_000), snapshot_name(t)], "keep {keep} at {t}");
+        }
+        assert_eq!(cat.published("m").unwrap().unwrap().id, a);
+    }
+}
+
+#[test]
+fn retention_counts_unpublished_snapshots_of_a_pinned_mirror_against_keep() {
+    let (_d, mut cat) = setup();
+    let a = record(&mut cat, 1_000);
+    cat.publish(&[a], 1_000, KEEP2, |_| Ok(None)).unwrap();
+    let b = record(&mut cat, 1_500);
+    cat.publish(&[b], 1_500, KEEP2, |_| Ok(None)).unwrap();
+    cat.publish_chosen(a, 1_600, KEEP2, |_| Ok(None)).unwrap();
+    // b left the grace window (100 s) long ago; c and d are the newest two, a is published.
+    for t in [3_000, 4_000] {
+        let id = record(&mut cat, t);
+        cat.publish(&[id], t, KEEP2, |_| Ok(None)).unwrap();
+    }
+    assert_eq!(names(&cat), [snapshot_name(1_000), snapshot_name(3_000), snapshot_name(4_000)]);
+}
+
+#[test]
+fn migration_3_adds_the_pin_to_a_version_2_catalog() {
+    let dir = tempfile::tempdir().unwrap();
+    // A version-2 catalog with a rolled-back mirror, as the previous release left it.
+    let (a, b) = {
+        let mut cat = Catalog::open(dir.path()).unwrap();
+        cat.upsert_mirror("m", "mirror", "debian/x", "http://example/debian/x").unwrap();
+        let a = record(&mut cat, 1_000);
+        let b = record(&mut cat, 2_000);
+        cat.publish(&[b], 2_000, KEEP2, |_| Ok(None)).unwrap();
+        cat.publish(&[a], 2_100, KEEP2, |_| Ok(None)).unwrap();
+        cat.conn.execute_batch("ALTER TABLE mirrors DROP COLUMN pinned_at; PRAGMA user_version = 2;").unwrap();
+        (a, b)
+    };
+    let mut cat = Catalog::open(dir.path()).unwrap();
+    let version: usize = cat.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, MIGRATIONS.len());
+    // Rolled back before pins existed: not pinned, so the next sync rolls forward as it did.
+    assert_eq!(cat.pin("m").unwrap(), None);
+    let published = cat.published("m").unwrap().unwrap();
+    assert!(published.id == a && !published.pinned);
+    assert_eq!(cat.mirrors().unwrap().len(), 1);
+    cat.status_stamp().unwrap();
+    assert_eq!(cat.publish_chosen(a, 2_200, KEEP2, |_| Ok(None)).unwrap().pin, PinChange::Pinned);
+    assert_eq!(cat.publish_chosen(b, 2_300, KEEP2, |_| Ok(None)).unwrap().pin, PinChange::Unpinned);
 }

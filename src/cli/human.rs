@@ -23,12 +23,17 @@ pub fn size(bytes: u64) -> String {
 
 pub fn mirror_line(m: &MirrorReport) -> String {
     let secs = m.elapsed.as_secs_f64();
-    let what = match &m.outcome {
+    let mut what = match &m.outcome {
         MirrorOutcome::Unchanged => "unchanged".to_owned(),
         MirrorOutcome::Snapshot { name } => format!("new snapshot {name}"),
         MirrorOutcome::Planned(_) => "dry run".to_owned(),
         MirrorOutcome::Failed(_) => "FAILED".to_owned(),
     };
+    match (&m.outcome, &m.pinned_to) {
+        (MirrorOutcome::Snapshot { .. }, Some(pin)) => what += &format!(", not published: pinned to {pin}"),
+        (_, Some(pin)) => what += &format!(", pinned to {pin}"),
+        (_, None) => {}
+    }
     let mut line = format!(
         "{}: {what}; fetched {} files ({}), reused {} files ({}); {secs:.1}s",
         m.id,
@@ -89,7 +94,7 @@ pub fn report_json(r: &RunReport) -> Value {
                 "fetched_files": m.fetched_files, "fetched_bytes": m.fetched_bytes,
                 "reused_files": m.reused_files, "reused_bytes": m.reused_bytes,
                 "skipped_packages": m.skipped_packages, "elapsed_secs": m.elapsed.as_secs_f64(),
-                "warnings": m.warnings,
+                "warnings": m.warnings, "pinned_to": m.pinned_to,
             })
         })
         .collect();
@@ -121,6 +126,7 @@ struct StatusEntry<'a> {
     snapshot: Option<&'a str>,
     size_bytes: u64,
     files: u64,
+    pinned: bool,
 }
 
 /// The status document, pretty-printed: one [`StatusEntry`] per mirror/tree row (a typed struct
@@ -154,6 +160,7 @@ pub fn status_json(rows: &[MirrorRow], next_schedule: Option<i64>) -> String {
                 snapshot: r.published.as_ref().map(|s| s.name.as_str()),
                 size_bytes,
                 files: r.published.as_ref().map_or(0, |s| s.files),
+                pinned: r.published.as_ref().is_some_and(|s| s.pinned),
             }
         })
         .collect();
@@ -190,7 +197,11 @@ pub fn status_line(r: &MirrorRow, next_schedule: Option<i64>) -> String {
         || "nothing published".to_owned(),
         |s| format!("published {} ({} files, {})", s.name, s.files, size(s.bytes)),
     );
-    let mut line = format!("{}: {}; {published}; last success {}", r.id, r.state, when(r.last_success));
+    let mut line = format!("{}: {}; {published}", r.id, r.state);
+    if let Some(s) = r.published.as_ref().filter(|s| s.pinned) {
+        line += &format!("; pinned to {} (`snapshot unpin {}` undoes it)", s.name, r.id);
+    }
+    line += &format!("; last success {}", when(r.last_success));
     if let Some(next) = next_schedule {
         line += &format!("; next run {}", snapshot_name(next));
     }

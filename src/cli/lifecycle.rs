@@ -114,7 +114,8 @@ fn verify_json(r: &VerifyReport) -> serde_json::Value {
            "damaged": findings})
 }
 
-/// `snapshot list [ID]`: name, state, published mark, files, packages, size, unique size.
+/// `snapshot list [ID]`: name, state, published mark, files, packages, size, unique size; then a
+/// line per pinned mirror.
 pub fn list(config: &Config, id: Option<&str>, json: bool) -> anyhow::Result<i32> {
     let catalog = Catalog::open(&config.store.dir)?;
     let rows = catalog.snapshots(id)?;
@@ -127,7 +128,7 @@ pub fn list(config: &Config, id: Option<&str>, json: bool) -> anyhow::Result<i32
             .iter()
             .map(|s| {
                 json!({"mirror": s.mirror_id, "name": s.name, "state": state(s, now, grace), "published": s.published,
-                       "files": s.files, "packages": stat(s).packages, "bytes": s.bytes,
+                       "pinned": s.pinned, "files": s.files, "packages": stat(s).packages, "bytes": s.bytes,
                        "unique_bytes": stat(s).unique_bytes, "superseded_at": s.superseded_at})
             })
             .collect();
@@ -150,6 +151,9 @@ pub fn list(config: &Config, id: Option<&str>, json: bool) -> anyhow::Result<i32
     let marks = std::iter::once(" ").chain(rows.iter().map(|s| if s.published { "*" } else { " " }));
     for (mark, line) in marks.zip(aligned(&table)) {
         println!("{mark} {line}");
+    }
+    for s in rows.iter().filter(|s| s.pinned) {
+        println!("{}: pinned to {}; newer snapshots are not published until `snapshot unpin`", s.mirror_id, s.name);
     }
     Ok(0)
 }

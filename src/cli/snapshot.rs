@@ -1,6 +1,7 @@
-//! `pmirror-fs snapshot …`: list, show, diff, publish (instant rollback / roll-forward), remove.
+//! `pmirror-fs snapshot …`: list, show, diff, publish (instant rollback / roll-forward; a
+//! rollback pins the mirror), unpin, remove.
 
-use crate::catalog::{Catalog, Retention};
+use crate::catalog::{Catalog, PinChange, Retention};
 use crate::config::Config;
 use crate::sync::unix_now;
 use clap::Subcommand;
@@ -23,8 +24,13 @@ pub enum SnapshotCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Publish a snapshot (rollback or roll-forward), atomically
+    /// Publish a snapshot (rollback or roll-forward), atomically. A snapshot older than the
+    /// mirror's newest pins the mirror to it: sync records new snapshots but does not publish them
+    /// until `snapshot unpin` or a publish of the newest snapshot
     Publish { id: String, snapshot: String },
+    /// Unpin a mirror: the next sync publishes upstream's newest snapshot again (the published
+    /// snapshot stays until then)
+    Unpin { id: String },
     /// Remove a snapshot that is not published
     Remove { id: String, snapshot: String },
 }
@@ -35,6 +41,7 @@ pub fn run(config: &Config, cmd: SnapshotCmd) -> anyhow::Result<i32> {
         SnapshotCmd::Show { id, snapshot } => show(config, &id, &snapshot),
         SnapshotCmd::Diff { id, a, b, json } => super::lifecycle::diff(config, &id, &a, &b, json),
         SnapshotCmd::Publish { id, snapshot } => publish(config, &id, &snapshot),
+        SnapshotCmd::Unpin { id } => unpin(config, &id),
         SnapshotCmd::Remove { id, snapshot } => {
             let _lock = crate::pool::StoreLock::acquire(&config.store.dir)?;
             let grace = config.sync.grace.as_secs() as i64;
@@ -72,12 +79,34 @@ fn publish(config: &Config, id: &str, name: &str) -> anyhow::Result<i32> {
     let current = catalog.published(id)?.map(|s| s.id);
     let warnings = super::lifecycle::publish_warnings(config, id, snap, current);
     let mut images = crate::sync::ViewPublisher::new(config);
-    let result = catalog.publish(&[snap], unix_now(), retention, |src| images.prepare(src));
+    let result = catalog.publish_chosen(snap, unix_now(), retention, |src| images.prepare(src));
     images.finish(result.is_ok());
     let out = result?;
     println!("{id}: published {name} (generation {})", out.generation);
+    match out.pin {
+        PinChange::Pinned => println!(
+            "{id}: pinned to {name}: sync records newer snapshots but does not publish them; \
+             undo with `pmirror-fs snapshot unpin {id}` or by publishing the newest snapshot"
+        ),
+        PinChange::Unpinned => println!("{id}: unpinned ({name} is its newest snapshot); sync publishes again"),
+        PinChange::Unchanged => {}
+    }
     for w in warnings {
         eprintln!("pmirror-fs: warning: {id} {name}: {w}");
+    }
+    Ok(0)
+}
+
+/// `snapshot unpin ID`: no publish — the view does not change until the next sync publishes.
+/// It takes no store lock: a sync running meanwhile reads the pin inside its publish
+/// transaction, so it either still holds its new snapshot back or already publishes it.
+fn unpin(config: &Config, id: &str) -> anyhow::Result<i32> {
+    let mut catalog = Catalog::open(&config.store.dir)?;
+    match catalog.unpin(id)? {
+        Some(pin) => {
+            println!("{id}: unpinned; {} stays published until the next sync publishes upstream's newest", pin.snapshot)
+        }
+        None => println!("{id}: not pinned"),
     }
     Ok(0)
 }

@@ -1,6 +1,8 @@
 //! The synchronous driver of a sync run: store lock, tmp cleanup, one mirror after the other
 //! (network phases on the tokio runtime), a snapshot recorded per changed mirror, and one publish
-//! transaction for all of them at the end.
+//! transaction for all of them at the end. A pinned mirror (`snapshot publish` of an older
+//! snapshot) is synced and its snapshot recorded like any other; the publish transaction leaves
+//! its published snapshot alone, and its report says what it is pinned to.
 
 use super::execute::{execute, ExecCtx};
 use super::metadata::{self, Fetched, MetadataCtx, Previous};
@@ -87,6 +89,9 @@ pub fn run(config: &Config, request: &SyncRequest, progress: &dyn Progress) -> a
     }
     if !request.dry_run {
         publish(&env, &mut catalog, &picks, &mut report)?;
+        for m in &mut report.mirrors {
+            m.pinned_to = catalog.pin(&m.id)?.map(|p| p.snapshot);
+        }
     }
     Ok(report)
 }
@@ -143,15 +148,21 @@ fn sync_one(
         catalog.upsert_mirror(&id, kind, view, upstream)?;
         catalog.mark_started(&id, unix_now())?;
     }
+    // The published snapshot, or a pinned mirror's newest recorded one (what upstream served last).
+    let baseline = catalog.sync_baseline(&id)?;
+    let baseline_files = |catalog: &Catalog| match &baseline {
+        Some(s) => catalog.snapshot_files(s.id),
+        None => Ok(Vec::new()),
+    };
     let result = match job {
         Job::Mirror(m) => {
-            let previous = catalog.published(&m.id)?.map_or_else(Previous::default, |s| Previous {
+            let previous = baseline.as_ref().map_or_else(Previous::default, |s| Previous {
                 release_sha256: s.release_sha256,
                 release_last_modified: s.release_last_modified,
             });
             let verifying = env.request.verify || m.verify;
-            let published = if verifying { catalog.published_files(&m.id)? } else { Vec::new() };
-            env.rt.block_on(mirror_snapshot(env, m, previous, &published))
+            let reference = if verifying { baseline_files(catalog)? } else { Vec::new() };
+            env.rt.block_on(mirror_snapshot(env, m, previous, &reference))
         }
         Job::Tree(t) => {
             let fetcher = env.fetcher.for_upstream(access(&t.url, t.subscription.as_ref()));
@@ -161,7 +172,7 @@ fn sync_one(
                 pool: &env.pool,
                 concurrency: env.config.sync.concurrency,
                 progress: env.progress,
-                previous: catalog.published_files(&t.id)?,
+                previous: baseline_files(catalog)?,
                 dry_run: dry,
                 verify: env.request.verify,
                 now: env.now,
@@ -194,14 +205,15 @@ fn sync_one(
 }
 
 /// The network part of one mirror: metadata, plan, and (unless dry-run) the downloads.
-/// `published` (files of the published snapshot; loaded when verifying): a verify run whose
-/// snapshot would be identical records none — the repairs went into the pool under the same
-/// digests, so the published snapshot is whole again and retention keeps its history.
+/// `reference` (files of the sync baseline — the published snapshot, or a pinned mirror's newest;
+/// loaded when verifying): a verify run whose snapshot would be identical records none — the
+/// repairs went into the pool under the same digests, so that snapshot is whole again and
+/// retention keeps its history.
 async fn mirror_snapshot(
     env: &Env<'_>,
     m: &MirrorConfig,
     previous: Previous,
-    published: &[PublishedFile],
+    reference: &[PublishedFile],
 ) -> Result<(MirrorReport, Option<NewSnapshot>), MirrorError> {
     let started = Instant::now();
     let verify = env.request.verify || m.verify;
@@ -244,7 +256,7 @@ async fn mirror_snapshot(
         (done.fetched_files, done.fetched_bytes, done.reused_files, done.reused_bytes);
     r.skipped_packages = skipped;
     r.warnings = done.warnings;
-    if verify && !published.is_empty() && same_files(&done.entries, published) {
+    if verify && !reference.is_empty() && same_files(&done.entries, reference) {
         if done.written > 0 {
             r.warnings.push(format!(
                 "{} damaged or missing pool objects of the published snapshot were downloaded again ({} damaged)",
@@ -271,14 +283,16 @@ fn access(upstream: &url::Url, subscription: Option<&Subscription>) -> Access {
     Access { credentials, missing_hint: subscription::missing_hint(upstream) }
 }
 
-/// Whether new entries are exactly the published snapshot's (same paths, same content).
-fn same_files(entries: &[NewEntry], published: &[PublishedFile]) -> bool {
+/// Whether new entries are exactly the reference snapshot's (same paths, same content).
+fn same_files(entries: &[NewEntry], reference: &[PublishedFile]) -> bool {
     let new: BTreeMap<&str, Sha256> = entries.iter().map(|e| (e.path.as_str(), e.sha256)).collect();
-    let old: BTreeMap<&str, Sha256> = published.iter().map(|p| (p.path.as_str(), p.sha256)).collect();
+    let old: BTreeMap<&str, Sha256> = reference.iter().map(|p| (p.path.as_str(), p.sha256)).collect();
     new == old
 }
 
-/// Publishes every snapshot this run recorded in one transaction, refusing path conflicts.
+/// Publishes every snapshot this run recorded in one transaction, refusing path conflicts. The
+/// catalog holds back the snapshots of pinned mirrors (recorded, shown under `snapshots/`, not
+/// published); the transaction still runs for them, so the view shows them.
 fn publish(
     env: &Env<'_>,
     catalog: &mut Catalog,
@@ -302,7 +316,10 @@ fn publish(
         Err(crate::catalog::CatalogError::Refused(why)) => {
             let line = format!("publish refused, previous snapshots stay published: {why}");
             for (mirror, _) in picks {
-                catalog.mark_finished(mirror, unix_now(), Err(&line))?;
+                // A pinned mirror's snapshot was not going to be published: its run did not fail.
+                if catalog.pin(mirror)?.is_none() {
+                    catalog.mark_finished(mirror, unix_now(), Err(&line))?;
+                }
             }
             report.publish_error = Some(line);
             Ok(())

@@ -9,7 +9,8 @@ use std::time::Duration;
 pub enum MirrorOutcome {
     /// Upstream's Release did not change: nothing fetched, no snapshot.
     Unchanged,
-    /// A new snapshot was recorded (and published, unless the publish failed).
+    /// A new snapshot was recorded (and published, unless the publish failed or the mirror is
+    /// pinned: [`MirrorReport::pinned_to`]).
     Snapshot {
         name: String,
     },
@@ -29,6 +30,9 @@ pub struct MirrorReport {
     pub skipped_packages: usize,
     pub elapsed: Duration,
     pub warnings: Vec<String>,
+    /// The snapshot the mirror is pinned to after the run (`snapshot publish` of an older one):
+    /// a new snapshot it recorded is not published.
+    pub pinned_to: Option<String>,
 }
 
 impl MirrorReport {
@@ -43,6 +47,7 @@ impl MirrorReport {
             skipped_packages: 0,
             elapsed,
             warnings: Vec::new(),
+            pinned_to: None,
         }
     }
 

@@ -1,7 +1,8 @@
 //! Issue 5: the snapshot lifecycle through the real CLI — rollback served through the mount and
-//! nginx to the real apt client, retention (after a rollback, with and without grace), gc beside
-//! a running mount, verify naming every path of a damaged object and `sync --verify` repairing
-//! it, package- and file-level diffs, and the Valid-Until warning of a rollback.
+//! nginx to the real apt client, a rollback pinning the mirror across syncs, retention (after a
+//! rollback, with and without grace), gc beside a running mount, verify naming every path of a
+//! damaged object and `sync --verify` repairing it, package- and file-level diffs, and the
+//! Valid-Until warning of a rollback.
 
 use crate::harness::{text, Env, Mount, DEBIAN, PVE};
 use crate::support::apt::AptClient;
@@ -123,6 +124,94 @@ fn rollback_through_the_mount_to_apt_clients() {
     assert_eq!(apt.listed_packages().unwrap(), old_lists, "after clearing its lists");
 }
 
+const INRELEASE: &str = "debian/pve/dists/bookworm/InRelease";
+
+/// The one line of `status` about PVE.
+fn status_line(env: &Env) -> String {
+    let out = run_ok(env, &["status"]);
+    out.lines().find(|l| l.starts_with(&format!("{}:", PVE.id))).unwrap_or_else(|| panic!("{out}")).to_owned()
+}
+
+/// PVE's entry of `status --json`, every key of it declared by docs/status.schema.json.
+fn status_entry(env: &Env) -> serde_json::Value {
+    let doc: serde_json::Value = serde_json::from_str(&run_ok(env, &["status", "--json"])).unwrap();
+    let entry = doc.as_array().unwrap().iter().find(|e| e["name"] == PVE.id).expect("PVE in status").clone();
+    let schema = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/status.schema.json")).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(&schema).unwrap();
+    for key in entry.as_object().unwrap().keys() {
+        assert!(schema["items"]["properties"].get(key).is_some(), "{key} not in the schema");
+    }
+    entry
+}
+
+#[test]
+fn a_rollback_stays_published_until_the_newest_is_published_or_the_mirror_unpinned() {
+    // One fixture per generation: signing again would make other InRelease bytes.
+    let up: Vec<Upstream> = (0..=3).map(proxmox).collect();
+    let env = Env::new(up[0].clone(), &[&PVE]);
+    let inrelease = |g: usize| up[g].bytes(INRELEASE).unwrap().to_vec();
+    let g0 = sync_to(&env, up[0].clone());
+    let g1 = sync_to(&env, up[1].clone());
+    assert_ne!(g0, g1);
+    let out = run_ok(&env, &["snapshot", "publish", PVE.id, &g0]);
+    let pinned = format!("{}: pinned to {g0}", PVE.id);
+    assert!(out.contains(&pinned) && out.contains(&format!("snapshot unpin {}", PVE.id)), "{out}");
+    let mnt = Mount::start(&env);
+    let served = || std::fs::read(mnt.path(INRELEASE)).unwrap();
+    assert!(served() == inrelease(0));
+
+    // Upstream moves on: the sync fetches, verifies and records g2, publishes none of it, and
+    // succeeds; the mount goes on serving g0 and shows g2 under snapshots/.
+    env.server.swap(up[2].clone());
+    let out = env.sync_ok(&[]);
+    let g2 = names(&env, PVE.id).pop().unwrap();
+    assert!(![&g0, &g1].contains(&&g2), "no new snapshot: {out}");
+    assert!(out.contains(&format!("{}: new snapshot {g2}, not published: pinned to {g0}", PVE.id)), "{out}");
+    assert_eq!(env.published(PVE.id).unwrap().name, g0);
+    let catalog = env.catalog();
+    let recorded = catalog.snapshot_files(catalog.snapshot_id(PVE.id, &g2).unwrap().unwrap()).unwrap();
+    let release = recorded.iter().find(|f| f.path == "dists/bookworm/InRelease").expect("g2 InRelease recorded");
+    assert_eq!(release.sha256, Sha256::of(&inrelease(2)));
+    let frozen = mnt.path(&format!("snapshots/{}/{g2}/dists/bookworm/InRelease", PVE.id));
+    wait_for(|| frozen.exists());
+    assert!(std::fs::read(&frozen).unwrap() == inrelease(2), "g2 under snapshots/");
+    assert!(served() == inrelease(0), "the pinned snapshot stays served");
+    // Upstream unchanged: the next run compares with g2, records nothing and still says why.
+    let out = env.sync_ok(&[]);
+    assert!(out.contains(&format!("{}: unchanged, pinned to {g0}", PVE.id)), "{out}");
+    assert_eq!(names(&env, PVE.id).last(), Some(&g2));
+    assert!(status_line(&env).contains(&format!("pinned to {g0}")), "{}", status_line(&env));
+    let entry = status_entry(&env);
+    assert_eq!(
+        (&entry["pinned"], &entry["snapshot"], &entry["status"]),
+        (&true.into(), &g0.clone().into(), &"success".into())
+    );
+
+    // Publishing the newest snapshot unpins: the next sync publishes upstream's g3.
+    let out = run_ok(&env, &["snapshot", "publish", PVE.id, &g2]);
+    assert!(out.contains("unpinned"), "{out}");
+    wait_for(|| served() == inrelease(2));
+    assert!(!status_line(&env).contains("pinned"), "{}", status_line(&env));
+    assert_eq!(status_entry(&env)["pinned"], false);
+    let g3 = sync_to(&env, up[3].clone());
+    assert_eq!(names(&env, PVE.id).last(), Some(&g3));
+    wait_for(|| served() == inrelease(3));
+
+    // `snapshot unpin` after a rollback: the view stays until the next sync publishes.
+    assert!(run_ok(&env, &["snapshot", "publish", PVE.id, &g1]).contains(&format!("pinned to {g1}")));
+    wait_for(|| served() == inrelease(1));
+    let out = run_ok(&env, &["snapshot", "unpin", PVE.id]);
+    assert!(out.contains("unpinned"), "{out}");
+    assert!(run_ok(&env, &["snapshot", "unpin", PVE.id]).contains("not pinned"));
+    assert_eq!(env.published(PVE.id).unwrap().name, g1);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(served() == inrelease(1), "unpin alone changes no view");
+    let latest = sync_to(&env, up[3].clone());
+    assert!(latest > g3, "{latest} after {g3}");
+    wait_for(|| served() == inrelease(3));
+    assert!(!env.run(&["snapshot", "unpin", "no-such-mirror"]).status.success());
+}
+
 #[test]
 fn retention_keeps_exactly_the_newest_the_published_and_the_grace_window() {
     let env = Env::new(proxmox(0), &[&PVE]);
@@ -144,8 +233,10 @@ fn retention_keeps_exactly_the_newest_the_published_and_the_grace_window() {
     assert!(line(&made[1]).starts_with("* ") && line(&made[1]).contains("published"), "{list}");
     assert!(line(&made[3]).starts_with("  ") && line(&made[3]).contains("retained"), "{list}");
     assert!(list.lines().next().unwrap().contains("UNIQUE"), "{list}");
-    // The next sync publishes a new snapshot: the rolled-back one was superseded this second and
-    // is still in the (zero) grace window; the previous newest goes.
+    assert!(list.contains(&format!("{}: pinned to {}", PVE.id, made[1])), "{list}");
+    // Unpinned, the next sync publishes a new snapshot: the rolled-back one was superseded this
+    // second and is still in the (zero) grace window; the previous newest goes.
+    run_ok(&env, &["snapshot", "unpin", PVE.id]);
     std::thread::sleep(NEXT_SECOND);
     let g4 = sync_to(&env, proxmox(4));
     assert_eq!(names(&env, PVE.id), [made[1].clone(), g4.clone()]);
