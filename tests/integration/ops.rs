@@ -7,6 +7,7 @@ mod import;
 mod install;
 mod pty;
 mod readme;
+mod systemd_boot;
 
 use crate::harness::{text, Env, Mount, BIN, PBS_CLIENT, PVE};
 use crate::support::fixture::{Fault, Upstream};
