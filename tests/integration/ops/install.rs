@@ -15,8 +15,9 @@
 //! on, so dpkg checks them as it would here.
 //!
 //! Not run, because nothing here can run them: `wget` of Proxmox's key and its `sha512sum` (the
-//! network is closed; the URL and path are checked against the presets instead), and what needs
-//! systemd as PID 1 (`enable --now`'s start, `list-timers`, `journalctl`; this is a container).
+//! network is closed; the URL and path are checked against the presets instead). What needs
+//! systemd as PID 1 (`enable --now`'s start, `list-timers`, `journalctl`) runs under a booted
+//! systemd in a private namespace: see `systemd_boot.rs`.
 
 use crate::harness::{is_mounted, text, Env, PVE};
 use crate::support::fixture::Upstream;
