@@ -390,3 +390,79 @@ fn pdiff_index_and_patches_are_mirrored() {
     assert!(files.contains_key(&format!("{rel}/Index")), "pdiff Index not mirrored");
     assert_eq!(files.get(&format!("{rel}/{name}")), Some(&patch), "pdiff patch not mirrored");
 }
+
+/// A tmpfs of `bytes` mounted at `dir` for the life of the guard (root only; tests run as root).
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, bytes: u64) -> SmallDisk {
+        std::fs::create_dir_all(dir).unwrap();
+        let st = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes},mode=0755"), "pmirror-fs-test"])
+            .arg(dir)
+            .status()
+            .expect("run mount");
+        assert!(st.success(), "mount tmpfs on {}", dir.display());
+        SmallDisk(dir.to_owned())
+    }
+
+    /// Fill the filesystem until `leave` bytes are free.
+    fn fill(&self, leave: u64) -> std::path::PathBuf {
+        let filler = self.0.join("filler");
+        // SAFETY: statvfs fills a zeroed struct we own; the path outlives the call.
+        let free = unsafe {
+            let mut st: libc::statvfs = std::mem::zeroed();
+            let c = std::ffi::CString::new(self.0.as_os_str().as_encoded_bytes()).unwrap();
+            assert_eq!(libc::statvfs(c.as_ptr(), &mut st), 0);
+            st.f_bavail * st.f_frsize
+        };
+        let len = free.saturating_sub(leave) as usize;
+        std::fs::write(&filler, vec![0u8; len]).expect("write filler");
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A full disk mid-sync: one-line error naming the mirror, non-zero exit, the published snapshot
+/// and the mounted view unchanged, no partial object in the pool; once there is room again the
+/// next sync succeeds.
+#[test]
+fn full_disk_keeps_the_published_view_and_recovers() {
+    let g0 = proxmox(0);
+    let g1 = proxmox(1);
+    let release = "debian/pve/dists/bookworm/InRelease";
+    let (old, new) = (g0.bytes(release).unwrap().to_vec(), g1.bytes(release).unwrap().to_vec());
+    let env = Env::new(g0, &[&PVE]);
+    let disk = SmallDisk::mount(&env.store, 64 << 20);
+    env.sync_ok(&[]);
+    let before = env.published(PVE.id).unwrap().name;
+    let mnt = crate::harness::Mount::start(&env);
+    env.server.swap(g1);
+    for leave in [0, 4 << 10, 64 << 10] {
+        let filler = disk.fill(leave);
+        let out = env.run(&["sync"]);
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "sync succeeded with {leave} bytes free");
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("pmirror-fs: ")).collect();
+        // Where it runs out decides what the line names: the mirror and its file, or the catalog.
+        let names_what = |l: &str| l.contains("pve_bookworm") || l.contains("catalog.db");
+        let says_why = |l: &str| l.contains("No space left on device") || l.contains("disk is full");
+        assert!(
+            errors.len() == 1 && names_what(errors[0]) && says_why(errors[0]),
+            "{leave} bytes free: not one line naming what failed and why:\n{stderr}"
+        );
+        eprintln!("{leave} bytes free: {}", errors[0]);
+        assert_eq!(env.published(PVE.id).unwrap().name, before, "{leave} bytes free");
+        assert_eq!(std::fs::read(mnt.path(release)).unwrap(), old, "{leave} bytes free: the mount changed");
+        env.assert_pool_sound();
+        std::fs::remove_file(filler).unwrap();
+    }
+    env.sync_ok(&[]);
+    wait_for(|| std::fs::read(mnt.path(release)).unwrap() == new);
+    env.assert_pool_sound();
+}
