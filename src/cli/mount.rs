@@ -73,6 +73,12 @@ fn serve(config: &Config, mountpoint: &Path, allow_other: bool, mut ready: Optio
     super::sdnotify::ready();
     while !STOP.load(Ordering::SeqCst) {
         std::thread::sleep(POLL_INTERVAL);
+        if !mounted.is_alive() {
+            // Unmounted from outside: nothing is served any more, so do not linger as if it were
+            // (systemd's Restart=on-failure mounts it again).
+            super::sdnotify::stopping();
+            anyhow::bail!("{} was unmounted from outside (fusermount3 -u or umount); exiting", mountpoint.display());
+        }
         let (p, s) = match catalog.view_pointer().and_then(|p| Ok((p, catalog.status_stamp()?))) {
             Ok(v) => v,
             Err(e) => {

@@ -221,6 +221,12 @@ impl Mounted {
         &self.mountpoint
     }
 
+    /// Whether the kernel still serves the mount: false once it was unmounted from outside
+    /// (`fusermount3 -u`, `umount`) and the request threads ended.
+    pub fn is_alive(&self) -> bool {
+        !self.session.guard.is_finished()
+    }
+
     /// Whether reads go through kernel passthrough (false: answered from the pool by pread).
     pub fn passthrough(&self) -> bool {
         self.passthrough.load(Ordering::Relaxed)

@@ -37,6 +37,15 @@ fn demo(dir: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(Path::new(ROOT).join("scripts/demo.sh"));
     c.args(args).env("PMIRROR_FS_BIN", BIN).env("MAKE_UPSTREAM", make_upstream()).env("DEMO_DIR", dir);
     c.stdin(std::process::Stdio::null());
+    // The Ctrl-C case needs SIGINT: a test run started in the background of a non-interactive
+    // shell inherits it ignored, and a shell cannot trap a signal ignored at its start.
+    // SAFETY: signal() is async-signal-safe; this runs in the child just before exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, || {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
     c
 }
 
