@@ -83,12 +83,15 @@ pub fn run(config: &Config, request: &SyncRequest, progress: &dyn Progress) -> a
     let env = Env { config, pool, fetcher, rt, progress, request, now: unix_now() };
     let mut report = RunReport::default();
     let mut picks = Vec::new();
+    let mut deferred = Vec::new();
     for job in select(config, &request.ids)? {
-        let r = sync_one(&env, &mut catalog, job, &mut picks)?;
+        let r = sync_one(&env, &mut catalog, job, &mut picks, &mut deferred)?;
         report.mirrors.push(r);
     }
     if !request.dry_run {
-        publish(&env, &mut catalog, &picks, &mut report)?;
+        let published = publish(&env, &mut catalog, &picks, &mut report);
+        finish_deferred(&mut catalog, &deferred, &published, report.publish_error.as_deref())?;
+        published?;
         for m in &mut report.mirrors {
             m.pinned_to = catalog.pin(&m.id)?.map(|p| p.snapshot);
         }
@@ -139,6 +142,7 @@ fn sync_one(
     catalog: &mut Catalog,
     job: Job<'_>,
     picks: &mut Vec<(String, i64)>,
+    deferred: &mut Vec<Deferred>,
 ) -> anyhow::Result<MirrorReport> {
     let started = Instant::now();
     let dry = env.request.dry_run;
@@ -192,6 +196,10 @@ fn sync_one(
         let (snap_id, name) = catalog.record_snapshot(&snap)?;
         picks.push((id.clone(), snap_id));
         report.outcome = MirrorOutcome::Snapshot { name };
+        // Its run succeeded only once the snapshot is published (status.json would otherwise show
+        // "success" beside the previous snapshot until the publish, or even if it is refused).
+        deferred.push(Deferred { id, fetched: (report.fetched_bytes, report.fetched_files) });
+        return Ok(report);
     }
     let outcome = match &report.outcome {
         MirrorOutcome::Failed(e) => {
@@ -288,6 +296,36 @@ fn same_files(entries: &[NewEntry], reference: &[PublishedFile]) -> bool {
     let new: BTreeMap<&str, Sha256> = entries.iter().map(|e| (e.path.as_str(), e.sha256)).collect();
     let old: BTreeMap<&str, Sha256> = reference.iter().map(|p| (p.path.as_str(), p.sha256)).collect();
     new == old
+}
+
+/// A mirror whose new snapshot waits for the run's publish before its run counts as finished.
+struct Deferred {
+    id: String,
+    /// Bytes and files fetched.
+    fetched: (u64, u64),
+}
+
+/// Ends the runs of the mirrors that recorded a snapshot, once the publish is decided: success,
+/// or the reason the publish failed (a refused publish already marked the unpinned ones).
+fn finish_deferred(
+    catalog: &mut Catalog,
+    deferred: &[Deferred],
+    published: &anyhow::Result<()>,
+    refused: Option<&str>,
+) -> anyhow::Result<()> {
+    for d in deferred {
+        let pinned = catalog.pin(&d.id)?.is_some();
+        match (published, refused) {
+            (Err(e), _) => {
+                let line = format!("publish failed, previous snapshot stays published: {e:#}");
+                catalog.mark_finished(&d.id, unix_now(), Err(&line))?;
+            }
+            // Marked failed by the refusal, unless pinned (its snapshot was not to be published).
+            (Ok(()), Some(_)) if !pinned => {}
+            (Ok(()), _) => catalog.mark_finished(&d.id, unix_now(), Ok(d.fetched))?,
+        }
+    }
+    Ok(())
 }
 
 /// Publishes every snapshot this run recorded in one transaction, refusing path conflicts. The
