@@ -50,7 +50,7 @@ fn serve(config: &Config, mountpoint: &Path, allow_other: bool, mut ready: Optio
         let loaded = load(config, &catalog)?;
         let status = catalog.status_stamp()?;
         let status_mtime = status.newest.max(1);
-        let view = with_status(config, &catalog, loaded.view, status_mtime, 0);
+        let view = with_status(config, &catalog, &loaded.view, status_mtime, 0).unwrap_or(loaded.view);
         let mounted = fuse::mount(mountpoint, view, pool_dir, MountOptions { allow_other })
             .with_context(|| format!("mounting {}", mountpoint.display()))?;
         tracing::info!(generation = loaded.pointer.0, from = loaded.from, "view loaded");
@@ -101,7 +101,8 @@ fn serve(config: &Config, mountpoint: &Path, allow_other: bool, mut ready: Optio
                     pointer = loaded.pointer;
                     valid_until = loaded.valid_until;
                     status = s;
-                    mounted.switch(with_status(config, &catalog, loaded.view, status_mtime, next_generation));
+                    let view = with_status(config, &catalog, &loaded.view, status_mtime, next_generation);
+                    mounted.switch(view.unwrap_or(loaded.view));
                     tracing::info!(generation = pointer.0, "switched to a new view");
                 }
                 Err(e) => {
@@ -111,8 +112,8 @@ fn serve(config: &Config, mountpoint: &Path, allow_other: bool, mut ready: Optio
         } else if s != status {
             // A run started or ended: only status.json changes; the tree is shared, not rebuilt.
             status = s;
-            match current.with_inline_file(STATUS_FILE, Vec::new(), 0) {
-                Some(view) => mounted.switch(with_status(config, &catalog, view, status_mtime, next_generation)),
+            match with_status(config, &catalog, &current, status_mtime, next_generation) {
+                Some(view) => mounted.switch(view),
                 None => tracing::warn!("the view has no {STATUS_FILE}; not refreshed"),
             }
         }
@@ -168,9 +169,7 @@ fn load(config: &Config, catalog: &Catalog) -> anyhow::Result<Loaded> {
 fn build(config: &Config, catalog: &Catalog) -> anyhow::Result<Loaded> {
     let pointer = catalog.view_pointer()?;
     let mut src = catalog.load_view(unix_now(), config.sync.grace.as_secs() as i64)?;
-    src.aliases = aliases(config);
-    src.inline_files.push((STATUS_FILE.to_owned(), Vec::new()));
-    let view = View::build(&src)?;
+    let view = crate::sync::build_view(&mut src, aliases(config))?;
     let valid_until = src.valid_until;
     // The pointer read before the view may be older than the view: then the next poll reloads.
     let pointer = if src.generation == pointer.0 { pointer } else { (src.generation, None) };
@@ -182,21 +181,16 @@ fn build(config: &Config, catalog: &Catalog) -> anyhow::Result<Loaded> {
     Ok(Loaded { view, pointer, valid_until, from: "catalog" })
 }
 
-/// `view` with the current status.json, dated `mtime`, and at least
-/// generation `min_generation` (the daemon's generations only increase).
-fn with_status(config: &Config, catalog: &Catalog, view: View, mtime: i64, min_generation: u64) -> View {
+/// `view` with the current status.json, dated `mtime`, and at least generation
+/// `min_generation` (the daemon's generations only increase). The tree is shared, not copied.
+/// `None` for a view without status.json (every view `build_view` makes has one).
+fn with_status(config: &Config, catalog: &Catalog, view: &View, mtime: i64, min_generation: u64) -> Option<View> {
     let (path, content) = super::ops::status_inline(config, catalog);
-    let mut view = match view.with_inline_file(&path, content, mtime) {
-        Some(v) => v,
-        None => {
-            tracing::warn!("the view has no {path}; served without it");
-            view
-        }
-    };
+    let mut view = view.with_inline_file(&path, content, mtime)?;
     if view.generation() < min_generation {
         view.restamp(min_generation);
     }
-    view
+    Some(view)
 }
 
 fn install_signal_handlers() {

@@ -22,7 +22,7 @@ mod report;
 pub use driver::{aliases, run, unix_now, Progress, SilentProgress, SyncRequest};
 pub use execute::Executed;
 pub use plan::{MirrorPlan, PlannedFile, Source};
-pub use publish::{images_dir, ViewPublisher};
+pub use publish::{build_view, images_dir, ViewPublisher};
 pub use report::{MirrorOutcome, MirrorReport, RunReport};
 
 /// A failure of one mirror: one line naming the mirror and, when known, the file.

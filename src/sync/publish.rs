@@ -8,13 +8,21 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::tree::source::{Alias, ViewSource};
-use crate::tree::{image, View, STATUS_FILE};
+use crate::tree::{image, BuildError, View, STATUS_FILE};
 
 use super::driver::aliases;
 
 /// Where publishers write view images: `<store>/views/`.
 pub fn images_dir(store: &Path) -> PathBuf {
     store.join("views")
+}
+
+/// The view `src` shows, as publishers and the mount daemon build it: with the configured
+/// aliases and an empty status.json that the daemon fills in.
+pub fn build_view(src: &mut ViewSource, aliases: Vec<Alias>) -> Result<View, BuildError> {
+    src.aliases = aliases;
+    src.inline_files.push((STATUS_FILE.to_owned(), b"[]\n".to_vec()));
+    View::build(src)
 }
 
 /// The `prepare` step of a catalog publish, and the cleanup once the transaction is decided.
@@ -39,9 +47,7 @@ impl ViewPublisher {
     /// the daemon fills) and write its image. A view that does not build refuses the publish;
     /// an image that cannot be written only costs the daemon a build of its own (logged).
     pub fn prepare(&mut self, src: &mut ViewSource) -> Result<Option<u64>, String> {
-        src.aliases = self.aliases.clone();
-        src.inline_files.push((STATUS_FILE.to_owned(), b"[]\n".to_vec()));
-        let view = View::build(src).map_err(|e| e.to_string())?;
+        let view = build_view(src, self.aliases.clone()).map_err(|e| e.to_string())?;
         let nonce = random_nonce();
         let name = image::file_name(view.generation(), nonce);
         let valid_until = src.valid_until.unwrap_or(i64::MAX);
