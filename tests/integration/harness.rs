@@ -234,6 +234,19 @@ impl Drop for Mount {
     }
 }
 
+/// Pids of the `pmirror-fs … mount … DIR …` processes (a detached daemon is found this way).
+pub fn mount_daemons(dir: &Path) -> Vec<i32> {
+    let want = dir.to_string_lossy().into_owned();
+    let procs = std::fs::read_dir("/proc").unwrap().flatten();
+    let pids = procs.filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok());
+    pids.filter(|pid| {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let args: Vec<String> = cmdline.split(|b| *b == 0).map(text).collect();
+        args[0].ends_with("pmirror-fs") && args.contains(&"mount".to_owned()) && args.contains(&want)
+    })
+    .collect()
+}
+
 /// Whether `dir` is a mount point (listed in /proc/self/mounts).
 pub fn is_mounted(dir: &Path) -> bool {
     let want = dir.to_string_lossy();

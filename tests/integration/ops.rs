@@ -7,6 +7,7 @@ mod import;
 mod install;
 mod pty;
 mod readme;
+mod readme_text;
 mod systemd_boot;
 
 use crate::harness::{text, Env, Mount, BIN, PBS_CLIENT, PVE};

@@ -239,7 +239,7 @@ fn sigterm_unmounts_and_a_stale_mount_is_cleared() {
     let out = env.run(&["mount", mnt.dir.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(is_mounted(&mnt.dir));
-    let daemons = || mount_daemons(&mnt.dir);
+    let daemons = || crate::harness::mount_daemons(&mnt.dir);
     assert_eq!(daemons().len(), 1, "one detached daemon serves the mount");
     // Unmounted from outside, the daemon does not linger as if it still served something.
     std::process::Command::new("fusermount3").arg("-u").arg(&mnt.dir).status().unwrap();
@@ -247,22 +247,6 @@ fn sigterm_unmounts_and_a_stale_mount_is_cleared() {
     let out = env.run(&["mount", "/nonexistent/mnt"]);
     assert!(!out.status.success());
     assert_eq!(text(&out.stderr).trim().lines().count(), 1, "{}", text(&out.stderr));
-}
-
-/// Pids of `pmirror-fs … mount DIR` processes.
-fn mount_daemons(dir: &std::path::Path) -> Vec<u32> {
-    let want = dir.to_string_lossy().into_owned();
-    let procs = std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok());
-    procs
-        .filter(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let args: Vec<String> =
-                cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-            args.first().is_some_and(|a| a.ends_with("pmirror-fs"))
-                && args.contains(&"mount".to_owned())
-                && args.contains(&want)
-        })
-        .collect()
 }
 
 /// How many times the env's mount daemons logged loading a view from `from` ("image" or

@@ -19,9 +19,10 @@
 //! systemd as PID 1 (`enable --now`'s start, `list-timers`, `journalctl`) runs under a booted
 //! systemd in a private namespace: see `systemd_boot.rs`.
 
+use super::readme_text::{blocks_in, command_lines, get, localize_site, one_line, readme, sh_lines};
 use crate::harness::{is_mounted, text, Env, PVE};
 use crate::support::fixture::Upstream;
-use crate::support::{client, signing_key};
+use crate::support::signing_key;
 use crate::sync::wait_for;
 use pmirror_fs::config::presets::Preset;
 use std::os::unix::fs::PermissionsExt as _;
@@ -77,43 +78,9 @@ fn build_deb() -> PathBuf {
     copy
 }
 
-fn readme() -> String {
-    std::fs::read_to_string(Path::new(ROOT).join("README.md")).expect("README.md")
-}
-
-/// (info string, body) of the fenced blocks in the `## ` section whose title starts with `title`.
-fn blocks_in(readme: &str, title: &str) -> Vec<(String, String)> {
-    let (mut in_section, mut current, mut out) = (false, None::<(String, String)>, Vec::new());
-    for line in readme.lines() {
-        match (line.strip_prefix("```"), current.take()) {
-            (Some(info), None) => current = Some((info.trim().to_owned(), String::new())),
-            (Some(_), Some(block)) if in_section => out.push(block),
-            (Some(_), Some(_)) => {}
-            (None, Some((info, body))) => current = Some((info, body + line + "\n")),
-            (None, None) => in_section = line.strip_prefix("## ").map_or(in_section, |t| t.starts_with(title)),
-        }
-    }
-    assert!(!out.is_empty(), "README has no code block under a heading starting {title:?}");
-    out
-}
-
-/// The command lines of a block: comments and blank lines dropped.
-fn command_lines(body: &str) -> Vec<String> {
-    let uncommented = body.lines().map(|l| l.split(" #").next().unwrap_or(l).trim());
-    uncommented.filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned).collect()
-}
-
-/// The one shell line of section `title` that starts with `prefix`.
+/// The one shell line of README section `title` that starts with `prefix`.
 fn readme_line(title: &str, prefix: &str) -> String {
-    let readme = readme();
-    let lines: Vec<String> = blocks_in(&readme, title)
-        .iter()
-        .filter(|(info, _)| info == "sh")
-        .flat_map(|(_, body)| command_lines(body))
-        .filter(|l| l.starts_with(prefix))
-        .collect();
-    assert_eq!(lines.len(), 1, "README section {title:?}: lines starting {prefix:?}: {lines:?}");
-    lines[0].clone()
+    one_line(&sh_lines(title), prefix)
 }
 
 /// The integer after the first `marker` in `text`.
@@ -439,15 +406,7 @@ struct DetachedMount(PathBuf);
 
 impl DetachedMount {
     fn pids(&self) -> Vec<i32> {
-        let want = self.0.to_string_lossy().into_owned();
-        let procs = std::fs::read_dir("/proc").unwrap().flatten();
-        let pids = procs.filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok());
-        pids.filter(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let args: Vec<String> = cmdline.split(|b| *b == 0).map(text).collect();
-            args[0].ends_with("pmirror-fs") && args.contains(&"mount".to_owned()) && args.contains(&want)
-        })
-        .collect()
+        crate::harness::mount_daemons(&self.0)
     }
 }
 
@@ -584,7 +543,7 @@ fn start_stock_nginx(s: &Scratch) -> (NginxService, u16) {
     let mut log = String::new();
     for _ in 0..3 {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        localize_site(s, &s.at("/etc/nginx/sites-available/default"), port);
+        localize_site_file(s, &s.at("/etc/nginx/sites-available/default"), port);
         match NginxService::start(s, port) {
             Ok(nginx) => return (nginx, port),
             Err(e) => log = e,
@@ -593,28 +552,10 @@ fn start_stock_nginx(s: &Scratch) -> (NginxService, u16) {
     panic!("nginx did not start:\n{log}");
 }
 
-/// A site file on our loopback port (its first `listen`; the others, `[::]:80` and the like,
-/// dropped) with its `root` inside the scratch root.
-fn localize_site(s: &Scratch, site: &Path, port: u16) {
-    let (mut out, mut listening) = (String::new(), false);
-    for line in std::fs::read_to_string(site).unwrap().lines() {
-        let (indent, directive) = line.split_at(line.len() - line.trim_start().len());
-        if directive.starts_with("listen ") {
-            if !std::mem::replace(&mut listening, true) {
-                out += &format!("{indent}listen 127.0.0.1:{port};\n");
-            }
-        } else if let Some(root) = directive.strip_prefix("root ") {
-            out += &format!("{indent}root {};\n", s.rooted(root.trim_end_matches(';').trim()));
-        } else {
-            out += line;
-            out.push('\n');
-        }
-    }
-    std::fs::write(site, out).unwrap();
-}
-
-fn get(port: u16, path: &str) -> client::Response {
-    client::get(&format!("http://127.0.0.1:{port}{path}")).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+/// Moves the site file at `site` to our loopback port, its `root` inside the scratch root.
+fn localize_site_file(s: &Scratch, site: &Path, port: u16) {
+    let text = std::fs::read_to_string(site).unwrap();
+    std::fs::write(site, localize_site(&text, port, |root| s.rooted(root))).unwrap();
 }
 
 /// Runs one cron command the way cron does (`/bin/sh -c`, the file's environment), inside the
@@ -671,7 +612,7 @@ fn readme_nginx_site_cron_jobs_and_nginx_reload_serve_the_installed_packages_mou
         let words: Vec<String> = line.split_whitespace().map(|w| s.rooted(w)).collect();
         assert_ok(&Command::new(&words[0]).args(&words[1..]).output().unwrap(), &line);
     }
-    localize_site(&s, &s.at("/etc/nginx/sites-available/pmirror-fs"), port);
+    localize_site_file(&s, &s.at("/etc/nginx/sites-available/pmirror-fs"), port);
     let limit = number_after(&readme[readme.find("## Serve it with nginx").unwrap()..], "`worker_rlimit_nofile ");
     let conf = std::fs::read_to_string(s.at("/etc/nginx/nginx.conf")).unwrap();
     std::fs::write(s.at("/etc/nginx/nginx.conf"), format!("worker_rlimit_nofile {limit};\n{conf}")).unwrap();

@@ -8,26 +8,9 @@ use pmirror_fs::config::presets::Preset;
 use pmirror_fs::config::Config;
 use std::path::Path;
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+use super::readme_text::blocks;
 
-/// (info string, body) of every fenced block.
-fn blocks(text: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut current: Option<(String, String)> = None;
-    for line in text.lines() {
-        match (line.strip_prefix("```"), current.take()) {
-            (Some(info), None) => current = Some((info.trim().to_owned(), String::new())),
-            (Some(_), Some(block)) => out.push(block),
-            (None, Some((info, mut body))) => {
-                body += line;
-                body.push('\n');
-                current = Some((info, body));
-            }
-            (None, None) => {}
-        }
-    }
-    out
-}
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// `pmirror-fs …` invocations in shell and cron lines: from the program name to a comment,
 /// redirection or the end of the line.
@@ -45,7 +28,7 @@ fn invocations(body: &str) -> Vec<Vec<String>> {
 #[test]
 fn readme_commands_parse_presets_exist_and_examples_load() {
     let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).expect("README.md");
-    let blocks = blocks(&readme);
+    let blocks = blocks(&readme, None);
     let mut parsed = 0;
     for (info, body) in &blocks {
         if info != "sh" && !body.contains("/etc/cron.d") {

@@ -29,9 +29,10 @@
 //! mounts with it; the test then removes its cgroup, which only succeeds once nothing is left.
 
 use super::install::deb;
+use super::readme_text::{get, localize_site, one_line, sh_lines};
 use crate::harness::{text, Env, PVE};
 use crate::support::fixture::Upstream;
-use crate::support::{client, signing_key};
+use crate::support::signing_key;
 use crate::sync::wait_for;
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -40,7 +41,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// Booting to basic.target takes about 0.3 s here; a loaded machine gets ample room.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 /// dpkg (with man-db's trigger) and the fixture sync take seconds; a hang fails the test.
@@ -267,45 +267,6 @@ fn remove_cgroup_tree(dir: &Path) -> std::io::Result<()> {
     }
 }
 
-/// The command lines of the ```sh blocks in the README section whose title starts with `title`.
-fn readme_lines(title: &str) -> Vec<String> {
-    let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).expect("README.md");
-    let (mut section, mut block, mut lines) = (false, None::<bool>, Vec::new());
-    for line in readme.lines() {
-        match (line.strip_prefix("```"), block) {
-            (Some(info), None) => block = Some(section && info.trim() == "sh"),
-            (Some(_), Some(_)) => block = None,
-            (None, Some(true)) => lines.push(line.split(" #").next().unwrap_or(line).trim().to_owned()),
-            (None, Some(false)) => {}
-            (None, None) => section = line.strip_prefix("## ").map_or(section, |t| t.starts_with(title)),
-        }
-    }
-    lines.retain(|l| !l.is_empty() && !l.starts_with('#'));
-    assert!(!lines.is_empty(), "README has no sh block under a heading starting {title:?}");
-    lines
-}
-
-fn readme_line(lines: &[String], prefix: &str) -> String {
-    let found: Vec<&String> = lines.iter().filter(|l| l.starts_with(prefix)).collect();
-    assert_eq!(found.len(), 1, "README lines starting {prefix:?}: {lines:?}");
-    found[0].clone()
-}
-
-/// An nginx site file listening on 127.0.0.1:`port` (its first `listen`; the others dropped).
-fn localize_site(site: &str, port: u16) -> String {
-    let (mut out, mut listening) = (String::new(), false);
-    for line in site.lines() {
-        let (indent, directive) = line.split_at(line.len() - line.trim_start().len());
-        if !directive.starts_with("listen ") {
-            out += line;
-            out.push('\n');
-        } else if !std::mem::replace(&mut listening, true) {
-            out += &format!("{indent}listen 127.0.0.1:{port};\n");
-        }
-    }
-    out
-}
-
 /// Installs the built .deb with dpkg and puts the test's config (and its key) in place.
 fn install(m: &Machine, env: &Env) {
     let deb = deb();
@@ -327,22 +288,18 @@ fn start_nginx(m: &Machine) -> u16 {
     let default = m.ok("cat /etc/nginx/sites-available/default");
     for _ in 0..3 {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        m.write("/etc/nginx/sites-available/default", localize_site(&default, port).as_bytes());
+        m.write("/etc/nginx/sites-available/default", localize_site(&default, port, str::to_owned).as_bytes());
         if m.sh("systemctl start nginx.service").status.success() {
-            for line in readme_lines("Serve it with nginx") {
+            for line in sh_lines("Serve it with nginx") {
                 m.ok(&line);
             }
             let site = m.ok("cat /etc/nginx/sites-available/pmirror-fs");
-            m.write("/etc/nginx/sites-available/pmirror-fs", localize_site(&site, port).as_bytes());
+            m.write("/etc/nginx/sites-available/pmirror-fs", localize_site(&site, port, str::to_owned).as_bytes());
             return port;
         }
         m.ok("systemctl reset-failed nginx.service");
     }
     panic!("nginx did not start:\n{}", m.ok("journalctl -u nginx.service --no-pager"));
-}
-
-fn get(port: u16, path: &str) -> client::Response {
-    client::get(&format!("http://127.0.0.1:{port}{path}")).unwrap_or_else(|e| panic!("GET {path}: {e}"))
 }
 
 fn assert_mounted(m: &Machine) {
@@ -393,16 +350,16 @@ fn readme_systemd_lines_run_the_shipped_units_under_a_booted_systemd() {
     let mut m = Machine::boot(&env.store);
     install(&m, &env);
     let port = start_nginx(&m);
-    let lines = readme_lines("Run it from systemd");
+    let lines = sh_lines("Run it from systemd");
 
-    m.ok(&readme_line(&lines, "systemctl enable --now "));
+    m.ok(&one_line(&lines, "systemctl enable --now "));
     assert_mounted(&m);
     for unit in [MOUNT_UNIT, "pmirror-fs-sync.timer", "pmirror-fs-verify.timer"] {
         assert_eq!(m.ok(&format!("systemctl is-enabled {unit}")).trim(), "enabled", "{unit}");
     }
-    m.ok(&readme_line(&lines, "systemctl reload nginx"));
+    m.ok(&one_line(&lines, "systemctl reload nginx"));
     wait_for(|| get(port, "/status.json").body == m.ok("cat /srv/pmirror-fs/status.json").as_bytes());
-    let timers = m.ok(&readme_line(&lines, "systemctl list-timers "));
+    let timers = m.ok(&one_line(&lines, "systemctl list-timers "));
     assert_due(&timers, "pmirror-fs-sync.timer");
     assert_due(&timers, "pmirror-fs-verify.timer");
     assert!(timers.contains("2 timers listed."), "{timers}");
@@ -410,7 +367,7 @@ fn readme_systemd_lines_run_the_shipped_units_under_a_booted_systemd() {
     // What the timer starts, started by hand: a sync from the fixture upstream into the store.
     m.ok("systemctl start pmirror-fs-sync.service");
     assert_eq!(m.show("pmirror-fs-sync.service", &["Result"])["Result"], "success");
-    let journal = readme_line(&lines, "journalctl -u pmirror-fs-sync.service");
+    let journal = one_line(&lines, "journalctl -u pmirror-fs-sync.service");
     // journald takes the service's stdout asynchronously: the line may trail the unit's end.
     wait_for(|| m.ok(&journal).contains(&format!("{}: new snapshot", PVE.id)));
     let inrelease = upstream.suites.iter().find(|x| x.root == PVE.root).unwrap().inrelease_path();
