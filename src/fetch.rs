@@ -5,7 +5,7 @@
 //! Credentials (a Proxmox subscription: basic auth) belong to one mirror or tree and go only to
 //! its upstream's origin (scheme, host, port): [`Fetcher::for_upstream`] scopes them, a request
 //! to any other origin goes without, and reqwest drops the header when a redirect leaves the
-//! host or port (a redirect that changes only the scheme is refused, see [`redirect_policy`]).
+//! host or port (a redirect from https to http is refused, as apt refuses it: [`redirect_policy`]).
 //! They never appear in `Debug` output or in an error.
 //!
 //! Architecture invariant: this is the only module that uses `reqwest`.
@@ -363,8 +363,8 @@ fn redirect_policy() -> reqwest::redirect::Policy {
             return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
         }
         match attempt.previous().last() {
-            Some(from) if only_scheme_changes(from, attempt.url()) => {
-                let message = format!("redirect to {} changes only the scheme; refused", attempt.url());
+            Some(from) if downgrades(from, attempt.url()) => {
+                let message = format!("redirect from https to {} is forbidden (apt refuses it too)", attempt.url());
                 attempt.error(message)
             }
             _ => attempt.follow(),
@@ -372,11 +372,11 @@ fn redirect_policy() -> reqwest::redirect::Policy {
     })
 }
 
-/// Same host and port, another scheme: reqwest would keep credentials across it.
-fn only_scheme_changes(from: &Url, to: &Url) -> bool {
-    from.scheme() != to.scheme()
-        && from.host_str() == to.host_str()
-        && from.port_or_known_default() == to.port_or_known_default()
+/// apt's rule (methods/basehttp.cc): a redirect may keep the scheme or go from http to https;
+/// any other change of scheme — https to http above all — is refused. Following http → https
+/// on the same host and port keeps credentials, but they then travel encrypted.
+fn downgrades(from: &Url, to: &Url) -> bool {
+    from.scheme() != to.scheme() && !(from.scheme() == "http" && to.scheme() == "https")
 }
 
 fn check_complete(url: &Url, got: u64, declared: Option<u64>) -> Result<(), FetchError> {
@@ -433,16 +433,20 @@ mod tests {
     }
 
     #[test]
-    fn redirects_that_change_only_the_scheme_are_refused() {
+    fn redirects_follow_apts_rule() {
         let cases: &[(&str, &str, bool)] = &[
             ("https://h:8443/a", "http://h:8443/a", true),
-            ("http://h:8080/a", "https://h:8080/a", true),
-            ("https://h/a", "http://h/a", false), // port 443 → 80: reqwest drops the header
+            ("https://h/a", "http://h/a", true),
+            ("https://h/a", "http://mirror.example/a", true),
+            ("http://h:8080/a", "https://h:8080/a", false),
+            ("http://h/a", "https://h/a", false),
+            ("http://h/a", "http://mirror.example/a", false),
             ("https://h/a", "https://h/b", false),
             ("https://h/a", "https://mirror.example/a", false),
+            ("http://h/a", "ftp://h/a", true),
         ];
         for (from, to, refused) in cases {
-            assert_eq!(only_scheme_changes(&url(from), &url(to)), *refused, "{from} → {to}");
+            assert_eq!(downgrades(&url(from), &url(to)), *refused, "{from} → {to}");
         }
     }
 

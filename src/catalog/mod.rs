@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_snapshot_totals.sql"),
     include_str!("../../migrations/0003_pinned.sql"),
+    include_str!("../../migrations/0004_snapshot_warnings.sql"),
 ];
 
 /// How long a writer waits for another connection's transaction (the mount daemon reads while

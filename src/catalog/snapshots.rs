@@ -76,6 +76,8 @@ pub struct SnapshotRow {
     pub bytes: u64,
     pub release_sha256: Option<Sha256>,
     pub release_last_modified: Option<i64>,
+    /// The warnings of the run that recorded it.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -98,7 +100,7 @@ pub fn snapshot_name(unix: i64) -> String {
 
 const SNAPSHOT_COLUMNS: &str = "s.id, s.mirror_id, s.name, s.created_at, s.superseded_at,
     (m.published = s.id), s.files, s.bytes, s.release_sha256, s.release_last_modified,
-    (m.published = s.id AND m.pinned_at IS NOT NULL)";
+    (m.published = s.id AND m.pinned_at IS NOT NULL), s.warnings";
 
 fn snapshot_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SnapshotRow> {
     let sha: Option<Vec<u8>> = r.get(8)?;
@@ -114,6 +116,7 @@ fn snapshot_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SnapshotRow> {
         bytes: r.get::<_, i64>(7)? as u64,
         release_sha256: sha.and_then(|b| <[u8; 32]>::try_from(b).ok()).map(Sha256),
         release_last_modified: r.get(9)?,
+        warnings: r.get::<_, String>(11)?.lines().map(str::to_owned).collect(),
     })
 }
 
@@ -212,6 +215,15 @@ impl Catalog {
         .map_err(err)?;
         tx.commit().map_err(err)?;
         Ok((id, name))
+    }
+
+    /// Stores the warnings of the run that recorded snapshot `id` (one line each).
+    pub fn set_snapshot_warnings(&self, id: i64, warnings: &[String]) -> Result<(), CatalogError> {
+        let text: Vec<String> = warnings.iter().map(|w| w.replace(['\n', '\r'], " ")).collect();
+        self.conn
+            .execute("UPDATE snapshots SET warnings = ?2 WHERE id = ?1", params![id, text.join("\n")])
+            .map_err(self.err())?;
+        Ok(())
     }
 
     /// Publishes the given snapshots (a sync's) in one transaction: moves the published

@@ -148,7 +148,7 @@ fn migration_2_fills_snapshot_totals_of_an_existing_catalog() {
         let (id, _) = cat.record_snapshot(&snap).unwrap();
         cat.conn
             .execute_batch(
-                "ALTER TABLE mirrors DROP COLUMN pinned_at;
+                "ALTER TABLE mirrors DROP COLUMN pinned_at; ALTER TABLE snapshots DROP COLUMN warnings;
                  ALTER TABLE snapshots DROP COLUMN files; ALTER TABLE snapshots DROP COLUMN bytes;
                  PRAGMA user_version = 1;",
             )
@@ -312,7 +312,12 @@ fn migration_3_adds_the_pin_to_a_version_2_catalog() {
         let b = record(&mut cat, 2_000);
         cat.publish(&[b], 2_000, KEEP2, |_| Ok(None)).unwrap();
         cat.publish(&[a], 2_100, KEEP2, |_| Ok(None)).unwrap();
-        cat.conn.execute_batch("ALTER TABLE mirrors DROP COLUMN pinned_at; PRAGMA user_version = 2;").unwrap();
+        cat.conn
+            .execute_batch(
+                "ALTER TABLE mirrors DROP COLUMN pinned_at; ALTER TABLE snapshots DROP COLUMN warnings;
+                 PRAGMA user_version = 2;",
+            )
+            .unwrap();
         (a, b)
     };
     let mut cat = Catalog::open(dir.path()).unwrap();
@@ -326,4 +331,24 @@ fn migration_3_adds_the_pin_to_a_version_2_catalog() {
     cat.status_stamp().unwrap();
     assert_eq!(cat.publish_chosen(a, 2_200, KEEP2, |_| Ok(None)).unwrap().pin, PinChange::Pinned);
     assert_eq!(cat.publish_chosen(b, 2_300, KEEP2, |_| Ok(None)).unwrap().pin, PinChange::Unpinned);
+}
+
+#[test]
+fn migration_4_gives_existing_snapshots_no_warnings_and_new_ones_keep_theirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = {
+        let mut cat = Catalog::open(dir.path()).unwrap();
+        cat.upsert_mirror("m", "mirror", "debian/x", "http://example/debian/x").unwrap();
+        let a = record(&mut cat, 1_000);
+        cat.conn.execute_batch("ALTER TABLE snapshots DROP COLUMN warnings; PRAGMA user_version = 3;").unwrap();
+        a
+    };
+    let mut cat = Catalog::open(dir.path()).unwrap();
+    assert!(cat.snapshot_by_id(a).unwrap().unwrap().warnings.is_empty());
+    let b = record(&mut cat, 2_000);
+    let lines = ["x/Release.gpg: left out: bad signature".to_owned(), "two\nlines".to_owned()];
+    cat.set_snapshot_warnings(b, &lines).unwrap();
+    cat.publish(&[b], 2_000, KEEP2, |_| Ok(None)).unwrap();
+    let published = cat.published("m").unwrap().unwrap();
+    assert_eq!(published.warnings, ["x/Release.gpg: left out: bad signature", "two lines"]);
 }

@@ -48,10 +48,21 @@ pub fn mirror_line(m: &MirrorReport) -> String {
     if m.skipped_packages > 0 {
         line += &format!("; {} packages skipped by config", m.skipped_packages);
     }
-    if !m.warnings.is_empty() {
-        line += &format!("; {} warnings", m.warnings.len());
+    match (m.warnings.len(), m.repeated_warnings) {
+        (0, 0) => {}
+        (new, 0) => line += &format!("; {new} {}", plural(new, "warning")),
+        (0, old) => line += &format!("; {old} known {} (pmirror-fs status lists them)", plural(old, "warning")),
+        (new, old) => line += &format!("; {new} new {}, {old} known", plural(new + old, "warning")),
     }
     line
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        word.to_owned()
+    } else {
+        format!("{word}s")
+    }
 }
 
 /// One line per file to fetch, then the totals.
@@ -94,7 +105,8 @@ pub fn report_json(r: &RunReport) -> Value {
                 "fetched_files": m.fetched_files, "fetched_bytes": m.fetched_bytes,
                 "reused_files": m.reused_files, "reused_bytes": m.reused_bytes,
                 "skipped_packages": m.skipped_packages, "elapsed_secs": m.elapsed.as_secs_f64(),
-                "warnings": m.warnings, "pinned_to": m.pinned_to,
+                "warnings": m.warnings, "repeated_warnings": m.repeated_warnings,
+                "never_served": m.never_served, "pinned_to": m.pinned_to,
             })
         })
         .collect();
@@ -127,6 +139,7 @@ struct StatusEntry<'a> {
     size_bytes: u64,
     files: u64,
     pinned: bool,
+    warnings: &'a [String],
 }
 
 /// The status document, pretty-printed: one [`StatusEntry`] per mirror/tree row (a typed struct
@@ -161,6 +174,7 @@ pub fn status_json(rows: &[MirrorRow], next_schedule: Option<i64>) -> String {
                 size_bytes,
                 files: r.published.as_ref().map_or(0, |s| s.files),
                 pinned: r.published.as_ref().is_some_and(|s| s.pinned),
+                warnings: r.published.as_ref().map_or(&[][..], |s| s.warnings.as_slice()),
             }
         })
         .collect();
@@ -197,6 +211,9 @@ pub fn status_line(r: &MirrorRow, next_schedule: Option<i64>) -> String {
         || "nothing published".to_owned(),
         |s| format!("published {} ({} files, {})", s.name, s.files, size(s.bytes)),
     );
+    let warnings = r.published.as_ref().map_or(0, |s| s.warnings.len());
+    let published =
+        if warnings > 0 { format!("{published} with {warnings} {}", plural(warnings, "warning")) } else { published };
     let mut line = format!("{}: {}; {published}", r.id, r.state);
     if let Some(s) = r.published.as_ref().filter(|s| s.pinned) {
         line += &format!("; pinned to {} (`snapshot unpin {}` undoes it)", s.name, r.id);

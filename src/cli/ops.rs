@@ -235,6 +235,9 @@ pub fn status(config: &Config, json: bool) -> anyhow::Result<i32> {
     }
     for r in &rows {
         println!("{}", human::status_line(r, next));
+        for w in r.published.iter().flat_map(|s| &s.warnings) {
+            println!("  warning: {w}");
+        }
     }
     Ok(0)
 }

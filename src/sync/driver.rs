@@ -192,8 +192,13 @@ fn sync_one(
     if dry {
         return Ok(report);
     }
+    let all_warnings = report.warnings.clone();
+    let known = baseline.as_ref().map_or(&[][..], |s| s.warnings.as_slice());
+    report.warnings.retain(|w| !known.contains(w));
+    report.repeated_warnings = all_warnings.len() - report.warnings.len();
     if let Some(snap) = snapshot {
         let (snap_id, name) = catalog.record_snapshot(&snap)?;
+        catalog.set_snapshot_warnings(snap_id, &all_warnings)?;
         picks.push((id.clone(), snap_id));
         report.outcome = MirrorOutcome::Snapshot { name };
         // Its run succeeded only once the snapshot is published (status.json would otherwise show
@@ -264,6 +269,7 @@ async fn mirror_snapshot(
         (done.fetched_files, done.fetched_bytes, done.reused_files, done.reused_bytes);
     r.skipped_packages = skipped;
     r.warnings = done.warnings;
+    r.never_served = done.never_served;
     if verify && !reference.is_empty() && same_files(&done.entries, reference) {
         if done.written > 0 {
             r.warnings.push(format!(

@@ -11,8 +11,12 @@ use crate::fetch::{Expect, FetchError, Fetcher};
 use crate::pool::Pool;
 use crate::tree::source::EntryKind;
 use futures_util::stream::{self, StreamExt};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use url::Url;
+
+/// Suffixes of the compressed variants apt fetches instead of an uncompressed index (apt's
+/// `Acquire::CompressionTypes`: xz, bzip2, lzma, gzip, zstd, lz4).
+const COMPRESSED_VARIANTS: [&str; 6] = [".xz", ".gz", ".bz2", ".lzma", ".zst", ".lz4"];
 
 pub struct ExecCtx<'a> {
     pub fetcher: &'a Fetcher,
@@ -37,6 +41,9 @@ pub struct Executed {
     /// Objects the pool did not hold intact before this run (downloads, new writes, repairs).
     pub written: u64,
     pub warnings: Vec<String>,
+    /// Uncompressed indices the Release lists that upstream does not serve beside a compressed
+    /// variant (normal for Debian: not a warning).
+    pub never_served: u64,
 }
 
 /// How one unique object was obtained.
@@ -51,25 +58,25 @@ enum Got {
 }
 
 pub async fn execute(ctx: &ExecCtx<'_>, plan: MirrorPlan) -> Result<Executed, MirrorError> {
-    let mut first: HashMap<Sha256, usize> = HashMap::new();
-    for (i, f) in plan.files.iter().enumerate() {
-        first.entry(f.sha256).or_insert(i);
+    // Every path of each unique object, in plan order: one job per object.
+    let mut group_of: HashMap<Sha256, usize> = HashMap::new();
+    let mut groups: Vec<Vec<&PlannedFile>> = Vec::new();
+    for f in &plan.files {
+        let g = *group_of.entry(f.sha256).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[g].push(f);
     }
-    let jobs: Vec<&PlannedFile> = {
-        let mut idx: Vec<usize> = first.values().copied().collect();
-        idx.sort_unstable();
-        idx.into_iter().map(|i| &plan.files[i]).collect()
-    };
-    let results: HashMap<Sha256, Result<Got, FetchError>> = stream::iter(jobs)
-        .map(|f| async move { (f.sha256, obtain(ctx, f).await) })
+    let results: HashMap<Sha256, Attempt> = stream::iter(&groups)
+        .map(|paths| async move { (paths[0].sha256, obtain_any(ctx, paths).await) })
         .buffer_unordered(ctx.concurrency.max(1))
         .collect()
         .await;
     let mut out = Executed::default();
-    let mut failed: HashMap<Sha256, String> = HashMap::new();
-    for (sha, res) in &results {
-        let f = &plan.files[first[sha]];
-        match res {
+    for paths in &groups {
+        let f = paths[0];
+        match &results[&f.sha256].got {
             Ok(Got::Reused) => {
                 out.reused_files += 1;
                 out.reused_bytes += f.size;
@@ -80,45 +87,105 @@ pub async fn execute(ctx: &ExecCtx<'_>, plan: MirrorPlan) -> Result<Executed, Mi
                 out.written += u64::from(*wrote);
                 out.repaired += u64::from(*repaired);
             }
-            Err(e) if f.optional && (e.is_not_found() || f.kind == EntryKind::Package) => {
-                failed.insert(*sha, e.to_string());
-            }
+            Err(e) if paths.iter().all(|p| p.optional) && (e.is_not_found() || f.kind == EntryKind::Package) => {}
             Err(e) => return Err(MirrorError::new(&plan.mirror_id, Some(&f.path), e)),
         }
     }
     out.warnings = plan.warnings.clone();
-    for f in plan.files {
-        if let Some(e) = failed.get(&f.sha256) {
-            out.warnings.push(format!("{}: left out: {e}", f.path));
+    let obtained: HashSet<&str> =
+        plan.files.iter().filter(|f| results[&f.sha256].got.is_ok()).map(|f| f.path.as_str()).collect();
+    let mut missing_patches: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for f in &plan.files {
+        let attempt = &results[&f.sha256];
+        if let Err(e) = &attempt.got {
+            // The error of this path's own URL (another path of the object may have failed first).
+            let own =
+                attempt.errors.iter().find(|(p, _)| *p == f.path).map_or_else(|| e.to_string(), |(_, e)| e.clone());
+            if never_served(&f.path, &obtained) {
+                out.never_served += 1;
+                tracing::debug!(path = %f.path, error = %own, "uncompressed variant not served upstream; a compressed one is");
+            } else if let Some(dir) = pdiff_dir(&f.path) {
+                missing_patches.entry(dir).or_default().push(own);
+            } else {
+                out.warnings.push(format!("{}: left out: {own}", f.path));
+            }
             continue;
         }
-        let last_modified = match &results[&f.sha256] {
+        let last_modified = match &attempt.got {
             Ok(Got::Fetched { last_modified, .. }) => *last_modified,
             _ => None,
         };
         let mtime = last_modified.or(f.mtime).or(plan.release_date).unwrap_or(ctx.now);
         out.entries.push(NewEntry {
-            path: f.path,
+            path: f.path.clone(),
             sha256: f.sha256,
             size: f.size,
             mtime,
             kind: f.kind,
-            other_hashes: f.other_hashes,
+            other_hashes: f.other_hashes.clone(),
         });
+    }
+    for (dir, errors) in missing_patches {
+        let listed = plan.files.iter().filter(|f| pdiff_dir(&f.path) == Some(dir)).count();
+        out.warnings.push(format!(
+            "{dir}/: {} of the {listed} patches its Index lists are not served upstream, left out (apt then \
+             fetches the whole index); first: {}",
+            errors.len(),
+            errors[0]
+        ));
     }
     Ok(out)
 }
 
+/// `dists/x/main/binary-amd64/Packages.diff` for a patch in it (not for its `Index`).
+fn pdiff_dir(path: &str) -> Option<&str> {
+    let (dir, name) = path.rsplit_once('/')?;
+    (dir.ends_with(".diff") && name != "Index").then_some(dir)
+}
+
+/// An uncompressed index a Release lists but its archive never carries: a compressed variant of
+/// the same index is there (Debian lists `Packages`, `Contents-amd64`, `Translation-en` beside
+/// the `.xz`/`.gz` it serves; apt only ever fetches a compressed one). Not a warning.
+fn never_served(path: &str, obtained: &HashSet<&str>) -> bool {
+    COMPRESSED_VARIANTS.iter().any(|ext| obtained.contains(format!("{path}{ext}").as_str()))
+}
+
+/// One object: what came of it, and the not-found errors of each path whose URL was tried.
+struct Attempt {
+    got: Result<Got, FetchError>,
+    errors: Vec<(String, String)>,
+}
+
+/// Gets one object from the first of its paths whose source has it: an object several paths
+/// carry (empty indices of several components) is downloaded once, and a path missing upstream
+/// does not leave out another path that upstream does serve.
+async fn obtain_any(ctx: &ExecCtx<'_>, paths: &[&PlannedFile]) -> Attempt {
+    let mut errors = Vec::new();
+    let mut got = None;
+    for f in paths {
+        match obtain(ctx, f).await {
+            Err(e) if e.is_not_found() => {
+                errors.push((f.path.clone(), e.to_string()));
+                got = Some(Err(e));
+            }
+            other => {
+                got = Some(other);
+                break;
+            }
+        }
+    }
+    ctx.progress.advance(paths[0].size);
+    Attempt { got: got.expect("an object has at least one path"), errors }
+}
+
 /// Gets one object into the pool according to its source.
 async fn obtain(ctx: &ExecCtx<'_>, f: &PlannedFile) -> Result<Got, FetchError> {
-    let res = match &f.source {
+    match &f.source {
         Source::Reuse if ctx.verify => verify_or_repair(ctx, f).await,
         Source::Reuse => Ok(Got::Reused),
         Source::Write(bytes) => write_bytes(ctx, f, bytes).await,
         Source::Download { url, fallback } => download(ctx, f, url, fallback.as_ref()).await,
-    };
-    ctx.progress.advance(f.size);
-    res
+    }
 }
 
 async fn download(ctx: &ExecCtx<'_>, f: &PlannedFile, url: &Url, fallback: Option<&Url>) -> Result<Got, FetchError> {

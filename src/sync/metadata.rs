@@ -38,6 +38,8 @@ pub struct ReleaseFiles {
     /// Digest of the file that carried the signature (InRelease, else Release): no-op detection.
     pub release_sha256: Sha256,
     pub release_last_modified: Option<i64>,
+    /// Release / Release.gpg left out beside a verifying InRelease (stale or bad upstream).
+    pub warnings: Vec<String>,
 }
 
 /// Everything the plan needs: the verified Release, the index bytes already fetched, packages.
@@ -96,13 +98,14 @@ pub async fn fetch(ctx: &MetadataCtx<'_>) -> Result<Fetched, MirrorError> {
         return Ok(Fetched::Unchanged);
     };
     check_not_expired(ctx, &release, crate::sync::unix_now())?;
+    let warnings = release.warnings.clone();
     let mut meta = Metadata {
         release,
         fetched: BTreeMap::new(),
         indices: Vec::new(),
         packages: Vec::new(),
         skipped_packages: 0,
-        warnings: Vec::new(),
+        warnings,
     };
     select_indices(ctx, &mut meta).await?;
     Ok(Fetched::Changed(Box::new(meta)))
@@ -145,29 +148,139 @@ async fn fetch_release(ctx: &MetadataCtx<'_>) -> Result<Option<ReleaseFiles>, Mi
             let verified = verify_inrelease(&body.bytes, &keyring).map_err(|e| ctx.err(&inrelease, e))?;
             let last_modified = body.last_modified;
             let mut files = vec![(inrelease, body)];
-            files.extend(detached_companions(ctx, &keyring).await?);
-            Ok(Some(ReleaseFiles { files, verified, release_sha256: digest, release_last_modified: last_modified }))
+            let (companions, warnings) = detached_companions(ctx, &keyring, &verified).await;
+            files.extend(companions);
+            Ok(Some(ReleaseFiles {
+                files,
+                verified,
+                release_sha256: digest,
+                release_last_modified: last_modified,
+                warnings,
+            }))
         }
         Err(e) if e.is_not_found() => fetch_detached(ctx, &keyring).await,
         Err(e) => Err(ctx.err(&inrelease, e)),
     }
 }
 
-/// Release + Release.gpg next to an InRelease: served too (older clients and tools read them),
-/// but only when their own signature verifies. Absent upstream → not mirrored.
-async fn detached_companions(ctx: &MetadataCtx<'_>, keyring: &Keyring) -> Result<Vec<(String, Body)>, MirrorError> {
+/// Release + Release.gpg next to a verifying InRelease. InRelease is the authority (apt reads
+/// only it when it verifies); the pair is served too, for older tools, but only what verifies and
+/// matches: Release when it is InRelease's signed text (a different Release, even one its own
+/// Release.gpg verifies, lists indices this snapshot does not carry), Release.gpg only when it
+/// verifies over that Release. Caches and CDNs hold the
+/// three files independently, so a stale pair next to a good InRelease is normal on real
+/// upstreams: it is left out with one warning naming it, and the suite syncs. Absent upstream
+/// (404) → not mirrored, silently; any other failure to fetch one → left out with a warning.
+async fn detached_companions(
+    ctx: &MetadataCtx<'_>,
+    keyring: &Keyring,
+    inrelease: &VerifiedRelease,
+) -> (Vec<(String, Body)>, Vec<String>) {
     let release_path = format!("{}/Release", ctx.dists());
     let gpg_path = format!("{}/Release.gpg", ctx.dists());
-    let mut got = Vec::new();
+    let mut warnings = Vec::new();
+    let mut fetched = Vec::new();
     for path in [&release_path, &gpg_path] {
-        match ctx.fetcher.get(&ctx.url(path)?, MAX_RELEASE_SIZE).await {
-            Ok(body) => got.push((path.clone(), body)),
-            Err(e) if e.is_not_found() => return Ok(Vec::new()),
-            Err(e) => return Err(ctx.err(path, e)),
+        match fetch_companion(ctx, path).await {
+            Ok(body) => fetched.push(body),
+            Err(e) => {
+                warnings.push(format!("{path}: left out: {e}"));
+                fetched.push(None);
+            }
         }
     }
-    verify_detached(&got[0].1.bytes, &got[1].1.bytes, keyring).map_err(|e| ctx.err(&gpg_path, e))?;
-    Ok(got)
+    let (release, gpg) = (fetched[0].take(), fetched[1].take());
+    let mut served = Vec::new();
+    let outcome = companion_verdict(release.as_ref(), gpg.as_ref(), inrelease, keyring);
+    let url = |path: &str| ctx.url(path).map_or_else(|_| path.to_owned(), |u| u.to_string());
+    match outcome {
+        Companions::Both => {
+            served.push((release_path, release.expect("verdict Both has a Release")));
+            served.push((gpg_path, gpg.expect("verdict Both has a Release.gpg")));
+        }
+        Companions::ReleaseOnly { gpg_error } => {
+            if let Some(e) = gpg_error {
+                warnings.push(format!(
+                    "{gpg_path}: left out: it does not verify over the Release beside it ({e}); a stale copy \
+                     upstream? apt reads InRelease, which verifies ({})",
+                    url(&gpg_path)
+                ));
+            }
+            served.push((release_path, release.expect("verdict ReleaseOnly has a Release")));
+        }
+        Companions::Neither { why } => {
+            if let Some(why) = why {
+                warnings.push(format!(
+                    "{release_path}, {gpg_path}: left out: {why} (a stale pair upstream? apt reads InRelease, \
+                     which verifies) ({})",
+                    url(&release_path)
+                ));
+            }
+        }
+    }
+    (served, warnings)
+}
+
+/// Whether a Release file is InRelease's signed text. The cleartext framework does not sign the
+/// line break before the signature (RFC 9580 §7.1), so the text the verifier returns lacks the
+/// final newline that `gpg --decrypt` and Debian's own Release file have.
+fn same_text(release: &[u8], signed: &[u8]) -> bool {
+    release == signed || release.strip_suffix(b"\n") == Some(signed)
+}
+
+/// One file beside InRelease: `None` when upstream does not have it.
+async fn fetch_companion(ctx: &MetadataCtx<'_>, path: &str) -> Result<Option<Body>, String> {
+    let url = ctx.url(path).map_err(|e| e.to_string())?;
+    match ctx.fetcher.get(&url, MAX_RELEASE_SIZE).await {
+        Ok(body) => Ok(Some(body)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Which of Release and Release.gpg may be served beside a verified InRelease.
+#[derive(Debug, PartialEq, Eq)]
+enum Companions {
+    Both,
+    /// Release is InRelease's signed text; Release.gpg is absent (`None`) or does not verify.
+    ReleaseOnly {
+        gpg_error: Option<String>,
+    },
+    /// Nothing to serve; `why` is `None` when upstream simply has neither file.
+    Neither {
+        why: Option<String>,
+    },
+}
+
+fn companion_verdict(
+    release: Option<&Body>,
+    gpg: Option<&Body>,
+    inrelease: &VerifiedRelease,
+    keyring: &Keyring,
+) -> Companions {
+    let Some(release) = release else {
+        let why = gpg.map(|_| "Release.gpg without a Release to verify it over".to_owned());
+        return Companions::Neither { why };
+    };
+    if !same_text(&release.bytes, inrelease.signed_text().as_bytes()) {
+        // Even a validly signed one: it lists indices this snapshot (InRelease's) does not carry.
+        let signed = match gpg.map(|g| verify_detached(&release.bytes, &g.bytes, keyring)) {
+            Some(Ok(v)) => match v.release().date {
+                Some(date) => {
+                    format!(", though Release.gpg verifies it (dated {})", crate::catalog::snapshot_name(date))
+                }
+                None => ", though Release.gpg verifies it".to_owned(),
+            },
+            Some(Err(e)) => format!(" and Release.gpg does not verify it ({e})"),
+            None => " and there is no Release.gpg".to_owned(),
+        };
+        return Companions::Neither { why: Some(format!("Release is not InRelease's signed text{signed}")) };
+    }
+    match gpg.map(|g| verify_detached(&release.bytes, &g.bytes, keyring)) {
+        Some(Ok(_)) => Companions::Both,
+        None => Companions::ReleaseOnly { gpg_error: None },
+        Some(Err(e)) => Companions::ReleaseOnly { gpg_error: Some(e.to_string()) },
+    }
 }
 
 async fn fetch_detached(ctx: &MetadataCtx<'_>, keyring: &Keyring) -> Result<Option<ReleaseFiles>, MirrorError> {
@@ -193,6 +306,7 @@ async fn fetch_detached(ctx: &MetadataCtx<'_>, keyring: &Keyring) -> Result<Opti
         verified,
         release_sha256: digest,
         release_last_modified: last_modified,
+        warnings: Vec::new(),
     }))
 }
 
@@ -341,7 +455,9 @@ async fn pdiff_patches(ctx: &MetadataCtx<'_>, meta: &mut Metadata, f: &ReleaseFi
     let text = match fetch_index(ctx, f, by_hash).await {
         Ok(bytes) => bytes,
         Err(e) => {
-            meta.warnings.push(format!("{path}: {e}"));
+            // Left out here, with one warning; the plan must not try it again.
+            meta.warnings.push(format!("{path}: left out with its patches: {e}"));
+            meta.indices.retain(|i| i.path != path);
             return;
         }
     };
@@ -351,7 +467,8 @@ async fn pdiff_patches(ctx: &MetadataCtx<'_>, meta: &mut Metadata, f: &ReleaseFi
     {
         Ok(i) => i,
         Err(e) => {
-            meta.warnings.push(format!("{path}: {e}"));
+            let url = ctx.url(&path).map_or_else(|_| path.clone(), |u| u.to_string());
+            meta.warnings.push(format!("{path}: its patches are not mirrored: {e} ({url})"));
             return;
         }
     };
@@ -388,4 +505,73 @@ fn skipped(m: &MirrorConfig, p: &Package) -> bool {
     let Some(section) = p.section.as_deref() else { return false };
     let short = section.rsplit('/').next().unwrap_or(section);
     m.skip_sections.iter().any(|s| s == section || s == short)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apt::signature::testkey;
+    use crate::apt::signature::verify_inrelease;
+
+    fn release(date: &str) -> String {
+        let sha = Sha256::of(b"");
+        format!("Suite: stable\nDate: {date}\nSHA256:\n {sha} 0 main/binary-amd64/Packages\n")
+    }
+
+    /// As on deb.debian.org: Release ends with the newline the clearsigned text does not sign.
+    #[test]
+    fn release_with_the_final_newline_is_inreleases_text() {
+        let key = testkey::generate("Repo <repo@example.org>").unwrap();
+        let keyring = Keyring::from_bytes(&key.public_binary().unwrap()).unwrap();
+        let text = release("Mon, 30 Nov 2026 02:21:41 UTC");
+        // Debian's InRelease as sequoia reads it: the signed text ends without a newline.
+        let inrelease = verify_inrelease(&key.clearsign(text.trim_end().as_bytes()).unwrap(), &keyring).unwrap();
+        let signed = inrelease.signed_text().as_bytes();
+        assert_eq!(signed, text.trim_end().as_bytes());
+        for candidate in [text.as_bytes(), text.trim_end().as_bytes()] {
+            assert!(same_text(candidate, signed), "{candidate:?} vs {signed:?}");
+        }
+        assert!(!same_text(format!("{text}\n").as_bytes(), signed));
+        assert!(!same_text(text.replace("stable", "stablf").as_bytes(), signed));
+        let stale = body(&key.detach_sign(b"an older Release").unwrap());
+        let verdict = companion_verdict(Some(&body(text.as_bytes())), Some(&stale), &inrelease, &keyring);
+        assert!(matches!(verdict, Companions::ReleaseOnly { gpg_error: Some(_) }), "{verdict:?}");
+    }
+
+    fn body(bytes: &[u8]) -> Body {
+        Body { bytes: bytes.to_vec(), last_modified: None }
+    }
+
+    /// Debian's real upstream: Release is InRelease's text, Release.gpg a month older (or bad).
+    #[test]
+    fn companions_are_served_only_when_they_verify() {
+        let key = testkey::generate("Repo <repo@example.org>").unwrap();
+        let other = testkey::generate("Other <other@example.org>").unwrap();
+        let keyring = Keyring::from_bytes(&key.public_binary().unwrap()).unwrap();
+        let now = release("Mon, 30 Nov 2026 02:21:41 UTC");
+        let old = release("Fri, 30 Oct 2026 08:08:02 UTC");
+        let inrelease = verify_inrelease(&key.clearsign(now.as_bytes()).unwrap(), &keyring).unwrap();
+        let good_gpg = body(&key.detach_sign(now.as_bytes()).unwrap());
+        let stale_gpg = body(&key.detach_sign(old.as_bytes()).unwrap());
+        let foreign_gpg = body(&other.detach_sign(now.as_bytes()).unwrap());
+        let (same, older) = (body(now.as_bytes()), body(old.as_bytes()));
+        let verdict = |r: Option<&Body>, g: Option<&Body>| companion_verdict(r, g, &inrelease, &keyring);
+
+        assert_eq!(verdict(Some(&same), Some(&good_gpg)), Companions::Both);
+        // Release identical to the signed text; Release.gpg stale, by an unknown key, or absent.
+        for gpg in [&stale_gpg, &foreign_gpg] {
+            match verdict(Some(&same), Some(gpg)) {
+                Companions::ReleaseOnly { gpg_error: Some(e) } => assert!(!e.is_empty()),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(verdict(Some(&same), None), Companions::ReleaseOnly { gpg_error: None });
+        // An older Release is not served, even with its own good signature: it lists indices
+        // this snapshot (InRelease's) does not carry.
+        assert!(matches!(verdict(Some(&older), Some(&stale_gpg)), Companions::Neither { why: Some(_) }));
+        assert!(matches!(verdict(Some(&older), Some(&good_gpg)), Companions::Neither { why: Some(_) }));
+        assert!(matches!(verdict(Some(&older), None), Companions::Neither { why: Some(_) }));
+        assert!(matches!(verdict(None, Some(&good_gpg)), Companions::Neither { why: Some(_) }));
+        assert_eq!(verdict(None, None), Companions::Neither { why: None });
+    }
 }

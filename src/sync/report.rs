@@ -29,7 +29,14 @@ pub struct MirrorReport {
     pub reused_bytes: u64,
     pub skipped_packages: usize,
     pub elapsed: Duration,
+    /// Warnings of this run not already recorded with the sync baseline (printed in full).
     pub warnings: Vec<String>,
+    /// Warnings this run found again, as the baseline snapshot recorded them: counted, not
+    /// re-printed every run (`status` lists them).
+    pub repeated_warnings: usize,
+    /// Uncompressed indices the Release lists beside a compressed variant that upstream does
+    /// not serve (normal for Debian's archive; not a warning).
+    pub never_served: u64,
     /// The snapshot the mirror is pinned to after the run (`snapshot publish` of an older one):
     /// a new snapshot it recorded is not published.
     pub pinned_to: Option<String>,
@@ -47,6 +54,8 @@ impl MirrorReport {
             skipped_packages: 0,
             elapsed,
             warnings: Vec::new(),
+            repeated_warnings: 0,
+            never_served: 0,
             pinned_to: None,
         }
     }

@@ -9,4 +9,5 @@ mod support_selftest;
 mod sync;
 mod tree_fixture;
 mod trees;
+mod upstream_quirks;
 mod view;

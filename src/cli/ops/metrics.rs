@@ -46,7 +46,7 @@ pub fn pool_stats(store: &Path) -> io::Result<PoolStats> {
 }
 
 /// (name, help) of every per-mirror family, in output order.
-const MIRROR_FAMILIES: [(&str, &str); 8] = [
+const MIRROR_FAMILIES: [(&str, &str); 9] = [
     ("pmirror_fs_sync_success", "1 if the mirror's last sync succeeded (or found upstream unchanged), else 0."),
     ("pmirror_fs_last_success_timestamp_seconds", "Unix time the mirror last synced successfully."),
     ("pmirror_fs_last_sync_timestamp_seconds", "Unix time the mirror's last sync ended."),
@@ -55,6 +55,7 @@ const MIRROR_FAMILIES: [(&str, &str); 8] = [
     ("pmirror_fs_last_sync_fetched_objects", "Objects downloaded by the mirror's last sync."),
     ("pmirror_fs_published_bytes", "Bytes of the mirror's published snapshot."),
     ("pmirror_fs_published_files", "Files in the mirror's published snapshot."),
+    ("pmirror_fs_published_warnings", "Warnings of the run that recorded the mirror's published snapshot."),
 ];
 
 /// Families whose value only a run knows (carried over from the previous file otherwise).
@@ -65,7 +66,7 @@ const RUN_FAMILIES: [&str; 3] = [
 ];
 
 /// The values of one mirror, by family (absent: unknown, no sample written).
-fn mirror_values(row: &MirrorRow, report: &RunReport, previous: &Previous) -> [Option<f64>; 8] {
+fn mirror_values(row: &MirrorRow, report: &RunReport, previous: &Previous) -> [Option<f64>; 9] {
     let ran = report.mirrors.iter().find(|m| m.id == row.id);
     let carried = |family: &str| previous.get(&(family.to_owned(), row.id.clone())).copied();
     let run = |i: usize, from_run: Option<f64>| if ran.is_some() { from_run } else { carried(RUN_FAMILIES[i]) };
@@ -82,6 +83,7 @@ fn mirror_values(row: &MirrorRow, report: &RunReport, previous: &Previous) -> [O
         run(2, ran.map(|m| m.fetched_files as f64)),
         row.published.as_ref().map(|s| s.bytes as f64),
         row.published.as_ref().map(|s| s.files as f64),
+        row.published.as_ref().map(|s| s.warnings.len() as f64),
     ]
 }
 
@@ -93,7 +95,7 @@ fn label(value: &str) -> String {
 /// The textfile: every family with HELP and TYPE, its samples contiguous.
 pub fn render(rows: &[MirrorRow], report: &RunReport, previous: &str, pool: PoolStats) -> String {
     let previous = parse_previous(previous);
-    let values: Vec<(&MirrorRow, [Option<f64>; 8])> =
+    let values: Vec<(&MirrorRow, [Option<f64>; 9])> =
         rows.iter().map(|r| (r, mirror_values(r, report, &previous))).collect();
     let mut out = String::new();
     for (i, (name, help)) in MIRROR_FAMILIES.iter().enumerate() {
