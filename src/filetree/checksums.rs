@@ -1,21 +1,18 @@
-//! The checksum lists a file tree carries, as pure parsers: `SHA256SUMS` (ISO directories; GNU
-//! `sha256sum` and BSD `SHA256 (name) = …` lines) and Proxmox's template index `aplinfo-*.dat`
-//! (deb822 stanzas whose `Location` names a template and whose `sha512sum` is its digest).
+//! The checksum lists a file tree carries: `SHA256SUMS` (ISO directories; GNU `sha256sum` and
+//! BSD `SHA256 (name) = …` lines) parsed here, and the digest types of Proxmox's template index
+//! `aplinfo-*.dat` (`sha512sum`, `md5sum`), which [`super::aplinfo`] reads the way pveam does.
 //!
 //! ```text
-//! SHA256SUMS                                   aplinfo-pve-8.dat
-//! 3f4c…9a  proxmox-ve_8.2-1.iso                Package: debian-12-standard
-//! 81d0…77 *proxmox-backup-server_3.2-1.iso     Type: lxc
-//!                                              Location: system/debian-12-standard_12.7-1_amd64.tar.zst
-//!                                              sha512sum: 39f6…6d
+//! SHA256SUMS
+//! 3f4c…9a  proxmox-ve_8.2-1.iso
+//! 81d0…77 *proxmox-backup-server_3.2-1.iso
 //! ```
 //!
 //! A list is trusted input only after its signature verified (or when the tree has no key), so
 //! a malformed line is an error rather than something to skip: a half-understood list must not
 //! leave files silently unchecked.
 
-use crate::apt::deb822::stanzas;
-use crate::apt::{safe_relative_path, ParseError};
+use crate::apt::safe_relative_path;
 use crate::digest::Sha256;
 use std::fmt;
 use std::str::FromStr;
@@ -45,21 +42,35 @@ impl fmt::Debug for Sha512 {
     }
 }
 
+/// An MD5 digest (aplinfo's `md5sum`, which pveam checks when a record has no `sha512sum`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Md5(pub [u8; 16]);
+
+impl FromStr for Md5 {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut out = [0u8; 16];
+        hex::decode_to_slice(s.trim(), &mut out).map_err(|_| format!("not an md5 hex digest: {s:?}"))?;
+        Ok(Md5(out))
+    }
+}
+
+impl fmt::Display for Md5 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for Md5 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Md5({self})")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ListError {
     #[error("line {line}: {detail}")]
     Line { line: usize, detail: String },
-    #[error(transparent)]
-    Aplinfo(#[from] ParseError),
-}
-
-/// One template of an aplinfo index.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Template {
-    /// As written: relative to the index's directory, or an absolute URL.
-    pub location: String,
-    /// `None` when the stanza carries no `sha512sum` (the template is then not covered).
-    pub sha512: Option<Sha512>,
 }
 
 /// `SHA256SUMS` → (name relative to the list's directory, digest), in file order.
@@ -83,21 +94,6 @@ pub fn parse_sha256sums(text: &str) -> Result<Vec<(String, Sha256)>, ListError> 
         let name = name.strip_prefix("./").unwrap_or(name);
         safe_relative_path(name).map_err(|e| bad(&e.to_string()))?;
         out.push((name.to_owned(), sha));
-    }
-    Ok(out)
-}
-
-/// An aplinfo index (`aplinfo-pve-8.dat`, already decompressed) → its templates.
-pub fn parse_aplinfo(text: &str) -> Result<Vec<Template>, ListError> {
-    let mut out = Vec::new();
-    for stanza in stanzas(text, "aplinfo", Some("Package")) {
-        let stanza = stanza?;
-        let location = stanza.required("Location")?.to_owned();
-        let sha512 = match stanza.single("sha512sum")? {
-            Some(hex) => Some(Sha512::from_str(hex).map_err(|e| stanza.bad("sha512sum", e))?),
-            None => None,
-        };
-        out.push(Template { location, sha512 });
     }
     Ok(out)
 }
@@ -140,45 +136,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn aplinfo_stanzas() {
-        let sha = "ab".repeat(64);
-        let text = format!(
-            "Package: debian-12-standard\nVersion: 12.7-1\nType: lxc\nOS: debian-12\nSection: system\n\
-             Location: system/debian-12-standard_12.7-1_amd64.tar.zst\nmd5sum: 0b69\nsha512sum: {sha}\n\
-             Description: Debian 12 Bookworm (standard)\n A small Debian Bookworm system.\n\n\
-             Package: old\nLocation: https://example.org/old.tar.gz\n"
-        );
-        let got = parse_aplinfo(&text).unwrap();
-        assert_eq!(
-            got,
-            vec![
-                Template {
-                    location: "system/debian-12-standard_12.7-1_amd64.tar.zst".into(),
-                    sha512: Some(sha.parse().unwrap())
-                },
-                Template { location: "https://example.org/old.tar.gz".into(), sha512: None },
-            ]
-        );
-    }
-
-    #[test]
-    fn aplinfo_errors() {
-        let cases = [
-            "Package: x\nsha512sum: 00\n".to_owned(),
-            format!("Package: x\nLocation: a\nsha512sum: {}\n", "zz".repeat(64)),
-            "Package: x\nLocation: a\nLocation: b\n".to_owned(),
-        ];
-        for text in cases {
-            assert!(parse_aplinfo(&text).is_err(), "{text:?}");
-        }
-    }
-
     proptest! {
         #[test]
         fn parsers_never_panic(text in "\\PC{0,300}") {
             let _ = parse_sha256sums(&text);
-            let _ = parse_aplinfo(&text);
         }
     }
 }

@@ -7,15 +7,16 @@
 //!   reaches the pool (capped at the size, hashed while streaming).
 //! - sha256 but no exact size (Apache rounds sizes): stored under its computed digest, then
 //!   compared; a mismatching object is never referenced (gc removes it).
-//! - sha512 from an aplinfo index: stored under its computed sha256, then re-read from the pool
-//!   and hashed with SHA-512 off the async threads; a mismatch fails the tree, the object stays
-//!   unreferenced. (Streaming through a second hasher would need a second download path.)
+//! - sha512 (or, for a template without one, md5) from an aplinfo index: stored under its
+//!   computed sha256, then re-read from the pool and hashed with SHA-512 (MD5) off the async
+//!   threads; a mismatch fails the tree, the object stays unreferenced. (Streaming through a
+//!   second hasher would need a second download path.)
 //! - nothing: stored as is and reported as unverified by upstream.
 //!
 //! The first failure cancels the downloads in flight (their staging files are removed) and
 //! fails the tree, whose previous snapshot stays published.
 
-use super::checksums::Sha512;
+use super::checksums::{Md5, Sha512};
 use super::listing::ListedSize;
 use super::plan::{How, Planned};
 use super::verify::Expected;
@@ -27,7 +28,7 @@ use crate::pool::{Pool, PoolError};
 use crate::sync::{Executed, MirrorError};
 use crate::tree::source::EntryKind;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
-use sha2::Digest as _;
+use sha2::Digest;
 use std::io::Read;
 
 /// Read size when re-hashing a pool object: large sequential reads, bounded memory.
@@ -104,12 +105,12 @@ async fn obtain(ctx: &TreeCtx<'_>, p: &Planned) -> Result<Got, MirrorError> {
     match &p.how {
         How::Reuse { sha256, size, mtime } if ctx.verify => verify_or_repair(ctx, p, *sha256, *size, *mtime).await,
         How::Reuse { sha256, size, mtime } => Ok(Got::reused(*sha256, *size, *mtime)),
-        How::Recheck { sha256, size, mtime, sha512 } => {
-            if sha512_of(ctx.pool, *sha256).await.map_err(fail)? == Some(*sha512) {
+        How::Recheck { sha256, size, mtime, expected } => {
+            if digest_like(ctx.pool, *sha256, *expected).await.map_err(fail)? == Some(*expected) {
                 return Ok(Got::reused(*sha256, *size, Some(*mtime)));
             }
             tracing::info!(path = %p.path, "listing shows a change the previous object does not match; downloading");
-            download(ctx, p, Some(Expected::Sha512(*sha512)), ListedSize::Unknown).await
+            download(ctx, p, Some(*expected), ListedSize::Unknown).await
         }
         How::Write { bytes, sha256, mtime } => {
             ctx.pool.put_bytes(bytes, sha256).map_err(|e| fail(e.to_string()))?;
@@ -143,12 +144,12 @@ async fn download(
             }
             stored
         }
-        (Some(Expected::Sha512(sha512)), _) => {
+        (Some(expected @ (Expected::Sha512(_) | Expected::Md5(_))), _) => {
             let stored = fetcher.download(&p.url, ctx.pool, Expect::Unverified).await.map_err(fetch_err)?;
-            let actual = sha512_of(ctx.pool, stored.sha256).await.map_err(fail)?;
-            if actual != Some(sha512) {
+            let actual = digest_like(ctx.pool, stored.sha256, expected).await.map_err(fail)?;
+            if actual != Some(expected) {
                 let actual = actual.map_or_else(|| "nothing".to_owned(), |a| a.to_string());
-                return Err(fail(format!("does not match {list}: sha512 {sha512} expected, got {actual}")));
+                return Err(fail(format!("does not match {list}: {expected} expected, got {actual}")));
             }
             stored
         }
@@ -185,28 +186,37 @@ async fn verify_or_repair(
     Ok(got)
 }
 
-/// SHA-512 of a pool object (`None` when it is missing), computed off the async threads.
-async fn sha512_of(pool: &Pool, sha256: Sha256) -> Result<Option<Sha512>, String> {
+/// The digest of a pool object in the algorithm of `like` (SHA-512 or MD5; `None` when the
+/// object is missing), computed off the async threads.
+async fn digest_like(pool: &Pool, sha256: Sha256, like: Expected) -> Result<Option<Expected>, String> {
     let path = pool.object_path(&sha256);
-    let task = tokio::task::spawn_blocking(move || -> std::io::Result<Option<Sha512>> {
+    let task = tokio::task::spawn_blocking(move || -> std::io::Result<Option<Expected>> {
         let mut file = match std::fs::File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        let mut hasher = sha2::Sha512::new();
-        let mut buf = vec![0u8; HASH_BUFFER];
-        loop {
-            match file.read(&mut buf)? {
-                0 => break,
-                n => hasher.update(&buf[..n]),
-            }
-        }
-        Ok(Some(Sha512(hasher.finalize().into())))
+        Ok(Some(match like {
+            Expected::Md5(_) => Expected::Md5(Md5(hash_file::<md5::Md5>(&mut file)?.into())),
+            Expected::Sha512(_) => Expected::Sha512(Sha512(hash_file::<sha2::Sha512>(&mut file)?.into())),
+            Expected::Sha256(_) => Expected::Sha256(Sha256(hash_file::<sha2::Sha256>(&mut file)?.into())),
+        }))
     });
     let path = pool.object_path(&sha256);
     match task.await {
         Ok(res) => res.map_err(|e| format!("{}: {e}", path.display())),
         Err(e) => Err(format!("hashing {}: {e}", path.display())),
     }
+}
+
+fn hash_file<D: Digest>(file: &mut std::fs::File) -> std::io::Result<sha2::digest::Output<D>> {
+    let mut hasher = D::new();
+    let mut buf = vec![0u8; HASH_BUFFER];
+    loop {
+        match file.read(&mut buf)? {
+            0 => break,
+            n => hasher.update(&buf[..n]),
+        }
+    }
+    Ok(hasher.finalize())
 }

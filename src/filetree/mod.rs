@@ -5,6 +5,7 @@
 //! ```text
 //! walk::list_tree     autoindex pages, recursively → files (path, URL, listed size and date)
 //! verify::load        SHA256SUMS / aplinfo-*.dat[.gz] (+ .asc) → signature (with `key`) → digests
+//!                     (aplinfo read as `pveam update` reads it: aplinfo.rs)
 //! plan::plan          include/exclude; each file → reuse | write (list in memory) | recheck | download
 //! execute::execute    bounded parallel downloads into the pool, each checked against its list
 //! sync_tree           report; a snapshot when any path or content changed
@@ -15,7 +16,13 @@
 //! truncation, mismatch, bad or missing signature) fails the tree and its previous snapshot
 //! stays published. Files no list covers are stored under their sha256 and reported as
 //! unverified by upstream. Downloads stream into the pool with bounded memory.
+//!
+//! The template index is held to pveam's rules, neither looser nor stricter: an index
+//! `pveam update` refuses fails the tree; a template pveam would fetch from outside the tree
+//! (another host, a path the listing lacks) or refuse to download (no checksum) is not
+//! mirrored and named in a warning line.
 
+mod aplinfo;
 mod checksums;
 mod execute;
 mod listing;
@@ -59,7 +66,8 @@ pub async fn sync_tree(ctx: &TreeCtx<'_>) -> Result<(MirrorReport, Option<NewSna
     let filter = Filter::new(tree).map_err(|e| MirrorError::new(&tree.id, None, format!("include/exclude: {e}")))?;
     let files = walk::list_tree(ctx.fetcher, &tree.id, &tree.url).await?;
     let previous: HashMap<String, PublishedFile> = ctx.previous.iter().map(|p| (p.path.clone(), p.clone())).collect();
-    let checks = verify::load(ctx, &files, &previous).await?;
+    let mut checks = verify::load(ctx, &files, &previous).await?;
+    let list_warnings = std::mem::take(&mut checks.warnings);
     let planned = plan::plan(&files, &filter, checks, &previous, |sha| pool_size(ctx.pool, sha));
     if planned.is_empty() && !previous.is_empty() {
         let reason = format!(
@@ -69,7 +77,7 @@ pub async fn sync_tree(ctx: &TreeCtx<'_>) -> Result<(MirrorReport, Option<NewSna
         );
         return Err(MirrorError::new(&tree.id, None, reason));
     }
-    let warnings: Vec<String> = unverified_warning(&planned).into_iter().collect();
+    let warnings: Vec<String> = list_warnings.into_iter().chain(unverified_warning(&planned)).collect();
     if ctx.dry_run {
         let plan = plan::to_mirror_plan(&tree.id, &planned, warnings.clone());
         let totals = plan.totals();

@@ -3,7 +3,6 @@
 //! lists read during verification, or a download with the check it must pass. `--dry-run`
 //! prints it (as a [`MirrorPlan`]); [`super::execute`] performs it.
 
-use super::checksums::Sha512;
 use super::listing::ListedSize;
 use super::verify::{Checks, Expected};
 use super::walk::RemoteFile;
@@ -46,9 +45,10 @@ impl Filter {
 pub enum How {
     /// An object the pool has: the previous snapshot's, or the digest a list demands.
     Reuse { sha256: Sha256, size: u64, mtime: Option<i64> },
-    /// The previous snapshot's object if it still matches the template index's sha512 (the
-    /// listing shows a new date; the index decides whether the content changed), else download.
-    Recheck { sha256: Sha256, size: u64, mtime: i64, sha512: Sha512 },
+    /// The previous snapshot's object if it still matches the template index's sha512 or md5
+    /// (the listing shows a new date; the index decides whether the content changed), else
+    /// download.
+    Recheck { sha256: Sha256, size: u64, mtime: i64, expected: Expected },
     /// A list or signature read during verification.
     Write { bytes: Vec<u8>, sha256: Sha256, mtime: Option<i64> },
     /// To download, checked against `expected` when a list names the file.
@@ -79,8 +79,9 @@ pub fn unchanged(f: &RemoteFile, prev: &PublishedFile) -> bool {
 ///
 /// A file a list names is reused whenever the pool holds content matching the list (the list
 /// vouches for it; the listing's date does not matter): by its sha256 for `SHA256SUMS`, by
-/// re-hashing the previous object for aplinfo's sha512. Other files are reused when the listing
-/// shows the previous snapshot's size and date.
+/// re-hashing the previous object for aplinfo's sha512 or md5. Other files are reused when the
+/// listing shows the previous snapshot's size and date. Files the lists say not to mirror
+/// ([`Checks::unmirrored`]) are left out.
 pub fn plan(
     files: &[RemoteFile],
     filter: &Filter,
@@ -89,7 +90,7 @@ pub fn plan(
     pool_size: impl Fn(&Sha256) -> Option<u64>,
 ) -> Vec<Planned> {
     let mut out = Vec::new();
-    for f in files.iter().filter(|f| filter.wants(&f.path)) {
+    for f in files.iter().filter(|f| filter.wants(&f.path) && !checks.unmirrored.contains(&f.path)) {
         let covering = checks.expected.get(&f.path);
         let expected = covering.map(|c| c.expected);
         let checked_by = covering.map(|c| c.list.clone());
@@ -123,9 +124,9 @@ fn plan_file(
             }
             _ => download,
         },
-        Some(Expected::Sha512(sha512)) => match prev {
+        Some(expected @ (Expected::Sha512(_) | Expected::Md5(_))) => match prev {
             Some(p) if unchanged(f, p) => How::Reuse { sha256: p.sha256, size: p.size, mtime: Some(p.mtime) },
-            Some(p) => How::Recheck { sha256: p.sha256, size: p.size, mtime: p.mtime, sha512 },
+            Some(p) => How::Recheck { sha256: p.sha256, size: p.size, mtime: p.mtime, expected },
             None => download,
         },
         None => match prev.filter(|p| unchanged(f, p)) {

@@ -2,6 +2,7 @@
 //! dry-run shape.
 
 use super::*;
+use crate::filetree::checksums::Sha512;
 use crate::filetree::listing::ListedTime;
 use crate::filetree::verify::{Covered, Small};
 

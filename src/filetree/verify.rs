@@ -13,8 +13,14 @@
 //!   snapshot: a filter must not silently switch checking off.
 //! - A list whose listing entry is unchanged since the previous snapshot is read back from the
 //!   pool instead of being fetched again.
+//! - An aplinfo index is read as `pveam update` reads it ([`super::aplinfo`]): what pveam
+//!   refuses fails the tree; news records are no files; each template's file is where pveam
+//!   fetches it (its Location, or the one pveam derives), checked against its `sha512sum`, else
+//!   its `md5sum`. A template the tree cannot hold (a URL outside the tree's base, not in the
+//!   listing) or pveam would not download (no checksum) is not mirrored and named in a warning.
 
-use super::checksums::{parse_aplinfo, parse_sha256sums, Sha512};
+use super::aplinfo::{parse_aplinfo, Checksum, Location, Template};
+use super::checksums::{parse_sha256sums, Md5, Sha512};
 use super::plan::unchanged;
 use super::walk::RemoteFile;
 use super::TreeCtx;
@@ -23,6 +29,8 @@ use crate::catalog::PublishedFile;
 use crate::digest::Sha256;
 use crate::sync::MirrorError;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use url::Url;
 
 /// Largest checksum list or signature accepted (compressed or not). Proxmox's aplinfo index is
 /// ~50 KiB and a SHA256SUMS a few hundred bytes; this only bounds a hostile server.
@@ -36,6 +44,18 @@ const SIGNATURE_SUFFIXES: [&str; 4] = [".asc", ".gpg", ".sign", ".sig"];
 pub enum Expected {
     Sha256(Sha256),
     Sha512(Sha512),
+    /// aplinfo's `md5sum`, for a template without `sha512sum` (pveam checks md5 then).
+    Md5(Md5),
+}
+
+impl fmt::Display for Expected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expected::Sha256(d) => write!(f, "sha256 {d}"),
+            Expected::Sha512(d) => write!(f, "sha512 {d}"),
+            Expected::Md5(d) => write!(f, "md5 {d}"),
+        }
+    }
 }
 
 /// A file named by a checksum list.
@@ -65,6 +85,10 @@ pub struct Checks {
     pub small: BTreeMap<String, Small>,
     /// Lists whose signature the key verified, and those signatures.
     pub trusted: BTreeSet<String>,
+    /// Listed files not to mirror: templates pveam would not download (no checksum).
+    pub unmirrored: BTreeSet<String>,
+    /// One line per template not mirrored, naming the index, the template and its URL.
+    pub warnings: Vec<String>,
 }
 
 /// The files of one list: its data (one `SHA256SUMS`, or the `.dat` and/or `.dat.gz` of one
@@ -96,6 +120,7 @@ pub async fn load(
     };
     let by_path: HashMap<&str, &RemoteFile> = files.iter().map(|f| (f.path.as_str(), f)).collect();
     let mut checks = Checks::default();
+    let mut unhashed: Vec<(String, String)> = Vec::new();
     for group in groups(files) {
         for path in group.data.iter().chain(&group.signatures) {
             let small = read_small(ctx, by_path[path.as_str()], previous.get(path)).await?;
@@ -106,9 +131,18 @@ pub async fn load(
             check_signatures(id, &group, &text, keyring, &checks.small)?;
             checks.trusted.extend(group.data.iter().chain(&group.signatures).cloned());
         }
-        let named = named_files(id, &group, &text, files)?;
-        for (path, expected) in named {
+        let index_dir = by_path[group.data[0].as_str()].url.join("./").expect("a file URL has a directory");
+        let named = named_files(id, &ctx.tree.url, &index_dir, &group, &text, files)?;
+        for (path, expected) in named.expected {
             add_expected(id, &mut checks.expected, path, Covered { expected, list: group.name.clone() })?;
+        }
+        unhashed.extend(named.unhashed);
+        checks.warnings.extend(named.warnings);
+    }
+    // A file another record or list gives a checksum is mirrored; the rest pveam would refuse.
+    for (path, warning) in unhashed {
+        if !checks.expected.contains_key(&path) && checks.unmirrored.insert(path) {
+            checks.warnings.push(warning);
         }
     }
     Ok(checks)
@@ -201,40 +235,89 @@ fn check_signatures(
     Ok(())
 }
 
-/// The files a list names, as tree paths, with their digests. Templates whose Location lies
-/// outside the tree (another server) are not ours to check.
+/// What one list says about the tree's files.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Named {
+    /// Tree paths with the digest they must have.
+    expected: Vec<(String, Expected)>,
+    /// Tree paths of templates without a checksum, with the warning naming them.
+    unhashed: Vec<(String, String)>,
+    /// Templates not mirrored for other reasons (outside the tree, not listed).
+    warnings: Vec<String>,
+}
+
+/// The files a list names, as tree paths, with their digests. `base` is the tree's URL and
+/// `index_dir` the URL of the list's directory.
 fn named_files(
     id: &str,
+    base: &Url,
+    index_dir: &Url,
     group: &Group,
     text: &[u8],
     files: &[RemoteFile],
-) -> Result<Vec<(String, Expected)>, MirrorError> {
-    let text = std::str::from_utf8(text).map_err(|_| MirrorError::new(id, Some(&group.name), "not UTF-8"))?;
-    let bad = |e: super::checksums::ListError| MirrorError::new(id, Some(&group.name), e);
+) -> Result<Named, MirrorError> {
     if !group.aplinfo {
-        let sums = parse_sha256sums(text).map_err(bad)?;
-        return Ok(sums
-            .into_iter()
-            .map(|(name, sha)| (format!("{}{name}", group.dir), Expected::Sha256(sha)))
-            .collect());
+        let text = std::str::from_utf8(text).map_err(|_| MirrorError::new(id, Some(&group.name), "not UTF-8"))?;
+        let sums = parse_sha256sums(text).map_err(|e| MirrorError::new(id, Some(&group.name), e))?;
+        let expected =
+            sums.into_iter().map(|(name, sha)| (format!("{}{name}", group.dir), Expected::Sha256(sha))).collect();
+        return Ok(Named { expected, ..Named::default() });
     }
-    let mut out = Vec::new();
-    for t in parse_aplinfo(text).map_err(bad)? {
-        let Some(sha512) = t.sha512 else { continue };
-        let path = if t.location.contains("://") {
-            files.iter().find(|f| f.url.as_str() == t.location).map(|f| f.path.clone())
-        } else {
-            let path = format!("{}{}", group.dir, t.location);
-            crate::apt::safe_relative_path(&path).is_ok().then_some(path)
+    let templates = parse_aplinfo(text).map_err(|e| MirrorError::new(id, Some(&group.name), e))?;
+    let by_url: HashMap<&Url, &str> = files.iter().map(|f| (&f.url, f.path.as_str())).collect();
+    let mut out = Named::default();
+    for t in templates {
+        let not_mirrored = |at: &dyn fmt::Display, why: &str| {
+            format!("{}: template {} at {at}: not mirrored ({why})", group.name, t.name)
         };
-        match path {
-            Some(path) => out.push((path, Expected::Sha512(sha512))),
+        let url = match template_url(&t, index_dir) {
+            Ok(url) => url,
+            Err(why) => {
+                out.warnings.push(not_mirrored(&t.location, &why));
+                continue;
+            }
+        };
+        let Some(&path) = by_url.get(&url) else {
+            let why = if url.as_str().starts_with(base.as_str()) {
+                "not in the tree's listing".to_owned()
+            } else {
+                format!("outside the tree's base URL {base}")
+            };
+            out.warnings.push(not_mirrored(&url, &why));
+            continue;
+        };
+        match &t.checksum {
+            Some(Checksum::Sha512(d)) => out.expected.push((path.to_owned(), Expected::Sha512(*d))),
+            Some(Checksum::Md5(d)) => out.expected.push((path.to_owned(), Expected::Md5(*d))),
+            Some(Checksum::Malformed { field, value }) => {
+                let reason = format!(
+                    "aplinfo stanza {} (Package: {}): {field} of {} is not a digest ({value:?}), so no download \
+                     of {url} can match it",
+                    t.stanza, t.package, t.name
+                );
+                return Err(MirrorError::new(id, Some(&group.name), reason));
+            }
             None => {
-                tracing::debug!(list = %group.name, location = %t.location, "template outside the tree, not checked")
+                let why = "neither sha512sum nor md5sum: pveam refuses to download it";
+                out.unhashed.push((path.to_owned(), not_mirrored(&url, why)));
             }
         }
     }
     Ok(out)
+}
+
+/// Where pveam fetches a template: a relative location joined to the index's directory as
+/// pveam joins them (`$source/$location`, as text), an absolute one as written.
+fn template_url(t: &Template, index_dir: &Url) -> Result<Url, String> {
+    let url = match &t.location {
+        Location::Relative(l) => Url::parse(&format!("{index_dir}{l}")),
+        Location::Absolute(l) => Url::parse(l),
+        Location::Unpredictable => {
+            return Err("no Location, and its OS holds regex metacharacters: the file pveam derives is not predictable"
+                .to_owned())
+        }
+    };
+    url.map_err(|e| format!("not a URL: {e}"))
 }
 
 /// Two lists naming one file must agree.
@@ -300,22 +383,91 @@ mod tests {
         );
     }
 
+    const INFO: &str = "Infopage: https://pve.proxmox.com/wiki/Linux_Container\nDescription: t\n A template.\n\n";
+
+    /// A template record as pveam needs it; `extra` holds Location and checksums.
+    fn tpl(package: &str, extra: &str) -> String {
+        format!("Package: {package}\nVersion: 1.0-1\nType: lxc\nOS: debian-12\nSection: system\n{extra}{INFO}")
+    }
+
+    fn aplinfo_group() -> Group {
+        Group { aplinfo: true, dir: "".into(), name: "aplinfo.dat".into(), data: vec![], signatures: vec![] }
+    }
+
+    fn named(text: &str, files: &[RemoteFile]) -> Result<Named, MirrorError> {
+        let base = url::Url::parse("http://h/t/").unwrap();
+        named_files("t", &base, &base, &aplinfo_group(), text.as_bytes(), files)
+    }
+
     #[test]
     fn templates_map_to_tree_paths() {
         let sha = "ab".repeat(64);
-        let text = format!(
-            "Package: a\nLocation: system/a.tar.zst\nsha512sum: {sha}\n\n\
-             Package: b\nLocation: http://h/t/system/b.tar.zst\nsha512sum: {sha}\n\n\
-             Package: c\nLocation: https://elsewhere/c.tar.gz\nsha512sum: {sha}\n\n\
-             Package: d\nLocation: ../d.tar.gz\nsha512sum: {sha}\n\n\
-             Package: e\nLocation: system/e.tar.zst\n"
+        let md5 = "cd".repeat(16);
+        let text = [
+            "Package: pve-web-news\nDescription: news\n Read it.\n\n".to_owned(),
+            tpl("a", &format!("Location: system/a.tar.zst\nsha512sum: {sha}\n")),
+            tpl("b", &format!("Location: http://h/t/system/b.tar.zst\nsha512sum: {sha}\n")),
+            tpl("c", &format!("Location: https://elsewhere/c.tar.gz\nsha512sum: {sha}\n")),
+            tpl("d", &format!("Location: ../d.tar.gz\nsha512sum: {sha}\n")),
+            tpl("e", "Location: system/e.tar.zst\n"),
+            tpl("debian-12-f", &format!("Architecture: amd64\nsha512sum: {sha}\n")),
+            tpl("g", &format!("Location: system/g.tar.zst\nmd5sum: {md5}\n")),
+            tpl("h", &format!("Location: system/h.tar.zst\nsha512sum: {sha}\n")),
+        ]
+        .concat();
+        let files: Vec<RemoteFile> = [
+            "system/a.tar.zst",
+            "system/b.tar.zst",
+            "system/e.tar.zst",
+            "system/debian-12-f_1.0-1_amd64.tar.gz",
+            "system/g.tar.zst",
+        ]
+        .iter()
+        .map(|p| file(p))
+        .collect();
+        let got = named(&text, &files).unwrap();
+        let s512 = Expected::Sha512(sha.parse().unwrap());
+        let want: Vec<(String, Expected)> = vec![
+            ("system/a.tar.zst".into(), s512),
+            ("system/b.tar.zst".into(), s512),
+            ("system/debian-12-f_1.0-1_amd64.tar.gz".into(), s512),
+            ("system/g.tar.zst".into(), Expected::Md5(md5.parse().unwrap())),
+        ];
+        assert_eq!(got.expected, want);
+        let e = "aplinfo.dat: template e.tar.zst at http://h/t/system/e.tar.zst: not mirrored (neither sha512sum nor \
+                 md5sum: pveam refuses to download it)";
+        assert_eq!(got.unhashed, vec![("system/e.tar.zst".to_owned(), e.to_owned())]);
+        assert_eq!(
+            got.warnings,
+            vec![
+                "aplinfo.dat: template c.tar.gz at https://elsewhere/c.tar.gz: not mirrored (outside the tree's base URL \
+                 http://h/t/)",
+                "aplinfo.dat: template d.tar.gz at http://h/d.tar.gz: not mirrored (outside the tree's base URL http://h/t/)",
+                "aplinfo.dat: template h.tar.zst at http://h/t/system/h.tar.zst: not mirrored (not in the tree's listing)",
+            ]
         );
-        let files = vec![file("system/a.tar.zst"), file("system/b.tar.zst")];
-        let group =
-            Group { aplinfo: true, dir: "".into(), name: "aplinfo.dat".into(), data: vec![], signatures: vec![] };
-        let got = named_files("t", &group, text.as_bytes(), &files).unwrap();
-        let want = Expected::Sha512(sha.parse().unwrap());
-        assert_eq!(got, vec![("system/a.tar.zst".to_owned(), want), ("system/b.tar.zst".to_owned(), want)]);
+    }
+
+    #[test]
+    fn what_pveam_refuses_fails_the_tree() {
+        let cases = [
+            (
+                "Package: pve-web-news\nVersion: 1\nDescription: headline only\n\n",
+                "stanza 1 (Package: pve-web-news): found incomplete",
+            ),
+            (&*tpl("a", "").replace("Type: lxc", "Type: qemu"), "unknown type 'qemu'"),
+            (&*tpl("a", "").replace("Version: 1.0-1", "Version: latest"), "version = 'latest'"),
+            (&*tpl("a", "").replace("OS: debian-12\n", ""), "found incomplete appliance records (no os)"),
+        ];
+        for (text, detail) in cases {
+            let err = named(text, &[]).unwrap_err();
+            assert_eq!(err.file.as_deref(), Some("aplinfo.dat"), "{err}");
+            assert!(err.reason.contains(detail) && err.reason.contains("pveam update refuses"), "{err}");
+        }
+        // A digest no download can match, for a file the tree holds.
+        let text = tpl("a", "Location: system/a.tar.zst\nsha512sum: 00\n");
+        let err = named(&text, &[file("system/a.tar.zst")]).unwrap_err();
+        assert!(err.reason.contains("stanza 1 (Package: a): sha512sum of a.tar.zst is not a digest"), "{err}");
     }
 
     #[test]

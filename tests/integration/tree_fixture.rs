@@ -8,15 +8,18 @@
 //! ├── SHA256SUMS                           `<sha256>  <name>` per ISO
 //! └── SHA256SUMS.asc                       detached, armored, by the fixture key
 //! images/
-//! ├── aplinfo-pve-8.dat                    deb822 stanzas: Package, Version, Type: lxc, OS,
-//! ├── aplinfo-pve-8.dat.gz                   Section, Location, md5sum, sha512sum, Description …
+//! ├── aplinfo-pve-8.dat                    as Proxmox's: the pve-web-news record first, then per
+//! ├── aplinfo-pve-8.dat.gz                   template Package, Version, Type: lxc, OS, Section, …,
+//! │                                          Location, md5sum, sha512sum, Infopage, Description
 //! ├── aplinfo-pve-8.dat.asc                detached signature over the uncompressed .dat
 //! └── system/*.tar.zst, *.tar.xz           templates of some KiB
 //! ```
 //!
 //! Held as an [`Upstream`] file map (so the loopback `TestServer` serves it, with autoindex
 //! pages and fault injection) or written to a directory for the real nginx. Generation 1 adds an
-//! ISO and a template, with the lists and signatures regenerated.
+//! ISO and a template, with the lists and signatures regenerated. [`add_real_world_records`]
+//! adds what real indices hold beyond that: a record without Location (its file at the path
+//! pveam derives) and one whose absolute Location is on another host.
 
 use crate::support::fixture::{Flavor, SigningKey, Upstream};
 use sha2::Digest as _;
@@ -56,6 +59,19 @@ const TEMPLATES: &[(&str, &str, &str, &str, usize, u64, u32)] = &[
 ];
 
 pub const APLINFO: &str = "images/aplinfo-pve-8.dat";
+
+/// The news record Proxmox's index starts with: no file.
+const NEWS: &str = "Package: pve-web-news\nDescription: Proxmox VE news\n \
+                    New templates and releases are announced on https://www.proxmox.com/en/news.\n \
+                    .\n See the forum for details.\n\n";
+
+/// A record without Location: pveam fetches `<Section>/<OS>-<Package>_<Version>_<Arch>.tar.gz`
+/// (the doubled `debian-11-` collapsed).
+const DERIVED: (&str, &str, &str) = ("debian-11-standard", "11.7-1", "debian-11");
+/// Where that template is, below the tree.
+pub const DERIVED_TEMPLATE: &str = "images/system/debian-11-standard_11.7-1_amd64.tar.gz";
+/// A record whose absolute Location is on another host (as TurnKey's index has them).
+pub const FOREIGN_TEMPLATE: &str = "https://releases.example.org/pve/debian-12-turnkey-core_18.1-1_amd64.tar.gz";
 
 /// The time of `generation` (plus `offset` seconds).
 pub fn at(generation: u32, offset: u64) -> SystemTime {
@@ -116,12 +132,13 @@ pub fn set_sums(up: &mut Upstream, text: &str, key: &SigningKey, mtime: SystemTi
     up.put("iso/SHA256SUMS.asc", sig, mtime);
 }
 
-/// One aplinfo stanza as Proxmox writes it.
-fn stanza(package: &str, version: &str, os: &str, file: &str, content: &[u8]) -> String {
+/// One aplinfo stanza as Proxmox writes it; `location` `None` leaves the Location out.
+fn stanza(package: &str, version: &str, os: &str, location: Option<&str>, content: &[u8]) -> String {
+    let location = location.map(|l| format!("Location: {l}\n")).unwrap_or_default();
     format!(
         "Package: {package}\nVersion: {version}\nType: lxc\nOS: {os}\nSection: system\n\
          Maintainer: Proxmox Support Team <support@proxmox.com>\nArchitecture: amd64\n\
-         Location: system/{file}\nmd5sum: {}\nsha512sum: {}\n\
+         {location}md5sum: {}\nsha512sum: {}\n\
          Infopage: https://pve.proxmox.com/wiki/Linux_Container#pct_supported_distributions\n\
          Description: {package} (fixture)\n A small {os} system for tests.\n\n",
         hex::encode(md5::Md5::digest(content)),
@@ -129,15 +146,33 @@ fn stanza(package: &str, version: &str, os: &str, file: &str, content: &[u8]) ->
     )
 }
 
-/// Rewrites the aplinfo index (`.dat`, `.dat.gz`, `.dat.asc`) for the templates present.
-pub fn sign_aplinfo(up: &mut Upstream, key: &SigningKey, mtime: SystemTime) {
-    let mut text = String::new();
+/// The index's text for the templates present: the news record, then one stanza each.
+fn aplinfo_text(up: &Upstream) -> String {
+    let mut text = NEWS.to_owned();
     for (package, version, os, file, ..) in TEMPLATES {
         if let Some(content) = up.bytes(&format!("images/system/{file}")) {
-            text += &stanza(package, version, os, file, content);
+            text += &stanza(package, version, os, Some(&format!("system/{file}")), content);
         }
     }
+    text
+}
+
+/// Rewrites the aplinfo index (`.dat`, `.dat.gz`, `.dat.asc`) for the templates present.
+pub fn sign_aplinfo(up: &mut Upstream, key: &SigningKey, mtime: SystemTime) {
+    let text = aplinfo_text(up);
     set_aplinfo(up, &text, key, mtime);
+}
+
+/// Adds [`DERIVED_TEMPLATE`] (its record without Location) and a record for
+/// [`FOREIGN_TEMPLATE`] to the index, re-signed.
+pub fn add_real_world_records(up: &mut Upstream, key: &SigningKey) {
+    let (package, version, os) = DERIVED;
+    let content = bytes(21, 15 * KIB + 3);
+    let mut text = aplinfo_text(up);
+    text += &stanza(package, version, os, None, &content);
+    text += &stanza("turnkey-core", "18.1-1", "debian-12", Some(FOREIGN_TEMPLATE), &bytes(22, 100));
+    up.put(DERIVED_TEMPLATE, content, at(up.generation, 150));
+    set_aplinfo(up, &text, key, at(up.generation, 701));
 }
 
 /// Replaces the aplinfo index with `text`, its gzip and a valid signature.

@@ -184,6 +184,70 @@ fn verify_downloads_damaged_objects_again() {
     env.assert_pool_sound();
 }
 
+/// Proxmox's index as pveam reads it: the news record is no file, a record without Location
+/// names the file pveam derives (mirrored and checked against its sha512sum), and one whose
+/// Location is on another host is not mirrored but named in the run's warnings.
+#[test]
+fn aplinfo_news_derived_and_foreign_locations_as_pveam_reads_them() {
+    let mut up = trees(0, signing_key());
+    fx::add_real_world_records(&mut up, signing_key());
+    let env = loopback(up.clone(), true);
+    let out = env.sync_ok(&[]);
+    assert!(out.contains("images: new snapshot"), "{out}");
+    let base = format!("{}/images/", env.server.base_url());
+    let warning = format!(
+        "  warning: aplinfo-pve-8.dat: template debian-12-turnkey-core_18.1-1_amd64.tar.gz at {}: not mirrored \
+         (outside the tree's base URL {base})",
+        fx::FOREIGN_TEMPLATE
+    );
+    assert!(out.contains(&warning), "{out}");
+    assert!(!out.contains("unverified"), "the derived template is covered by the signed index: {out}");
+    let published = env.published_files("images");
+    let derived = fx::DERIVED_TEMPLATE.strip_prefix("images/").unwrap();
+    assert!(published.contains_key(derived), "{:?}", published.keys());
+    assert_eq!(published, fx::tree_files(&up, "images"));
+
+    // The derived template is checked: other bytes at its path fail the tree.
+    let mut bad = up.clone();
+    let mtime = bad.get(fx::DERIVED_TEMPLATE).unwrap().mtime;
+    bad.put(fx::DERIVED_TEMPLATE, fx::bytes(98, 15 * 1024 + 3), mtime);
+    let env = loopback(bad, true);
+    let out = env.run(&["sync"]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    let line =
+        stderr.lines().find(|l| l.starts_with("pmirror-fs: mirror images: ")).unwrap_or_else(|| panic!("{stderr}"));
+    assert!(line.contains(derived) && line.contains("does not match aplinfo-pve-8.dat: sha512"), "{line}");
+}
+
+/// What `pveam update` refuses, the tree sync refuses: one line naming the index and the
+/// stanza, and the previous snapshot stays.
+#[test]
+fn an_aplinfo_pveam_refuses_fails_the_tree() {
+    let before = trees(0, signing_key());
+    let env = loopback(before.clone(), true);
+    env.sync_ok(&[]);
+    let published = env.published("images").unwrap().name;
+    let mut next = trees(1, signing_key());
+    let dat = String::from_utf8(next.bytes(fx::APLINFO).unwrap().to_vec()).unwrap();
+    fx::set_aplinfo(&mut next, &dat.replacen("Type: lxc", "Type: qemu", 1), signing_key(), fx::at(1, 702));
+    env.server.swap(next);
+    let out = env.run(&["sync"]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    let line =
+        stderr.lines().find(|l| l.starts_with("pmirror-fs: mirror images: ")).unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        line.contains("aplinfo-pve-8.dat")
+            && line.contains(
+                "aplinfo stanza 2 (Package: debian-12-standard): unable to parse appliance record: unknown type 'qemu'"
+            ),
+        "{line}"
+    );
+    assert_eq!(env.published("images").unwrap().name, published);
+    assert_eq!(env.published_files("images"), fx::tree_files(&before, "images"));
+}
+
 /// One way of breaking upstream at generation 1, which tree it hits, what the error line names.
 struct Broken {
     what: &'static str,
