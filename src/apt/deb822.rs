@@ -3,9 +3,9 @@
 //! multi-line value (Release's `SHA256:` list) as its lines.
 //!
 //! This module adds what the index parsers need around it: stanza numbers and names for error
-//! messages, trimmed values (the crate keeps trailing blanks and `\r`), and rejection of a field
-//! that appears twice in one stanza — an index is attacker-controlled input until verified, and
-//! one field must not carry two meanings to two readers.
+//! messages, trimmed values (the crate keeps trailing blanks and `\r`), and apt's reading of a
+//! field that appears twice in one stanza (the last one counts). Parsers that take text apt also
+//! reads go through [`normalize_newlines`] first: apt's parser accepts CRLF line ends.
 
 use super::ParseError;
 use deb822_fast::borrowed::{BorrowedParagraph, BorrowedParagraphIter};
@@ -16,6 +16,17 @@ pub struct Stanza<'a> {
     number: usize,
     name_field: Option<&'static str>,
     para: BorrowedParagraph<'a>,
+}
+
+/// `text` with CRLF line ends made LF, borrowed when it has none. apt's `pkgTagSection::Scan`
+/// steps over the `\r` of CRLF line ends (a `\r\n\r\n` ends a stanza, a trailing `\r` is
+/// trimmed from values), so a CRLF index is one it reads.
+pub fn normalize_newlines(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\r') {
+        std::borrow::Cow::Owned(text.replace("\r\n", "\n"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
 }
 
 /// Iterate over the stanzas of `text`. `what` names the document in errors ("Release");
@@ -69,12 +80,11 @@ impl<'a> Stanza<'a> {
         ParseError::BadField { stanza: self.describe(), field: field.to_owned(), detail: detail.into() }
     }
 
+    /// The last occurrence of `field` (names compare case-insensitively): apt's tag parser keeps
+    /// every occurrence and its lookup finds the one added last (pkgTagSection::Scan puts each
+    /// new tag at the head of its hash bucket), so a repeated field means its last value.
     fn lines_raw(&self, field: &str) -> Result<Option<&[&'a str]>, ParseError> {
-        let count = self.para.iter().filter(|f| f.name().eq_ignore_ascii_case(field)).count();
-        if count > 1 {
-            return Err(self.bad(field, format!("field appears {count} times")));
-        }
-        Ok(self.para.get(field))
+        Ok(self.para.iter().filter(|f| f.name().eq_ignore_ascii_case(field)).last().map(|f| f.lines()))
     }
 }
 
@@ -99,11 +109,19 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_fields_are_rejected() {
+    fn a_repeated_field_means_its_last_value_as_for_apt() {
         let s = first("Package: a\nSize: 1\nsize: 2\n");
-        let err = s.single("Size").unwrap_err();
-        assert!(err.to_string().contains("appears 2 times"), "{err}");
-        assert!(err.to_string().contains("Test stanza 1 (Package: a)"), "{err}");
+        assert_eq!(s.single("Size").unwrap(), Some("2"));
+        assert_eq!(s.describe(), "Test stanza 1 (Package: a)");
+    }
+
+    #[test]
+    fn crlf_text_reads_as_lf() {
+        let text = normalize_newlines("Package: a\r\nSize: 1\r\n\r\nPackage: b\r\n");
+        let names: Vec<String> =
+            stanzas(&text, "Test", None).map(|s| s.unwrap().single("Package").unwrap().unwrap().to_owned()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert!(matches!(normalize_newlines("x\n"), std::borrow::Cow::Borrowed(_)));
     }
 
     #[test]

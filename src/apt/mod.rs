@@ -26,7 +26,7 @@ pub mod release;
 pub mod signature;
 
 pub use compression::{decompress, strip_compression, DecompressError};
-pub use packages::{parse_packages, safe_relative_path, Package, UnsafePath};
+pub use packages::{parse_packages, safe_relative_path, Package, PackagesIndex, UnsafePath};
 pub use pdiff::{parse_pdiff_index, PdiffFile, PdiffIndex};
 pub use release::{parse_release, Release, ReleaseFile};
 pub use signature::{verify_detached, verify_inrelease, Keyring, SignatureError, VerifiedRelease};

@@ -3,7 +3,7 @@
 //! repository-supplied path (Packages `Filename`, Release file lists, pdiff names) goes through
 //! before it can name a file in the mirror.
 
-use super::deb822::{stanzas, Stanza};
+use super::deb822::{normalize_newlines, stanzas, Stanza};
 use super::ParseError;
 use crate::digest::Sha256;
 
@@ -20,14 +20,39 @@ pub struct Package {
     pub sha256: Sha256,
 }
 
-/// Parse a whole (decompressed) Packages index. Requires `Package`, `Version`, `Architecture`,
-/// `Filename`, `Size` and `SHA256` in every stanza; the error names the stanza and the field.
-pub fn parse_packages(text: &str) -> Result<Vec<Package>, ParseError> {
-    stanzas(text, "Packages", Some("Package")).map(|stanza| parse_stanza(&stanza?)).collect()
+/// A Packages index as apt reads it: the packages a mirror can carry, and the stanzas it cannot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PackagesIndex {
+    pub packages: Vec<Package>,
+    /// Stanzas `apt update` accepts but no client can download (no usable Filename, Size or
+    /// SHA256, an unsafe path): left out of the mirror, each with the reason.
+    pub unusable: Vec<ParseError>,
+}
+
+/// Parse a whole (decompressed) Packages index, as apt does: a syntax error or a stanza without
+/// `Package` fails the index (apt update fails on it: "Encountered a section with no Package:
+/// header"); a stanza whose other fields no client can download from is listed in
+/// [`PackagesIndex::unusable`] — apt reads its metadata and refuses only its download
+/// ("Insufficient information available to perform this download securely", or a bad path).
+pub fn parse_packages(text: &str) -> Result<PackagesIndex, ParseError> {
+    let text = normalize_newlines(text);
+    let mut index = PackagesIndex::default();
+    for stanza in stanzas(&text, "Packages", Some("Package")) {
+        let stanza = stanza?;
+        stanza.required("Package")?;
+        match parse_stanza(&stanza) {
+            Ok(p) => index.packages.push(p),
+            Err(e) => index.unusable.push(e),
+        }
+    }
+    Ok(index)
 }
 
 fn parse_stanza(s: &Stanza<'_>) -> Result<Package, ParseError> {
     let filename = s.required("Filename")?;
+    if filename.contains(char::REPLACEMENT_CHARACTER) {
+        return Err(s.bad("Filename", "not UTF-8"));
+    }
     let filename = safe_relative_path(filename).map_err(|e| s.bad("Filename", e.to_string()))?;
     let size = s.required("Size")?;
     let size = size.parse::<u64>().map_err(|_| s.bad("Size", format!("not a byte count: {size:?}")))?;
@@ -132,7 +157,9 @@ mod tests {
             Section: admin\nPriority: optional\nDescription: Proxmox Virtual Environment\n long text\n\n"
             .to_owned()
             + &stanza("hello", "");
-        let pkgs = parse_packages(&text).unwrap();
+        let index = parse_packages(&text).unwrap();
+        assert!(index.unusable.is_empty());
+        let pkgs = index.packages;
         assert_eq!(pkgs.len(), 2);
         assert_eq!(pkgs[0].name, "proxmox-ve");
         assert_eq!(pkgs[0].architecture, "all");
@@ -144,30 +171,63 @@ mod tests {
 
     #[test]
     fn empty_index_has_no_packages() {
-        assert_eq!(parse_packages("").unwrap(), vec![]);
-        assert_eq!(parse_packages("\n\n").unwrap(), vec![]);
+        assert_eq!(parse_packages("").unwrap(), PackagesIndex::default());
+        assert_eq!(parse_packages("\n\n").unwrap(), PackagesIndex::default());
     }
 
+    /// What apt update refuses fails the index: a syntax error, a stanza without `Package`.
     #[test]
-    fn malformed_stanzas_name_stanza_and_field() {
+    fn what_apt_cannot_parse_fails_the_index() {
+        let ok = stanza("good", "");
+        let cases: Vec<(String, &str)> = vec![
+            (format!("{ok}\n{}", stanza("second", "no colon line\n")), "Packages stanza 2"),
+            (format!("{ok}\n{}", stanza("p", "").replace("Package: p\n", "")), "missing required field Package"),
+        ];
+        for (text, want) in cases {
+            let err = parse_packages(&text).expect_err(&text).to_string();
+            assert!(err.contains(want), "error {err:?} should mention {want:?}");
+        }
+    }
+
+    /// What apt update reads but no client can download is left out of the mirror, named; the
+    /// other stanzas are mirrored.
+    #[test]
+    fn undownloadable_stanzas_are_unusable_not_fatal() {
         let ok = stanza("good", "");
         let cases: Vec<(String, &str)> = vec![
             (stanza("p", "").replace("Size: 1234", "Size: -1"), "(Package: p): field Size"),
             (stanza("p", "").replace("Size: 1234", "Size: 12kB"), "field Size"),
             (stanza("p", "").replace("Size: 1234\n", ""), "missing required field Size"),
             (stanza("p", "").replace(HELLO_SHA, "abc"), "field SHA256"),
-            (stanza("p", "").replace(&format!("SHA256: {HELLO_SHA}\n"), ""), "field SHA256"),
+            // Only MD5sum: apt refuses to download it ("Insufficient information … securely").
+            (
+                stanza("p", "MD5sum: 0123456789abcdef0123456789abcdef\n")
+                    .replace(&format!("SHA256: {HELLO_SHA}\n"), ""),
+                "field SHA256",
+            ),
             (stanza("p", "").replace("Version: 1.0-1\n", ""), "field Version"),
             (stanza("p", "").replace("pool/main/", "/pool/main/"), "absolute path"),
             (stanza("p", "").replace("pool/main/", "pool/../../etc/"), "`..`"),
-            (stanza("p", "Size: 99\n"), "Size: field appears 2 times"),
-            (format!("{ok}\n{}", stanza("second", "no colon line\n")), "Packages stanza 2"),
-            (format!("{ok}\n{}", stanza("p2", "").replace("Size: 1234", "Size: x")), "stanza 2"),
+            (stanza("p", "").replace("pool/main/", "pool/m\u{fffd}in/"), "not UTF-8"),
         ];
-        for (text, want) in cases {
-            let err = parse_packages(&text).expect_err(&text).to_string();
-            assert!(err.contains(want), "error {err:?} should mention {want:?}");
+        for (bad, want) in cases {
+            let text = format!("{ok}\n{bad}");
+            let index = parse_packages(&text).expect(&text);
+            assert_eq!(index.packages.len(), 1, "{text}");
+            assert_eq!(index.packages[0].name, "good");
+            let [err] = &index.unusable[..] else { panic!("{text}: {:?}", index.unusable) };
+            assert!(err.to_string().contains(want), "error {err} should mention {want:?}");
         }
+    }
+
+    /// apt keeps a repeated field's last value, reads CRLF line ends, and stanzas apart.
+    #[test]
+    fn repeated_fields_and_crlf_read_as_apt_reads_them() {
+        let twice = stanza("p", "Size: 99\n");
+        assert_eq!(parse_packages(&twice).unwrap().packages[0].size, 99);
+        let crlf = format!("{}\n{}", stanza("a", ""), stanza("b", "")).replace('\n', "\r\n");
+        let names: Vec<String> = parse_packages(&crlf).unwrap().packages.into_iter().map(|p| p.name).collect();
+        assert_eq!(names, ["a", "b"]);
     }
 
     #[test]

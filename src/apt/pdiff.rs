@@ -2,7 +2,7 @@
 //! current one. The mirror serves the patch files next to the Index, so it needs each patch's
 //! name, size and SHA256 as downloaded (`SHA256-Download`, the `.gz` files).
 
-use super::deb822::{stanzas, Stanza};
+use super::deb822::{normalize_newlines, stanzas, Stanza};
 use super::packages::safe_relative_path;
 use super::ParseError;
 use crate::digest::Sha256;
@@ -36,7 +36,8 @@ pub struct PdiffFile {
 /// Parse a pdiff Index. `SHA256-Download` is required (without it nothing can be mirrored);
 /// the other lists are optional.
 pub fn parse_pdiff_index(text: &str) -> Result<PdiffIndex, ParseError> {
-    let mut iter = stanzas(text, "pdiff Index", None);
+    let text = normalize_newlines(text);
+    let mut iter = stanzas(&text, "pdiff Index", None);
     let stanza = iter.next().ok_or(ParseError::Empty { what: "pdiff Index" })??;
     if let Some(extra) = iter.next() {
         return Err(ParseError::Syntax {

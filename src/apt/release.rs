@@ -6,7 +6,7 @@
 //! Only the SHA256 list is trusted for content; MD5Sum/SHA1/SHA512 are kept per file so the view
 //! can serve `by-hash/<ALGO>/<digest>` names for clients that ask for them.
 
-use super::deb822::{stanzas, Stanza};
+use super::deb822::{normalize_newlines, stanzas, Stanza};
 use super::packages::safe_relative_path;
 use super::ParseError;
 use crate::digest::Sha256;
@@ -18,8 +18,10 @@ pub struct Release {
     pub label: Option<String>,
     pub suite: Option<String>,
     pub codename: Option<String>,
-    /// Unix seconds, from the RFC 2822 `Date:` field.
+    /// Unix seconds, from the `Date:` field (`None` when absent or not a date apt reads).
     pub date: Option<i64>,
+    /// A `Date:` apt cannot read: it warns and ignores it, so pmirror-fs does too.
+    pub invalid_date: Option<String>,
     pub valid_until: Option<i64>,
     pub acquire_by_hash: bool,
     pub architectures: Vec<String>,
@@ -60,14 +62,10 @@ const SHA256_HEX_LEN: usize = 64;
 /// `<hex> <size> <path>`, a size or digest is malformed, a path is unsafe or listed twice, or two
 /// hash lists disagree on a file's size.
 pub fn parse_release(text: &str) -> Result<Release, ParseError> {
-    let mut iter = stanzas(text, "Release", None);
+    let text = normalize_newlines(text);
+    let mut iter = stanzas(&text, "Release", None);
+    // apt reads the first stanza and nothing after it (debReleaseIndex::Load: one Step()).
     let stanza = iter.next().ok_or(ParseError::Empty { what: "Release" })??;
-    if let Some(extra) = iter.next() {
-        return Err(ParseError::Syntax {
-            stanza: extra?.describe(),
-            detail: "a Release file has exactly one stanza".into(),
-        });
-    }
     let owned = |field| Ok::<_, ParseError>(stanza.single(field)?.map(str::to_owned));
     let words = |field| Ok::<_, ParseError>(words(stanza.single(field)?));
     Ok(Release {
@@ -75,13 +73,30 @@ pub fn parse_release(text: &str) -> Result<Release, ParseError> {
         label: owned("Label")?,
         suite: owned("Suite")?,
         codename: owned("Codename")?,
-        date: date_field(&stanza, "Date")?,
+        date: stanza.single("Date")?.and_then(parse_apt_date),
+        invalid_date: stanza.single("Date")?.filter(|v| parse_apt_date(v).is_none()).map(str::to_owned),
         valid_until: date_field(&stanza, "Valid-Until")?,
-        acquire_by_hash: stanza.single("Acquire-By-Hash")?.is_some_and(|v| v == "yes"),
+        acquire_by_hash: stanza.single("Acquire-By-Hash")?.is_some_and(apt_bool),
         architectures: words("Architectures")?,
         components: words("Components")?,
         files: files(&stanza)?,
     })
+}
+
+/// A boolean field as apt's `pkgTagSection::FindB` reads it (`StringToBool`, strutl.cc): a
+/// number 0 or 1 (strtol, base 0), else no/false/without/off/disable are false and anything else
+/// — yes, true, with, on, enable, but also a word apt does not know — is true.
+fn apt_bool(value: &str) -> bool {
+    let digits = value.strip_prefix(['+', '-']).unwrap_or(value);
+    let digits = digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")).unwrap_or(digits);
+    let number = (value.is_empty() || (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_hexdigit())))
+        .then(|| i64::from_str_radix(if digits.is_empty() { "0" } else { digits }, 16).ok())
+        .flatten();
+    match number {
+        Some(0) => false,
+        Some(1) => true,
+        _ => !["no", "false", "without", "off", "disable"].iter().any(|f| f.eq_ignore_ascii_case(value)),
+    }
 }
 
 fn words(value: Option<&str>) -> Vec<String> {
@@ -91,7 +106,7 @@ fn words(value: Option<&str>) -> Vec<String> {
 fn date_field(stanza: &Stanza<'_>, field: &str) -> Result<Option<i64>, ParseError> {
     match stanza.single(field)? {
         None => Ok(None),
-        Some(v) => parse_rfc2822(v).map(Some).ok_or_else(|| stanza.bad(field, format!("not an RFC 2822 date: {v:?}"))),
+        Some(v) => parse_apt_date(v).map(Some).ok_or_else(|| stanza.bad(field, format!("not a date apt reads: {v:?}"))),
     }
 }
 
@@ -140,45 +155,103 @@ fn hash_list<'a>(stanza: &Stanza<'a>, field: &str, hex_len: usize) -> Result<Opt
     lines.into_iter().map(parse_line).collect::<Result<_, _>>().map(Some)
 }
 
-/// Parse an RFC 2822 date as Release files write it (`Sat, 09 Nov 2024 10:11:12 UTC`, the
-/// weekday optional; zone `UTC`/`GMT`/`UT`/`Z` or `±hhmm`) into unix seconds.
-pub fn parse_rfc2822(s: &str) -> Option<i64> {
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let mut tokens: Vec<&str> = s.split_whitespace().collect();
-    if tokens.first().is_some_and(|t| t.ends_with(',')) {
-        tokens.remove(0);
-    }
-    let [day, month, year, hms, zone] = tokens[..] else { return None };
-    let month = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(month))? as u8 + 1;
-    let date =
-        time::Date::from_calendar_date(year.parse().ok()?, time::Month::try_from(month).ok()?, day.parse().ok()?)
-            .ok()?;
-    let mut hms = hms.split(':').map(|n| n.parse::<u8>().ok());
-    let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
-    if hms.next().is_some() {
+/// A Release date as apt reads it (`RFC1123StrToTime`, apt-pkg/contrib/strutl.cc), into unix
+/// seconds. apt takes exactly three forms, told apart by the weekday, which it requires:
+/// `Sun, 06 Nov 1994 08:49:37 GMT` (RFC 1123), `Sun Nov  6 08:49:37 1994` (asctime, UTC) and
+/// `Sunday, 06-Nov-94 08:49:37 GMT` (RFC 850). The zone is `GMT`, `UTC`, `Z` or a numeric zone
+/// that is zero (`+0000`); any other offset is refused. Like apt, a month is known by its first
+/// letters (an unknown one counts as January) and a day past the month's end rolls over.
+pub fn parse_apt_date(s: &str) -> Option<i64> {
+    let mut tokens = s.split_ascii_whitespace();
+    let weekday = tokens.next()?.to_ascii_lowercase();
+    const WEEKDAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
+    if !WEEKDAYS.iter().any(|w| weekday.starts_with(w)) {
         return None;
     }
-    let time = time::Time::from_hms(h, m, sec).ok()?;
-    let offset = zone_offset_seconds(zone)?;
-    let utc = time::PrimitiveDateTime::new(date, time).assume_utc();
-    Some(utc.unix_timestamp() - offset)
-}
-
-fn zone_offset_seconds(zone: &str) -> Option<i64> {
-    if ["UTC", "GMT", "UT", "Z"].iter().any(|z| z.eq_ignore_ascii_case(zone)) {
-        return Some(0);
-    }
-    let (sign, digits) = match zone.as_bytes().first()? {
-        b'+' => (1, &zone[1..]),
-        b'-' => (-1, &zone[1..]),
+    let rest: Vec<&str> = tokens.collect();
+    let (year, month, day, hms, zone) = match weekday.len() {
+        4 if weekday.ends_with(',') => {
+            let [day, month, year, hms, zone] = rest[..] else { return None };
+            (year.parse::<i32>().ok()?, month_conv(month), day.parse::<u16>().ok()?, hms, zone)
+        }
+        3 => {
+            let [month, day, hms, year] = rest[..] else { return None };
+            (year.parse::<i32>().ok()?, month_conv(month), day.parse::<u16>().ok()?, hms, "UTC")
+        }
+        0..=3 => return None,
+        _ if weekday.ends_with(',') => {
+            let [date, hms, zone] = rest[..] else { return None };
+            let [day, month, year] = date.split('-').collect::<Vec<_>>()[..] else { return None };
+            (1900 + year.parse::<i32>().ok()?, month_conv(month), day.parse::<u16>().ok()?, hms, zone)
+        }
         _ => return None,
     };
-    if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    if !matches!(zone, "GMT" | "UTC" | "Z") && !zero_numeric_zone(zone) {
         return None;
     }
-    let hours: i64 = digits[..2].parse().ok()?;
-    let minutes: i64 = digits[2..].parse().ok()?;
-    Some(sign * (hours * 3600 + minutes * 60))
+    let (h, m, sec) = strptime_hms(hms)?;
+    if !(1..=31).contains(&day) {
+        return None;
+    }
+    // strptime takes any day 1–31 and timegm rolls it over: 31 Nov is 1 Dec.
+    let first = time::Date::from_calendar_date(year, time::Month::try_from(month).ok()?, 1).ok()?;
+    let date = first.checked_add(time::Duration::days(i64::from(day) - 1))?;
+    let midnight = time::PrimitiveDateTime::new(date, time::Time::MIDNIGHT).assume_utc().unix_timestamp();
+    Some(midnight + i64::from(h) * 3600 + i64::from(m) * 60 + i64::from(sec))
+}
+
+/// apt's `MonthConv`: the month from its first letters; anything unknown is January.
+fn month_conv(month: &str) -> u8 {
+    let b: Vec<u8> = month.bytes().map(|c| c.to_ascii_lowercase()).chain([0, 0, 0]).collect();
+    1 + match b[0] {
+        b'a' => {
+            if b[1] == b'p' {
+                3
+            } else {
+                7
+            }
+        }
+        b'd' => 11,
+        b'f' => 1,
+        b'j' if b[1] == b'a' => 0,
+        b'j' => {
+            if b[2] == b'n' {
+                5
+            } else {
+                6
+            }
+        }
+        b'm' => {
+            if b[2] == b'r' {
+                2
+            } else {
+                4
+            }
+        }
+        b'n' => 10,
+        b'o' => 9,
+        b's' => 8,
+        _ => 0,
+    }
+}
+
+/// `std::stoi(zone)` consuming the whole zone and giving 0 (`+0000`, `-00`, `0`).
+fn zero_numeric_zone(zone: &str) -> bool {
+    let digits = zone.strip_prefix(['+', '-']).unwrap_or(zone);
+    !digits.is_empty() && digits.bytes().all(|b| b == b'0')
+}
+
+/// `%H:%M:%S` as glibc's strptime reads it: one or two digits each, seconds up to 60.
+fn strptime_hms(hms: &str) -> Option<(u8, u8, u8)> {
+    let parts: Vec<&str> = hms.split(':').collect();
+    let [h, m, s] = parts[..] else { return None };
+    let num = |t: &str, max: u8| {
+        (!t.is_empty() && t.len() <= 2 && t.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| t.parse::<u8>().ok())
+            .flatten()
+            .filter(|v| *v <= max)
+    };
+    Some((num(h, 23)?, num(m, 59)?, num(s, 60)?))
 }
 
 impl Release {
@@ -334,9 +407,10 @@ mod tests {
             (good.replace("a/Packages", "/etc/shadow"), "absolute"),
             (format!("{good} {sha} 1 a/Packages\n"), "listed twice"),
             (good.replacen("100 a/Packages", "999 a/Packages", 1), "size 999 but SHA256 says 100"),
-            (format!("{good}\nOrigin: second\n"), "exactly one stanza"),
-            (good.replace("10:11:12 UTC", "sometime"), "field Date"),
-            (format!("{good}SHA256:\n"), "SHA256: field appears 2 times"),
+            (
+                good.replace("Valid-Until: ", "X: ").replace("Date: ", "Valid-Until: sometime\nDate: "),
+                "field Valid-Until",
+            ),
             (good.replace("Origin: Proxmox", " Origin: Proxmox"), "syntax"),
         ];
         for (text, want) in cases {
@@ -345,31 +419,67 @@ mod tests {
         }
     }
 
+    /// apt's RFC1123StrToTime (apt-pkg/contrib/strutl.cc), form by form.
     #[test]
-    fn rfc2822_dates() {
+    fn dates_as_apt_reads_them() {
         let t = 1731147072;
         let cases: &[(&str, Option<i64>)] = &[
             ("Sat, 09 Nov 2024 10:11:12 UTC", Some(t)),
-            ("09 Nov 2024 10:11:12 UTC", Some(t)),
             ("Sat,  9 Nov 2024 10:11:12 GMT", Some(t)),
+            ("sat, 9 nov 2024 10:11:12 Z", Some(t)),
             ("Sat, 09 Nov 2024 10:11:12 +0000", Some(t)),
-            ("Sat, 09 Nov 2024 12:41:12 +0230", Some(t)),
-            ("Sat, 09 Nov 2024 05:11:12 -0500", Some(t)),
+            ("Sat, 09 Nov 2024 10:11:12 -0000", Some(t)),
+            ("Sat, 9 Nov 2024 9:11:12 UTC", Some(t - 3600)),
+            ("Sat Nov  9 10:11:12 2024", Some(t)),
+            ("Saturday, 09-Nov-24 10:11:12 GMT", Some(-1_424_612_928)),
             ("Thu, 01 Jan 1970 00:00:00 UTC", Some(0)),
+            // apt rolls a day past the month's end over (strptime + timegm) …
+            ("Sat, 31 Nov 2024 10:11:12 UTC", Some(t + 22 * 86_400)),
+            // … and knows a month by its first letters, an unknown one as January (MonthConv).
+            ("Sat, 09 Foo 2024 10:11:12 UTC", Some(1_707_473_472)),
+            ("Sat, 09 Xyz 2024 10:11:12 UTC", Some(t - 305 * 86_400)),
+            // What apt refuses: no weekday, other zones, other shapes.
+            ("09 Nov 2024 10:11:12 UTC", None),
+            ("Sat, 09 Nov 2024 12:41:12 +0230", None),
+            ("Sat, 09 Nov 2024 05:11:12 -0500", None),
+            ("Sat, 09 Nov 2024 10:11:12 UT", None),
+            ("Sat, 09 Nov 2024 10:11:12 CEST", None),
+            ("Sat, 09 Nov 2024 10:11:12 utc", None),
+            ("Xyz, 09 Nov 2024 10:11:12 UTC", None),
+            ("Sa, 09 Nov 2024 10:11:12 UTC", None),
+            ("Sat 09 Nov 2024 10:11:12 UTC", None),
             ("", None),
             ("yesterday", None),
-            ("Sat, 31 Nov 2024 10:11:12 UTC", None),
-            ("Sat, 09 Foo 2024 10:11:12 UTC", None),
             ("Sat, 09 Nov 2024 10:11 UTC", None),
             ("Sat, 09 Nov 2024 10:11:12:13 UTC", None),
             ("Sat, 09 Nov 2024 10:11:12", None),
-            ("Sat, 09 Nov 2024 10:11:12 +00", None),
-            ("Sat, 09 Nov 2024 10:11:12 CEST", None),
             ("Sat, 09 Nov 2024 25:11:12 UTC", None),
+            ("Sat, 32 Nov 2024 10:11:12 UTC", None),
+            ("Sat, 09 Nov 2024 10:11:12 UTC extra", None),
         ];
         for (input, want) in cases {
-            assert_eq!(parse_rfc2822(input), *want, "{input:?}");
+            assert_eq!(parse_apt_date(input), *want, "{input:?}");
         }
+    }
+
+    /// Where apt is lenient, so is the parser: a Date apt cannot read is ignored (apt warns
+    /// "Invalid 'Date' entry"), a stanza after the first is not read, a repeated field means its
+    /// last value, Acquire-By-Hash is any true-ish word.
+    #[test]
+    fn lenient_where_apt_is() {
+        let good = release_text(PROXMOX_HEADER, &[("SHA256", 64)], &["a/Packages"]);
+        let r = parse_release(&good.replace("Sat, 09 Nov 2024 10:11:12 UTC", "sometime")).unwrap();
+        assert_eq!((r.date, r.invalid_date.as_deref()), (None, Some("sometime")));
+        let r = parse_release(&format!("{good}\nOrigin: second\n")).unwrap();
+        assert_eq!(r.origin.as_deref(), Some("Proxmox"));
+        let r = parse_release(&good.replace("Origin: Proxmox\n", "Origin: Proxmox\nOrigin: Other\n")).unwrap();
+        assert_eq!(r.origin.as_deref(), Some("Other"));
+        assert_eq!(parse_release(&good.replace('\n', "\r\n")).unwrap().files.len(), 1);
+        for (value, on) in [("yes", true), ("true", true), ("1", true), ("maybe", true), ("no", false), ("0", false)] {
+            let text = good.replace("Origin: Proxmox\n", &format!("Origin: Proxmox\nAcquire-By-Hash: {value}\n"));
+            assert_eq!(parse_release(&text).unwrap().acquire_by_hash, on, "{value}");
+        }
+        assert!(!parse_release(&good).unwrap().acquire_by_hash);
     }
 
     /// (path, wanted for components [main], architectures [amd64])
@@ -462,7 +572,7 @@ mod tests {
         fn parse_release_never_panics_on_near_valid(line in "[0-9a-f ./A-Za-z:+-]{0,120}") {
             let text = format!("{PROXMOX_HEADER}SHA256:\n {line}\n");
             let _ = parse_release(&text);
-            let _ = parse_rfc2822(&line);
+            let _ = parse_apt_date(&line);
         }
     }
 }

@@ -178,8 +178,8 @@ fn read_index(pool: &Pool, f: &PublishedFile) -> Result<Vec<Package>, String> {
         return Err(format!("pool object {} is damaged (run `pmirror-fs verify`)", f.sha256));
     }
     let text = decompress(&f.path, &bytes, MAX_INDEX_DECOMPRESSED).map_err(|e| e.to_string())?;
-    let text = String::from_utf8(text).map_err(|e| format!("not UTF-8: {e}"))?;
-    parse_packages(&text).map_err(|e| e.to_string())
+    let text = String::from_utf8_lossy(&text);
+    parse_packages(&text).map(|index| index.packages).map_err(|e| e.to_string())
 }
 
 /// Per index present in either snapshot, the package changes (indices without any are left out).

@@ -97,8 +97,12 @@ pub async fn fetch(ctx: &MetadataCtx<'_>) -> Result<Fetched, MirrorError> {
     let Some(release) = fetch_release(ctx).await? else {
         return Ok(Fetched::Unchanged);
     };
-    check_not_expired(ctx, &release, crate::sync::unix_now())?;
-    let warnings = release.warnings.clone();
+    check_dates(ctx, &release, crate::sync::unix_now())?;
+    let mut warnings = release.warnings.clone();
+    if let Some(raw) = &release.verified.release().invalid_date {
+        let file = release.files.first().map_or("Release", |(path, _)| path.as_str());
+        warnings.push(format!("{file}: Date {raw:?} is not a date apt reads; ignored, as apt ignores it (it warns)"));
+    }
     let mut meta = Metadata {
         release,
         fetched: BTreeMap::new(),
@@ -111,23 +115,37 @@ pub async fn fetch(ctx: &MetadataCtx<'_>) -> Result<Fetched, MirrorError> {
     Ok(Fetched::Changed(Box::new(meta)))
 }
 
+/// Seconds a Release's `Date` may lie in the future: apt's `Acquire::Max-FutureTime` default
+/// (debReleaseIndex::Load: NotBefore = Date - 10; acquire-item.cc refuses until then).
+const MAX_FUTURE_SECS: i64 = 10;
+
 /// A Release past its `Valid-Until` is refused: apt clients would reject it ("Release file …
 /// is expired"), and a signed but expired Release is what a stale upstream or an attacker
-/// replaying an old one serves. The previous snapshot stays published.
-fn check_not_expired(ctx: &MetadataCtx<'_>, release: &ReleaseFiles, now: i64) -> Result<(), MirrorError> {
+/// replaying an old one serves. So is one dated more than [`MAX_FUTURE_SECS`] ahead: apt says
+/// "Release file … is not valid yet" until then. The previous snapshot stays published.
+fn check_dates(ctx: &MetadataCtx<'_>, release: &ReleaseFiles, now: i64) -> Result<(), MirrorError> {
+    let file = release.files.first().map_or("Release", |(path, _)| path.as_str());
+    if let Some(date) = release.verified.release().date.filter(|d| *d > now + MAX_FUTURE_SECS) {
+        return Err(ctx.err(
+            file,
+            format!(
+                "not valid yet: its Date {} is {} s in the future; apt clients refuse it until then \
+                 (check this machine's clock), so the previous snapshot stays published",
+                crate::catalog::snapshot_name(date),
+                date - now
+            ),
+        ));
+    }
     match release.verified.release().valid_until {
-        Some(until) if until <= now => {
-            let file = release.files.first().map_or("Release", |(path, _)| path.as_str());
-            Err(ctx.err(
-                file,
-                format!(
-                    "expired: Valid-Until {} is {} s in the past (stale upstream or a replayed Release); \
+        Some(until) if until <= now => Err(ctx.err(
+            file,
+            format!(
+                "expired: Valid-Until {} is {} s in the past (stale upstream or a replayed Release); \
                      apt clients would refuse it, so the previous snapshot stays published",
-                    crate::catalog::snapshot_name(until),
-                    now - until
-                ),
-            ))
-        }
+                crate::catalog::snapshot_name(until),
+                now - until
+            ),
+        )),
         _ => Ok(()),
     }
 }
@@ -158,7 +176,8 @@ async fn fetch_release(ctx: &MetadataCtx<'_>) -> Result<Option<ReleaseFiles>, Mi
                 warnings,
             }))
         }
-        Err(e) if e.is_not_found() => fetch_detached(ctx, &keyring).await,
+        // apt falls back to Release + Release.gpg on a 404 only (pkgAcqMetaClearSig::Failed).
+        Err(FetchError::Status { status: 404, .. }) => fetch_detached(ctx, &keyring).await,
         Err(e) => Err(ctx.err(&inrelease, e)),
     }
 }
@@ -382,7 +401,9 @@ async fn fetch_family(
         match fetch_index(ctx, f, by_hash).await {
             Ok(bytes) => {
                 let text = decompress(&f.path, &bytes, MAX_INDEX_DECOMPRESSED).map_err(|e| ctx.err(&path, e))?;
-                let text = String::from_utf8(text).map_err(|e| ctx.err(&path, format!("not UTF-8: {e}")))?;
+                // apt reads bytes: a Latin-1 Maintainer does not break an index. A Filename that
+                // is not UTF-8 shows as U+FFFD and is refused per package (parse_packages).
+                let text = String::from_utf8_lossy(&text).into_owned();
                 meta.fetched.insert(path.clone(), bytes);
                 return Ok((path, text));
             }
@@ -487,8 +508,18 @@ async fn pdiff_patches(ctx: &MetadataCtx<'_>, meta: &mut Metadata, f: &ReleaseFi
 
 /// Parses one Packages index and adds its packages, applying skip-packages / skip-sections.
 fn collect_packages(ctx: &MetadataCtx<'_>, meta: &mut Metadata, path: &str, text: &str) -> Result<(), MirrorError> {
-    let packages = parse_packages(text).map_err(|e| ctx.err(path, e))?;
-    for p in packages {
+    let index = parse_packages(text).map_err(|e| ctx.err(path, e))?;
+    if let Some(first) = index.unusable.first() {
+        let url = ctx.url(path).map_or_else(|_| path.to_owned(), |u| u.to_string());
+        let n = index.unusable.len();
+        let more = if n > 1 { format!(" (and {} more)", n - 1) } else { String::new() };
+        meta.warnings.push(format!(
+            "{path}: {n} {} that no client can download left out (apt reads them but refuses to fetch them): \
+             {first}{more} ({url})",
+            if n == 1 { "package" } else { "packages" }
+        ));
+    }
+    for p in index.packages {
         if skipped(ctx.mirror, &p) {
             meta.skipped_packages += 1;
         } else {

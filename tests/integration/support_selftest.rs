@@ -37,7 +37,11 @@ fn release_entry_bytes(up: &Upstream, suite: &Suite, rel: &str) -> Option<Vec<u8
 }
 
 fn packages_of(up: &Upstream, base: &str) -> Result<Vec<pmirror_fs::apt::Package>, ParseError> {
-    parse_packages(&String::from_utf8(up.index_text(base).expect("index text")).expect("utf-8"))
+    let index = parse_packages(&String::from_utf8(up.index_text(base).expect("index text")).expect("utf-8"))?;
+    match index.unusable.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(index.packages),
+    }
 }
 
 #[test]

@@ -184,8 +184,6 @@ fn expired_release_is_refused() {
 fn bad_indices_and_packages_are_refused() {
     let cases: &[(Fault, &str, &str)] = &[
         (Fault::PackagesHashMismatch, "Packages", "larger than the declared"),
-        (Fault::FilenameParentDir, "Packages", ".."),
-        (Fault::FilenameAbsolute, "Packages", "absolute"),
         (Fault::MalformedRelease, "Release", ""),
         (Fault::MalformedPackages, "Packages", ""),
     ];
@@ -195,6 +193,27 @@ fn bad_indices_and_packages_are_refused() {
             up.apply(*fault, signing_key()).unwrap();
         });
         assert_refused(&env, &before, file, reason);
+    }
+}
+
+/// A hostile `Filename` (`../../../../etc/passwd`, `/etc/passwd`) in a signed Packages index:
+/// `apt update` reads the index and only that package cannot be downloaded, so the mirror syncs
+/// the rest, leaves the package out with a warning naming the index and stanza, and writes
+/// nothing outside its store.
+#[test]
+fn hostile_filenames_leave_their_package_out() {
+    for (fault, reason) in [(Fault::FilenameParentDir, "`..`"), (Fault::FilenameAbsolute, "absolute")] {
+        let (env, before) = broken_env(|up, _| {
+            up.apply(fault, signing_key()).unwrap();
+        });
+        let out = env.sync_ok(&[]);
+        let warning = out.lines().find(|l| l.contains("warning:")).unwrap_or_else(|| panic!("{fault:?}: {out}"));
+        assert!(warning.contains("Packages") && warning.contains(reason) && warning.contains("left out"), "{warning}");
+        let published = env.published(PVE.id).unwrap();
+        assert_ne!(published.name, before, "{fault:?}: the rest of the suite is published");
+        let files = env.published_files(PVE.id);
+        assert!(files.keys().all(|p| !p.contains("etc/passwd")), "{fault:?}");
+        env.assert_pool_sound();
     }
 }
 
@@ -360,7 +379,12 @@ fn skip_filters_and_ignore_errors() {
         .find(|p| p.starts_with("debian/pve/") && !p.contains("pve-firmware"))
         .unwrap()
         .to_owned();
-    env.server.fail_always(&victim, 404);
+    // Missing at every path that carries its content: a path missing upstream whose bytes
+    // another path serves is recorded from that path (same digest), so it would not fail.
+    let sha = |p: &str| Sha256::of(up.bytes(p).unwrap());
+    for p in up.deb_paths().into_iter().filter(|p| sha(p) == sha(&victim)) {
+        env.server.fail_always(p, 404);
+    }
     let out = env.sync_ok(&[]);
     assert!(out.contains("packages skipped by config") && out.contains("warning:"), "{out}");
     let files = env.published_files(PVE.id);

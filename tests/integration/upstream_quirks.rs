@@ -1,7 +1,7 @@
 //! Issue 10: inputs as real upstreams serve them — deb.debian.org behind its caches, Proxmox's
 //! download server — reproduced with generated, signed fixtures, through the real CLI.
 
-use crate::harness::{text, Env, DEBIAN};
+use crate::harness::{text, Env, DEBIAN, PVE};
 use crate::support::fixture::Upstream;
 use crate::support::signing_key;
 use std::time::SystemTime;
@@ -101,4 +101,82 @@ fn uncompressed_indices_upstream_never_serves_are_not_warnings() {
     let m = &doc["mirrors"][0];
     assert_eq!(m["warnings"].as_array().unwrap().len(), 0, "{m}");
     assert_eq!(m["never_served"].as_u64().unwrap(), up.suites[0].listed_only.len() as u64, "{m}");
+}
+
+/// Two paths carry one object (the same .deb in two components): when upstream lacks it at one
+/// path, it is downloaded from the other and both paths are served — the bytes are what the
+/// index demands for each.
+#[test]
+fn content_missing_at_one_path_is_taken_from_another_path_that_has_it() {
+    use pmirror_fs::digest::Sha256;
+    let up = Upstream::proxmox(0, signing_key()).expect("proxmox fixture");
+    let debs = up.deb_paths();
+    let sha = |p: &str| Sha256::of(up.bytes(p).unwrap());
+    let shared: Vec<&str> = debs
+        .iter()
+        .copied()
+        .filter(|p| p.starts_with("debian/pve/") && debs.iter().filter(|q| sha(q) == sha(p)).count() > 1)
+        .collect();
+    let victim = *shared.first().expect("the fixture shares a .deb between two paths");
+    let env = Env::new(up.clone(), &[&PVE]);
+    env.server.fail_always(victim, 404);
+    let out = env.sync_ok(&[]);
+    assert!(warnings(&out).is_empty(), "{out}");
+    let files = env.published_files(PVE.id);
+    let rel = victim.strip_prefix("debian/pve/").unwrap();
+    assert_eq!(files[rel].as_slice(), up.bytes(victim).unwrap());
+    env.assert_pool_sound();
+}
+
+/// Re-signs the Debian suite's Release with its `Date:` line replaced by `date`.
+fn with_date(up: &mut Upstream, date: &str) {
+    let release = text(up.bytes(&up.suites[0].release_path()).unwrap());
+    let (head, tail) = release.split_once("\nDate: ").expect("Date field");
+    let (_, rest) = tail.split_once('\n').expect("Date line");
+    let patched = format!("{head}\nDate: {date}\n{rest}");
+    up.sign_release(0, patched.as_bytes(), signing_key()).unwrap();
+}
+
+/// apt refuses a Release dated more than Acquire::Max-FutureTime (10 s) ahead ("not valid yet")
+/// and only warns about a Date it cannot read: the mirror does the same.
+#[test]
+fn release_dates_are_judged_as_apt_judges_them() {
+    let in_an_hour = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let fmt = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] UTC"
+    );
+    let mut up = debian(0);
+    with_date(&mut up, &in_an_hour.format(&fmt).unwrap());
+    let env = Env::new(up, &[&DEBIAN]);
+    let out = env.run(&["sync"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("dists/bookworm/InRelease") && err.contains("not valid yet"), "{err}");
+    assert!(env.published(DEBIAN.id).is_none());
+
+    let mut up = debian(0);
+    with_date(&mut up, "2024-11-09");
+    let env = Env::new(up, &[&DEBIAN]);
+    let out = env.sync_ok(&[]);
+    let lines = warnings(&out);
+    assert!(lines.len() == 1 && lines[0].contains("Date \"2024-11-09\" is not a date apt reads"), "{out}");
+}
+
+/// apt falls back from InRelease to Release + Release.gpg on a 404 only; a 410 (or 403, 500)
+/// for InRelease fails the update, and the mirror's sync.
+#[test]
+fn inrelease_gone_is_not_a_fallback() {
+    let up = debian(0);
+    let inrelease = up.suites[0].inrelease_path();
+    let env = Env::new(up, &[&DEBIAN]);
+    env.server.fail_always(&inrelease, 410);
+    let out = env.run(&["sync"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("dists/bookworm/InRelease") && err.contains("410"), "{err}");
+    env.server.clear_all_faults();
+    env.server.fail_always(&inrelease, 404);
+    env.sync_ok(&[]);
+    let files = env.published_files(DEBIAN.id);
+    assert!(!files.contains_key("dists/bookworm/InRelease") && files.contains_key("dists/bookworm/Release.gpg"));
 }
