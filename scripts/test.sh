@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # systemd: systemd-analyze verifies the shipped units (tests/integration/ops.rs).
-need=(fuse3 nginx gpg gpgv dpkg-dev apt-utils ca-certificates systemd)
+# debian-archive-keyring: the real-upstream tier verifies deb.debian.org with it.
+need=(fuse3 nginx gpg gpgv dpkg-dev apt-utils ca-certificates systemd debian-archive-keyring)
 missing=()
 for p in "${need[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -22,6 +23,28 @@ command -v fusermount3 >/dev/null || { echo "FATAL: fusermount3 missing" >&2; ex
 # The .deb test packages the built binary with cargo-deb.
 command -v cargo-deb >/dev/null || cargo install --locked cargo-deb
 
+# The real-upstream tier (tests/integration/real_upstream.rs) mirrors deb.debian.org's
+# bookworm-updates; without network it skips, and says so in $PMIRROR_SKIP_REPORT. Its summary
+# goes to $PMIRROR_SUMMARY_REPORT. Both are printed at the very end, whatever the outcome.
+reports=$(mktemp -d)
+inst=
+export PMIRROR_SKIP_REPORT="$reports/skipped" PMIRROR_SUMMARY_REPORT="$reports/summary"
+: >"$PMIRROR_SKIP_REPORT"
+: >"$PMIRROR_SUMMARY_REPORT"
+report() {
+    if [ -s "$PMIRROR_SUMMARY_REPORT" ]; then
+        echo "=== REAL-UPSTREAM TIER ===" >&2
+        cat "$PMIRROR_SUMMARY_REPORT" >&2
+    fi
+    if [ -s "$PMIRROR_SKIP_REPORT" ]; then
+        echo "=== SKIPPED TIERS ===" >&2
+        cat "$PMIRROR_SKIP_REPORT" >&2
+        echo "=== (these tests passed without running: see the lines above) ===" >&2
+    fi
+    rm -rf "$reports" ${inst:+"$inst"}
+}
+trap report EXIT
+
 # The demo test runs the make-upstream example: `cargo test` builds examples only as test
 # harnesses, so build the real example binary first.
 cargo build --examples
@@ -29,6 +52,5 @@ cargo test --all-targets "$@"
 
 # The README's `cargo install --path .` (debug profile here, reusing this build's artifacts).
 inst=$(mktemp -d)
-trap 'rm -rf "$inst"' EXIT
 CARGO_TARGET_DIR="$PWD/target" cargo install --path . --debug --locked --root "$inst" --quiet
 "$inst/bin/pmirror-fs" --version

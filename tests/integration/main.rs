@@ -3,6 +3,7 @@
 mod harness;
 mod lifecycle;
 mod ops;
+mod real_upstream;
 mod subscription;
 mod support;
 mod support_selftest;
