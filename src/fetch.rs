@@ -22,8 +22,10 @@ const BACKOFF_BASE: Duration = Duration::from_millis(500);
 /// Cap on in-memory bodies (Release files, indices we parse). Debian's largest index
 /// (Contents-amd64.gz) is ~60 MiB; 1 GiB only guards against a hostile server.
 pub const MAX_MEMORY_BODY: u64 = 1 << 30;
-/// Redirects followed per request: reqwest's default; a chain longer than that is a loop.
-const MAX_REDIRECTS: usize = 10;
+/// Redirects followed per request. apt sets no count, it only refuses a loop (a URL seen before
+/// in the chain: `IsRedirectionLoop`); loops are refused here too, and this bounds a server
+/// that invents a new URL at every hop.
+const MAX_REDIRECTS: usize = 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -361,6 +363,10 @@ fn redirect_policy() -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(|attempt| {
         if attempt.previous().len() > MAX_REDIRECTS {
             return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+        }
+        if attempt.previous().contains(attempt.url()) {
+            let message = format!("redirection loop at {}", attempt.url());
+            return attempt.error(message);
         }
         match attempt.previous().last() {
             Some(from) if downgrades(from, attempt.url()) => {

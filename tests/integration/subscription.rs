@@ -197,9 +197,10 @@ fn credentials_follow_redirects_on_the_origin_only() {
     for path in &away {
         env.server.redirect_next(path, &elsewhere.url(path), 1);
     }
-    // Same origin: the second request must carry the key again, or the server answers 401.
+    // Same origin: the second request must carry the key again, or the server answers 401. The
+    // target differs by its query (a redirect to the very same URL is a loop, for apt too).
     for path in &home {
-        env.server.redirect_next(path, &env.server.url(path), 1);
+        env.server.redirect_next(path, &format!("{}?again", env.server.url(path)), 1);
     }
     let out = env.run(&["sync", PVE.id]);
     let all = shown(&out);

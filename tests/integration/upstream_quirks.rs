@@ -180,3 +180,31 @@ fn inrelease_gone_is_not_a_fallback() {
     let files = env.published_files(DEBIAN.id);
     assert!(!files.contains_key("dists/bookworm/InRelease") && files.contains_key("dists/bookworm/Release.gpg"));
 }
+
+/// apt follows redirects and refuses only a loop (`IsRedirectionLoop`): a chain of hops within
+/// the origin is followed, a redirect back to a URL already seen fails the mirror.
+#[test]
+fn redirect_chains_are_followed_and_loops_refused() {
+    let up = debian(0);
+    let inrelease = up.suites[0].inrelease_path();
+    let env = Env::new(up.clone(), &[&DEBIAN]);
+    let url = env.server.url(&inrelease);
+    // 12 hops (more than reqwest's default limit of 10), each to a new URL, then back to the
+    // start with a query (another URL; the test server ignores queries).
+    let hops: Vec<String> = (1..=11).map(|i| format!("hop/{i}")).collect();
+    env.server.redirect_next(&inrelease, &env.server.url(&hops[0]), 1);
+    for pair in hops.windows(2) {
+        env.server.redirect_next(&pair[0], &env.server.url(&pair[1]), 1);
+    }
+    env.server.redirect_next(&hops[10], &format!("{url}?done"), 1);
+    env.sync_ok(&[]);
+    assert_eq!(env.server.requests().iter().filter(|r| r.status == 302).count(), 12);
+
+    let env = Env::new(up, &[&DEBIAN]);
+    let url = env.server.url(&inrelease);
+    env.server.redirect_next(&inrelease, &url, 100);
+    let out = env.run(&["sync"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("dists/bookworm/InRelease") && err.contains("loop"), "{err}");
+}
