@@ -91,7 +91,8 @@ pub struct Listed {
 
 /// The entries of the tree that the page at `page` lists: links to files or directories strictly
 /// below `page` (and so below `base`); parent, sort (`?C=M;O=A`), fragment and foreign links
-/// and anything with a `.`/`..` component or an unsafe decoded name are left out.
+/// and anything with a `.`/`..` component (but for one leading `./`, as Apache writes before a
+/// name with a `:`) or an unsafe decoded name are left out.
 pub fn entries(page: &Url, base: &Url, html: &str) -> Vec<Listed> {
     parse_links(html)
         .into_iter()
@@ -291,8 +292,11 @@ fn resolve(page: &Url, base: &Url, href: &str) -> Option<(Url, String, bool)> {
     if href.is_empty() || href.contains(['?', '#']) {
         return None;
     }
+    // Apache's mod_autoindex writes `./a:b.iso` for a name with a `:` before any `/`
+    // (`ap_os_escape_path(…, 0)`), so that the name is not read as a URL scheme; that one
+    // leading `./` is the page's own directory. Any other `.` or `..` segment is no entry.
     let dotted = |seg: &str| matches!(percent_decode(seg).as_deref(), Some(b".." | b"."));
-    if href.split('/').any(dotted) {
+    if href.strip_prefix("./").unwrap_or(href).split('/').any(dotted) {
         return None;
     }
     let url = page.join(href).ok()?;

@@ -108,6 +108,15 @@ fn which_links_are_entries() {
         ("http://h/iso/sub/full.iso", Some("sub/full.iso")),
         ("http://h:80/iso/sub/port.iso", Some("sub/port.iso")),
         ("%C3%A9t%C3%A9.iso", Some("sub/été.iso")),
+        ("./a:b.iso", Some("sub/a:b.iso")),
+        ("./x.iso", Some("sub/x.iso")),
+        ("./deeper:1/", Some("sub/deeper:1")),
+        ("a%3Ab.iso", Some("sub/a:b.iso")),
+        ("a:b.iso", None),
+        ("./../x.iso", None),
+        ("././x.iso", None),
+        ("./%2e%2e/x.iso", None),
+        ("sub2/./x.iso", None),
         ("../", None),
         ("..", None),
         ("/iso/", None),
@@ -207,4 +216,56 @@ proptest! {
         let base = url("http://h/iso/");
         let _ = entries(&base, &base, &html);
     }
+}
+
+/// A name with a `:` before any `/`: Apache's mod_autoindex writes `./a:b.iso`
+/// (`ap_os_escape_path(scratch, t, 0)` prefixes `./`), nginx since 1.1.6 `a%3Ab.iso`
+/// (`NGX_ESCAPE_URI_COMPONENT`). Both are the file `a:b.iso`; a bare `a:b.iso` is a URL with
+/// scheme `a` and no entry.
+#[test]
+fn names_with_a_colon() {
+    let apr57 = minute(datetime!(2024-04-24 10:57 UTC));
+    let dotted =
+        "<pre><a href=\"../\">../</a>\r\n<a href=\"./a:b.iso\">a:b.iso</a>   24-Apr-2024 10:57   123\r\n</pre>";
+    let encoded = "<pre><a href=\"a%3Ab.iso\">a:b.iso</a>   24-Apr-2024 10:57   123\r\n</pre>";
+    let apache = "<tr><td><a href=\"./a:b.iso\">a:b.iso</a></td><td align=\"right\">2024-04-24 10:57  </td>\
+                  <td align=\"right\">123 </td></tr>";
+    let want = vec![("a:b.iso".to_owned(), false, ListedSize::Exact(123), apr57)];
+    for html in [dotted, encoded, apache] {
+        assert_eq!(summary("http://h/iso/", html), want, "{html}");
+    }
+    let page = url("http://h/iso/sub/");
+    let got = entries(&page, &url("http://h/iso/"), dotted);
+    assert_eq!(
+        got.iter().map(|e| (e.path.as_str(), e.url.as_str())).collect::<Vec<_>>(),
+        vec![("sub/a:b.iso", "http://h/iso/sub/a:b.iso")]
+    );
+    assert!(summary("http://h/iso/", "<a href=\"a:b.iso\">a:b.iso</a> 24-Apr-2024 10:57 1").is_empty());
+}
+
+/// nginx with `autoindex_exact_size off`: `%6i%c` in K (above 9999 bytes), M or G, rounded to
+/// the nearest unit, and ` %6i` exact bytes below; directories `      -`.
+#[test]
+fn nginx_without_exact_sizes() {
+    let html = "<pre><a href=\"../\">../</a>\r\n\
+<a href=\"old/\">old/</a>                                               01-Jan-2024 00:00       -\r\n\
+<a href=\"small\">small</a>                                              24-Apr-2024 10:57    9999\r\n\
+<a href=\"k\">k</a>                                                  24-Apr-2024 10:57     10K\r\n\
+<a href=\"big.iso\">big.iso</a>                                            24-Apr-2024 10:57   1266M\r\n\
+<a href=\"huge.iso\">huge.iso</a>                                           24-Apr-2024 10:57      2G\r\n\
+</pre>";
+    let sizes: Vec<(String, ListedSize)> =
+        summary("http://h/iso/", html).into_iter().map(|(p, _, size, _)| (p, size)).collect();
+    assert_eq!(
+        sizes,
+        vec![
+            ("old".to_owned(), ListedSize::Unknown),
+            ("small".to_owned(), ListedSize::Exact(9999)),
+            ("k".to_owned(), ListedSize::Approx { bytes: 10 << 10, tolerance: 1 << 10 }),
+            ("big.iso".to_owned(), ListedSize::Approx { bytes: 1266 << 20, tolerance: 1 << 20 }),
+            ("huge.iso".to_owned(), ListedSize::Approx { bytes: 2 << 30, tolerance: 1 << 30 }),
+        ]
+    );
+    // What nginx rounds to a unit is within the tolerance: 1327753216 bytes shows as 1266M.
+    assert!(sizes[3].1.admits(1_327_753_216));
 }

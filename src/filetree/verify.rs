@@ -87,7 +87,8 @@ pub struct Checks {
     pub trusted: BTreeSet<String>,
     /// Listed files not to mirror: templates pveam would not download (no checksum).
     pub unmirrored: BTreeSet<String>,
-    /// One line per template not mirrored, naming the index, the template and its URL.
+    /// One line per template not mirrored, naming the index, the template and its URL, and one
+    /// per `SHA256SUMS` with skipped lines, naming the list, its URL and the first such line.
     pub warnings: Vec<String>,
 }
 
@@ -242,7 +243,8 @@ struct Named {
     expected: Vec<(String, Expected)>,
     /// Tree paths of templates without a checksum, with the warning naming them.
     unhashed: Vec<(String, String)>,
-    /// Templates not mirrored for other reasons (outside the tree, not listed).
+    /// Templates not mirrored for other reasons (outside the tree, not listed); a SHA256SUMS's
+    /// skipped lines.
     warnings: Vec<String>,
 }
 
@@ -257,11 +259,11 @@ fn named_files(
     files: &[RemoteFile],
 ) -> Result<Named, MirrorError> {
     if !group.aplinfo {
-        let text = std::str::from_utf8(text).map_err(|_| MirrorError::new(id, Some(&group.name), "not UTF-8"))?;
-        let sums = parse_sha256sums(text).map_err(|e| MirrorError::new(id, Some(&group.name), e))?;
-        let expected =
-            sums.into_iter().map(|(name, sha)| (format!("{}{name}", group.dir), Expected::Sha256(sha))).collect();
-        return Ok(Named { expected, ..Named::default() });
+        let sums = parse_sha256sums(text, &group.dir).map_err(|e| MirrorError::new(id, Some(&group.name), e))?;
+        let url = files.iter().find(|f| f.path == group.name).map(|f| &f.url);
+        let warnings = url.and_then(|url| sums.warning(&group.name, url)).into_iter().collect();
+        let expected = sums.files.into_iter().map(|(path, sha)| (path, Expected::Sha256(sha))).collect();
+        return Ok(Named { expected, warnings, ..Named::default() });
     }
     let templates = parse_aplinfo(text).map_err(|e| MirrorError::new(id, Some(&group.name), e))?;
     let by_url: HashMap<&Url, &str> = files.iter().map(|f| (&f.url, f.path.as_str())).collect();

@@ -248,6 +248,50 @@ fn an_aplinfo_pveam_refuses_fails_the_tree() {
     assert_eq!(env.published_files("images"), fx::tree_files(&before, "images"));
 }
 
+/// SHA256SUMS as `sha256sum -c` reads it (coreutils `digest_check`/`split_3`): a leading `\`
+/// (escaped name) in the untagged and the tagged form, a comment, CRLF, the ` *` binary marker,
+/// and an improperly formatted line, which is skipped and named in one warning line. Every ISO
+/// is still checked against its line.
+#[test]
+fn sha256sums_read_as_sha256sum_reads_it() {
+    let mut up = trees(0, signing_key());
+    let isos = fx::isos(&up);
+    let sum = |up: &Upstream, i: usize| (hex::encode(sha2_256(up.bytes(&isos[i]).unwrap())), &isos[i]["iso/".len()..]);
+    let list = |up: &Upstream| {
+        let ((a, an), (b, bn), (c, cn)) = (sum(up, 0), sum(up, 1), sum(up, 2));
+        format!("# SHA256SUMS\n\\{a}  {an}\n\\SHA256 ({bn}) = {b}\r\nnot a checksum line\n{c} *{cn}\n")
+    };
+    let sums = list(&up);
+    fx::set_sums(&mut up, &sums, signing_key(), fx::at(0, 600));
+    let env = loopback(up.clone(), true);
+    let out = env.sync_ok(&[]);
+    assert!(out.contains("iso: new snapshot"), "{out}");
+    let warning = format!(
+        "  warning: SHA256SUMS at {}/iso/SHA256SUMS: 1 line skipped: 1 improperly formatted (sha256sum -c skips them \
+         too); first, line 4: \"not a checksum line\" (improperly formatted)",
+        env.server.base_url()
+    );
+    assert!(out.contains(&warning), "{out}");
+    assert_eq!(out.matches("warning:").count(), 1, "one warning line: {out}");
+    assert!(!out.contains("unverified"), "every ISO is covered by its line: {out}");
+    assert_eq!(env.published_files("iso"), fx::tree_files(&up, "iso"));
+
+    // The escaped lines are checks: other bytes under either name fail the tree.
+    for i in [0, 1] {
+        let mut bad = up.clone();
+        let mtime = bad.get(&isos[i]).unwrap().mtime;
+        let len = bad.bytes(&isos[i]).unwrap().len();
+        bad.put(&isos[i], fx::bytes(90 + i as u64, len), mtime);
+        let env = loopback(bad, true);
+        let out = env.run(&["sync"]);
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{}", text(&out.stdout));
+        let line =
+            stderr.lines().find(|l| l.starts_with("pmirror-fs: mirror iso: ")).unwrap_or_else(|| panic!("{stderr}"));
+        assert!(line.contains(&isos[i]["iso/".len()..]) && line.contains("does not match SHA256SUMS"), "{line}");
+    }
+}
+
 /// One way of breaking upstream at generation 1, which tree it hits, what the error line names.
 struct Broken {
     what: &'static str,
@@ -277,6 +321,16 @@ fn tampered_list(up: &mut Upstream, _: &Env) {
     let mut sums = up.bytes("iso/SHA256SUMS").unwrap().to_vec();
     sums.extend_from_slice(format!("{}  extra.iso\n", "1".repeat(64)).as_bytes());
     up.put("iso/SHA256SUMS", sums, fx::at(1, 600));
+}
+
+/// `sha256sum -c` fails on a list without a properly formatted line.
+fn no_checksum_line(up: &mut Upstream, _: &Env) {
+    fx::set_sums(
+        up,
+        "# no checksum lines\n\nMD5 (x.iso) = 00112233445566778899aabbccddeeff\n",
+        signing_key(),
+        fx::at(1, 601),
+    );
 }
 
 fn unsigned_list(up: &mut Upstream, _: &Env) {
@@ -328,6 +382,13 @@ const BROKEN: &[Broken] = &[
         file: "SHA256SUMS.asc",
         reason: "does not verify",
         apply: tampered_list,
+    },
+    Broken {
+        what: "no properly formatted line",
+        tree: "iso",
+        file: "SHA256SUMS",
+        reason: "no properly formatted checksum lines found",
+        apply: no_checksum_line,
     },
     Broken {
         what: "missing signature",
