@@ -1,42 +1,49 @@
 //! OpenPGP verification of `InRelease` (clearsigned) and `Release` + `Release.gpg` (detached)
 //! with sequoia-openpgp — the only place a [`VerifiedRelease`] is made.
 //!
-//! Rules (the trust anchor of every sync):
-//! - At least one signature must verify against a certificate of the configured [`Keyring`];
-//!   signatures by unknown keys are ignored when another one is good (Debian signs with several).
-//! - sequoia's `StandardPolicy` judges algorithms: it rejects SHA-1 data signatures, MD5, short
-//!   RSA/DSA keys and the like. That is our "weak algorithms need an explicit opt-in" stance: there
-//!   is no opt-in here, an operator who must accept such a repository has to change this policy.
-//! - The signing key must be valid when the signature was made *and* now: an expired or revoked
-//!   key fails, as it does for apt (`EXPKEYSIG`/`REVKEYSIG`).
-//! - For InRelease, the Release parsed is the text the verifier returns as signed — never the raw
-//!   bytes around it. Text before or after the clearsigned block is refused outright, as apt
-//!   refuses it (the mirror serves InRelease byte for byte, so clients would reject it anyway).
+//! The rules are apt's: Debian bookworm / Proxmox VE 8 (apt 2.6, gpgv) and trixie / Proxmox VE 9
+//! (apt 3.x, sqv). Where the two differ we take the stricter, since no repository Debian or
+//! Proxmox publishes falls in between (each case below says so).
+//! - Framing is apt's own parser, re-implemented line by line: `SplitClearSignedFile` for
+//!   InRelease and `VerifyDetachedSignatureFile` for Release.gpg (apt-pkg/contrib/gpgv.cc, the
+//!   same in 2.6 and 3.x). apt hands gpgv/sqv the text and signature blocks *it* split off, so the
+//!   signatures here are verified over exactly that text, and the Release parsed is that text too.
+//!   Nothing may precede the clearsign header (not even a blank line), nothing but further
+//!   signature blocks may follow the signature (not even a blank line), lines starting with `-`
+//!   that are not dash-escaped are refused, and Release.gpg must be ASCII armor and nothing else.
+//! - Verdict, as methods/gpgv.cc `URIAcquire` (`Good.empty() or !Bad.empty()` is fatal): at least
+//!   one good signature by a certificate of the configured [`Keyring`] whose key is valid when it
+//!   signed and now, and no cryptographically bad one (gpgv's `BADSIG`) by a keyring key.
+//!   Signatures by unknown keys (`NO_PUBKEY`; Debian signs with several keys), by expired or
+//!   revoked keys (`EXPKEYSIG`/`REVKEYSIG`) and with algorithms the policy rejects (apt's
+//!   "untrusted digest algorithm") do not count, but do not spoil a good one either.
+//! - Algorithms: apt's sequoia policy, see [`policy`].
 //!
 //! [`testkey`] (always compiled: the fixture generator and the demo use it) makes a real key and
 //! signs Release texts with it.
 
 use super::release::{parse_release, Release};
 use super::ParseError;
+use openpgp::armor::{Kind, ReaderMode};
 use openpgp::cert::amalgamation::ValidAmalgamation;
 use openpgp::cert::{Cert, CertParser};
+use openpgp::packet::Tag;
 use openpgp::parse::stream::{
     DetachedVerifierBuilder, GoodChecksum, MessageLayer, MessageStructure, VerificationError, VerificationHelper,
-    VerifierBuilder,
 };
 use openpgp::parse::Parse;
-use openpgp::policy::StandardPolicy;
-use openpgp::types::RevocationStatus;
+use openpgp::policy::{AsymmetricAlgorithm, HashAlgoSecurity, StandardPolicy};
+use openpgp::types::{HashAlgorithm, RevocationStatus};
 use openpgp::KeyHandle;
 use sequoia_openpgp as openpgp;
 use std::io::Read;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The first line of a clearsigned message (RFC 9580 §7).
 const CLEARSIGN_HEADER: &[u8] = b"-----BEGIN PGP SIGNED MESSAGE-----";
-/// The armor line that closes the signature block of a clearsigned message. Matched at a line
-/// start only: a signed line that looks like it is dash-escaped (`- -----END…`).
-const SIGNATURE_FOOTER: &[u8] = b"\n-----END PGP SIGNATURE-----";
+/// The armor lines around a signature block.
+const SIGNATURE_BEGIN: &[u8] = b"-----BEGIN PGP SIGNATURE-----";
+const SIGNATURE_END: &[u8] = b"-----END PGP SIGNATURE-----";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignatureError {
@@ -46,19 +53,21 @@ pub enum SignatureError {
     EmptyKeyring,
     #[error("not signed: {0}")]
     NotSigned(&'static str),
-    #[error("unsigned data around the clearsigned message (apt refuses such an InRelease too)")]
+    #[error("unsigned data after the signature block (apt refuses it too, even a blank line)")]
     UnsignedData,
     #[error("malformed signature data: {0}")]
     Malformed(String),
     #[error("signed only by keys that are not in the keyring (issuers: {issuers})")]
     UnknownKey { issuers: String },
-    #[error("bad signature by key {fingerprint}: the data was modified after signing, or the signature uses an algorithm the standard policy rejects ({reason})")]
+    #[error("bad signature by key {fingerprint}: the data was modified after signing ({reason})")]
     BadSignature { fingerprint: String, reason: String },
+    #[error("signature by key {fingerprint} is not acceptable: its algorithm is rejected by apt's policy, or it is expired or predates its key ({reason})")]
+    WeakSignature { fingerprint: String, reason: String },
     #[error("signing key {fingerprint} has expired ({reason})")]
     KeyExpired { fingerprint: String, reason: String },
     #[error("signing key {fingerprint} is revoked")]
     KeyRevoked { fingerprint: String },
-    #[error("signing key {fingerprint} is not usable under the standard policy ({reason})")]
+    #[error("signing key {fingerprint} is not usable under apt's policy ({reason})")]
     KeyRejected { fingerprint: String, reason: String },
     #[error("signed text is not UTF-8")]
     NotUtf8,
@@ -74,9 +83,10 @@ impl SignatureError {
             SignatureError::KeyRevoked { .. } => 0,
             SignatureError::KeyExpired { .. } => 1,
             SignatureError::BadSignature { .. } => 2,
-            SignatureError::KeyRejected { .. } => 3,
-            SignatureError::Malformed(_) => 4,
-            _ => 5,
+            SignatureError::WeakSignature { .. } => 3,
+            SignatureError::KeyRejected { .. } => 4,
+            SignatureError::Malformed(_) => 5,
+            _ => 6,
         }
     }
 }
@@ -126,10 +136,64 @@ impl VerifiedRelease {
         &self.signer
     }
 
-    /// Exactly the text the signature covers (what `release()` was parsed from).
+    /// Exactly the text the signature covers (what `release()` was parsed from). For an InRelease
+    /// that is the text as apt splits it off: dash-escaping and trailing blanks removed, lines
+    /// joined by `\n`, no newline after the last line (that one belongs to the armor).
     pub fn signed_text(&self) -> &str {
         &self.signed_text
     }
+}
+
+/// Whose algorithm policy judges a signature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rules {
+    /// apt (Release, InRelease, Release.gpg): see [`policy`].
+    Apt,
+    /// A bare `sqv` as pveam runs it (`/usr/bin/sqv --keyring … $sigfn $tmp`, no policy file set;
+    /// apt's file is only exported by apt's own sqv method): sequoia's `StandardPolicy`. gpgv,
+    /// which users may run instead, accepts everything that passes it.
+    Sqv,
+}
+
+/// Midnight UTC of a cut-off date of debian/default-sequoia.config, in seconds since the epoch.
+const Y2024M2: u64 = 1_706_745_600; // 2024-02-01
+const Y2026M2: u64 = 1_769_904_000; // 2026-02-01
+const Y2028M2: u64 = 1_832_976_000; // 2028-02-01
+const Y2030M2: u64 = 1_896_134_400; // 2030-02-01
+
+/// The one algorithm policy of this module, judged as of `at` (sqv judges "now").
+///
+/// For [`Rules::Apt`]: sequoia's `StandardPolicy` with the overrides apt ≥ 2.9.19 ships as
+/// `/usr/share/apt/default-sequoia.config` (debian/default-sequoia.config, unchanged from apt
+/// 3.0.1 to 3.1.12), which apt's sqv method exports as `SEQUOIA_CRYPTO_POLICY` (methods/sqv.cc
+/// `SetPolicy`). It decides at the current time (`VerifyGetSigners` tries "a year ahead" first
+/// only to warn). bookworm's gpgv path is looser (it accepts SHA-224 and DSA keys; it refuses only
+/// the digests methods/gpgv.cc lists as untrusted: MD5, SHA-1, RIPE-MD/160, which sequoia refuses
+/// too), so this is the stricter of the two; Debian and Proxmox sign with RSA 4096 / SHA-512
+/// (Debian) and RSA 4096 / SHA-256/512 (Proxmox), which pass both.
+/// - `[asymmetric_algorithms]` dsa2048/dsa3072/dsa4096 = 2024-02-01, brainpoolp256/384/512 =
+///   2028-02-01, rsa2048 = 2030-02-01;
+/// - `[hash_algorithms]` sha1.second_preimage_resistance = 2026-02-01 (self-signatures of old
+///   keys; sequoia alone stops in 2023), sha224 = 2026-02-01;
+/// - `[packets]` signature.v3 = 2026-02-01 (sequoia alone stops in 2021).
+fn policy(at: SystemTime, rules: Rules) -> StandardPolicy<'static> {
+    let mut policy = StandardPolicy::at(at);
+    if rules == Rules::Apt {
+        let date = |secs: u64| UNIX_EPOCH + Duration::from_secs(secs);
+        for dsa in [AsymmetricAlgorithm::DSA2048, AsymmetricAlgorithm::DSA3072, AsymmetricAlgorithm::DSA4096] {
+            policy.reject_asymmetric_algo_at(dsa, date(Y2024M2));
+        }
+        for brainpool in
+            [AsymmetricAlgorithm::BrainpoolP256, AsymmetricAlgorithm::BrainpoolP384, AsymmetricAlgorithm::BrainpoolP512]
+        {
+            policy.reject_asymmetric_algo_at(brainpool, date(Y2028M2));
+        }
+        policy.reject_asymmetric_algo_at(AsymmetricAlgorithm::RSA2048, date(Y2030M2));
+        policy.reject_hash_property_at(HashAlgorithm::SHA1, HashAlgoSecurity::SecondPreImageResistance, date(Y2026M2));
+        policy.reject_hash_at(HashAlgorithm::SHA224, date(Y2026M2));
+        policy.reject_packet_tag_version_at(Tag::Signature, 3, date(Y2026M2));
+    }
+    policy
 }
 
 /// Verify a clearsigned `InRelease` now. See [`verify_inrelease_at`].
@@ -137,37 +201,20 @@ pub fn verify_inrelease(inrelease: &[u8], keyring: &Keyring) -> Result<VerifiedR
     verify_inrelease_at(inrelease, keyring, SystemTime::now())
 }
 
-/// Verify a clearsigned `InRelease` as of `at` (key validity is judged at `at` too), then parse
-/// the signed text as a Release. Input that does not start with the clearsign header is refused,
-/// and so is anything but whitespace after the signature block (as apt does): the mirror serves
-/// these bytes unchanged, and clients would reject them.
+/// Verify a clearsigned `InRelease` as of `at` (key validity and the algorithm policy are judged
+/// at `at` too), then parse the signed text as a Release. The file is taken apart as apt does
+/// ([`split_clearsigned`]); whatever apt refuses to split is refused: the mirror serves these
+/// bytes unchanged, and clients would reject them. Several signature blocks are fine (apt's
+/// test/libapt/openmaybeclearsignedfile_test.cc `SignedFileWithTwoSignatures`), judged as
+/// [`blocks_signer`] says.
 pub fn verify_inrelease_at(
     inrelease: &[u8],
     keyring: &Keyring,
     at: SystemTime,
 ) -> Result<VerifiedRelease, SignatureError> {
-    if !inrelease.trim_ascii_start().starts_with(CLEARSIGN_HEADER) {
-        return Err(SignatureError::NotSigned("InRelease is not a clearsigned message"));
-    }
-    if has_trailing_data(inrelease) {
-        return Err(SignatureError::UnsignedData);
-    }
-    let policy = StandardPolicy::new();
-    let mut outcome = None;
-    let helper = Helper { keyring, policy: &policy, at, outcome: &mut outcome };
-    let mut signed = Vec::new();
-    let result = VerifierBuilder::from_bytes(inrelease)
-        .and_then(|b| b.with_policy(&policy, Some(at), helper))
-        .and_then(|mut v| v.read_to_end(&mut signed).map_err(Into::into));
-    let signer = finish(result, outcome)?;
-    verified(signed, signer)
-}
-
-/// Whether non-whitespace follows the first signature footer. Without a footer sequoia reports
-/// the broken armor itself; a footer-like line inside the signed text is dash-escaped.
-fn has_trailing_data(inrelease: &[u8]) -> bool {
-    let footer = inrelease.windows(SIGNATURE_FOOTER.len()).position(|w| w == SIGNATURE_FOOTER);
-    footer.is_some_and(|at| !inrelease[at + SIGNATURE_FOOTER.len()..].trim_ascii().is_empty())
+    let split = split_clearsigned(inrelease)?;
+    let signer = blocks_signer(&split.text, &split.blocks, keyring, at)?;
+    verified(split.text, signer)
 }
 
 /// Verify `Release` against the detached `Release.gpg` now. See [`verify_detached_at`].
@@ -175,38 +222,228 @@ pub fn verify_detached(release: &[u8], signature: &[u8], keyring: &Keyring) -> R
     verify_detached_at(release, signature, keyring, SystemTime::now())
 }
 
-/// Verify `Release` against the detached (binary or armored) `Release.gpg` as of `at`.
+/// Verify `Release` against the detached `Release.gpg` as of `at`. Release.gpg must be what apt
+/// accepts ([`detached_blocks`]): ASCII-armored signature blocks and nothing else, never a binary
+/// signature.
 pub fn verify_detached_at(
     release: &[u8],
     signature: &[u8],
     keyring: &Keyring,
     at: SystemTime,
 ) -> Result<VerifiedRelease, SignatureError> {
-    let signer = detached_signer(release, signature, keyring, at)?;
+    let signer = blocks_signer(release, &detached_blocks(signature)?, keyring, at)?;
     verified(release.to_vec(), signer)
 }
 
-/// The fingerprint of the keyring certificate whose detached signature over `data` is good at `at`.
-fn detached_signer(data: &[u8], signature: &[u8], keyring: &Keyring, at: SystemTime) -> Result<String, SignatureError> {
+/// Verify arbitrary signed data (a tree's `SHA256SUMS`, an aplinfo `.dat`) against a detached
+/// signature now, as a bare sqv does (pveam, users checking an ISO): binary or armored, with
+/// sequoia's own policy; the verdict rules are those of a Release. The data is not parsed.
+pub fn verify_detached_data(data: &[u8], signature: &[u8], keyring: &Keyring) -> Result<(), SignatureError> {
+    let signer = detached_signer(data, signature, keyring, SystemTime::now(), Rules::Sqv)?;
+    tracing::debug!(signer = %signer, bytes = data.len(), "detached signature verified");
+    Ok(())
+}
+
+/// The lines of `bytes` as apt's `LineBuffer::readFrom` (apt-pkg/contrib/gpgv.cc) reads them: cut
+/// after each `\n` (the last may lack one), then trailing `\r`/`\n`, and after those trailing
+/// spaces and tabs, removed (RFC 4880 §7.1).
+fn apt_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = bytes;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = rest.iter().position(|&b| b == b'\n').map_or(rest.len(), |i| i + 1);
+        let (line, tail) = rest.split_at(end);
+        rest = tail;
+        Some(strip_end(strip_end(line, b"\r\n"), b" \t"))
+    })
+}
+
+fn strip_end<'a>(mut line: &'a [u8], chars: &[u8]) -> &'a [u8] {
+    while let [head @ .., last] = line {
+        if !chars.contains(last) {
+            break;
+        }
+        line = head;
+    }
+    line
+}
+
+/// An InRelease taken apart.
+struct ClearSigned {
+    /// The signed text as apt writes it for gpgv/sqv (and later parses it).
+    text: Vec<u8>,
+    /// Each signature block, `BEGIN` to `END` line, one `\n`-terminated line after another.
+    blocks: Vec<Vec<u8>>,
+}
+
+/// apt's `SplitClearSignedFile`, step by step:
+/// - the first line must be the clearsign header (trailing blanks aside): a leading blank line
+///   or any other byte before it is refused;
+/// - armor headers up to the first empty line, none starting with `-`; their content is ignored
+///   (apt does not look at `Hash:` either);
+/// - the text up to the line `-----BEGIN PGP SIGNATURE-----`: a line starting with `-` must be
+///   dash-escaped (`- `), lines are joined by `\n` with no newline after the last;
+/// - then signature blocks only: inside one no line may start with `-` but its `END` line, after
+///   one only another `BEGIN` line may follow, not even an empty line (a newline ending the last
+///   line is no line); a block left open is refused.
+fn split_clearsigned(input: &[u8]) -> Result<ClearSigned, SignatureError> {
+    let incomplete = || SignatureError::Malformed("the clearsigned message ends before its signature block".to_owned());
+    let dash = |part: &str| SignatureError::Malformed(format!("unexpected line starting with a dash ({part})"));
+    let mut lines = apt_lines(input);
+    if lines.next() != Some(CLEARSIGN_HEADER) {
+        if apt_lines(input).any(|line| line == CLEARSIGN_HEADER) {
+            return Err(SignatureError::NotSigned(
+                "InRelease does not start with the clearsign header (apt allows nothing before it, not even a blank line)",
+            ));
+        }
+        return Err(SignatureError::NotSigned("InRelease is not a clearsigned message"));
+    }
+    loop {
+        let line = lines.next().ok_or_else(incomplete)?;
+        if line.is_empty() {
+            break;
+        }
+        if line.starts_with(b"-") {
+            return Err(dash("armor"));
+        }
+    }
+    let mut text = Vec::new();
+    let mut first = true;
+    loop {
+        let mut line = lines.next().ok_or_else(incomplete)?;
+        if line.starts_with(b"-") {
+            if line == SIGNATURE_BEGIN {
+                break;
+            }
+            line = line.strip_prefix(b"- ").ok_or_else(|| dash("msg"))?;
+        }
+        if !first {
+            text.push(b'\n');
+        }
+        text.extend_from_slice(line);
+        first = false;
+    }
+    let mut blocks = vec![[SIGNATURE_BEGIN, b"\n"].concat()];
+    let mut open = true;
+    for line in lines {
+        if open {
+            if line == SIGNATURE_END {
+                open = false;
+            } else if line.starts_with(b"-") {
+                return Err(dash("sig"));
+            }
+        } else if line == SIGNATURE_BEGIN {
+            open = true;
+            blocks.push(Vec::new());
+        } else {
+            return Err(SignatureError::UnsignedData);
+        }
+        let block = blocks.last_mut().expect("a block is open or just closed");
+        block.extend_from_slice(line);
+        block.push(b'\n');
+    }
+    if open {
+        return Err(SignatureError::Malformed("the signature block is not closed".to_owned()));
+    }
+    Ok(ClearSigned { text, blocks })
+}
+
+/// apt's `VerifyDetachedSignatureFile` (apt-pkg/contrib/gpgv.cc; in 2.6 the same loop inside
+/// `ExecGPGV`), which both the gpgv and the sqv method run on Release.gpg: one or more
+/// ASCII-armored signature blocks, back to back, and nothing else — no line before, between or
+/// after them (not even an empty one), no line starting with `-` inside one but its `END`, none
+/// left open. A binary signature has no armor and is refused ("unsupported binary format").
+fn detached_blocks(signature: &[u8]) -> Result<Vec<Vec<u8>>, SignatureError> {
+    let mut blocks: Vec<Vec<u8>> = Vec::new();
+    let mut open = false;
+    let mut stray = false;
+    for line in apt_lines(signature) {
+        if open {
+            if line == SIGNATURE_END {
+                open = false;
+            } else if line.starts_with(b"-") {
+                return Err(SignatureError::Malformed(
+                    "unexpected line starting with a dash in the detached signature".to_owned(),
+                ));
+            }
+        } else if line == SIGNATURE_BEGIN {
+            if stray {
+                return Err(SignatureError::UnsignedData);
+            }
+            open = true;
+            blocks.push(Vec::new());
+        } else {
+            if !blocks.is_empty() {
+                return Err(SignatureError::UnsignedData);
+            }
+            stray = true;
+            continue;
+        }
+        let block = blocks.last_mut().expect("a block is open or just closed");
+        block.extend_from_slice(line);
+        block.push(b'\n');
+    }
+    if blocks.is_empty() {
+        if signature.trim_ascii().is_empty() {
+            return Err(SignatureError::NotSigned("the detached signature is empty"));
+        }
+        if signature[0] & 0x80 != 0 {
+            return Err(SignatureError::Malformed(
+                "the detached signature is binary; apt accepts only an ASCII-armored one".to_owned(),
+            ));
+        }
+        return Err(SignatureError::Malformed("the detached signature holds no ASCII-armored signature".to_owned()));
+    }
+    if open {
+        return Err(SignatureError::Malformed("the signature block is not closed".to_owned()));
+    }
+    Ok(blocks)
+}
+
+/// The signer of `data` by the armored signature `blocks` (at least one), for apt. The two
+/// verifiers read a file of several blocks differently: gpgv reads every block, sqv only the
+/// first (sequoia's armor reader stops at its `END` line, so trixie's apt never sees the
+/// signatures of a second block). The stricter of the two: the good signature must be in the
+/// first block, and no block may hold a bad one. (Debian and Proxmox publish one block.)
+fn blocks_signer(data: &[u8], blocks: &[Vec<u8>], keyring: &Keyring, at: SystemTime) -> Result<String, SignatureError> {
+    let signer = detached_signer(data, &dearmor(&blocks[..1])?, keyring, at, Rules::Apt)?;
+    if blocks.len() > 1 {
+        detached_signer(data, &dearmor(blocks)?, keyring, at, Rules::Apt)?;
+    }
+    Ok(signer)
+}
+
+/// The signature packets of armor blocks, one after the other.
+fn dearmor(blocks: &[Vec<u8>]) -> Result<Vec<u8>, SignatureError> {
+    let mut packets = Vec::new();
+    for block in blocks {
+        let mut reader = openpgp::armor::Reader::from_bytes(block, ReaderMode::Tolerant(Some(Kind::Signature)));
+        reader.read_to_end(&mut packets).map_err(|e| SignatureError::Malformed(format!("signature armor: {e}")))?;
+    }
+    Ok(packets)
+}
+
+/// The fingerprint of the keyring certificate whose detached signature over `data` is good at
+/// `at` (binary or armored signature packets; the caller checks the framing apt wants).
+fn detached_signer(
+    data: &[u8],
+    signature: &[u8],
+    keyring: &Keyring,
+    at: SystemTime,
+    rules: Rules,
+) -> Result<String, SignatureError> {
     if signature.trim_ascii().is_empty() {
         return Err(SignatureError::NotSigned("the detached signature is empty"));
     }
-    let policy = StandardPolicy::new();
+    let policy = policy(at, rules);
     let mut outcome = None;
     let helper = Helper { keyring, policy: &policy, at, outcome: &mut outcome };
     let result = DetachedVerifierBuilder::from_bytes(signature)
         .and_then(|b| b.with_policy(&policy, Some(at), helper))
         .and_then(|mut v| v.verify_bytes(data));
     finish(result, outcome)
-}
-
-/// Verify arbitrary signed data (a tree's `SHA256SUMS`, an aplinfo `.dat`) against a detached
-/// (binary or armored) signature now, with the same rules as a Release: a good signature by a
-/// keyring certificate whose key is valid when it signed and now. The data is not parsed.
-pub fn verify_detached_data(data: &[u8], signature: &[u8], keyring: &Keyring) -> Result<(), SignatureError> {
-    let signer = detached_signer(data, signature, keyring, SystemTime::now())?;
-    tracing::debug!(signer = %signer, bytes = data.len(), "detached signature verified");
-    Ok(())
 }
 
 /// Combine sequoia's result with the helper's verdict. The verdict wins: sequoia reports our
@@ -255,17 +492,34 @@ impl VerificationHelper for Helper<'_> {
     }
 }
 
-/// Accept the first good signature whose key is still valid at `at`; otherwise the most
-/// telling failure.
+/// methods/gpgv.cc `URIAcquire`: fatal when there is no good signature or there is a bad one
+/// (`if (Signers.Good.empty() or !Signers.Bad.empty())`). apt ≥ 2.9.19's sqv method accepts as
+/// soon as sqv names one good signer (methods/sqv.cc `URIAcquire`; sqv counts good signatures
+/// and passes over bad ones), so a good signature beside a bad one divides them: we refuse, as
+/// gpgv does — no real repository carries a bad signature. Everything else that is not good
+/// (unknown key, expired/revoked key, rejected algorithm, malformed) is passed over by both.
+/// The signer reported is the first good one.
 fn judge(structure: MessageStructure, policy: &StandardPolicy, at: SystemTime) -> Result<String, SignatureError> {
+    let mut good = None;
+    let mut bad = None;
     let mut failures = Vec::new();
     for layer in structure.into_iter() {
         match layer {
             MessageLayer::SignatureGroup { results } => {
                 for result in results {
-                    match result.map_err(classify).and_then(|good| still_valid(&good, policy, at)) {
-                        Ok(signer) => return Ok(signer),
-                        Err(e) => failures.push(e),
+                    match result {
+                        Ok(checksum) => match still_valid(&checksum, policy, at) {
+                            Ok(signer) => {
+                                good.get_or_insert(signer);
+                            }
+                            Err(e) => failures.push(e),
+                        },
+                        Err(err) => match classify(err) {
+                            e @ SignatureError::BadSignature { .. } => {
+                                bad.get_or_insert(e);
+                            }
+                            e => failures.push(e),
+                        },
                     }
                 }
             }
@@ -275,8 +529,11 @@ fn judge(structure: MessageStructure, policy: &StandardPolicy, at: SystemTime) -
             }
         }
     }
-    let best = failures.into_iter().min_by_key(SignatureError::rank);
-    Err(best.unwrap_or(SignatureError::NotSigned("the message carries no signature")))
+    if let Some(bad) = bad {
+        return Err(bad);
+    }
+    let best = || failures.into_iter().min_by_key(SignatureError::rank);
+    good.ok_or_else(|| best().unwrap_or(SignatureError::NotSigned("the message carries no signature")))
 }
 
 fn classify(err: VerificationError<'_>) -> SignatureError {
@@ -303,8 +560,24 @@ fn classify(err: VerificationError<'_>) -> SignatureError {
                 SignatureError::KeyRejected { fingerprint, reason: format!("{error:#}") }
             }
         }
-        VerificationError::BadSignature { ka, error, .. } => {
-            SignatureError::BadSignature { fingerprint: ka.cert().fingerprint().to_hex(), reason: format!("{error:#}") }
+        VerificationError::BadSignature { sig, ka, error, .. } => {
+            let fingerprint = ka.cert().fingerprint().to_hex();
+            let reason = format!("{error:#}");
+            // gpgv's BADSIG is the math failing (sequoia: `BadSignature`, or `ManipulatedMessage`
+            // when the digest does not match). sequoia also reports here a policy rejection
+            // (`PolicyViolation`: apt's "untrusted digest algorithm"), an expired or future
+            // signature (gpgv: `EXPSIG`), and a signature older than its key, which gpgv accepts
+            // under apt's `--ignore-time-conflict` and sqv does not: none of those is a BADSIG.
+            let math = matches!(
+                error.downcast_ref::<openpgp::Error>(),
+                Some(openpgp::Error::BadSignature(_) | openpgp::Error::ManipulatedMessage)
+            );
+            let predates_key = sig.signature_creation_time().is_some_and(|t| t < ka.key().creation_time());
+            if math && !predates_key {
+                SignatureError::BadSignature { fingerprint, reason }
+            } else {
+                SignatureError::WeakSignature { fingerprint, reason }
+            }
         }
         VerificationError::MalformedSignature { error, .. } => SignatureError::Malformed(format!("{error:#}")),
         // UnknownSignature, and variants newer sequoia versions may add.
@@ -336,8 +609,6 @@ fn still_valid(good: &GoodChecksum<'_>, policy: &StandardPolicy, at: SystemTime)
     Ok(fingerprint)
 }
 
-/// A real OpenPGP signing key for fixture repositories, the demo and tests. Not for production
-/// keys: the secret key is stored unencrypted by [`SigningKey::to_tsk_bytes`].
 pub mod testkey {
     use super::openpgp;
     use openpgp::cert::{Cert, CertBuilder};
@@ -441,9 +712,10 @@ pub mod testkey {
 mod tests {
     use super::testkey::{generate, SigningKey};
     use super::*;
+    use openpgp::packet::signature::SignatureBuilder;
     use openpgp::serialize::stream::{Message, Signer};
     use openpgp::serialize::{Serialize, SerializeInto};
-    use openpgp::types::HashAlgorithm;
+    use openpgp::types::{HashAlgorithm, SignatureType};
     use std::io::Write;
     use std::sync::OnceLock;
     use std::time::Duration;
@@ -568,9 +840,9 @@ mod tests {
         let appended = [inrelease.as_slice(), extra].concat();
         let err = verify_inrelease(&appended, &keyring).unwrap_err();
         assert!(matches!(&err, SignatureError::UnsignedData), "{err}");
-        // Trailing whitespace is harmless, and the release comes from the signed text only.
+        // Not even blank lines may follow (apt's SplitClearSignedFile: "contains unsigned lines").
         let padded = [inrelease.as_slice(), b"\n\n  \n"].concat();
-        assert_eq!(verify_inrelease(&padded, &keyring).unwrap().signed_text(), RELEASE);
+        assert!(matches!(verify_inrelease(&padded, &keyring), Err(SignatureError::UnsignedData)));
         // Past the armor check, the parsed text is still the verifier's output, not the input.
         let v = verify_inrelease(&inrelease, &keyring).unwrap();
         assert_eq!(v.release(), &parse_release(RELEASE).unwrap());
@@ -631,8 +903,9 @@ mod tests {
             .unwrap();
         signer.write_all(RELEASE.as_bytes()).unwrap();
         signer.finalize().unwrap();
+        // apt's gpgv method calls SHA-1 an "untrusted digest algorithm", not a BADSIG.
         let err = verify_inrelease(&sink, &ring(&[key])).unwrap_err();
-        assert!(matches!(&err, SignatureError::BadSignature { reason, .. } if reason.contains("SHA1")), "{err}");
+        assert!(matches!(&err, SignatureError::WeakSignature { reason, .. } if reason.contains("SHA1")), "{err}");
     }
 
     #[test]
@@ -670,6 +943,298 @@ mod tests {
             let got = verify_detached_data(data, sig, &keyring);
             assert_eq!(got.is_ok(), accepted, "case {i}: {got:?}");
         }
+    }
+
+    /// RELEASE as apt splits it off a clearsigned message: no newline after the last line.
+    fn body() -> &'static [u8] {
+        RELEASE.trim_end_matches('\n').as_bytes()
+    }
+
+    /// A binary detached signature packet over `text`.
+    fn sig_with(
+        key: &SigningKey,
+        typ: SignatureType,
+        text: &[u8],
+        hash: HashAlgorithm,
+        at: Option<SystemTime>,
+    ) -> Vec<u8> {
+        let mut sink = Vec::new();
+        let template = SignatureBuilder::new(typ);
+        let mut signer = Signer::with_template(Message::new(&mut sink), key.keypair().unwrap(), template)
+            .unwrap()
+            .detached()
+            .hash_algo(hash)
+            .unwrap();
+        if let Some(at) = at {
+            signer = signer.creation_time(at);
+        }
+        let mut w = signer.build().unwrap();
+        w.write_all(text).unwrap();
+        w.finalize().unwrap();
+        sink
+    }
+
+    /// A text signature, as in a clearsigned message.
+    fn text_sig(key: &SigningKey, text: &[u8]) -> Vec<u8> {
+        sig_with(key, SignatureType::Text, text, HashAlgorithm::SHA512, None)
+    }
+
+    /// One armored signature block holding `packets`.
+    fn armor(packets: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut w = openpgp::armor::Writer::new(&mut out, openpgp::armor::Kind::Signature).unwrap();
+        w.write_all(packets).unwrap();
+        w.finalize().unwrap();
+        out
+    }
+
+    /// A clearsigned message of `text` (no line of it starting with `-`) followed by `blocks`.
+    fn clearsigned(text: &[u8], blocks: &[Vec<u8>]) -> Vec<u8> {
+        [b"-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\n".as_slice(), text, b"\n", &blocks.concat()].concat()
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn nothing_may_precede_the_clearsign_header() {
+        let (key, _) = keys();
+        let keyring = ring(&[key]);
+        let inrelease = key.clearsign(RELEASE.as_bytes()).unwrap();
+        // apt's SplitClearSignedFile: "does not start with a signed message block" (GarbageTop).
+        for prefix in [&b"\n"[..], b"\r\n", b" \t\n", b"Origin: Evil\n"] {
+            let err = verify_inrelease(&[prefix, &inrelease].concat(), &keyring).unwrap_err();
+            assert!(
+                matches!(&err, SignatureError::NotSigned(why) if why.contains("does not start")),
+                "{prefix:?}: {err}"
+            );
+        }
+        let err = verify_inrelease(&[b" ", inrelease.as_slice()].concat(), &keyring).unwrap_err();
+        assert!(matches!(&err, SignatureError::NotSigned(_)), "{err}");
+        // Trailing blanks and CRs are cut off every line (WhitespaceSignedFile), the header's too.
+        let text = String::from_utf8(inrelease).unwrap();
+        let blanks = text.replacen("MESSAGE-----\n", "MESSAGE----- \t \n", 1);
+        assert_eq!(verify_inrelease(blanks.as_bytes(), &keyring).unwrap().signed_text(), RELEASE);
+        let crlf = text.replace('\n', "\r\n");
+        assert_eq!(verify_inrelease(crlf.as_bytes(), &keyring).unwrap().signed_text(), RELEASE);
+        let padded = text.replace('\n', " \n");
+        assert_eq!(verify_inrelease(padded.as_bytes(), &keyring).unwrap().signed_text(), RELEASE);
+        // Anything else on the header line makes it no header (GarbageHeader).
+        let garbage = text.replacen("MESSAGE-----\n", "MESSAGE----- Garbage\n", 1);
+        assert!(matches!(verify_inrelease(garbage.as_bytes(), &keyring), Err(SignatureError::NotSigned(_))));
+    }
+
+    #[test]
+    fn nothing_but_signature_blocks_may_follow() {
+        let (key, _) = keys();
+        let keyring = ring(&[key]);
+        let inrelease = key.clearsign(RELEASE.as_bytes()).unwrap();
+        assert!(inrelease.ends_with(b"\n-----END PGP SIGNATURE-----\n"));
+        // apt's SplitClearSignedFile: "contains unsigned lines" (GarbageBottom), even an empty one.
+        for suffix in [&b"\n"[..], b"\r\n", b" ", b"\t\n", b"Garbage", b"\n-----BEGIN PGP SIGNED MESSAGE-----\n"] {
+            let err = verify_inrelease(&[&inrelease, suffix].concat(), &keyring).unwrap_err();
+            assert!(matches!(&err, SignatureError::UnsignedData), "{suffix:?}: {err}");
+        }
+        // The newline after the END line is optional and its trailing blanks are cut off.
+        let bare = &inrelease[..inrelease.len() - 1];
+        assert!(verify_inrelease(bare, &keyring).is_ok());
+        assert!(verify_inrelease(&[bare, b" \t\r\n"].concat(), &keyring).is_ok());
+    }
+
+    #[test]
+    fn lines_starting_with_a_dash_must_be_dash_escaped() {
+        let (key, _) = keys();
+        let keyring = ring(&[key]);
+        let text = String::from_utf8(key.clearsign(RELEASE.as_bytes()).unwrap()).unwrap();
+        // apt's StrangeDashArmorFile, StrangeDashMsgFile, StrangeDashSigFile.
+        let armor = text.replacen("Hash: SHA512\n", "Hash: SHA512\n-Hash: SHA512\n", 1);
+        let msg = text.replacen("Origin: Test\n", "-Origin: Test\n", 1);
+        let sig = text.replacen("SIGNATURE-----\n\n", "SIGNATURE-----\n\n-x\n", 1);
+        for (part, input) in [("armor", armor), ("msg", msg), ("sig", sig)] {
+            let err = verify_inrelease(input.as_bytes(), &keyring).unwrap_err();
+            assert!(matches!(&err, SignatureError::Malformed(m) if m.contains(&format!("({part})"))), "{part}: {err}");
+        }
+        // Any line may be dash-escaped (DashedSignedFile); the escape is not part of the text.
+        let escaped = text.replacen("Origin: Test\n", "- Origin: Test\n", 1);
+        assert_eq!(verify_inrelease(escaped.as_bytes(), &keyring).unwrap().signed_text(), RELEASE);
+        // A block left open (BogusSigStart).
+        let open = text.replacen("-----END PGP SIGNATURE-----\n", "", 1);
+        assert!(matches!(verify_inrelease(open.as_bytes(), &keyring), Err(SignatureError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_bad_signature_spoils_a_good_one() {
+        let (a, b) = keys();
+        let stranger = generate("Stranger <stranger@example.org>").unwrap();
+        let good = text_sig(a, body());
+        let bad = text_sig(b, b"Origin: Evil");
+        let unknown = text_sig(&stranger, body());
+        let sha1 = sig_with(b, SignatureType::Text, body(), HashAlgorithm::SHA1, None);
+        // What the verdict must be: accepted, signed by `a`, or refused with this error.
+        #[derive(Debug)]
+        enum Want {
+            SignedByA,
+            Bad,
+            Unknown,
+            Weak,
+        }
+        let cases: Vec<(&str, Vec<&[u8]>, Keyring, Want)> = vec![
+            // methods/gpgv.cc: a BADSIG by a keyring key is fatal beside a GOODSIG.
+            ("good+bad", vec![&good, &bad], ring(&[a, b]), Want::Bad),
+            ("bad+good", vec![&bad, &good], ring(&[a, b]), Want::Bad),
+            ("bad alone", vec![&bad], ring(&[b]), Want::Bad),
+            // The same bad signature by a key not in the keyring is only a NO_PUBKEY.
+            ("good+bad by unknown key", vec![&good, &bad], ring(&[a]), Want::SignedByA),
+            ("unknown+good", vec![&unknown, &good], ring(&[a, b]), Want::SignedByA),
+            ("unknown alone", vec![&unknown], ring(&[a, b]), Want::Unknown),
+            // An untrusted digest (apt: Worthless, sqv: not good) neither counts nor spoils.
+            ("sha1+good", vec![&sha1, &good], ring(&[a, b]), Want::SignedByA),
+            ("sha1 alone", vec![&sha1], ring(&[a, b]), Want::Weak),
+        ];
+        let meets = |got: &Result<VerifiedRelease, SignatureError>, want: &Want| match (got, want) {
+            (Ok(v), Want::SignedByA) => v.signer_fingerprint() == a.fingerprint(),
+            (Err(SignatureError::BadSignature { .. }), Want::Bad)
+            | (Err(SignatureError::UnknownKey { .. }), Want::Unknown)
+            | (Err(SignatureError::WeakSignature { .. }), Want::Weak) => true,
+            _ => false,
+        };
+        for (what, sigs, keyring, want) in cases {
+            let packets = sigs.concat();
+            let got = verify_inrelease(&clearsigned(body(), &[armor(&packets)]), &keyring);
+            assert!(meets(&got, &want), "InRelease {what}: want {want:?}, got {got:?}");
+            let got = verify_detached(body(), &armor(&packets), &keyring);
+            assert!(meets(&got, &want), "Release.gpg {what}: want {want:?}, got {got:?}");
+        }
+    }
+
+    #[test]
+    fn several_signature_blocks() {
+        let (a, b) = keys();
+        let (sa, sb) = (armor(&text_sig(a, body())), armor(&text_sig(b, body())));
+        let bad_b = armor(&text_sig(b, b"Origin: Evil"));
+        // apt's SignedFileWithTwoSignatures: the split accepts it.
+        let two = clearsigned(body(), &[sa.clone(), sb.clone()]);
+        assert_eq!(verify_inrelease(&two, &ring(&[a])).unwrap().signer_fingerprint(), a.fingerprint());
+        assert_eq!(verify_inrelease(&two, &ring(&[b, a])).unwrap().signer_fingerprint(), a.fingerprint());
+        // sqv reads the first block only, so a good signature in the second alone is not enough.
+        let err = verify_inrelease(&two, &ring(&[b])).unwrap_err();
+        assert!(matches!(&err, SignatureError::UnknownKey { .. }), "{err}");
+        // gpgv reads every block, so a bad signature in the second spoils the first one's.
+        let spoiled = clearsigned(body(), &[sa.clone(), bad_b.clone()]);
+        let err = verify_inrelease(&spoiled, &ring(&[a, b])).unwrap_err();
+        assert!(matches!(&err, SignatureError::BadSignature { .. }), "{err}");
+        assert!(verify_inrelease(&spoiled, &ring(&[a])).is_ok(), "a bad one by an unknown key is a NO_PUBKEY");
+        // Blocks follow each other directly.
+        let gap = clearsigned(body(), &[sa.clone(), b"\n".to_vec(), sb.clone()]);
+        assert!(matches!(verify_inrelease(&gap, &ring(&[a])), Err(SignatureError::UnsignedData)));
+        // Release.gpg alike.
+        let gpg = [sa.clone(), sb.clone()].concat();
+        assert_eq!(verify_detached(body(), &gpg, &ring(&[a])).unwrap().signer_fingerprint(), a.fingerprint());
+        assert!(matches!(verify_detached(body(), &gpg, &ring(&[b])), Err(SignatureError::UnknownKey { .. })));
+        let gpg = [sa.clone(), bad_b].concat();
+        assert!(matches!(verify_detached(body(), &gpg, &ring(&[a, b])), Err(SignatureError::BadSignature { .. })));
+        let gpg = [sa, b"\n".to_vec(), sb].concat();
+        assert!(matches!(verify_detached(body(), &gpg, &ring(&[a])), Err(SignatureError::UnsignedData)));
+    }
+
+    #[test]
+    fn release_gpg_must_be_ascii_armor_alone() {
+        let (key, _) = keys();
+        let keyring = ring(&[key]);
+        let release = RELEASE.as_bytes();
+        let binary = sig_with(key, SignatureType::Binary, release, HashAlgorithm::SHA512, None);
+        let armored = armor(&binary);
+        assert!(armored.ends_with(b"-----END PGP SIGNATURE-----\n"));
+        assert!(verify_detached(release, &armored, &keyring).is_ok());
+        // apt's VerifyDetachedSignatureFile: "is in unsupported binary format".
+        let err = verify_detached(release, &binary, &keyring).unwrap_err();
+        assert!(matches!(&err, SignatureError::Malformed(m) if m.contains("binary")), "{err}");
+        // pveam's bare sqv (and gpgv) take both for SHA256SUMS.asc and aplinfo .asc.
+        assert!(verify_detached_data(release, &binary, &keyring).is_ok());
+        assert!(verify_detached_data(release, &armored, &keyring).is_ok());
+        // "contains lines not belonging to a signature": not even an empty one.
+        for (what, sig) in [
+            ("blank line before", [b"\n".as_slice(), &armored].concat()),
+            ("text before", [b"Signature:\n".as_slice(), &armored].concat()),
+            ("blank line after", [armored.as_slice(), b"\n"].concat()),
+            ("blank after", [armored.as_slice(), b" "].concat()),
+            ("text after", [armored.as_slice(), b"Garbage\n"].concat()),
+        ] {
+            let err = verify_detached(release, &sig, &keyring).unwrap_err();
+            assert!(matches!(&err, SignatureError::UnsignedData), "{what}: {err}");
+        }
+        // Line ends and trailing blanks do not matter, nor does the last newline.
+        let text = String::from_utf8(armored.clone()).unwrap();
+        for sig in [text.replace('\n', "\r\n"), text.replace('\n', " \t\n"), text.trim_end().to_owned()] {
+            assert!(verify_detached(release, sig.as_bytes(), &keyring).is_ok(), "{sig:?}");
+        }
+        // "unexpected line starting with a dash", "contains unclosed signatures".
+        let dash = text.replacen("SIGNATURE-----\n", "SIGNATURE-----\n-Comment: x\n", 1);
+        let open = text.replacen("-----END PGP SIGNATURE-----\n", "", 1);
+        for sig in [dash, open] {
+            let err = verify_detached(release, sig.as_bytes(), &keyring).unwrap_err();
+            assert!(matches!(&err, SignatureError::Malformed(_)), "{err}");
+        }
+    }
+
+    #[test]
+    fn apt_policy_is_debians_default_sequoia_config() {
+        use AsymmetricAlgorithm::*;
+        let now = SystemTime::now();
+        let (apt, sqv, standard) = (policy(now, Rules::Apt), policy(now, Rules::Sqv), StandardPolicy::new());
+        let cut = |secs| Some(at(secs));
+        for algo in [DSA2048, DSA3072, DSA4096] {
+            assert_eq!(apt.asymmetric_algo_cutoff(algo), cut(Y2024M2), "{algo:?}");
+        }
+        for algo in [BrainpoolP256, BrainpoolP384, BrainpoolP512] {
+            assert_eq!(apt.asymmetric_algo_cutoff(algo), cut(Y2028M2), "{algo:?}");
+        }
+        assert_eq!(apt.asymmetric_algo_cutoff(RSA2048), cut(Y2030M2));
+        for sec in [HashAlgoSecurity::CollisionResistance, HashAlgoSecurity::SecondPreImageResistance] {
+            assert_eq!(apt.hash_cutoff(HashAlgorithm::SHA224, sec), cut(Y2026M2), "{sec:?}");
+            assert_eq!(sqv.hash_cutoff(HashAlgorithm::SHA224, sec), None, "{sec:?}");
+        }
+        assert_eq!(apt.hash_cutoff(HashAlgorithm::SHA1, HashAlgoSecurity::SecondPreImageResistance), cut(Y2026M2));
+        let sha1 = |p: &StandardPolicy| p.hash_cutoff(HashAlgorithm::SHA1, HashAlgoSecurity::CollisionResistance);
+        assert_eq!(sha1(&apt), sha1(&standard));
+        assert_eq!(apt.packet_tag_version_cutoff(Tag::Signature, 3), cut(Y2026M2));
+        // Untouched by apt's file: sequoia's own cut-offs.
+        assert_eq!(apt.asymmetric_algo_cutoff(RSA1024), standard.asymmetric_algo_cutoff(RSA1024));
+        assert_eq!(
+            apt.hash_cutoff(HashAlgorithm::MD5, HashAlgoSecurity::SecondPreImageResistance),
+            standard.hash_cutoff(HashAlgorithm::MD5, HashAlgoSecurity::SecondPreImageResistance)
+        );
+        assert_eq!(sqv.asymmetric_algo_cutoff(DSA2048), standard.asymmetric_algo_cutoff(DSA2048));
+        let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap().as_secs();
+        assert_eq!(apt.time().map(secs), Some(secs(now)), "judged as of the verification time");
+    }
+
+    #[test]
+    fn sha224_signatures_are_refused_from_february_2026() {
+        let (cert, _) = openpgp::cert::CertBuilder::general_purpose(Some("Old <old@example.org>"))
+            .set_creation_time(at(Y2026M2 - 200 * 86_400))
+            .set_validity_period(None)
+            .generate()
+            .unwrap();
+        let old = SigningKey::from_cert(cert).unwrap();
+        let keyring = ring(&[&old]);
+        let signed = Some(at(Y2026M2 - 10 * 86_400));
+        let sha224 = sig_with(&old, SignatureType::Text, body(), HashAlgorithm::SHA224, signed);
+        let sha512 = sig_with(&old, SignatureType::Text, body(), HashAlgorithm::SHA512, signed);
+        let (before, after) = (at(Y2026M2 - 86_400), at(Y2026M2 + 86_400));
+        let inrelease = clearsigned(body(), &[armor(&sha224)]);
+        assert!(verify_inrelease_at(&inrelease, &keyring, before).is_ok());
+        let err = verify_inrelease_at(&inrelease, &keyring, after).unwrap_err();
+        assert!(matches!(&err, SignatureError::WeakSignature { reason, .. } if reason.contains("SHA224")), "{err}");
+        let err = verify_detached_at(body(), &armor(&sha224), &keyring, after).unwrap_err();
+        assert!(matches!(&err, SignatureError::WeakSignature { .. }), "{err}");
+        assert!(verify_inrelease_at(&clearsigned(body(), &[armor(&sha512)]), &keyring, after).is_ok());
+        // Beside a good signature it is passed over, not fatal.
+        let both = clearsigned(body(), &[armor(&[sha224.as_slice(), &sha512].concat())]);
+        assert!(verify_inrelease_at(&both, &keyring, after).is_ok());
+        // A bare sqv (pveam) has no such cut-off.
+        assert!(verify_detached_data(body(), &sha224, &keyring).is_ok());
     }
 
     #[test]
