@@ -77,7 +77,7 @@ pub async fn sync_tree(ctx: &TreeCtx<'_>) -> Result<(MirrorReport, Option<NewSna
         );
         return Err(MirrorError::new(&tree.id, None, reason));
     }
-    let warnings: Vec<String> = list_warnings.into_iter().chain(unverified_warning(&planned)).collect();
+    let warnings: Vec<String> = list_warnings.into_iter().chain(unverified_warning(&planned, &tree.url)).collect();
     if ctx.dry_run {
         let plan = plan::to_mirror_plan(&tree.id, &planned, warnings.clone());
         let totals = plan.totals();
@@ -125,7 +125,7 @@ fn same_files(entries: &[crate::catalog::NewEntry], previous: &[PublishedFile]) 
 }
 
 /// One warning line for the files upstream does not vouch for, if any.
-fn unverified_warning(planned: &[Planned]) -> Option<String> {
+fn unverified_warning(planned: &[Planned], base: &url::Url) -> Option<String> {
     let names: Vec<&str> = planned.iter().filter(|p| !p.covered).map(|p| p.path.as_str()).collect();
     if names.is_empty() {
         return None;
@@ -134,5 +134,8 @@ fn unverified_warning(planned: &[Planned]) -> Option<String> {
     let more = names.len().saturating_sub(UNVERIFIED_NAMES_SHOWN);
     let more = if more > 0 { format!(" and {more} more") } else { String::new() };
     let files = if names.len() == 1 { "file" } else { "files" };
-    Some(format!("{} {files} unverified by upstream (no checksum list covers them): {shown}{more}", names.len()))
+    Some(format!(
+        "{} {files} unverified by upstream (no checksum list covers them): {shown}{more} (under {base})",
+        names.len()
+    ))
 }
