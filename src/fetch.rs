@@ -356,9 +356,11 @@ fn body_error(url: &Url, e: reqwest::Error, got: u64, declared: Option<u64>) -> 
     }
 }
 
-/// Redirects as reqwest follows them, which drops `Authorization` when the host or port changes —
-/// except one that changes only the scheme (`https://h:8443/` → `http://h:8443/`): that keeps
-/// the header on another origin, possibly in clear text, so it is refused.
+/// Redirects as apt follows them (methods/basehttp.cc, acquire-item.cc `IsRedirectionLoop`): the
+/// same scheme or http → https, any number of hops up to [`MAX_REDIRECTS`], never back to a URL
+/// already visited, never from https to http. reqwest drops `Authorization` when the host or port
+/// changes; the one scheme change that would keep it on the same host and port in clear text
+/// (`https://h:8443/` → `http://h:8443/`) is a downgrade, refused.
 fn redirect_policy() -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(|attempt| {
         if attempt.previous().len() > MAX_REDIRECTS {
