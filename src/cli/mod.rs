@@ -111,6 +111,9 @@ pub enum ConfigCmd {
 /// Parses arguments, runs the command, maps errors to a one-line message and exit status.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Mount { .. }) {
+        die_on_closed_stdout();
+    }
     init_tracing();
     match run(cli) {
         Ok(code) => code,
@@ -119,6 +122,21 @@ pub fn main() -> i32 {
             1
         }
     }
+}
+
+/// `pmirror-fs snapshot show … | head`: once the reader has gone, the next write to stdout kills
+/// the process with SIGPIPE, quietly, as it does `cat` and `grep` (the shell sees status 141).
+/// Rust starts programs with SIGPIPE ignored, which turns that write into an error `println!`
+/// panics on. Restoring the default here covers every command's output (and clap_complete's,
+/// which panics on write errors too) without a check at each print.
+///
+/// Not for `mount`: the daemon keeps SIGPIPE ignored, so a write to a pipe or socket whose reader
+/// has gone (the parent waiting for readiness, a client) is an error it handles, not its death.
+/// Network writes need no exemption: std's sockets send with `MSG_NOSIGNAL`.
+fn die_on_closed_stdout() {
+    // SAFETY: called at startup before any other thread exists; SIG_DFL installs no handler, so
+    // no Rust code runs in signal context.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
 
 /// `error: context: cause: cause` on one line (cron mails and journald lines stay readable).

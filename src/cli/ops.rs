@@ -124,18 +124,19 @@ pub fn add(path: &Path, args: &AddArgs) -> anyhow::Result<i32> {
         None => bail!("no --preset given, and stdin is not a terminal for the guided setup (see --list)"),
     };
     let mut text = existing.unwrap_or_else(|| new_config(store.as_deref()));
+    // Printed once the file is written: output cut short (`| head`, SIGPIPE) then cannot stop
+    // the write halfway through the command.
+    let mut lines = Vec::new();
     for (preset, opts) in &requests {
         let (next, added) = presets::add(&text, preset, opts).with_context(|| preset.spec())?;
         text = next;
-        match added {
-            Added::NewMirror { id } => println!("{}: added mirror {id}", preset.spec()),
-            Added::Extended { id } => {
-                println!("{}: added component {} to mirror {id}", preset.spec(), preset.component)
-            }
-            Added::Present { id } => println!("{}: mirror {id} has it already", preset.spec()),
-        }
+        lines.push(match added {
+            Added::NewMirror { id } => format!("{}: added mirror {id}", preset.spec()),
+            Added::Extended { id } => format!("{}: added component {} to mirror {id}", preset.spec(), preset.component),
+            Added::Present { id } => format!("{}: mirror {id} has it already", preset.spec()),
+        });
     }
-    check_and_write(path, &text, &requests)?;
+    check_and_write(path, &text, &requests, &lines)?;
     Ok(0)
 }
 
@@ -161,12 +162,15 @@ fn new_config(store: Option<&str>) -> String {
 /// Writes the new config when it validates; a key file that does not exist yet only earns a
 /// hint (the operator downloads it next), anything else leaves the file untouched.
 /// A missing `[[subscription]]` for an enterprise preset is a hint too (on stderr).
-fn check_and_write(path: &Path, text: &str, requests: &[(Preset, AddOptions)]) -> anyhow::Result<()> {
+fn check_and_write(path: &Path, text: &str, requests: &[(Preset, AddOptions)], lines: &[String]) -> anyhow::Result<()> {
     match Config::parse(text, path) {
         Ok(_) | Err(ConfigError::KeyFile { .. } | ConfigError::NoSubscription { .. }) => {}
         Err(e) => bail!("the new configuration would not load, nothing written: {e}"),
     }
     write_file(path, text, PUBLIC_MODE)?;
+    for line in lines {
+        println!("{line}");
+    }
     println!("wrote {}", path.display());
     for (preset, _) in requests {
         if let Some(product) = presets::missing_subscription(text, preset) {

@@ -1,5 +1,6 @@
 //! The integration test binary: one binary, one module per area (see STYLE.md).
 
+mod first_hour;
 mod harness;
 mod lifecycle;
 mod ops;

@@ -1,0 +1,153 @@
+//! Issue 11: the first hour of a new admin — output piped into `head`, a mistyped mirror id, a
+//! config without mirrors, `config add` of what is there already, a key file that is not a key.
+
+use crate::harness::{text, Env, BIN, PVE};
+use crate::support::fixture::Upstream;
+use crate::support::signing_key;
+use clap::CommandFactory as _;
+use std::os::fd::{FromRawFd as _, OwnedFd};
+use std::os::unix::process::ExitStatusExt as _;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+fn proxmox(generation: u32) -> Upstream {
+    Upstream::proxmox(generation, signing_key()).expect("proxmox fixture")
+}
+
+/// Every leaf command of the clap definitions as its words (`["snapshot", "show"]`), with the
+/// names of its positional arguments.
+fn leaf_commands() -> Vec<(Vec<String>, Vec<String>)> {
+    fn walk(cmd: &clap::Command, path: &[String], out: &mut Vec<(Vec<String>, Vec<String>)>) {
+        let subs: Vec<&clap::Command> = cmd.get_subcommands().filter(|s| s.get_name() != "help").collect();
+        if subs.is_empty() {
+            let args = cmd.get_positionals().map(|a| a.get_id().to_string()).collect();
+            out.push((path.to_vec(), args));
+        }
+        for sub in subs {
+            walk(sub, &[path, &[sub.get_name().to_owned()]].concat(), out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&pmirror_fs::cli::Cli::command(), &[], &mut out);
+    out
+}
+
+/// The write end of a pipe whose read end is already closed: the first write to it fails (or
+/// raises SIGPIPE) however early the command writes.
+fn closed_pipe() -> OwnedFd {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two fds we then own, once each.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0, "pipe2");
+    // SAFETY: both fds come from pipe2 above and are wrapped exactly once.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(read);
+    write
+}
+
+/// `pmirror-fs --config CONFIG ARGS` with stdout a pipe nobody reads.
+fn run_into_closed_pipe(config: &Path, args: &[String]) -> Output {
+    Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(closed_pipe()))
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run pmirror-fs")
+}
+
+/// Item 5: `pmirror-fs snapshot show … | head` panicked ("failed printing to stdout: Broken
+/// pipe", exit 101). The chosen behaviour is that of `cat` and `grep`: the process ends by
+/// SIGPIPE, silently (the shell reports 141). Only clap's own `--help` and `--version`, printed
+/// while parsing, end with status 0 instead (clap discards the write error). Every command that
+/// prints is run with its stdout closed; the list is checked against the clap definitions, so a
+/// new command must join it.
+#[test]
+fn no_command_panics_when_its_stdout_is_closed() {
+    let env = Env::new(proxmox(0), &[&PVE]);
+    env.sync_ok(&[]);
+    let old = env.published(PVE.id).unwrap().name;
+    std::thread::sleep(Duration::from_millis(1_100));
+    env.server.swap(proxmox(1));
+    env.sync_ok(&[]);
+    let new = env.published(PVE.id).unwrap().name;
+    assert_ne!(old, new);
+    let pom = env.dir.path().join("proxmox-offline-mirror.cfg");
+    std::fs::write(
+        &pom,
+        format!(
+            "mirror: pve_bookworm\n\trepository deb http://download.proxmox.com/debian/pve bookworm pve-no-subscription\n\
+             \tarchitectures amd64\n\tbase-dir /var/lib/proxmox-offline-mirror/mirrors\n\tkey-path {}\n\tverify true\n\
+             \tsync true\n\n",
+            env.key.display()
+        ),
+    )
+    .unwrap();
+    let added = env.dir.path().join("added/config.toml");
+    let (key, store, pom) = (env.key.display().to_string(), env.store.display().to_string(), pom.display().to_string());
+    let id = PVE.id;
+    // Read-only commands first, then those that change the store (each prints once done).
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["--help"],
+        vec!["--version"],
+        vec!["status"],
+        vec!["status", "--json"],
+        vec!["snapshot", "list"],
+        vec!["snapshot", "list", id],
+        vec!["snapshot", "list", "--json"],
+        vec!["snapshot", "show", id, &new],
+        vec!["snapshot", "diff", id, &old, &new],
+        vec!["snapshot", "diff", id, &old, &new, "--json"],
+        vec!["config", "check"],
+        vec!["config", "show"],
+        vec!["config", "import", &pom],
+        vec!["config", "add", "--list"],
+        vec!["gen", "man"],
+        vec!["gen", "completions", "bash"],
+        vec!["gen", "completions", "zsh"],
+        vec!["gen", "completions", "fish"],
+        vec!["sync", "--dry-run"],
+        vec!["sync", "--dry-run", "--json"],
+        vec!["verify"],
+        vec!["verify", "--json"],
+        vec!["gc", "--dry-run"],
+        vec!["gc", "--json", "--dry-run"],
+        vec!["snapshot", "publish", id, &old],
+        vec!["snapshot", "unpin", id],
+        vec!["snapshot", "remove", id, &new],
+        vec!["sync"],
+        vec!["sync", "--json"],
+        vec!["gc"],
+        // Against a config of their own (`added`): a new file, then one more mirror.
+        vec!["config", "add", "--preset", "pve:bookworm", "--key", &key, "--store", &store],
+        vec!["config", "add", "--preset", "pbs:bookworm", "--key", &key],
+    ];
+    // `mount` prints nothing on stdout (the daemon's stdio is /dev/null once mounted).
+    for (words, _) in leaf_commands().into_iter().filter(|(w, _)| w != &["mount"]) {
+        let covered = cases.iter().any(|c| c.iter().filter(|a| !a.starts_with('-')).take(words.len()).eq(&words));
+        assert!(covered, "`{}` is not run with a closed stdout here", words.join(" "));
+    }
+    for case in &cases {
+        let args: Vec<String> = case.iter().map(|a| (*a).to_owned()).collect();
+        let config = if case.contains(&"--preset") { &added } else { &env.config };
+        let out = run_into_closed_pipe(config, &args);
+        let stderr = text(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{case:?} panicked:\n{stderr}");
+        assert_ne!(out.status.code(), Some(101), "{case:?}: {stderr}");
+        if case == &["--help"] || case == &["--version"] {
+            assert_eq!(out.status.code(), Some(0), "{case:?}: {stderr}");
+        } else {
+            let status = out.status;
+            assert_eq!(status.signal(), Some(libc::SIGPIPE), "{case:?} did not end by SIGPIPE: {status:?}\n{stderr}");
+        }
+        assert!(!stderr.contains("Broken pipe"), "{case:?} reported the closed pipe:\n{stderr}");
+    }
+    // Each command finished its work before its output was cut short.
+    let written = pmirror_fs::config::Config::load(&added).expect("config add wrote its config");
+    let ids: Vec<&str> = written.mirrors.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, ["pve_bookworm", "pbs_bookworm"]);
+    assert!(env.catalog().pin(id).unwrap().is_none(), "snapshot unpin did not unpin");
+    assert!(env.catalog().snapshot_id(id, &new).unwrap().is_none(), "snapshot remove did not remove {new}");
+}
