@@ -123,6 +123,7 @@ pub fn add(path: &Path, args: &AddArgs) -> anyhow::Result<i32> {
         }
         None => bail!("no --preset given, and stdin is not a terminal for the guided setup (see --list)"),
     };
+    let unchanged = existing.clone();
     let mut text = existing.unwrap_or_else(|| new_config(store.as_deref()));
     // Printed once the file is written: output cut short (`| head`, SIGPIPE) then cannot stop
     // the write halfway through the command.
@@ -135,6 +136,16 @@ pub fn add(path: &Path, args: &AddArgs) -> anyhow::Result<i32> {
             Added::Extended { id } => format!("{}: added component {} to mirror {id}", preset.spec(), preset.component),
             Added::Present { id } => format!("{}: mirror {id} has it already", preset.spec()),
         });
+    }
+    // Every preset present already: the config is as asked, so rewriting it would only churn
+    // the file (mtime, inode). Success, as for `apt install` of an installed package: a script
+    // repeating `config add` gets what it wants.
+    if unchanged.as_deref() == Some(text.as_str()) {
+        for line in &lines {
+            println!("{line}");
+        }
+        println!("{} unchanged; nothing written", path.display());
+        return Ok(0);
     }
     check_and_write(path, &text, &requests, &lines)?;
     Ok(0)
@@ -236,6 +247,9 @@ pub fn status(config: &Config, json: bool) -> anyhow::Result<i32> {
     if json {
         println!("{}", human::status_json(&rows, next));
         return Ok(0);
+    }
+    if rows.is_empty() {
+        println!("{}: no mirrors or trees configured (see `pmirror-fs config add`)", config.path.display());
     }
     for r in &rows {
         println!("{}", human::status_line(r, next));

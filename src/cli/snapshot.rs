@@ -35,7 +35,24 @@ pub enum SnapshotCmd {
     Remove { id: String, snapshot: String },
 }
 
+impl SnapshotCmd {
+    /// The mirror (or tree) id the command names, if any.
+    fn id(&self) -> Option<&str> {
+        match self {
+            SnapshotCmd::List { id, .. } => id.as_deref(),
+            SnapshotCmd::Show { id, .. }
+            | SnapshotCmd::Diff { id, .. }
+            | SnapshotCmd::Publish { id, .. }
+            | SnapshotCmd::Unpin { id }
+            | SnapshotCmd::Remove { id, .. } => Some(id),
+        }
+    }
+}
+
 pub fn run(config: &Config, cmd: SnapshotCmd) -> anyhow::Result<i32> {
+    if let Some(id) = cmd.id() {
+        known_id(config, id)?;
+    }
     match cmd {
         SnapshotCmd::List { id, json } => super::lifecycle::list(config, id.as_deref(), json),
         SnapshotCmd::Show { id, snapshot } => show(config, &id, &snapshot),
@@ -54,6 +71,22 @@ pub fn run(config: &Config, cmd: SnapshotCmd) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// An id the snapshot commands accept: configured, or in the catalog (an entry removed from the
+/// config keeps its snapshots, still served and managed). Anything else is a typo that must not
+/// pass as "no snapshots" (an empty `snapshot list`, a `snapshot unpin` saying "not pinned").
+fn known_id(config: &Config, id: &str) -> anyhow::Result<()> {
+    if config.entry_ids().any(|known| known == id) {
+        return Ok(());
+    }
+    // Before the first sync there is no catalog (and none is created here).
+    if config.store.dir.join("catalog.db").exists()
+        && Catalog::open_readonly(&config.store.dir)?.mirrors()?.iter().any(|m| m.id == id)
+    {
+        return Ok(());
+    }
+    anyhow::bail!("no mirror or tree with id {id:?} in {} or in the catalog", config.path.display())
 }
 
 fn show(config: &Config, id: &str, name: &str) -> anyhow::Result<i32> {

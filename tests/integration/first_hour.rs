@@ -6,6 +6,7 @@ use crate::support::fixture::Upstream;
 use crate::support::signing_key;
 use clap::CommandFactory as _;
 use std::os::fd::{FromRawFd as _, OwnedFd};
+use std::os::unix::fs::MetadataExt as _;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -114,11 +115,11 @@ fn no_command_panics_when_its_stdout_is_closed() {
         vec!["verify", "--json"],
         vec!["gc", "--dry-run"],
         vec!["gc", "--json", "--dry-run"],
+        vec!["sync"],
+        vec!["sync", "--json"],
         vec!["snapshot", "publish", id, &old],
         vec!["snapshot", "unpin", id],
         vec!["snapshot", "remove", id, &new],
-        vec!["sync"],
-        vec!["sync", "--json"],
         vec!["gc"],
         // Against a config of their own (`added`): a new file, then one more mirror.
         vec!["config", "add", "--preset", "pve:bookworm", "--key", &key, "--store", &store],
@@ -150,4 +151,96 @@ fn no_command_panics_when_its_stdout_is_closed() {
     assert_eq!(ids, ["pve_bookworm", "pbs_bookworm"]);
     assert!(env.catalog().pin(id).unwrap().is_none(), "snapshot unpin did not unpin");
     assert!(env.catalog().snapshot_id(id, &new).unwrap().is_none(), "snapshot remove did not remove {new}");
+}
+
+/// Item 8: every command taking a mirror id names an unknown one, on one line, and fails;
+/// before, `snapshot list nosuchmirror` printed an empty table and exited 0.
+#[test]
+fn an_unknown_mirror_id_is_one_line_naming_it_and_a_failure() {
+    let mut env = Env::new(proxmox(0), &[&PVE]);
+    env.sync_ok(&[]);
+    let snap = env.published(PVE.id).unwrap().name;
+    let bad = "nosuchmirror";
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["sync", bad],
+        vec!["sync", "--dry-run", PVE.id, bad],
+        vec!["verify", bad],
+        vec!["snapshot", "list", bad],
+        vec!["snapshot", "list", bad, "--json"],
+        vec!["snapshot", "show", bad, &snap],
+        vec!["snapshot", "diff", bad, &snap, &snap],
+        vec!["snapshot", "publish", bad, &snap],
+        vec!["snapshot", "unpin", bad],
+        vec!["snapshot", "remove", bad, &snap],
+    ];
+    let takes_id = |args: &[String]| args.iter().any(|a| a == "id" || a == "ids");
+    for (words, _) in leaf_commands().into_iter().filter(|(_, args)| takes_id(args)) {
+        let covered = cases.iter().any(|c| c.iter().take(words.len()).eq(&words));
+        assert!(covered, "`{}` takes a mirror id but is not tried with an unknown one", words.join(" "));
+    }
+    for case in &cases {
+        let out = env.run(case);
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert!(!out.status.success(), "{case:?} succeeded:\n{stdout}");
+        assert!(
+            stderr.lines().count() == 1 && stderr.contains(&format!("\"{bad}\"")),
+            "{case:?}: not one line naming {bad}:\n{stderr}"
+        );
+        assert!(stdout.is_empty(), "{case:?} printed:\n{stdout}");
+    }
+    // An id the catalog knows, though no longer configured, is not unknown: its snapshots are
+    // still served.
+    env.write_config(&[], "");
+    let out = env.run(&["snapshot", "list", PVE.id]);
+    assert!(out.status.success() && text(&out.stdout).contains(&snap), "{}", text(&out.stderr));
+    let out = env.run(&["snapshot", "show", PVE.id, &snap]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// Item 8: `status` with nothing configured and nothing synced said nothing at all.
+#[test]
+fn status_without_mirrors_says_so() {
+    let mut env = Env::new(proxmox(0), &[]);
+    env.write_config(&[], "");
+    let out = env.run(&["status"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.contains("no mirrors or trees") && stdout.contains("config.toml"), "{stdout}");
+    let json = env.run(&["status", "--json"]);
+    assert_eq!(text(&json.stdout).trim(), "[]", "scripts get an empty list");
+}
+
+/// Item 8: `config add` of a preset the config has already said "has it already" and then
+/// rewrote the file anyway (a new inode and mtime; a comment's formatting at risk).
+#[test]
+fn config_add_of_what_is_there_already_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("config.toml");
+    let key = crate::support::write_public_key(tmp.path());
+    let add = |spec: &str| {
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .args(["config", "add", "--preset", spec, "--key"])
+            .arg(&key)
+            .args(["--store", "/srv/store"])
+            .output()
+            .unwrap()
+    };
+    let out = add("pve:bookworm");
+    assert!(out.status.success() && text(&out.stdout).contains("wrote "), "{}", text(&out.stderr));
+    let before = std::fs::metadata(&config).unwrap();
+    let content = std::fs::read(&config).unwrap();
+    let out = add("pve:bookworm");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("has it already") && !stdout.contains("wrote "), "{stdout}");
+    assert!(stdout.contains("nothing written"), "{stdout}");
+    let after = std::fs::metadata(&config).unwrap();
+    assert_eq!((after.ino(), after.mtime_nsec()), (before.ino(), before.mtime_nsec()), "the config was rewritten");
+    assert_eq!(std::fs::read(&config).unwrap(), content);
+    // Something new is still written.
+    let out = add("pve:bookworm:test");
+    assert!(text(&out.stdout).contains("wrote "), "{}", text(&out.stdout));
 }
