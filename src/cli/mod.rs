@@ -98,7 +98,7 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCmd {
-    /// Validate the configuration (and read every key file)
+    /// Validate the configuration, and parse every key file as the keyring sync reads
     Check,
     /// Print the configuration with defaults filled in
     Show,
@@ -182,17 +182,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Config(ConfigCmd::Add(args)) => ops::add(&path, &args),
         Command::Gc { dry_run, json } => lifecycle::gc(&load()?, dry_run, json),
         Command::Verify { ids, json } => lifecycle::verify(&load()?, &ids, json),
-        Command::Config(ConfigCmd::Check) => {
-            let c = load()?;
-            println!(
-                "{}: ok ({} mirrors, {} trees, {} aliases)",
-                path.display(),
-                c.mirrors.len(),
-                c.trees.len(),
-                c.aliases.len()
-            );
-            Ok(0)
-        }
+        Command::Config(ConfigCmd::Check) => ops::check(&load()?),
         Command::Config(ConfigCmd::Show) => {
             print!("{}", load()?.to_toml());
             Ok(0)

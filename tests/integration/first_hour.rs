@@ -244,3 +244,48 @@ fn config_add_of_what_is_there_already_writes_nothing() {
     let out = add("pve:bookworm:test");
     assert!(text(&out.stdout).contains("wrote "), "{}", text(&out.stdout));
 }
+
+/// Item 2: `config check` said "ok" for a key file that holds no key; sync then failed with
+/// "cannot read keyring: unexpected EOF". Now it parses every mirror's and tree's key file the
+/// way sync does and names each bad one.
+#[test]
+fn config_check_parses_every_key_file() {
+    let mut env = Env::new(proxmox(0), &[&PVE]);
+    let junk = env.dir.path().join("junk.gpg");
+    std::fs::write(&junk, "not a key\n").unwrap();
+    let tree_junk = env.dir.path().join("tree-junk.asc");
+    std::fs::write(&tree_junk, "not a key\n").unwrap();
+    let good_extra = format!(
+        "[[mirror]]\nid = \"other\"\nrepository = \"deb {}/debian bookworm main\"\narchitectures = [\"amd64\"]\nkey = \"{}\"\nview = \"other\"\n\n",
+        env.server.base_url(),
+        env.key.display()
+    );
+    let out = env.run(&["config", "check"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let cfg = std::fs::read_to_string(&env.config).unwrap();
+    let tree = format!(
+        "[[tree]]\nid = \"isos\"\nurl = \"{}/iso/\"\nkey = \"{}\"\n",
+        env.server.base_url(),
+        tree_junk.display()
+    );
+    std::fs::write(
+        &env.config,
+        cfg.replace(&env.key.display().to_string(), &junk.display().to_string()) + &good_extra + &tree,
+    )
+    .unwrap();
+    let out = env.run(&["config", "check"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(!out.status.success(), "config check passed a key file holding no key:\n{stdout}");
+    assert!(!stdout.contains("ok"), "{stdout}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "one line per bad key file:\n{stderr}");
+    let mirror_line = format!("mirror \"{}\": key file {}: cannot read keyring", PVE.id, junk.display());
+    let tree_line = format!("tree \"isos\": key file {}: cannot read keyring", tree_junk.display());
+    assert!(lines[0].contains(&mirror_line), "{stderr}");
+    assert!(lines[1].contains(&tree_line), "{stderr}");
+    assert!(!stderr.contains("\"other\""), "the good key was blamed:\n{stderr}");
+    // Sync's own parser agrees: the same file is what it cannot read.
+    assert!(pmirror_fs::apt::signature::Keyring::from_bytes(b"not a key\n").is_err());
+    env.write_config(&[&PVE], "");
+    assert!(env.run(&["config", "check"]).status.success());
+}
