@@ -568,10 +568,20 @@ fn classify(err: VerificationError<'_>) -> SignatureError {
             // (`PolicyViolation`: apt's "untrusted digest algorithm"), an expired or future
             // signature (gpgv: `EXPSIG`), and a signature older than its key, which gpgv accepts
             // under apt's `--ignore-time-conflict` and sqv does not: none of those is a BADSIG.
-            let math = matches!(
-                error.downcast_ref::<openpgp::Error>(),
-                Some(openpgp::Error::BadSignature(_) | openpgp::Error::ManipulatedMessage)
-            );
+            // Judged by exclusion: the crypto backend reports a mismatch in its own words (the
+            // pure-Rust RSA verifier's "verification error", as on deb.debian.org's stale
+            // Release.gpg), so anything that is not a policy or time verdict is the math failing.
+            let verdict = error.chain().any(|e| {
+                matches!(
+                    e.downcast_ref::<openpgp::Error>(),
+                    Some(
+                        openpgp::Error::PolicyViolation(..)
+                            | openpgp::Error::Expired(_)
+                            | openpgp::Error::NotYetLive(_)
+                    )
+                )
+            });
+            let math = !verdict;
             let predates_key = sig.signature_creation_time().is_some_and(|t| t < ka.key().creation_time());
             if math && !predates_key {
                 SignatureError::BadSignature { fingerprint, reason }
@@ -630,6 +640,16 @@ pub mod testkey {
     /// in a repository keeps working).
     pub fn generate(userid: &str) -> Result<SigningKey> {
         let (cert, _revocation) = CertBuilder::general_purpose(Some(userid)).set_validity_period(None).generate()?;
+        Ok(SigningKey { cert })
+    }
+
+    /// An RSA-2048 signing key (Debian's and Proxmox's archive keys are RSA): the crypto
+    /// backend reports an RSA mismatch in its own words, unlike Ed25519's.
+    pub fn generate_rsa(userid: &str) -> Result<SigningKey> {
+        let (cert, _revocation) = CertBuilder::general_purpose(Some(userid))
+            .set_cipher_suite(openpgp::cert::CipherSuite::RSA2k)
+            .set_validity_period(None)
+            .generate()?;
         Ok(SigningKey { cert })
     }
 
@@ -1061,6 +1081,21 @@ mod tests {
         // A block left open (BogusSigStart).
         let open = text.replacen("-----END PGP SIGNATURE-----\n", "", 1);
         assert!(matches!(verify_inrelease(open.as_bytes(), &keyring), Err(SignatureError::Malformed(_))));
+    }
+
+    #[test]
+    fn an_rsa_signature_over_other_data_is_bad_not_weak() {
+        // deb.debian.org's stale Release.gpg: an RSA signature by the archive key over an older
+        // Release. The pure-Rust RSA verifier says "verification error", not BadSignature.
+        let rsa = testkey::generate_rsa("Archive <archive@example.org>").unwrap();
+        let keyring = ring(&[&rsa]);
+        let stale = text_sig(&rsa, b"Origin: Debian\nDate: Fri, 30 Oct 2026 08:08:02 UTC\n");
+        let got = verify_detached(body(), &armor(&stale), &keyring);
+        assert!(matches!(got, Err(SignatureError::BadSignature { .. })), "{got:?}");
+        let good = text_sig(&rsa, body());
+        let got = verify_detached(body(), &armor(&[good.as_slice(), stale.as_slice()].concat()), &keyring);
+        assert!(matches!(got, Err(SignatureError::BadSignature { .. })), "a bad one spoils a good one: {got:?}");
+        assert!(verify_detached(body(), &armor(&good), &keyring).is_ok());
     }
 
     #[test]
