@@ -197,18 +197,13 @@ async fn detached_companions(
 ) -> (Vec<(String, Body)>, Vec<String>) {
     let release_path = format!("{}/Release", ctx.dists());
     let gpg_path = format!("{}/Release.gpg", ctx.dists());
-    let mut warnings = Vec::new();
-    let mut fetched = Vec::new();
-    for path in [&release_path, &gpg_path] {
-        match fetch_companion(ctx, path).await {
-            Ok(body) => fetched.push(body),
-            Err(e) => {
-                warnings.push(format!("{path}: left out: {e}"));
-                fetched.push(None);
-            }
-        }
-    }
-    let (release, gpg) = (fetched[0].take(), fetched[1].take());
+    let release = fetch_companion(ctx, &release_path).await;
+    let gpg = fetch_companion(ctx, &gpg_path).await;
+    let mut warnings: Vec<String> = [(&release_path, &release), (&gpg_path, &gpg)]
+        .into_iter()
+        .filter_map(|(path, got)| got.as_ref().err().map(|e| format!("{path}: left out: {e}")))
+        .collect();
+    let (release, gpg) = (release.ok().flatten(), gpg.ok().flatten());
     let mut served = Vec::new();
     let outcome = companion_verdict(release.as_ref(), gpg.as_ref(), inrelease, keyring);
     let url = |path: &str| ctx.url(path).map_or_else(|_| path.to_owned(), |u| u.to_string());

@@ -10,6 +10,15 @@ fn debian(generation: u32) -> Upstream {
     Upstream::debian(generation, signing_key()).expect("debian fixture")
 }
 
+/// `sync` fails with a line naming `file` and saying `why`, and nothing is published.
+fn assert_sync_fails(env: &Env, file: &str, why: &str) {
+    let out = env.run(&["sync"]);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(err.contains(file) && err.contains(why), "{err}");
+    assert!(env.published(DEBIAN.id).is_none());
+}
+
 fn warnings(out: &str) -> Vec<&str> {
     out.lines().filter(|l| l.trim_start().starts_with("warning:")).collect()
 }
@@ -81,11 +90,7 @@ fn without_inrelease_a_bad_release_gpg_still_fails_the_mirror() {
     let stale = debian(0).bytes(&suite.release_gpg_path()).unwrap().to_vec();
     up.put(&suite.release_gpg_path(), stale, SystemTime::now());
     let env = Env::new(up, &[&DEBIAN]);
-    let out = env.run(&["sync"]);
-    assert!(!out.status.success());
-    let err = text(&out.stderr);
-    assert!(err.contains("dists/bookworm/Release.gpg") && err.contains("bad signature"), "{err}");
-    assert!(env.published(DEBIAN.id).is_none());
+    assert_sync_fails(&env, "dists/bookworm/Release.gpg", "bad signature");
 }
 
 /// Debian's Release lists uncompressed Packages it never serves beside the .xz/.gz: not a
@@ -148,11 +153,7 @@ fn release_dates_are_judged_as_apt_judges_them() {
     let mut up = debian(0);
     with_date(&mut up, &in_an_hour.format(&fmt).unwrap());
     let env = Env::new(up, &[&DEBIAN]);
-    let out = env.run(&["sync"]);
-    assert!(!out.status.success());
-    let err = text(&out.stderr);
-    assert!(err.contains("dists/bookworm/InRelease") && err.contains("not valid yet"), "{err}");
-    assert!(env.published(DEBIAN.id).is_none());
+    assert_sync_fails(&env, "dists/bookworm/InRelease", "not valid yet");
 
     let mut up = debian(0);
     with_date(&mut up, "2024-11-09");
@@ -170,10 +171,7 @@ fn inrelease_gone_is_not_a_fallback() {
     let inrelease = up.suites[0].inrelease_path();
     let env = Env::new(up, &[&DEBIAN]);
     env.server.fail_always(&inrelease, 410);
-    let out = env.run(&["sync"]);
-    assert!(!out.status.success());
-    let err = text(&out.stderr);
-    assert!(err.contains("dists/bookworm/InRelease") && err.contains("410"), "{err}");
+    assert_sync_fails(&env, "dists/bookworm/InRelease", "410");
     env.server.clear_all_faults();
     env.server.fail_always(&inrelease, 404);
     env.sync_ok(&[]);
@@ -203,8 +201,5 @@ fn redirect_chains_are_followed_and_loops_refused() {
     let env = Env::new(up, &[&DEBIAN]);
     let url = env.server.url(&inrelease);
     env.server.redirect_next(&inrelease, &url, 100);
-    let out = env.run(&["sync"]);
-    assert!(!out.status.success());
-    let err = text(&out.stderr);
-    assert!(err.contains("dists/bookworm/InRelease") && err.contains("loop"), "{err}");
+    assert_sync_fails(&env, "dists/bookworm/InRelease", "loop");
 }
