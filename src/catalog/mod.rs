@@ -93,6 +93,27 @@ impl Catalog {
         Ok(Catalog { conn, path })
     }
 
+    /// Opens an existing catalog for a dry run, leaving every file of the store as it was. A
+    /// read-only connection to a WAL database creates `-wal` and `-shm` when they are absent (the
+    /// state after the last writer closed): then the database file alone is the whole catalog,
+    /// and it is read as immutable, which creates nothing. A writer that starts meanwhile writes
+    /// to a new `-wal` this read does not see; the plan is then that of the state before it.
+    pub fn open_untouched(store: &Path) -> Result<Catalog, CatalogError> {
+        let path = store.join("catalog.db");
+        if store.join("catalog.db-wal").exists() {
+            return Catalog::open_readonly(store);
+        }
+        let err = |source| CatalogError::Sql { path: path.clone(), source };
+        let mut uri = std::path::absolute(&path)
+            .ok()
+            .and_then(|abs| url::Url::from_file_path(abs).ok())
+            .ok_or_else(|| err(rusqlite::Error::InvalidPath(path.clone())))?;
+        uri.set_query(Some("immutable=1"));
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(uri.as_str(), flags).map_err(err)?;
+        Ok(Catalog { conn, path })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -321,6 +321,42 @@ impl Catalog {
         }
     }
 
+    /// Deletes a mirror or tree and every snapshot of it (published or not) from the catalog, for
+    /// an entry removed from the config; `prepare` as in [`Catalog::publish`] (its view and
+    /// `snapshots/` leave the published view). Its objects stay until `gc`. Returns the number of
+    /// snapshots deleted and the new generation.
+    pub fn forget_mirror(
+        &mut self,
+        mirror: &str,
+        now: i64,
+        grace_secs: i64,
+        prepare: impl FnOnce(&mut ViewSource) -> Result<Option<u64>, String>,
+    ) -> Result<(usize, u64), CatalogError> {
+        let path = self.path.clone();
+        let err = |source| CatalogError::Sql { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(err)?;
+        let known: bool = tx
+            .query_row("SELECT EXISTS (SELECT 1 FROM mirrors WHERE id = ?1)", params![mirror], |r| r.get(0))
+            .map_err(err)?;
+        if !known {
+            return Err(CatalogError::Refused(format!("{mirror}: not in the catalog")));
+        }
+        let ids: Vec<i64> = {
+            let mut stmt = tx.prepare("SELECT id FROM snapshots WHERE mirror_id = ?1").map_err(err)?;
+            let rows = stmt.query_map(params![mirror], |r| r.get(0)).map_err(err)?;
+            rows.collect::<Result<_, _>>().map_err(err)?
+        };
+        // The published pointer references a snapshot (foreign keys are on): clear it first.
+        tx.execute("UPDATE mirrors SET published = NULL WHERE id = ?1", params![mirror]).map_err(err)?;
+        for &id in &ids {
+            super::retention::delete_snapshot(&tx, id).map_err(err)?;
+        }
+        tx.execute("DELETE FROM mirrors WHERE id = ?1", params![mirror]).map_err(err)?;
+        let generation = next_generation(&tx, now, grace_secs, prepare).map_err(|e| e.at(&path))?;
+        tx.commit().map_err(err)?;
+        Ok((ids.len(), generation))
+    }
+
     pub fn snapshot_id(&self, mirror: &str, name: &str) -> Result<Option<i64>, CatalogError> {
         self.conn
             .query_row("SELECT id FROM snapshots WHERE mirror_id = ?1 AND name = ?2", params![mirror, name], |r| {

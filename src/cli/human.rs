@@ -1,7 +1,8 @@
 //! Formatting for people and scripts: sizes in KiB/MiB/GiB, one summary line per mirror, the
 //! dry-run plan, and the JSON shapes of `sync --json` and `status --json`.
 
-use crate::catalog::{snapshot_name, MirrorRow};
+use super::ops::{InConfig, StatusRow};
+use crate::catalog::snapshot_name;
 use crate::sync::{MirrorOutcome, MirrorPlan, MirrorReport, RunReport, Source};
 use serde_json::{json, Value};
 
@@ -34,15 +35,18 @@ pub fn mirror_line(m: &MirrorReport) -> String {
         (_, Some(pin)) => what += &format!(", pinned to {pin}"),
         (_, None) => {}
     }
+    // A dry run fetched nothing: it says what a sync would fetch, and has no throughput.
+    let planned = matches!(m.outcome, MirrorOutcome::Planned(_));
+    let (fetch, reuse) = if planned { ("would fetch", "would reuse") } else { ("fetched", "reused") };
     let mut line = format!(
-        "{}: {what}; fetched {} files ({}), reused {} files ({}); {secs:.1}s",
+        "{}: {what}; {fetch} {} files ({}), {reuse} {} files ({}); {secs:.1}s",
         m.id,
         m.fetched_files,
         size(m.fetched_bytes),
         m.reused_files,
         size(m.reused_bytes),
     );
-    if m.fetched_bytes > 0 {
+    if m.fetched_bytes > 0 && !planned {
         line += &format!(", {}/s", size(m.throughput() as u64));
     }
     if m.skipped_packages > 0 {
@@ -140,14 +144,22 @@ struct StatusEntry<'a> {
     files: u64,
     pinned: bool,
     warnings: &'a [String],
+    configured: bool,
 }
 
 /// The status document, pretty-printed: one [`StatusEntry`] per mirror/tree row (a typed struct
 /// keeps tunasync's field order, which a `serde_json::Value` would sort).
-pub fn status_json(rows: &[MirrorRow], next_schedule: Option<i64>) -> String {
+pub fn status_json(rows: &[StatusRow], next_schedule: Option<i64>) -> String {
     let entries: Vec<StatusEntry<'_>> = rows
         .iter()
-        .map(|r| {
+        .map(|StatusRow { row: r, config }| {
+            // An unusable entry's config problem is what stops it now, whatever its last run said;
+            // a removed one is `disabled` (tunasync's word), not failed forever.
+            let (status, error_msg) = match config {
+                InConfig::Configured => (tunasync_status(&r.state), r.last_error.as_deref().unwrap_or_default()),
+                InConfig::Unusable(problem) => ("failed", problem.as_str()),
+                InConfig::Removed => ("disabled", ""),
+            };
             let (last_update, last_update_ts) = tunasync_time(r.last_success);
             let (last_started, last_started_ts) = tunasync_time(r.last_started);
             let (last_ended, last_ended_ts) = tunasync_time(r.last_ended);
@@ -156,7 +168,7 @@ pub fn status_json(rows: &[MirrorRow], next_schedule: Option<i64>) -> String {
             StatusEntry {
                 name: &r.id,
                 is_master: true,
-                status: tunasync_status(&r.state),
+                status,
                 last_update,
                 last_update_ts,
                 last_started,
@@ -167,7 +179,7 @@ pub fn status_json(rows: &[MirrorRow], next_schedule: Option<i64>) -> String {
                 next_schedule_ts,
                 upstream: &r.upstream,
                 size: size(size_bytes),
-                error_msg: r.last_error.as_deref().unwrap_or_default(),
+                error_msg,
                 kind: &r.kind,
                 view: &r.view,
                 snapshot: r.published.as_ref().map(|s| s.name.as_str()),
@@ -175,6 +187,7 @@ pub fn status_json(rows: &[MirrorRow], next_schedule: Option<i64>) -> String {
                 files: r.published.as_ref().map_or(0, |s| s.files),
                 pinned: r.published.as_ref().is_some_and(|s| s.pinned),
                 warnings: r.published.as_ref().map_or(&[][..], |s| s.warnings.as_slice()),
+                configured: *config != InConfig::Removed,
             }
         })
         .collect();
@@ -205,7 +218,7 @@ pub fn tunasync_time(unix: Option<i64>) -> (String, i64) {
     }
 }
 
-pub fn status_line(r: &MirrorRow, next_schedule: Option<i64>) -> String {
+pub fn status_line(StatusRow { row: r, config }: &StatusRow, next_schedule: Option<i64>) -> String {
     let when = |t: Option<i64>| t.map_or_else(|| "never".to_owned(), snapshot_name);
     let published = r.published.as_ref().map_or_else(
         || "nothing published".to_owned(),
@@ -214,16 +227,30 @@ pub fn status_line(r: &MirrorRow, next_schedule: Option<i64>) -> String {
     let warnings = r.published.as_ref().map_or(0, |s| s.warnings.len());
     let published =
         if warnings > 0 { format!("{published} with {warnings} {}", plural(warnings, "warning")) } else { published };
-    let mut line = format!("{}: {}; {published}", r.id, r.state);
+    let state = match config {
+        InConfig::Configured => r.state.clone(),
+        InConfig::Unusable(_) => "cannot sync".to_owned(),
+        InConfig::Removed => "removed from the config".to_owned(),
+    };
+    let mut line = format!("{}: {state}; {published}", r.id);
     if let Some(s) = r.published.as_ref().filter(|s| s.pinned) {
         line += &format!("; pinned to {} (`snapshot unpin {}` undoes it)", s.name, r.id);
     }
     line += &format!("; last success {}", when(r.last_success));
-    if let Some(next) = next_schedule {
-        line += &format!("; next run {}", snapshot_name(next));
-    }
-    if let Some(e) = &r.last_error {
-        line += &format!("; last error: {e}");
+    match config {
+        InConfig::Configured => {
+            if let Some(next) = next_schedule {
+                line += &format!("; next run {}", snapshot_name(next));
+            }
+            if let Some(e) = &r.last_error {
+                line += &format!("; last error: {e}");
+            }
+        }
+        InConfig::Unusable(problem) => line += &format!("; {problem}"),
+        InConfig::Removed => {
+            line +=
+                &format!("; `pmirror-fs snapshot forget {}` deletes its snapshots, then `gc` frees its objects", r.id)
+        }
     }
     line
 }

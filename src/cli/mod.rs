@@ -184,7 +184,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Verify { ids, json } => lifecycle::verify(&load()?, &ids, json),
         Command::Config(ConfigCmd::Check) => ops::check(&load()?),
         Command::Config(ConfigCmd::Show) => {
-            print!("{}", load()?.to_toml());
+            // The normalized rendering holds every entry: one that cannot run has nothing to show.
+            let config = load()?;
+            config.require_usable()?;
+            print!("{}", config.to_toml());
             Ok(0)
         }
     }

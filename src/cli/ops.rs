@@ -25,6 +25,7 @@ use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 
 pub use status::inline_file as status_inline;
+pub use status::{InConfig, StatusRow};
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
@@ -97,13 +98,18 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// `config check`: the config loads (every key file read), and every key file holds a keyring
-/// that sync's parser accepts; before, a file holding no key passed and sync failed later with
-/// "cannot read keyring". Each bad key file is one line on stderr, exit 1.
+/// `config check`: the config loads, every key file can be read and holds a keyring that sync's
+/// parser accepts (before, a file holding no key passed and sync failed later with "cannot read
+/// keyring"), and every `use-subscription` has its key. Each problem is one line on stderr naming
+/// the entry, all of them, exit 1.
 pub fn check(config: &Config) -> anyhow::Result<i32> {
+    let mut bad = 0;
+    for u in &config.unusable {
+        eprintln!("pmirror-fs: {}", u.error);
+        bad += 1;
+    }
     let mirrors = config.mirrors.iter().map(|m| ("mirror", &m.id, &m.key, &m.key_bytes));
     let trees = config.trees.iter().filter_map(|t| Some(("tree", &t.id, t.key.as_ref()?, t.key_bytes.as_ref()?)));
-    let mut bad = 0;
     for (kind, id, key, bytes) in mirrors.chain(trees) {
         if let Err(e) = Keyring::from_bytes(bytes) {
             eprintln!("pmirror-fs: {}: {kind} {id:?}: key file {}: {e}", config.path.display(), key.display());
@@ -280,7 +286,7 @@ pub fn status(config: &Config, json: bool) -> anyhow::Result<i32> {
     }
     for r in &rows {
         println!("{}", human::status_line(r, next));
-        for w in r.published.iter().flat_map(|s| &s.warnings) {
+        for w in r.row.published.iter().flat_map(|s| &s.warnings) {
             println!("  warning: {w}");
         }
     }
@@ -298,7 +304,12 @@ pub fn after_sync(config: &Config, request: &SyncRequest, report: &RunReport) {
 
 fn write_metrics(config: &Config, path: &Path, report: &RunReport) -> anyhow::Result<()> {
     let catalog = Catalog::open(&config.store.dir)?;
-    let rows = status::rows(config, Some(&catalog))?;
+    // A removed entry is no longer monitored: its old failure must not page anyone forever.
+    let rows: Vec<_> = status::rows(config, Some(&catalog))?
+        .into_iter()
+        .filter(|r| r.config != InConfig::Removed)
+        .map(|r| r.row)
+        .collect();
     let previous = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),

@@ -1,5 +1,5 @@
 //! `pmirror-fs snapshot …`: list, show, diff, publish (instant rollback / roll-forward; a
-//! rollback pins the mirror), unpin, remove.
+//! rollback pins the mirror), unpin, remove, forget (a mirror removed from the config).
 
 use crate::catalog::{Catalog, PinChange, Retention};
 use crate::config::Config;
@@ -33,6 +33,9 @@ pub enum SnapshotCmd {
     Unpin { id: String },
     /// Remove a snapshot that is not published
     Remove { id: String, snapshot: String },
+    /// Forget a mirror or tree removed from the config: delete all its snapshots (the published
+    /// one too) and its status; `gc` then frees the objects only it used
+    Forget { id: String },
 }
 
 impl SnapshotCmd {
@@ -44,7 +47,8 @@ impl SnapshotCmd {
             | SnapshotCmd::Diff { id, .. }
             | SnapshotCmd::Publish { id, .. }
             | SnapshotCmd::Unpin { id }
-            | SnapshotCmd::Remove { id, .. } => Some(id),
+            | SnapshotCmd::Remove { id, .. }
+            | SnapshotCmd::Forget { id } => Some(id),
         }
     }
 }
@@ -70,7 +74,27 @@ pub fn run(config: &Config, cmd: SnapshotCmd) -> anyhow::Result<i32> {
             println!("{id}: removed snapshot {snapshot}");
             Ok(0)
         }
+        SnapshotCmd::Forget { id } => forget(config, &id),
     }
+}
+
+/// `snapshot forget ID`: only for an id the config no longer has (a configured one would come
+/// back with the next sync, and forgetting it would unpublish what clients use).
+fn forget(config: &Config, id: &str) -> anyhow::Result<i32> {
+    if config.entry_ids().any(|known| known == id) {
+        anyhow::bail!("{id} is still configured in {}; remove it from there first", config.path.display());
+    }
+    let _lock = crate::pool::StoreLock::acquire(&config.store.dir)?;
+    let grace = config.sync.grace.as_secs() as i64;
+    let mut images = crate::sync::ViewPublisher::new(config);
+    let result = Catalog::open(&config.store.dir)?.forget_mirror(id, unix_now(), grace, |src| images.prepare(src));
+    images.finish(result.is_ok());
+    let (snapshots, generation) = result?;
+    let noun = if snapshots == 1 { "snapshot" } else { "snapshots" };
+    println!(
+        "{id}: forgot {snapshots} {noun} (generation {generation}); `pmirror-fs gc` frees the objects only they used"
+    );
+    Ok(0)
 }
 
 /// An id the snapshot commands accept: configured, or in the catalog (an entry removed from the

@@ -6,7 +6,8 @@ use super::raw::{RawAlias, RawConfig, RawMirror, RawStore, RawSubscription, RawS
 use super::subscription::{self, Product, ServerId, Subscription, SubscriptionKey};
 use super::{duration, validate};
 use super::{
-    AliasConfig, Config, ConfigError, Location, MirrorConfig, Repository, StoreConfig, SyncConfig, TreeConfig,
+    AliasConfig, Config, ConfigError, KeyFileProblem, Location, MirrorConfig, Repository, StoreConfig, SyncConfig,
+    TreeConfig, Unusable,
 };
 use std::collections::HashMap;
 use std::ops::Range;
@@ -36,24 +37,65 @@ pub(super) fn build(text: &str, path: &Path) -> Result<Config, ConfigError> {
         raw.subscription.iter().enumerate().map(|(i, s)| ctx.subscription(s, i + 1)).collect::<Result<Vec<_>, _>>()?;
     let mut ids = IdRegistry::default();
     let mut mirrors = Vec::with_capacity(raw.mirror.len());
+    let mut unusable = Vec::new();
     for mirror in &raw.mirror {
-        let mut entry = ctx.mirror(mirror)?;
-        entry.subscription =
-            ctx.use_subscription(mirror.use_subscription.as_ref(), &subscriptions, &entry.id, "mirror")?;
+        let (mut entry, key_problem) = ctx.mirror(mirror)?;
+        let subscription = ctx.use_subscription(mirror.use_subscription.as_ref(), &subscriptions, &entry.id, "mirror");
         ids.claim(&ctx, &mirror.id, "mirror")?;
-        mirrors.push(entry);
+        match usable(key_problem, subscription)? {
+            Ok(subscription) => {
+                entry.subscription = subscription;
+                mirrors.push(entry);
+            }
+            Err(error) => unusable.push(Unusable {
+                kind: "mirror",
+                id: entry.id,
+                view: entry.view,
+                upstream: entry.repository.url.to_string(),
+                error,
+            }),
+        }
     }
     let mut trees = Vec::with_capacity(raw.tree.len());
     for tree in &raw.tree {
-        let mut entry = ctx.tree(tree)?;
-        entry.subscription = ctx.use_subscription(tree.use_subscription.as_ref(), &subscriptions, &entry.id, "tree")?;
+        let (mut entry, key_problem) = ctx.tree(tree)?;
+        let subscription = ctx.use_subscription(tree.use_subscription.as_ref(), &subscriptions, &entry.id, "tree");
         ids.claim(&ctx, &tree.id, "tree")?;
-        trees.push(entry);
+        match usable(key_problem, subscription)? {
+            Ok(subscription) => {
+                entry.subscription = subscription;
+                trees.push(entry);
+            }
+            Err(error) => unusable.push(Unusable {
+                kind: "tree",
+                id: entry.id,
+                view: entry.view,
+                upstream: entry.url.to_string(),
+                error,
+            }),
+        }
     }
-    let views: Vec<&str> =
-        (mirrors.iter().map(|m| m.view.as_str())).chain(trees.iter().map(|t| t.view.as_str())).collect();
+    let views: Vec<&str> = (mirrors.iter().map(|m| m.view.as_str()))
+        .chain(trees.iter().map(|t| t.view.as_str()))
+        .chain(unusable.iter().map(|u| u.view.as_str()))
+        .collect();
     let aliases = ctx.aliases(&raw.alias, &views)?;
-    Ok(Config { path: path.to_owned(), store, sync, mirrors, trees, aliases, subscriptions })
+    Ok(Config { path: path.to_owned(), store, sync, mirrors, trees, aliases, subscriptions, unusable })
+}
+
+/// Sorts an entry's problems: a key file that cannot be used or a subscription no
+/// `[[subscription]]` answers makes the entry unusable (inner `Err`, the first of them); any other
+/// subscription error is the config's (outer `Err`). Inner `Ok`: the resolved subscription.
+fn usable(
+    key_problem: Option<ConfigError>,
+    subscription: Result<Option<Subscription>, ConfigError>,
+) -> Result<Result<Option<Subscription>, ConfigError>, ConfigError> {
+    match (key_problem, subscription) {
+        (_, Err(e)) if !matches!(e, ConfigError::NoSubscription { .. }) => Err(e),
+        (Some(key), _) => Ok(Err(key)),
+        (None, Err(no_subscription)) => Ok(Err(no_subscription)),
+        (None, Ok(subscription)) => Ok(Ok(subscription)),
+    }
 }
 
 /// The directory relative paths in the config are taken from: the config file's own, made
@@ -170,7 +212,8 @@ impl Ctx<'_> {
         duration::parse_duration(text.get_ref()).map_err(|e| self.invalid(text.span(), "[sync]", key, e.to_string()))
     }
 
-    fn mirror(&self, raw: &RawMirror) -> Result<MirrorConfig, ConfigError> {
+    /// The mirror, and the problem of its key file if it has one (its `key_bytes` are then empty).
+    fn mirror(&self, raw: &RawMirror) -> Result<(MirrorConfig, Option<ConfigError>), ConfigError> {
         let id = raw.id.get_ref();
         let entry = format!("mirror {id:?}");
         validate::id(id).map_err(|e| self.invalid(raw.id.span(), &entry, "id", e))?;
@@ -181,11 +224,15 @@ impl Ctx<'_> {
             .map_err(|e: super::RepositoryError| self.invalid(raw.repository.span(), &entry, "repository", e.0))?;
         let architectures = self.architectures(&raw.architectures, &entry)?;
         let (key, key_bytes) = self.key(&raw.key, &entry)?;
+        let (key_bytes, key_problem) = match key_bytes {
+            Ok(bytes) => (bytes, None),
+            Err(e) => (Vec::new(), Some(e)),
+        };
         let view = self.view(raw.view.as_ref(), &repository.url, &raw.repository, &entry)?;
         let patterns = texts(raw.skip_packages.as_deref());
         let skip_packages = self.globs(raw.skip_packages.as_deref(), &entry, "skip-packages")?;
         let skip_sections = self.words(raw.skip_sections.as_deref(), &entry, "skip-sections")?;
-        Ok(MirrorConfig {
+        let mirror = MirrorConfig {
             id: id.clone(),
             repository,
             architectures,
@@ -198,10 +245,12 @@ impl Ctx<'_> {
             skip_package_patterns: patterns,
             skip_sections,
             subscription: None,
-        })
+        };
+        Ok((mirror, key_problem))
     }
 
-    fn tree(&self, raw: &RawTree) -> Result<TreeConfig, ConfigError> {
+    /// The tree, and the problem of its key file if it has one (its `key_bytes` are then `None`).
+    fn tree(&self, raw: &RawTree) -> Result<(TreeConfig, Option<ConfigError>), ConfigError> {
         let id = raw.id.get_ref();
         let entry = format!("tree {id:?}");
         validate::id(id).map_err(|e| self.invalid(raw.id.span(), &entry, "id", e))?;
@@ -209,11 +258,14 @@ impl Ctx<'_> {
         let view = self.view(raw.view.as_ref(), &url, &raw.url, &entry)?;
         self.globs(raw.include.as_deref(), &entry, "include")?;
         self.globs(raw.exclude.as_deref(), &entry, "exclude")?;
-        let (key, key_bytes) = match &raw.key {
-            Some(key) => self.key(key, &entry).map(|(p, b)| (Some(p), Some(b)))?,
-            None => (None, None),
+        let (key, key_bytes, key_problem) = match &raw.key {
+            Some(key) => match self.key(key, &entry)? {
+                (path, Ok(bytes)) => (Some(path), Some(bytes), None),
+                (path, Err(e)) => (Some(path), None, Some(e)),
+            },
+            None => (None, None, None),
         };
-        Ok(TreeConfig {
+        let tree = TreeConfig {
             id: id.clone(),
             url,
             view,
@@ -222,7 +274,8 @@ impl Ctx<'_> {
             key,
             key_bytes,
             subscription: None,
-        })
+        };
+        Ok((tree, key_problem))
     }
 
     /// One `[[subscription]]` (`index` counts from 1 in file order). Errors never quote the key.
@@ -273,22 +326,25 @@ impl Ctx<'_> {
         Ok(out)
     }
 
-    /// Resolves and reads a key file; an empty file is rejected too (it cannot hold a key).
-    fn key(&self, raw: &Text, entry: &str) -> Result<(PathBuf, Vec<u8>), ConfigError> {
+    /// Resolves and reads a key file. An empty `key` is the config's error (outer `Err`); a file
+    /// that cannot be read, or is empty (it cannot hold a key), is the entry's (inner `Err`).
+    #[allow(clippy::type_complexity)]
+    fn key(&self, raw: &Text, entry: &str) -> Result<(PathBuf, Result<Vec<u8>, ConfigError>), ConfigError> {
         if raw.get_ref().is_empty() {
             return Err(self.invalid(raw.span(), entry, "key", "is empty"));
         }
         let path = self.resolve(raw.get_ref());
-        let bytes = std::fs::read(&path).map_err(|source| ConfigError::KeyFile {
+        let problem = |problem| ConfigError::KeyFile {
             at: self.at(raw.span()),
             entry: entry.to_owned(),
             key: path.clone(),
-            source,
-        })?;
-        if bytes.is_empty() {
-            let message = format!("key file {} is empty", path.display());
-            return Err(self.invalid(raw.span(), entry, "key", message));
-        }
+            problem,
+        };
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) if bytes.is_empty() => Err(problem(KeyFileProblem::Empty)),
+            Ok(bytes) => Ok(bytes),
+            Err(e) => Err(problem(KeyFileProblem::Unreadable(e))),
+        };
         Ok((path, bytes))
     }
 

@@ -57,6 +57,35 @@ pub struct Config {
     /// `[[subscription]]` entries in file order; an entry's `use-subscription` takes the first of
     /// its product.
     pub subscriptions: Vec<Subscription>,
+    /// Mirrors and trees whose text is valid but which cannot run as the system stands: a key
+    /// file missing, unreadable or empty, or a `use-subscription` no `[[subscription]]` answers.
+    /// They are in neither `mirrors` nor `trees` (nothing can sync them by mistake); `status`
+    /// lists them, `sync` fails each one by name and syncs the rest, `config check` names them.
+    pub unusable: Vec<Unusable>,
+}
+
+/// A configured mirror or tree that cannot run until the operator fixes what `error` names.
+#[derive(Debug)]
+pub struct Unusable {
+    /// `mirror` or `tree`, as the catalog records it.
+    pub kind: &'static str,
+    pub id: String,
+    pub view: String,
+    pub upstream: String,
+    /// The problem, with its place in the config and the fix.
+    pub error: ConfigError,
+}
+
+impl Clone for Unusable {
+    fn clone(&self) -> Self {
+        Unusable {
+            kind: self.kind,
+            id: self.id.clone(),
+            view: self.view.clone(),
+            upstream: self.upstream.clone(),
+            error: self.error.duplicate(),
+        }
+    }
 }
 
 /// `[store]`: where the pool, catalog and staging area live.
@@ -178,15 +207,14 @@ pub enum ConfigError {
         entry: Option<String>,
         message: String,
     },
-    /// A key file named by a mirror or tree could not be read.
-    #[error("{at}: {entry}: key file {}: {source}", key.display())]
+    /// A key file named by a mirror or tree could not be read, or is empty.
+    #[error("{at}: {entry}: key file {}: {}; {}", key.display(), problem, key_fix(key, problem))]
     KeyFile {
         at: Location,
         /// `mirror "id"` or `tree "id"`.
         entry: String,
         key: PathBuf,
-        #[source]
-        source: io::Error,
+        problem: KeyFileProblem,
     },
     /// A `use-subscription` whose product no `[[subscription]]` has a key for. `config add`
     /// writes such a config anyway (with a hint), like one whose key file is still missing.
@@ -212,6 +240,36 @@ pub enum ConfigError {
     },
 }
 
+/// Why a key file cannot be used.
+#[derive(Debug)]
+pub enum KeyFileProblem {
+    Unreadable(io::Error),
+    Empty,
+}
+
+impl fmt::Display for KeyFileProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyFileProblem::Unreadable(e) => write!(f, "{e}"),
+            KeyFileProblem::Empty => f.write_str("is empty"),
+        }
+    }
+}
+
+/// The fix for a key file problem: where a preset's key comes from when the path is a preset's,
+/// else what the file must hold.
+fn key_fix(key: &Path, problem: &KeyFileProblem) -> String {
+    if let KeyFileProblem::Unreadable(e) = problem {
+        if e.kind() == io::ErrorKind::PermissionDenied {
+            return "make it readable by the user running pmirror-fs".to_owned();
+        }
+    }
+    match presets::key_source(key) {
+        Some(source) => source,
+        None => "put the repository's OpenPGP release key (binary or armored) there".to_owned(),
+    }
+}
+
 fn entry_prefix(entry: Option<&str>) -> String {
     entry.map(|e| format!("{e}: ")).unwrap_or_default()
 }
@@ -225,6 +283,34 @@ impl ConfigError {
             | ConfigError::KeyFile { at, .. }
             | ConfigError::NoSubscription { at, .. }
             | ConfigError::Invalid { at, .. } => at.clone(),
+        }
+    }
+}
+
+impl ConfigError {
+    /// A copy (`io::Error` is not `Clone`: a read error keeps its kind and text).
+    pub fn duplicate(&self) -> ConfigError {
+        let io = |e: &io::Error| io::Error::new(e.kind(), e.to_string());
+        match self {
+            ConfigError::Read { path, source } => ConfigError::Read { path: path.clone(), source: io(source) },
+            ConfigError::Syntax { at, entry, message } => {
+                ConfigError::Syntax { at: at.clone(), entry: entry.clone(), message: message.clone() }
+            }
+            ConfigError::KeyFile { at, entry, key, problem } => ConfigError::KeyFile {
+                at: at.clone(),
+                entry: entry.clone(),
+                key: key.clone(),
+                problem: match problem {
+                    KeyFileProblem::Unreadable(e) => KeyFileProblem::Unreadable(io(e)),
+                    KeyFileProblem::Empty => KeyFileProblem::Empty,
+                },
+            },
+            ConfigError::NoSubscription { at, entry, product } => {
+                ConfigError::NoSubscription { at: at.clone(), entry: entry.clone(), product: *product }
+            }
+            ConfigError::Invalid { at, entry, key, message } => {
+                ConfigError::Invalid { at: at.clone(), entry: entry.clone(), key, message: message.clone() }
+            }
         }
     }
 }
@@ -248,10 +334,20 @@ impl Config {
         convert::build(text, path)
     }
 
-    /// Ids of every mirror, then every tree (unique across both).
+    /// Ids of every mirror, then every tree, then every unusable entry (unique across all).
     pub fn entry_ids(&self) -> impl Iterator<Item = &str> {
         let mirrors = self.mirrors.iter().map(|m| m.id.as_str());
-        mirrors.chain(self.trees.iter().map(|t| t.id.as_str()))
+        let trees = self.trees.iter().map(|t| t.id.as_str());
+        mirrors.chain(trees).chain(self.unusable.iter().map(|u| u.id.as_str()))
+    }
+
+    /// The first unusable entry's problem: for commands that need the whole configuration
+    /// (`config show` renders every entry).
+    pub fn require_usable(&self) -> Result<(), ConfigError> {
+        match self.unusable.first() {
+            Some(u) => Err(u.error.duplicate()),
+            None => Ok(()),
+        }
     }
 
     /// A normalized TOML rendering with every default spelled out (for `config show`); parsing it

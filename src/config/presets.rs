@@ -155,6 +155,16 @@ fn preset(product: &Product, suite: &'static str, channel: Channel, component: &
     }
 }
 
+/// How to get the key file at `path` when it is a preset's default location (the fix a missing
+/// key file's error names).
+pub fn key_source(path: &std::path::Path) -> Option<String> {
+    let p = all().into_iter().find(|p| std::path::Path::new(&p.key) == path)?;
+    Some(format!(
+        "fetch it with `wget {} -O {}` and compare its checksum with the one the publisher documents",
+        p.key_url, p.key
+    ))
+}
+
 /// Every preset, product by product, newest suite first.
 pub fn all() -> Vec<Preset> {
     let mut out = Vec::new();

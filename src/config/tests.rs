@@ -224,7 +224,7 @@ fn invalid_cases() -> Vec<(&'static str, String, usize, Vec<&'static str>)> {
             5,
             vec!["mirror \"pve\": key file", "missing.gpg", "os error 2"],
         ),
-        ("empty key file", swap("key.gpg", "empty.gpg"), 5, vec!["mirror \"pve\": key:", "is empty"]),
+        ("empty key file", swap("key.gpg", "empty.gpg"), 5, vec!["mirror \"pve\": key file", "empty.gpg: is empty"]),
         (
             "missing tree key file",
             "[[tree]]\nid = \"iso\"\nurl = \"http://h/iso/\"\nkey = \"nope.gpg\"\n".into(),
@@ -382,7 +382,9 @@ fn invalid_configs_name_line_and_key() {
     let fx = Fixture::new();
     let path = fx.config_path();
     for (what, text, line, needles) in invalid_cases() {
+        // A key file or subscription problem makes only its entry unusable; the rest loads.
         let err = match fx.parse(&text) {
+            Ok(mut config) if !config.unusable.is_empty() => config.unusable.remove(0).error,
             Ok(_) => panic!("{what}: accepted"),
             Err(err) => err,
         };
@@ -400,15 +402,47 @@ fn invalid_configs_name_line_and_key() {
 #[test]
 fn key_file_error_reads_like_the_contract() {
     let fx = Fixture::new();
-    let err = fx.parse(&MIRROR.replace("key.gpg", "gone.gpg")).expect_err("missing key file");
+    let config = fx.parse(&MIRROR.replace("key.gpg", "gone.gpg")).expect("an unusable entry is not a config error");
     let key = fx.dir.path().join("gone.gpg");
     let expected = format!(
-        "{}:5: mirror \"pve\": key file {}: No such file or directory (os error 2)",
+        "{}:5: mirror \"pve\": key file {}: No such file or directory (os error 2); \
+         put the repository's OpenPGP release key (binary or armored) there",
         fx.config_path().display(),
         key.display()
     );
-    assert_eq!(err.to_string(), expected);
-    assert!(matches!(err, ConfigError::KeyFile { .. }));
+    let [unusable] = config.unusable.as_slice() else { panic!("one unusable entry: {:?}", config.unusable) };
+    assert_eq!(unusable.error.to_string(), expected);
+    assert!(matches!(unusable.error, ConfigError::KeyFile { .. }));
+    assert_eq!((unusable.kind, unusable.id.as_str(), unusable.view.as_str()), ("mirror", "pve", "debian/pve"));
+    assert!(config.mirrors.is_empty(), "an unusable mirror is not syncable");
+    assert_eq!(config.entry_ids().collect::<Vec<_>>(), ["pve"], "its id stays known");
+    assert!(config.require_usable().is_err());
+}
+
+/// A preset's key file names where the key comes from; the rest of the config loads.
+#[test]
+fn an_unusable_entry_leaves_the_rest_usable() {
+    let fx = Fixture::new();
+    let preset_key = "/etc/apt/trusted.gpg.d/proxmox-release-bookworm.gpg";
+    let text = format!(
+        "{MIRROR}[[mirror]]\nid = \"pbs\"\nrepository = \"deb http://download.proxmox.com/debian/pbs bookworm \
+         pbs-no-subscription\"\narchitectures = [\"amd64\"]\nkey = \"{preset_key}\"\n\
+         [[alias]]\npath = \"pbs-latest\"\ntarget = \"debian/pbs\"\n"
+    );
+    if Path::new(preset_key).exists() {
+        return; // a Proxmox host: the preset's key is there, nothing is unusable
+    }
+    let config = fx.parse(&text).expect("loads");
+    assert_eq!(config.mirrors.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["pve"]);
+    let [unusable] = config.unusable.as_slice() else { panic!("one unusable entry: {:?}", config.unusable) };
+    let shown = unusable.error.to_string();
+    assert!(
+        shown.contains(&format!(
+            "wget https://enterprise.proxmox.com/debian/proxmox-release-bookworm.gpg -O {preset_key}"
+        )),
+        "{shown}"
+    );
+    assert_eq!(config.aliases.len(), 1, "an alias to an unusable mirror's view still validates");
 }
 
 #[test]

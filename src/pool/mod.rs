@@ -68,6 +68,12 @@ impl Pool {
         Ok(Pool { store: store.to_owned(), fsync })
     }
 
+    /// The pool of a store as it is, creating nothing (a dry run: on a store that does not exist
+    /// yet, every object is missing). Only for reading: nothing may be staged or written through it.
+    pub fn existing(store: &Path) -> Pool {
+        Pool { store: store.to_owned(), fsync: false }
+    }
+
     pub fn store_dir(&self) -> &Path {
         &self.store
     }

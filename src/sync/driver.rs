@@ -9,8 +9,8 @@ use super::metadata::{self, Fetched, MetadataCtx, Previous};
 use super::plan::plan;
 use super::report::{MirrorOutcome, MirrorReport, RunReport};
 use super::MirrorError;
-use crate::catalog::{Catalog, NewEntry, NewSnapshot, PublishedFile, Retention};
-use crate::config::{subscription, Config, MirrorConfig, Subscription, TreeConfig};
+use crate::catalog::{Catalog, NewEntry, NewSnapshot, PublishedFile, Retention, SnapshotRow};
+use crate::config::{subscription, Config, MirrorConfig, Subscription, TreeConfig, Unusable};
 use crate::digest::Sha256;
 use crate::fetch::{Access, Credentials, Fetcher};
 use crate::filetree::{sync_tree, TreeCtx};
@@ -58,43 +58,82 @@ struct Env<'a> {
     now: i64,
 }
 
+impl<'a> Env<'a> {
+    fn new(
+        config: &'a Config,
+        pool: Pool,
+        progress: &'a dyn Progress,
+        request: &'a SyncRequest,
+    ) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            // Downloads are I/O bound; two workers keep hashing and TLS off one core.
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        let fetcher = Fetcher::new(config.sync.timeout, config.sync.retries)?;
+        Ok(Env { config, pool, fetcher, rt, progress, request, now: unix_now() })
+    }
+}
+
 /// Runs a sync. Errors here are about the run as a whole (lock, store, catalog); a failing mirror
 /// is reported in the [`RunReport`] and keeps its previously published snapshot.
 pub fn run(config: &Config, request: &SyncRequest, progress: &dyn Progress) -> anyhow::Result<RunReport> {
-    use anyhow::Context as _;
-    select(config, &request.ids)?;
+    let jobs = select(config, &request.ids)?;
+    if request.dry_run {
+        return dry_run(config, request, progress, &jobs);
+    }
     let store = &config.store.dir;
-    let _lock = if request.dry_run { None } else { Some(StoreLock::acquire(store)?) };
+    let lock = StoreLock::acquire(store)?;
     let pool = Pool::open(store, config.store.fsync)?;
-    if let Some(lock) = &_lock {
-        let n = pool.clean_tmp(lock)?;
-        if n > 0 {
-            tracing::info!(removed = n, "removed leftovers of an interrupted run from tmp/");
-        }
+    let n = pool.clean_tmp(&lock)?;
+    if n > 0 {
+        tracing::info!(removed = n, "removed leftovers of an interrupted run from tmp/");
     }
     let mut catalog = Catalog::open(store)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        // Downloads are I/O bound; two workers keep hashing and TLS off one core.
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let fetcher = Fetcher::new(config.sync.timeout, config.sync.retries)?;
-    let env = Env { config, pool, fetcher, rt, progress, request, now: unix_now() };
+    let env = Env::new(config, pool, progress, request)?;
     let mut report = RunReport::default();
     let mut picks = Vec::new();
     let mut deferred = Vec::new();
-    for job in select(config, &request.ids)? {
+    for job in jobs {
         let r = sync_one(&env, &mut catalog, job, &mut picks, &mut deferred)?;
         report.mirrors.push(r);
     }
-    if !request.dry_run {
-        let published = publish(&env, &mut catalog, &picks, &mut report);
-        finish_deferred(&mut catalog, &deferred, &published, report.publish_error.as_deref())?;
-        published?;
-        for m in &mut report.mirrors {
-            m.pinned_to = catalog.pin(&m.id)?.map(|p| p.snapshot);
-        }
+    let published = publish(&env, &mut catalog, &picks, &mut report);
+    finish_deferred(&mut catalog, &deferred, &published, report.publish_error.as_deref())?;
+    published?;
+    for m in &mut report.mirrors {
+        m.pinned_to = catalog.pin(&m.id)?.map(|p| p.snapshot);
+    }
+    Ok(report)
+}
+
+/// `sync --dry-run`: each mirror's plan against the store as it is, creating and changing
+/// nothing — no lock, no pool directories, no catalog (a store that does not exist yet plans
+/// every file as a fetch), no migration (a catalog of an older schema fails the dry run, naming
+/// it: a sync migrates it).
+fn dry_run(
+    config: &Config,
+    request: &SyncRequest,
+    progress: &dyn Progress,
+    jobs: &[Job<'_>],
+) -> anyhow::Result<RunReport> {
+    let store = &config.store.dir;
+    let catalog = match store.join("catalog.db").exists() {
+        true => Some(Catalog::open_untouched(store)?),
+        false => None,
+    };
+    let env = Env::new(config, Pool::existing(store), progress, request)?;
+    let mut report = RunReport::default();
+    for &job in jobs {
+        let started = Instant::now();
+        let mut r = match fetch_job(&env, catalog.as_ref(), job)?.0 {
+            Ok((r, _)) => r,
+            Err(e) => MirrorReport::new(job.id(), MirrorOutcome::Failed(e), started.elapsed()),
+        };
+        r.elapsed = started.elapsed();
+        report.mirrors.push(r);
     }
     Ok(report)
 }
@@ -104,6 +143,8 @@ pub fn run(config: &Config, request: &SyncRequest, progress: &dyn Progress) -> a
 enum Job<'a> {
     Mirror(&'a MirrorConfig),
     Tree(&'a TreeConfig),
+    /// Configured but unable to run (a key file missing, …): fails by name, the others sync.
+    Unusable(&'a Unusable),
 }
 
 impl Job<'_> {
@@ -111,6 +152,7 @@ impl Job<'_> {
         match self {
             Job::Mirror(m) => &m.id,
             Job::Tree(t) => &t.id,
+            Job::Unusable(u) => &u.id,
         }
     }
 
@@ -119,6 +161,7 @@ impl Job<'_> {
         match self {
             Job::Mirror(m) => ("mirror", &m.view, m.repository.url.as_str()),
             Job::Tree(t) => ("tree", &t.view, t.url.as_str()),
+            Job::Unusable(u) => (u.kind, &u.view, &u.upstream),
         }
     }
 }
@@ -132,7 +175,8 @@ fn select<'a>(config: &'a Config, ids: &[String]) -> anyhow::Result<Vec<Job<'a>>
     let wanted = |id: &String| ids.is_empty() || ids.contains(id);
     let mirrors = config.mirrors.iter().filter(|m| wanted(&m.id)).map(Job::Mirror);
     let trees = config.trees.iter().filter(|t| wanted(&t.id)).map(Job::Tree);
-    Ok(mirrors.chain(trees).collect())
+    let unusable = config.unusable.iter().filter(|u| wanted(&u.id)).map(Job::Unusable);
+    Ok(mirrors.chain(trees).chain(unusable).collect())
 }
 
 /// Syncs one mirror or tree and records its snapshot; catalog errors abort the run, mirror
@@ -145,53 +189,15 @@ fn sync_one(
     deferred: &mut Vec<Deferred>,
 ) -> anyhow::Result<MirrorReport> {
     let started = Instant::now();
-    let dry = env.request.dry_run;
     let id = job.id().to_owned();
-    if !dry {
-        let (kind, view, upstream) = job.catalog_row();
-        catalog.upsert_mirror(&id, kind, view, upstream)?;
-        catalog.mark_started(&id, unix_now())?;
-    }
-    // The published snapshot, or a pinned mirror's newest recorded one (what upstream served last).
-    let baseline = catalog.sync_baseline(&id)?;
-    let baseline_files = |catalog: &Catalog| match &baseline {
-        Some(s) => catalog.snapshot_files(s.id),
-        None => Ok(Vec::new()),
-    };
-    let result = match job {
-        Job::Mirror(m) => {
-            let previous = baseline.as_ref().map_or_else(Previous::default, |s| Previous {
-                release_sha256: s.release_sha256,
-                release_last_modified: s.release_last_modified,
-            });
-            let verifying = env.request.verify || m.verify;
-            let reference = if verifying { baseline_files(catalog)? } else { Vec::new() };
-            env.rt.block_on(mirror_snapshot(env, m, previous, &reference))
-        }
-        Job::Tree(t) => {
-            let fetcher = env.fetcher.for_upstream(access(&t.url, t.subscription.as_ref()));
-            let ctx = TreeCtx {
-                tree: t,
-                fetcher: &fetcher,
-                pool: &env.pool,
-                concurrency: env.config.sync.concurrency,
-                progress: env.progress,
-                previous: baseline_files(catalog)?,
-                dry_run: dry,
-                verify: env.request.verify,
-                now: env.now,
-            };
-            env.rt.block_on(sync_tree(&ctx))
-        }
-    };
-    let (mut report, snapshot) = match result {
-        Ok(r) => r,
-        Err(e) => (MirrorReport::new(&id, MirrorOutcome::Failed(e), started.elapsed()), None),
+    let (kind, view, upstream) = job.catalog_row();
+    catalog.upsert_mirror(&id, kind, view, upstream)?;
+    catalog.mark_started(&id, unix_now())?;
+    let (mut report, snapshot, baseline) = match fetch_job(env, Some(catalog), job)? {
+        (Ok((report, snapshot)), baseline) => (report, snapshot, baseline),
+        (Err(e), baseline) => (MirrorReport::new(&id, MirrorOutcome::Failed(e), started.elapsed()), None, baseline),
     };
     report.elapsed = started.elapsed();
-    if dry {
-        return Ok(report);
-    }
     let all_warnings = report.warnings.clone();
     let known = baseline.as_ref().map_or(&[][..], |s| s.warnings.as_slice());
     report.warnings.retain(|w| !known.contains(w));
@@ -208,13 +214,62 @@ fn sync_one(
     }
     let outcome = match &report.outcome {
         MirrorOutcome::Failed(e) => {
-            tracing::error!(mirror = %id, error = %e, "failed; its published snapshot stays");
+            // The CLI prints the failure once, after the run (`pmirror-fs: mirror …`); at the
+            // default log level this would say it a second time.
+            tracing::info!(mirror = %id, error = %e, "failed; its published snapshot stays");
             Err(e.to_string())
         }
         _ => Ok((report.fetched_bytes, report.fetched_files)),
     };
     catalog.mark_finished(&id, unix_now(), outcome.as_ref().map(|v| *v).map_err(String::as_str))?;
     Ok(report)
+}
+
+/// The network part of one job against its sync baseline (the published snapshot, or a pinned
+/// mirror's newest recorded one: what upstream served last; none without a catalog), returned
+/// with its result. Catalog errors are the run's (outer `Err`).
+#[allow(clippy::type_complexity)]
+fn fetch_job(
+    env: &Env<'_>,
+    catalog: Option<&Catalog>,
+    job: Job<'_>,
+) -> anyhow::Result<(Result<(MirrorReport, Option<NewSnapshot>), MirrorError>, Option<SnapshotRow>)> {
+    let baseline = match catalog {
+        Some(catalog) => catalog.sync_baseline(job.id())?,
+        None => None,
+    };
+    let baseline_files = || match (catalog, &baseline) {
+        (Some(catalog), Some(s)) => catalog.snapshot_files(s.id),
+        _ => Ok(Vec::new()),
+    };
+    let result = match job {
+        Job::Mirror(m) => {
+            let previous = baseline.as_ref().map_or_else(Previous::default, |s| Previous {
+                release_sha256: s.release_sha256,
+                release_last_modified: s.release_last_modified,
+            });
+            let verifying = env.request.verify || m.verify;
+            let reference = if verifying { baseline_files()? } else { Vec::new() };
+            env.rt.block_on(mirror_snapshot(env, m, previous, &reference))
+        }
+        Job::Tree(t) => {
+            let fetcher = env.fetcher.for_upstream(access(&t.url, t.subscription.as_ref()));
+            let ctx = TreeCtx {
+                tree: t,
+                fetcher: &fetcher,
+                pool: &env.pool,
+                concurrency: env.config.sync.concurrency,
+                progress: env.progress,
+                previous: baseline_files()?,
+                dry_run: env.request.dry_run,
+                verify: env.request.verify,
+                now: env.now,
+            };
+            env.rt.block_on(sync_tree(&ctx))
+        }
+        Job::Unusable(u) => Err(MirrorError::new(&u.id, None, &u.error)),
+    };
+    Ok((result, baseline))
 }
 
 /// The network part of one mirror: metadata, plan, and (unless dry-run) the downloads.

@@ -1,7 +1,7 @@
 //! Issue 11: the first hour of a new admin — output piped into `head`, a mistyped mirror id, a
 //! config without mirrors, `config add` of what is there already, a key file that is not a key.
 
-use crate::harness::{text, Env, BIN, PVE};
+use crate::harness::{text, Env, BIN, PBS_CLIENT, PVE};
 use crate::support::fixture::Upstream;
 use crate::support::signing_key;
 use clap::CommandFactory as _;
@@ -67,7 +67,7 @@ fn run_into_closed_pipe(config: &Path, args: &[String]) -> Output {
 /// new command must join it.
 #[test]
 fn no_command_panics_when_its_stdout_is_closed() {
-    let env = Env::new(proxmox(0), &[&PVE]);
+    let mut env = Env::new(proxmox(0), &[&PVE, &PBS_CLIENT]);
     env.sync_ok(&[]);
     let old = env.published(PVE.id).unwrap().name;
     std::thread::sleep(Duration::from_millis(1_100));
@@ -75,6 +75,8 @@ fn no_command_panics_when_its_stdout_is_closed() {
     env.sync_ok(&[]);
     let new = env.published(PVE.id).unwrap().name;
     assert_ne!(old, new);
+    // PBS_CLIENT is removed from the config, for `snapshot forget`.
+    env.write_config(&[&PVE], "");
     let pom = env.dir.path().join("proxmox-offline-mirror.cfg");
     std::fs::write(
         &pom,
@@ -120,6 +122,7 @@ fn no_command_panics_when_its_stdout_is_closed() {
         vec!["snapshot", "publish", id, &old],
         vec!["snapshot", "unpin", id],
         vec!["snapshot", "remove", id, &new],
+        vec!["snapshot", "forget", PBS_CLIENT.id],
         vec!["gc"],
         // Against a config of their own (`added`): a new file, then one more mirror.
         vec!["config", "add", "--preset", "pve:bookworm", "--key", &key, "--store", &store],
@@ -151,6 +154,7 @@ fn no_command_panics_when_its_stdout_is_closed() {
     assert_eq!(ids, ["pve_bookworm", "pbs_bookworm"]);
     assert!(env.catalog().pin(id).unwrap().is_none(), "snapshot unpin did not unpin");
     assert!(env.catalog().snapshot_id(id, &new).unwrap().is_none(), "snapshot remove did not remove {new}");
+    assert!(env.catalog().mirrors().unwrap().iter().all(|m| m.id != PBS_CLIENT.id), "snapshot forget did not forget");
 }
 
 /// Item 8: every command taking a mirror id names an unknown one, on one line, and fails;
@@ -172,6 +176,7 @@ fn an_unknown_mirror_id_is_one_line_naming_it_and_a_failure() {
         vec!["snapshot", "publish", bad, &snap],
         vec!["snapshot", "unpin", bad],
         vec!["snapshot", "remove", bad, &snap],
+        vec!["snapshot", "forget", bad],
     ];
     let takes_id = |args: &[String]| args.iter().any(|a| a == "id" || a == "ids");
     for (words, _) in leaf_commands().into_iter().filter(|(_, args)| takes_id(args)) {
@@ -288,4 +293,173 @@ fn config_check_parses_every_key_file() {
     assert!(pmirror_fs::apt::signature::Keyring::from_bytes(b"not a key\n").is_err());
     env.write_config(&[&PVE], "");
     assert!(env.run(&["config", "check"]).status.success());
+}
+
+/// Item 1: one mirror whose key file is not there yet (`config add` before the `wget` of its
+/// key) made `config check`, `sync` and `status` all fail. Now `status` works and names the
+/// problem, `sync` syncs the sound mirror and fails only the broken one (named, with the fix),
+/// `config check` names it; all exit ≠ 0 except `status`.
+#[test]
+fn a_missing_key_file_fails_only_its_mirror() {
+    let env = Env::new(proxmox(0), &[&PVE, &PBS_CLIENT]);
+    let missing = env.dir.path().join("not-yet-downloaded.gpg");
+    let cfg = std::fs::read_to_string(&env.config).unwrap();
+    // The second mirror's key line only (the first keeps the good key).
+    let key_line = format!("key = \"{}\"", env.key.display());
+    let at = cfg.rfind(&key_line).expect("second mirror's key line");
+    let broken = format!("{}key = \"{}\"{}", &cfg[..at], missing.display(), &cfg[at + key_line.len()..]);
+    std::fs::write(&env.config, &broken).unwrap();
+    let broken_line = broken[..broken.find(&missing.display().to_string()).unwrap()].lines().count();
+
+    let status = env.run(&["status"]);
+    let stdout = text(&status.stdout);
+    assert!(status.status.success(), "status failed: {}", text(&status.stderr));
+    let pbs = stdout.lines().find(|l| l.starts_with(PBS_CLIENT.id)).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(pbs.contains("cannot sync") && pbs.contains("not-yet-downloaded.gpg"), "{pbs}");
+    assert!(stdout.lines().any(|l| l.starts_with(&format!("{}: new", PVE.id))), "{stdout}");
+
+    let sync = env.run(&["sync"]);
+    let (stdout, stderr) = (text(&sync.stdout), text(&sync.stderr));
+    assert_eq!(sync.status.code(), Some(1), "a broken mirror fails the run:\n{stdout}\n{stderr}");
+    assert!(env.published(PVE.id).is_some(), "the sound mirror was not synced:\n{stdout}\n{stderr}");
+    assert!(env.published(PBS_CLIENT.id).is_none());
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("pmirror-fs:")).collect();
+    assert_eq!(errors.len(), 1, "one line for the one broken mirror:\n{stderr}");
+    let expected = format!(
+        "mirror {}: {}:{broken_line}: mirror \"{}\": key file {}: No such file or directory (os error 2); \
+         put the repository's OpenPGP release key (binary or armored) there",
+        PBS_CLIENT.id,
+        env.config.display(),
+        PBS_CLIENT.id,
+        missing.display()
+    );
+    assert!(errors[0].ends_with(&expected), "{}\nwant …{expected}", errors[0]);
+
+    // status.json says the same (the mount serves it): failed, with the reason.
+    let json: serde_json::Value = serde_json::from_slice(&env.run(&["status", "--json"]).stdout).unwrap();
+    let row = json.as_array().unwrap().iter().find(|r| r["name"] == PBS_CLIENT.id).unwrap();
+    assert_eq!(row["status"], "failed");
+    assert!(row["error_msg"].as_str().unwrap().contains("not-yet-downloaded.gpg"), "{row}");
+    assert_eq!(row["configured"], true);
+
+    let check = env.run(&["config", "check"]);
+    assert_eq!(check.status.code(), Some(1));
+    assert!(text(&check.stderr).contains(&format!("mirror \"{}\": key file {}", PBS_CLIENT.id, missing.display())));
+
+    // The key arrives: everything works again.
+    std::fs::copy(&env.key, &missing).unwrap();
+    env.sync_ok(&[]);
+    assert!(env.published(PBS_CLIENT.id).is_some());
+    assert!(env.run(&["config", "check"]).status.success());
+}
+
+/// Item 3: a mirror removed from the config stayed "failed" forever in `status` and the public
+/// `/status.json`, with no way to forget it. Now it is listed as removed (its snapshots are still
+/// served), never as failed, and `snapshot forget` deletes its snapshots so `gc` frees them.
+#[test]
+fn a_removed_mirror_is_marked_and_can_be_forgotten() {
+    let mut env = Env::new(proxmox(0), &[&PVE, &PBS_CLIENT]);
+    env.sync_ok(&[]);
+    // Its last run failed before it was removed: that must not stay on display forever.
+    let good = std::fs::read_to_string(&env.config).unwrap();
+    env.write_config(&[&PVE, &PBS_CLIENT], "");
+    let cfg = std::fs::read_to_string(&env.config).unwrap();
+    let at = cfg.rfind(PBS_CLIENT.root).unwrap();
+    std::fs::write(&env.config, format!("{}nowhere{}", &cfg[..at], &cfg[at + PBS_CLIENT.root.len()..])).unwrap();
+    assert_eq!(env.run(&["sync", PBS_CLIENT.id]).status.code(), Some(1));
+    std::fs::write(&env.config, good).unwrap();
+    env.write_config(&[&PVE], "");
+
+    let out = env.run(&["status"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success());
+    let line = stdout.lines().find(|l| l.starts_with(PBS_CLIENT.id)).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(line.contains("removed from the config") && !line.contains("failed"), "{line}");
+    assert!(line.contains(&format!("snapshot forget {}", PBS_CLIENT.id)), "{line}");
+    let json: serde_json::Value = serde_json::from_slice(&env.run(&["status", "--json"]).stdout).unwrap();
+    let row = json.as_array().unwrap().iter().find(|r| r["name"] == PBS_CLIENT.id).unwrap();
+    assert_eq!((row["status"].as_str(), row["configured"].as_bool()), (Some("disabled"), Some(false)), "{row}");
+    assert_eq!(row["error_msg"], "", "{row}");
+
+    // A configured mirror cannot be forgotten, an unknown id is an error, both change nothing.
+    let refused = env.run(&["snapshot", "forget", PVE.id]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(text(&refused.stderr).contains("still configured"), "{}", text(&refused.stderr));
+    assert_eq!(env.run(&["snapshot", "forget", "nosuch"]).status.code(), Some(1));
+    assert!(env.published(PBS_CLIENT.id).is_some());
+
+    let before = env.pool_objects().len();
+    let out = env.run(&["snapshot", "forget", PBS_CLIENT.id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(&format!("{}: forgot 1 snapshot", PBS_CLIENT.id)), "{}", text(&out.stdout));
+    assert!(env.catalog().mirrors().unwrap().iter().all(|m| m.id != PBS_CLIENT.id));
+    let stdout = text(&env.run(&["status"]).stdout);
+    assert!(!stdout.contains(PBS_CLIENT.id), "{stdout}");
+    // Its objects are unreferenced now; gc frees them (the grace window only keeps superseded
+    // files of mirrors that are still published).
+    let gc = env.run(&["gc"]);
+    assert!(gc.status.success(), "{}", text(&gc.stderr));
+    let after = env.pool_objects().len();
+    assert!(after < before, "gc freed nothing: {before} → {after}\n{}", text(&gc.stdout));
+    assert!(env.published(PVE.id).is_some(), "the configured mirror kept its snapshot");
+    env.assert_pool_sound();
+}
+
+/// Every file and directory under `dir` with its size and mtime (what "changes nothing" means).
+fn tree_state(dir: &Path) -> Vec<(String, u64, i64, i64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let meta = e.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(e.path());
+            }
+            out.push((e.path().display().to_string(), meta.len(), meta.mtime(), meta.mtime_nsec()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The `fetched`/`would fetch` figures of a mirror's summary line: (files, size text).
+fn fetch_figures(stdout: &str, id: &str, verb: &str) -> (u64, String) {
+    let summary = |l: &&str| l.starts_with(&format!("{id}: ")) && l.contains(&format!("; {verb} "));
+    let line = stdout.lines().find(summary).unwrap_or_else(|| panic!("no `{verb}` line for {id}:\n{stdout}"));
+    let rest = line.split(&format!("; {verb} ")).nth(1).unwrap_or_else(|| panic!("no `{verb}` in {line}"));
+    let (files, rest) = rest.split_once(" files (").unwrap();
+    (files.parse().unwrap(), rest.split_once(')').unwrap().0.to_owned())
+}
+
+/// Item 7: `--dry-run` created the store (pool dirs, catalog, migrations) and reported "fetched
+/// 86 files … 77.1 MiB/s" although it fetched nothing. Now it creates and changes nothing, works
+/// before the store exists, and says what a sync would fetch — the figures the sync then fetches.
+#[test]
+fn a_dry_run_creates_and_changes_nothing_and_predicts_the_sync() {
+    let env = Env::new(proxmox(0), &[&PVE]);
+    assert!(!env.store.exists());
+    let out = env.run(&["sync", "--dry-run"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!env.store.exists(), "a dry run created the store: {:?}", tree_state(&env.store));
+    assert!(!stdout.contains("fetched") && !stdout.contains("/s"), "{stdout}");
+    let predicted = fetch_figures(&stdout, PVE.id, "would fetch");
+    assert!(predicted.0 > 0, "{stdout}");
+    let synced = env.sync_ok(&[]);
+    assert_eq!(fetch_figures(&synced, PVE.id, "fetched"), predicted, "dry run:\n{stdout}\nsync:\n{synced}");
+
+    // On a store that exists, with upstream moved on: nothing in it changes.
+    std::thread::sleep(Duration::from_millis(1_100));
+    env.server.swap(proxmox(1));
+    let before = tree_state(&env.store);
+    let out = env.run(&["sync", "--dry-run", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(tree_state(&env.store), before, "a dry run changed the store");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["mirrors"][0]["outcome"], "planned", "{json}");
+    let out = env.run(&["sync", "--dry-run"]);
+    let predicted = fetch_figures(&text(&out.stdout), PVE.id, "would fetch");
+    let synced = env.sync_ok(&[]);
+    assert_eq!(fetch_figures(&synced, PVE.id, "fetched"), predicted, "sync:\n{synced}");
 }

@@ -168,15 +168,17 @@ fn refused_subscriptions_fail_in_one_line_and_keep_the_snapshot() {
     let status = env.run(&["status", "--json"]);
     assert!(shown(&status).contains("needs a subscription"), "{}", text(&status.stdout));
 
-    // use-subscription without its [[subscription]]: the config does not load.
+    // use-subscription without its [[subscription]]: each entry that names it cannot run, and
+    // says so in one line of its own (the mirror and the tree).
     write_config(&env, &Access { key: None, use_subscription: true });
     for args in [&["config", "check"][..], &["sync"][..]] {
         let out = env.run(args);
         assert!(!out.status.success(), "{args:?} accepted a use-subscription without a key");
         let err = text(&out.stderr);
-        assert_eq!(err.lines().count(), 1, "{err}");
-        let line = line_with(&err, "use-subscription: no [[subscription]] has a pve key");
-        assert!(line.contains("config.toml:") && line.contains("mirror \"pve_bookworm\""), "{line}");
+        assert_eq!(err.lines().count(), 2, "{err}");
+        let line = line_with(&err, "mirror \"pve_bookworm\": use-subscription: no [[subscription]] has a pve key");
+        assert!(line.contains("config.toml:"), "{line}");
+        line_with(&err, "tree \"iso\": use-subscription: no [[subscription]] has a pve key");
     }
     assert_eq!(env.published(PVE.id).expect("published").name, published);
 }

@@ -13,36 +13,65 @@ pub const SYNC_TIMER: &str = "pmirror-fs-sync.timer";
 /// Where the mount serves the JSON (root of the view).
 pub use crate::tree::STATUS_FILE;
 
-/// Catalog rows (none before the first sync created the catalog), plus a `new` row for every
-/// configured mirror/tree that never ran, by id. Entries removed from the config but still in
-/// the catalog stay: their snapshots are served.
-pub fn rows(config: &Config, catalog: Option<&Catalog>) -> Result<Vec<MirrorRow>, CatalogError> {
-    let mut rows = match catalog {
+/// One row of `status` and `/status.json`: the catalog's record of an entry, and where the entry
+/// stands in the config.
+#[derive(Clone, Debug)]
+pub struct StatusRow {
+    pub row: MirrorRow,
+    pub config: InConfig,
+}
+
+/// Where a status row's entry stands in the config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InConfig {
+    Configured,
+    /// Configured but unable to run: the config problem, one line with its fix.
+    Unusable(String),
+    /// Only in the catalog: removed from the config, its retained snapshots still served until
+    /// `snapshot forget` deletes them.
+    Removed,
+}
+
+/// Every configured entry (those that never ran as `new`, from the config), then the catalog's
+/// entries the config no longer has, marked [`InConfig::Removed`]; by id. No catalog before the
+/// first sync: configured entries only.
+pub fn rows(config: &Config, catalog: Option<&Catalog>) -> Result<Vec<StatusRow>, CatalogError> {
+    let recorded = match catalog {
         Some(catalog) => catalog.mirrors()?,
         None => Vec::new(),
     };
     let configured = config
         .mirrors
         .iter()
-        .map(|m| ("mirror", m.id.as_str(), m.view.as_str(), m.repository.url.as_str()))
-        .chain(config.trees.iter().map(|t| ("tree", t.id.as_str(), t.view.as_str(), t.url.as_str())));
-    for (kind, id, view, upstream) in configured {
-        if rows.iter().all(|r| r.id != id) {
-            rows.push(MirrorRow {
-                id: id.to_owned(),
-                kind: kind.to_owned(),
-                view: view.to_owned(),
-                upstream: upstream.to_owned(),
-                published: None,
-                state: "new".to_owned(),
-                last_started: None,
-                last_ended: None,
-                last_success: None,
-                last_error: None,
-            });
+        .map(|m| ("mirror", m.id.as_str(), m.view.as_str(), m.repository.url.as_str(), InConfig::Configured))
+        .chain(
+            config.trees.iter().map(|t| ("tree", t.id.as_str(), t.view.as_str(), t.url.as_str(), InConfig::Configured)),
+        )
+        .chain(config.unusable.iter().map(|u| {
+            (u.kind, u.id.as_str(), u.view.as_str(), u.upstream.as_str(), InConfig::Unusable(u.error.to_string()))
+        }));
+    let mut rows = Vec::new();
+    for (kind, id, view, upstream, in_config) in configured {
+        let row = recorded.iter().find(|r| r.id == id).cloned().unwrap_or_else(|| MirrorRow {
+            id: id.to_owned(),
+            kind: kind.to_owned(),
+            view: view.to_owned(),
+            upstream: upstream.to_owned(),
+            published: None,
+            state: "new".to_owned(),
+            last_started: None,
+            last_ended: None,
+            last_success: None,
+            last_error: None,
+        });
+        rows.push(StatusRow { row, config: in_config });
+    }
+    for row in recorded {
+        if rows.iter().all(|r| r.row.id != row.id) {
+            rows.push(StatusRow { row, config: InConfig::Removed });
         }
     }
-    rows.sort_by(|a, b| a.id.cmp(&b.id));
+    rows.sort_by(|a, b| a.row.id.cmp(&b.row.id));
     Ok(rows)
 }
 
