@@ -59,9 +59,15 @@ pub enum Command {
     /// Serve the catalog as a read-only FUSE tree at MOUNTPOINT
     Mount {
         mountpoint: PathBuf,
-        /// Let other users (nginx's www-data workers) read the mount
-        #[arg(long)]
+        /// Let every user (nginx's www-data workers) read the mount [default when run as root]
+        #[arg(long, conflicts_with = "private")]
         allow_other: bool,
+        /// Only the mounting user may read the mount (nginx's workers cannot)
+        #[arg(long)]
+        private: bool,
+        /// Mount over a directory that holds files, hiding them until the unmount
+        #[arg(long)]
+        nonempty: bool,
         /// Stay in the foreground (systemd Type=notify/simple); default: detach once mounted
         #[arg(long)]
         foreground: bool,
@@ -172,8 +178,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     let load = || Config::load(&path).map_err(anyhow::Error::from);
     match cli.command {
         Command::Sync { ids, verify, dry_run, json } => cmd_sync(&load()?, SyncRequest { ids, verify, dry_run }, json),
-        Command::Mount { mountpoint, allow_other, foreground } => {
-            mount::run(&load()?, &mountpoint, allow_other, foreground)
+        Command::Mount { mountpoint, allow_other, private, nonempty, foreground } => {
+            mount::run(&load()?, &mountpoint, mount::Switches { allow_other, private, nonempty, foreground })
         }
         Command::Snapshot(cmd) => snapshot::run(&load()?, cmd),
         Command::Status { json } => ops::status(&load()?, json),

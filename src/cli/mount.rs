@@ -1,11 +1,13 @@
 //! `pmirror-fs mount`: the daemon. Mounts the view, then polls the catalog's publish generation
 //! and swaps in a freshly built view whenever it changes (or when a superseded snapshot leaves the
-//! grace window). Detaches once mounted unless `--foreground`; SIGTERM/SIGINT unmount cleanly.
+//! grace window). Detaches once mounted unless `--foreground`; SIGTERM/SIGINT unmount cleanly,
+//! and an unmount from outside (`fusermount3 -u`, `umount`) ends the daemon. Run as root it
+//! mounts for every user (nginx's workers) unless `--private`, and says so in one line.
 //!
 //! The tree is built on this (the main) thread, never on a FUSE thread; FUSE threads only read the
 //! current view through an atomic pointer.
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, StatusStamp};
 use crate::config::Config;
 use crate::fuse::{self, MountOptions};
 use crate::sync::{aliases, unix_now};
@@ -28,100 +30,201 @@ extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
 
-pub fn run(config: &Config, mountpoint: &Path, allow_other: bool, foreground: bool) -> anyhow::Result<i32> {
-    fuse::check_mountpoint(mountpoint)?;
-    // Fork before any thread exists (FUSE session, tracing): the parent waits until the child
-    // reports "mounted" or an error, so `mount` exits non-zero when mounting fails.
-    let ready = if foreground { None } else { Some(daemonize()?) };
-    let result = serve(config, mountpoint, allow_other, ready);
-    match result {
-        Ok(()) => Ok(0),
-        Err(e) => Err(e),
+/// `mount`'s command-line switches.
+#[derive(Clone, Copy, Debug)]
+pub struct Switches {
+    pub allow_other: bool,
+    pub private: bool,
+    pub nonempty: bool,
+    pub foreground: bool,
+}
+
+/// Who may read the mount, and why: the daemon runs for nginx, whose workers are not root, so
+/// root mounts for every user unless told `--private`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Access {
+    AllUsers,
+    /// `--private`.
+    OwnerAsked,
+    /// Not root and no `--allow-other`: a non-root allow_other needs `user_allow_other` in
+    /// /etc/fuse.conf, which a default install lacks.
+    OwnerNotRoot,
+}
+
+impl Access {
+    fn choose(switches: Switches, euid: u32) -> Access {
+        match switches {
+            Switches { private: true, .. } => Access::OwnerAsked,
+            Switches { allow_other: true, .. } => Access::AllUsers,
+            _ if euid == 0 => Access::AllUsers,
+            _ => Access::OwnerNotRoot,
+        }
+    }
+
+    /// The line `mount` prints once the view is mounted at `path`.
+    fn mounted_line(self, path: &Path, euid: u32) -> String {
+        let user = if euid == 0 { "root".to_owned() } else { format!("uid {euid}") };
+        let who = match self {
+            Access::AllUsers => "readable by all users (allow_other)".to_owned(),
+            Access::OwnerAsked => format!("readable only by {user} (--private: nginx's workers cannot read it)"),
+            Access::OwnerNotRoot => {
+                format!("readable only by {user} (not root; --allow-other needs user_allow_other in /etc/fuse.conf)")
+            }
+        };
+        format!("mounted at {}, {who}", path.display())
     }
 }
 
-fn serve(config: &Config, mountpoint: &Path, allow_other: bool, mut ready: Option<OwnedFd>) -> anyhow::Result<()> {
-    let store = &config.store.dir;
-    let res = (|| {
-        // Creates the store and catalog if no sync ran yet, so the mount can come up first at boot.
-        let pool_dir = crate::pool::Pool::open(store, config.store.fsync)?.objects_dir();
-        drop(Catalog::open(store)?);
-        let catalog = Catalog::open_readonly(store)?;
+pub fn run(config: &Config, mountpoint: &Path, switches: Switches) -> anyhow::Result<i32> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let access = Access::choose(switches, euid);
+    let opts = MountOptions { allow_other: access == Access::AllUsers, nonempty: switches.nonempty };
+    fuse::check_mountpoint(mountpoint, &opts)?;
+    // Fork before any thread exists (FUSE session, tracing): the parent waits until the child
+    // reports "mounted" or an error, so `mount` exits non-zero when mounting fails.
+    let mut ready = if switches.foreground { None } else { Some(daemonize()?) };
+    let daemon = match Daemon::start(config, mountpoint, opts) {
+        Ok(daemon) => daemon,
+        // The waiting parent prints the error (on the terminal or in the cron mail that ran
+        // `mount`); printing it here as well showed it twice.
+        Err(e) => match ready.take() {
+            Some(fd) => {
+                report_ready(fd, &format!("error: {}", super::one_line(&e)));
+                return Ok(1);
+            }
+            None => return Err(e),
+        },
+    };
+    install_signal_handlers();
+    tracing::info!(mountpoint = %mountpoint.display(), generation = daemon.pointer.0, "mounted");
+    let line = access.mounted_line(daemon.mounted.mountpoint(), euid);
+    match ready.take() {
+        Some(fd) => {
+            eprintln!("pmirror-fs: {line}; `fusermount3 -u {}` stops it", daemon.mounted.mountpoint().display());
+            report_ready(fd, "ok");
+        }
+        None => eprintln!("pmirror-fs: {line}"),
+    }
+    super::sdnotify::ready();
+    daemon.serve(config)?;
+    Ok(0)
+}
+
+/// The mounted daemon's state between polls.
+struct Daemon {
+    catalog: Catalog,
+    mounted: fuse::Mounted,
+    /// The catalog generation and image nonce the mounted view shows.
+    pointer: (u64, Option<u64>),
+    /// When the view must be reloaded without a publish (grace expiry).
+    valid_until: Option<i64>,
+    /// The runs status.json shows, and its mtime.
+    status: StatusStamp,
+    status_mtime: i64,
+}
+
+impl Daemon {
+    /// Opens the store (creating it if no sync ran yet, so the mount can come up first at boot),
+    /// loads the current view and mounts it.
+    fn start(config: &Config, mountpoint: &Path, opts: MountOptions) -> anyhow::Result<Daemon> {
+        let (pool_dir, catalog) = open_store(config).map_err(|e| explain_denied(e, &config.store.dir))?;
         let loaded = load(config, &catalog)?;
         let status = catalog.status_stamp()?;
         let status_mtime = status.newest.max(1);
         let view = with_status(config, &catalog, &loaded.view, status_mtime, 0).unwrap_or(loaded.view);
-        let mounted = fuse::mount(mountpoint, view, pool_dir, MountOptions { allow_other })
-            .with_context(|| format!("mounting {}", mountpoint.display()))?;
+        // FuseError names the mountpoint itself.
+        let mounted = fuse::mount(mountpoint, view, pool_dir, opts)?;
         tracing::info!(generation = loaded.pointer.0, from = loaded.from, "view loaded");
-        anyhow::Ok((catalog, mounted, loaded.pointer, loaded.valid_until, status, status_mtime))
-    })();
-    let (catalog, mounted, mut pointer, mut valid_until, mut status, mut status_mtime) = match res {
-        Ok(v) => v,
-        Err(e) => {
-            if let Some(fd) = ready.take() {
-                report_ready(fd, &format!("error: {}", super::one_line(&e)));
-            }
-            return Err(e);
-        }
-    };
-    install_signal_handlers();
-    tracing::info!(mountpoint = %mountpoint.display(), generation = pointer.0, "mounted");
-    if let Some(fd) = ready.take() {
-        report_ready(fd, "ok");
+        Ok(Daemon { catalog, mounted, pointer: loaded.pointer, valid_until: loaded.valid_until, status, status_mtime })
     }
-    super::sdnotify::ready();
-    while !STOP.load(Ordering::SeqCst) {
-        std::thread::sleep(POLL_INTERVAL);
-        if !mounted.is_alive() {
-            // Unmounted from outside: nothing is served any more, so do not linger as if it were
-            // (systemd's Restart=on-failure mounts it again).
-            super::sdnotify::stopping();
-            anyhow::bail!("{} was unmounted from outside (fusermount3 -u or umount); exiting", mountpoint.display());
+
+    /// Polls the catalog and switches views until a signal (then unmounts) or an unmount from
+    /// outside (an error: systemd's Restart=on-failure mounts it again).
+    fn serve(mut self, config: &Config) -> anyhow::Result<()> {
+        while !STOP.load(Ordering::SeqCst) {
+            std::thread::sleep(POLL_INTERVAL);
+            if !self.mounted.is_alive() {
+                super::sdnotify::stopping();
+                let mountpoint = self.mounted.mountpoint().to_owned();
+                self.mounted.forget_unmounted();
+                anyhow::bail!(
+                    "{} was unmounted from outside (fusermount3 -u or umount); exiting",
+                    mountpoint.display()
+                );
+            }
+            self.tick(config);
         }
+        tracing::info!("signal received, unmounting");
+        super::sdnotify::stopping();
+        self.mounted.unmount();
+        Ok(())
+    }
+
+    /// One poll: switch to a new generation's view, or refresh status.json after a run.
+    fn tick(&mut self, config: &Config) {
+        let catalog = &self.catalog;
         let (p, s) = match catalog.view_pointer().and_then(|p| Ok((p, catalog.status_stamp()?))) {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the catalog generation failed; keeping the current view");
-                continue;
+                return;
             }
         };
-        let expired = valid_until.is_some_and(|t| unix_now() >= t);
-        let current = mounted.view().current();
+        let expired = self.valid_until.is_some_and(|t| unix_now() >= t);
+        let current = self.mounted.view().current();
         let next_generation = current.generation() + 1;
-        if s != status {
+        if s != self.status {
             // Dated now (never before the change it shows, and always later than the document it
             // replaces), so If-Modified-Since sees every change.
-            status_mtime = unix_now().max(s.newest).max(status_mtime + 1);
+            self.status_mtime = unix_now().max(s.newest).max(self.status_mtime + 1);
         }
-        if p != pointer || expired {
-            match load(config, &catalog) {
+        if p != self.pointer || expired {
+            match load(config, catalog) {
                 Ok(loaded) => {
                     tracing::info!(generation = loaded.pointer.0, from = loaded.from, "view loaded");
-                    pointer = loaded.pointer;
-                    valid_until = loaded.valid_until;
-                    status = s;
-                    let view = with_status(config, &catalog, &loaded.view, status_mtime, next_generation);
-                    mounted.switch(view.unwrap_or(loaded.view));
-                    tracing::info!(generation = pointer.0, "switched to a new view");
+                    self.pointer = loaded.pointer;
+                    self.valid_until = loaded.valid_until;
+                    self.status = s;
+                    let view = with_status(config, catalog, &loaded.view, self.status_mtime, next_generation);
+                    self.mounted.switch(view.unwrap_or(loaded.view));
+                    tracing::info!(generation = self.pointer.0, "switched to a new view");
                 }
                 Err(e) => {
                     tracing::error!(error = %super::one_line(&e), "loading the new view failed; keeping the current one")
                 }
             }
-        } else if s != status {
+        } else if s != self.status {
             // A run started or ended: only status.json changes; the tree is shared, not rebuilt.
-            status = s;
-            match with_status(config, &catalog, &current, status_mtime, next_generation) {
-                Some(view) => mounted.switch(view),
+            self.status = s;
+            match with_status(config, catalog, &current, self.status_mtime, next_generation) {
+                Some(view) => self.mounted.switch(view),
                 None => tracing::warn!("the view has no {STATUS_FILE}; not refreshed"),
             }
         }
     }
-    tracing::info!("signal received, unmounting");
-    super::sdnotify::stopping();
-    mounted.unmount();
-    Ok(())
+}
+
+/// The pool's object directory and the catalog, read-only. Creates the store and catalog if no
+/// sync ran yet (so the mount can come up first at boot) and migrates an older catalog.
+fn open_store(config: &Config) -> anyhow::Result<(std::path::PathBuf, Catalog)> {
+    let store = &config.store.dir;
+    let pool_dir = crate::pool::Pool::open(store, config.store.fsync)?.objects_dir();
+    drop(Catalog::open(store)?);
+    Ok((pool_dir, Catalog::open_readonly(store)?))
+}
+
+/// A store this user may not write fails deep inside SQLite (`attempt to write a readonly
+/// database … SQLITE_READONLY_DIRECTORY`); say that instead, and whom the store belongs to.
+fn explain_denied(e: anyhow::Error, store: &Path) -> anyhow::Error {
+    let Err(denied) = crate::pool::may_write(store) else { return e };
+    tracing::debug!(error = %super::one_line(&e), "opening the store failed");
+    anyhow::anyhow!(
+        "cannot open the store {}: {denied}: the mount daemon writes the store (it creates and migrates the \
+         catalog), {}",
+        store.display(),
+        crate::pool::who_may_write(store)
+    )
 }
 
 /// The view of the catalog's current generation, with where it came from.

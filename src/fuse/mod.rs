@@ -40,7 +40,13 @@ pub struct MountOptions {
     /// Let other users (nginx workers) in; a non-root mounter needs `user_allow_other` in
     /// /etc/fuse.conf.
     pub allow_other: bool,
+    /// Mount over a directory that holds files, hiding them until the unmount (refused otherwise:
+    /// the kernel allows it silently, and the hidden files look lost).
+    pub nonempty: bool,
 }
+
+/// The FUSE device; opening it is the first thing a mount needs (root, on most systems).
+const DEV_FUSE: &str = "/dev/fuse";
 
 #[derive(Debug, thiserror::Error)]
 pub enum FuseError {
@@ -55,8 +61,18 @@ pub enum FuseError {
          run `fusermount3 -u -z {}` or `umount -l {}` as root", path.display(), path.display(), path.display()
     )]
     StaleMount { path: PathBuf, tried: String },
+    #[error(
+        "mountpoint {} is not empty (it holds {shown}); mounting there would hide its files until the \
+         unmount: empty it, choose an empty directory, or pass --nonempty", path.display()
+    )]
+    NotEmpty { path: PathBuf, shown: String },
     #[error("mounting FUSE at {}: {source}", path.display())]
     Mount { path: PathBuf, source: std::io::Error },
+    #[error(
+        "mounting FUSE at {}: {cause}: the mount daemon needs root (it mounts with mount(2) on {DEV_FUSE}, \
+         and FUSE passthrough needs CAP_SYS_ADMIN); run it as root", path.display()
+    )]
+    NeedsRoot { path: PathBuf, cause: String },
     #[error("unmounting {}: {source}", path.display())]
     Unmount { path: PathBuf, source: std::io::Error },
 }
@@ -167,7 +183,7 @@ fn mount_with(
     opts: MountOptions,
     read_path: ReadPath,
 ) -> Result<Mounted, FuseError> {
-    check_mountpoint(mountpoint)?;
+    check_mountpoint(mountpoint, &opts)?;
     let mountpoint = &std::fs::canonicalize(mountpoint)
         .map_err(|source| FuseError::Mountpoint { path: mountpoint.to_owned(), source })?;
     let (session, passthrough) = session(mountpoint, views.clone(), pool_dir, opts, read_path)?;
@@ -207,9 +223,22 @@ fn session(
     // readers (FUSE-NOTES). Handlers never block, so more threads would only idle.
     config.n_threads = Some(std::thread::available_parallelism().map_or(1, |n| n.get()));
     config.clone_fd = true;
-    let session = Session::new(fs, mountpoint, &config)
-        .map_err(|source| FuseError::Mount { path: mountpoint.to_owned(), source })?;
+    let session = Session::new(fs, mountpoint, &config).map_err(|source| mount_failed(mountpoint, source))?;
     Ok((session, passthrough))
+}
+
+/// A failed mount, explained when the reason is not being root: fuser reports an unopenable
+/// /dev/fuse as a bare errno (and fusermount3, its fallback for non-root, by its own message).
+fn mount_failed(path: &Path, source: std::io::Error) -> FuseError {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return FuseError::Mount { path: path.to_owned(), source };
+    }
+    let cause = match std::fs::OpenOptions::new().read(true).write(true).open(DEV_FUSE) {
+        Err(e) => format!("{DEV_FUSE}: {e}"),
+        Ok(_) => source.to_string().trim().replace('\n', "; "),
+    };
+    FuseError::NeedsRoot { path: path.to_owned(), cause }
 }
 
 impl Mounted {
@@ -279,6 +308,16 @@ impl Mounted {
             entries = current.entry_count(),
             "view switched"
         );
+    }
+
+    /// Let go of a mount the kernel already dropped (unmounted from outside, [`Mounted::is_alive`]
+    /// false) without unmounting anything. Dropping it would not do: fuser 0.18 then unmounts the
+    /// mountpoint *path* — its is-mounted check takes a disconnected /dev/fuse for a live mount —
+    /// and detaches whatever was mounted there since (a daemon started right after
+    /// `fusermount3 -u`). The session's descriptor and thread handle leak; call it on the way out.
+    pub fn forget_unmounted(self) {
+        let Mounted { session, .. } = self;
+        std::mem::forget(session);
     }
 
     /// Unmount and wait for the request threads to finish; a failure is logged.

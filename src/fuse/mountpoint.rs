@@ -1,6 +1,7 @@
-//! Mountpoint checks before mounting: a directory, not already serving pmirror-fs, and not a
-//! stale FUSE mount left by a daemon that died ("Transport endpoint is not connected") — that one
-//! is lazily unmounted, and the error says what to run when that fails.
+//! Mountpoint checks before mounting: a directory, not already serving pmirror-fs, not a stale
+//! FUSE mount left by a daemon that died ("Transport endpoint is not connected") — that one is
+//! lazily unmounted, and the error says what to run when that fails — and empty unless the caller
+//! insists (the kernel mounts over files silently; hidden, they look lost).
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -8,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use super::{FuseError, FS_NAME};
+use super::{FuseError, MountOptions, FS_NAME};
 
 /// Ways to detach a dead FUSE mount, in order: fusermount3 works for the mount's owner, umount
 /// for root; both lazily (`-z`/`-l`) so processes still inside it do not block the detach.
@@ -19,14 +20,39 @@ const DETACH_COMMANDS: [(&str, &[&str]); 2] = [("fusermount3", &["-u", "-z"]), (
 const BUSY_RETRIES: u32 = 10;
 const BUSY_RETRY_DELAY: Duration = Duration::from_millis(100);
 
-/// Check `path` is usable as the mountpoint; clears a stale FUSE mount there (logged).
-pub fn check_mountpoint(path: &Path) -> Result<(), FuseError> {
+/// How many entries of a non-empty mountpoint the refusal names (enough to recognise it).
+const SHOWN_ENTRIES: usize = 3;
+
+/// Check `path` is usable as the mountpoint; clears a stale FUSE mount there (logged). A
+/// directory that holds anything is refused unless `opts.nonempty`.
+pub fn check_mountpoint(path: &Path, opts: &MountOptions) -> Result<(), FuseError> {
     match std::fs::metadata(path) {
-        Ok(meta) if meta.is_dir() => refuse_if_mounted(path),
-        Ok(_) => Err(FuseError::NotADirectory { path: path.to_owned() }),
-        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => clear_stale(path),
-        Err(source) => Err(FuseError::Mountpoint { path: path.to_owned(), source }),
+        Ok(meta) if meta.is_dir() => refuse_if_mounted(path)?,
+        Ok(_) => return Err(FuseError::NotADirectory { path: path.to_owned() }),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => clear_stale(path)?,
+        Err(source) => return Err(FuseError::Mountpoint { path: path.to_owned(), source }),
     }
+    if opts.nonempty {
+        return Ok(());
+    }
+    refuse_if_nonempty(path)
+}
+
+fn refuse_if_nonempty(path: &Path) -> Result<(), FuseError> {
+    let io_error = |source| FuseError::Mountpoint { path: path.to_owned(), source };
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(io_error)?.take(SHOWN_ENTRIES + 1) {
+        let entry = entry.map_err(io_error)?;
+        let dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        names.push(format!("{}{}", entry.file_name().to_string_lossy(), if dir { "/" } else { "" }));
+    }
+    if names.is_empty() {
+        return Ok(());
+    }
+    if names.len() > SHOWN_ENTRIES {
+        names[SHOWN_ENTRIES] = "…".to_owned();
+    }
+    Err(FuseError::NotEmpty { path: path.to_owned(), shown: names.join(", ") })
 }
 
 fn clear_stale(path: &Path) -> Result<(), FuseError> {
@@ -169,12 +195,27 @@ mod tests {
     }
 
     #[test]
-    fn rejects_missing_and_non_directories() {
+    fn rejects_missing_non_directories_and_non_empty_directories() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("f");
+        let (empty, full) = (dir.path().join("empty"), dir.path().join("full"));
+        std::fs::create_dir(&empty).expect("mkdir");
+        std::fs::create_dir_all(full.join("sub")).expect("mkdir");
+        let file = full.join("f");
         std::fs::write(&file, b"").expect("write");
-        assert!(matches!(check_mountpoint(&file), Err(FuseError::NotADirectory { .. })));
-        assert!(matches!(check_mountpoint(&dir.path().join("missing")), Err(FuseError::Mountpoint { .. })));
-        assert!(check_mountpoint(dir.path()).is_ok());
+        let (strict, nonempty) = (MountOptions::default(), MountOptions { nonempty: true, ..Default::default() });
+        assert!(matches!(check_mountpoint(&file, &strict), Err(FuseError::NotADirectory { .. })));
+        assert!(matches!(check_mountpoint(&dir.path().join("missing"), &strict), Err(FuseError::Mountpoint { .. })));
+        assert!(check_mountpoint(&empty, &strict).is_ok());
+        match check_mountpoint(&full, &strict) {
+            Err(e @ FuseError::NotEmpty { .. }) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains(&full.display().to_string()) && msg.contains("sub/") && msg.contains("--nonempty"),
+                    "{msg}"
+                );
+            }
+            other => panic!("non-empty mountpoint accepted: {other:?}"),
+        }
+        assert!(check_mountpoint(&full, &nonempty).is_ok());
     }
 }

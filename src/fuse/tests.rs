@@ -176,7 +176,7 @@ fn duplicate_and_stale_mounts_are_handled() {
     // SAFETY: `fd` belongs to the session leaked above, which never touches it again.
     unsafe { libc::close(fd) };
     assert_eq!(errno(fs::metadata(&fx.mnt)), Some(libc::ENOTCONN), "stale mount");
-    check_mountpoint(&fx.mnt).expect("stale mount detached");
+    check_mountpoint(&fx.mnt, &MountOptions::default()).expect("stale mount detached");
     assert!(fs::metadata(&fx.mnt).expect("usable again").is_dir());
 }
 

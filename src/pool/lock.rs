@@ -1,8 +1,11 @@
 //! The store lock: one `sync` or `gc` per store at a time (`flock -n` semantics). The holder's pid
-//! is written into the lock file so a second run can say who holds it.
+//! is written into the lock file so a second run can say who holds it. Taking it is the first
+//! write a mutating command makes, so a user who may not write the store learns it here, with
+//! whom the store belongs to.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::MetadataExt as _;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -10,8 +13,70 @@ use std::path::{Path, PathBuf};
 pub enum LockError {
     #[error("another sync or gc (pid {pid}) holds {path}; try again when it has finished")]
     Busy { path: PathBuf, pid: String },
+    #[error("cannot lock the store {}: {source}: this command writes the store, {hint}", path.display())]
+    Denied { path: PathBuf, source: io::Error, hint: String },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+}
+
+impl LockError {
+    /// `Denied` (with the store's owner) for a permission error, else `Io`.
+    fn from_io(path: &Path, store: &Path, source: io::Error) -> LockError {
+        let path = path.to_owned();
+        match source.kind() {
+            io::ErrorKind::PermissionDenied => LockError::Denied { path, source, hint: who_may_write(store) },
+            _ => LockError::Io { path, source },
+        }
+    }
+}
+
+/// `which belongs to root; run it as root`: the end of an error about writing `store`.
+pub fn who_may_write(store: &Path) -> String {
+    match owner_of(store).as_str() {
+        "root" => "which belongs to root; run it as root".to_owned(),
+        owner => format!("which belongs to {owner}; run it as {owner} or root"),
+    }
+}
+
+/// Whether this process may write `store` (or create it: its nearest existing ancestor), by
+/// access(2). Only for explaining a failure; the write itself is the real check.
+pub fn may_write(store: &Path) -> io::Result<()> {
+    let dir = store.ancestors().find(|d| d.exists()).unwrap_or(store);
+    let c_path =
+        std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(dir.as_os_str())).map_err(io::Error::other)?;
+    // SAFETY: access reads a NUL-terminated path that lives across the call.
+    match unsafe { libc::access(c_path.as_ptr(), libc::W_OK) } {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+/// The user owning `dir`, or its nearest existing ancestor (a store not created yet): a name
+/// from the user database, else `uid N`.
+fn owner_of(dir: &Path) -> String {
+    let Some(uid) = dir.ancestors().find_map(|d| std::fs::metadata(d).ok()).map(|m| m.uid()) else {
+        return "another user".to_owned();
+    };
+    user_name(uid).unwrap_or_else(|| format!("uid {uid}"))
+}
+
+/// The login name of `uid` (getpwuid_r: the thread-safe lookup, NSS included).
+fn user_name(uid: u32) -> Option<String> {
+    /// Room for one passwd entry's strings; far above any real entry (glibc suggests 1024).
+    const BUF_LEN: usize = 4096;
+    let mut buf = vec![0 as libc::c_char; BUF_LEN];
+    // SAFETY: a zeroed passwd is a valid out-parameter (null pointers, zero ids).
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer refers to a live local of the stated length; on success `found`
+    // points at `pwd`, whose strings live in `buf`.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if rc != 0 || found.is_null() {
+        return None;
+    }
+    // SAFETY: pw_name is a NUL-terminated string inside `buf`, which outlives this borrow.
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+    Some(name.to_string_lossy().into_owned())
 }
 
 /// Held for the duration of a sync/gc; released when dropped (or when the process dies).
@@ -23,7 +88,7 @@ pub struct StoreLock {
 impl StoreLock {
     pub fn acquire(store: &Path) -> Result<StoreLock, LockError> {
         let path = store.join("lock");
-        let io = |source| LockError::Io { path: path.clone(), source };
+        let io = |source| LockError::from_io(&path, store, source);
         std::fs::create_dir_all(store).map_err(io)?;
         let mut file =
             OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
@@ -61,5 +126,14 @@ mod tests {
         }
         drop(first);
         StoreLock::acquire(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn owner_is_named() {
+        assert_eq!(user_name(0).as_deref(), Some("root"));
+        assert_eq!(owner_of(Path::new("/")), "root");
+        assert_eq!(owner_of(Path::new("/nonexistent/store")), "root", "nearest existing ancestor");
+        assert_eq!(who_may_write(Path::new("/")), "which belongs to root; run it as root");
+        may_write(Path::new("/nonexistent/store")).expect("root may write /");
     }
 }

@@ -15,7 +15,7 @@
 
 mod lock;
 
-pub use lock::{LockError, StoreLock};
+pub use lock::{may_write, who_may_write, LockError, StoreLock};
 
 use crate::digest::{HashingWriter, Sha256};
 use std::fs::{self, File, OpenOptions};
