@@ -1,13 +1,20 @@
-//! Presets for Proxmox's repositories (`pve:bookworm:no-subscription`, …) and adding one to a
-//! config file's text without disturbing the rest of it (comments and order stay; `toml_edit`).
+//! Presets for Proxmox's repositories (`pve:bookworm:no-subscription`, …) and Debian's archive
+//! (`debian:bookworm`, `debian:bookworm-security`, [`debian`]), and adding one to a config file's
+//! text without disturbing the rest of it (comments and order stay; `toml_edit`).
+//!
+//! A spec is `PRODUCT:SUITE[:CHANNEL]`; the channel picks the component(s) of the suite and
+//! defaults to the product's first (Proxmox: `no-subscription`; Debian: `standard`).
 //!
 //! A preset whose URL and suite an existing mirror already has extends that mirror's components
 //! (`pve:bookworm:test` after `pve:bookworm:no-subscription` gives one mirror with
 //! `pve-no-subscription pvetest`), because two mirrors of one suite would both publish
-//! `dists/<suite>/InRelease`.
+//! `dists/<suite>/InRelease`. Suites of one URL are separate mirrors sharing one view
+//! (`debian/dists/bookworm`, `debian/dists/bookworm-updates`, one `debian/pool`).
 //!
 //! Enterprise presets set `use-subscription` to the product whose key the repository takes (pve
 //! for pve and Ceph, pbs, pmg); [`missing_subscription`] tells the CLI to hint at adding one.
+
+mod debian;
 
 use super::subscription;
 use super::{validate, Repository};
@@ -18,24 +25,43 @@ use toml_edit::{value, Array, ArrayOfTables, DocumentMut, Item, Table};
 const DOWNLOAD: &str = "http://download.proxmox.com/debian";
 const ENTERPRISE: &str = "https://enterprise.proxmox.com/debian";
 
-/// Where a repository comes from and what it costs.
+pub use debian::KEYRING as DEBIAN_KEYRING;
+
+/// Which repository of a suite: for Proxmox where it comes from and what it costs, for Debian
+/// which archive areas.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Channel {
     NoSubscription,
     Test,
     Enterprise,
+    /// Debian: the components hosts list (see [`debian`]).
+    Standard,
+    /// Debian: the non-free area.
+    NonFree,
 }
 
 impl Channel {
-    pub const ALL: [Channel; 3] = [Channel::NoSubscription, Channel::Test, Channel::Enterprise];
+    /// Proxmox's channels, in the order of [`Product::suites`]' components.
+    const PROXMOX: [Channel; 3] = [Channel::NoSubscription, Channel::Test, Channel::Enterprise];
 
     pub fn name(self) -> &'static str {
         match self {
             Channel::NoSubscription => "no-subscription",
             Channel::Test => "test",
             Channel::Enterprise => "enterprise",
+            Channel::Standard => "standard",
+            Channel::NonFree => "non-free",
         }
     }
+}
+
+/// How an operator obtains a preset's key file when it is missing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeySource {
+    /// Proxmox's release key: downloaded, then checked against the checksum Proxmox publishes.
+    Download(String),
+    /// A Debian package that installs it (`apt install PACKAGE`).
+    Package(&'static str),
 }
 
 /// One product's repositories: its path under `/debian`, and per suite the component of each
@@ -100,25 +126,31 @@ pub struct Preset {
     pub suite: &'static str,
     pub channel: Channel,
     pub url: String,
-    pub component: &'static str,
-    /// Where Proxmox's release key for the suite is installed on a Proxmox host.
+    pub components: &'static [&'static str],
+    /// Where the suite's release key is installed on a Proxmox (or Debian) host.
     pub key: String,
-    /// Where that key can be downloaded from (README: verify its checksum).
-    pub key_url: String,
+    /// Where that key comes from.
+    pub key_source: KeySource,
 }
 
 impl Preset {
-    /// The id a new mirror gets: `pve_bookworm`, `ceph_reef_bookworm_enterprise`.
+    /// The id a new mirror gets: `pve_bookworm`, `ceph_reef_bookworm_enterprise`,
+    /// `debian_bookworm_security`.
     pub fn default_id(&self) -> String {
-        let base = format!("{}_{}", self.product.replace('-', "_"), self.suite);
+        let base = format!("{}_{}", self.product.replace('-', "_"), self.suite.replace('-', "_"));
         match self.channel {
             Channel::Enterprise => format!("{base}_enterprise"),
             _ => base,
         }
     }
 
+    /// The spec that names this preset: Debian's standard components without the channel word
+    /// (`debian:bookworm`), every other one with it (`pve:bookworm:no-subscription`).
     pub fn spec(&self) -> String {
-        format!("{}:{}:{}", self.product, self.suite, self.channel.name())
+        match self.channel {
+            Channel::Standard => format!("{}:{}", self.product, self.suite),
+            channel => format!("{}:{}:{}", self.product, self.suite, channel.name()),
+        }
     }
 
     /// The subscription the repository needs: enterprise ones only; Ceph's take a pve key.
@@ -142,37 +174,38 @@ fn key_file(suite: &str) -> String {
     }
 }
 
-fn preset(product: &Product, suite: &'static str, channel: Channel, component: &'static str) -> Preset {
+fn preset(product: &Product, suite: &'static str, channel: Channel, component: &'static &'static str) -> Preset {
     let base = if channel == Channel::Enterprise { ENTERPRISE } else { DOWNLOAD };
     Preset {
         product: product.name,
         suite,
         channel,
         url: format!("{base}/{}", product.name),
-        component,
+        components: std::slice::from_ref(component),
         key: format!("/etc/apt/trusted.gpg.d/{}", key_file(suite)),
-        key_url: format!("{ENTERPRISE}/{}", key_file(suite)),
+        key_source: KeySource::Download(format!("{ENTERPRISE}/{}", key_file(suite))),
     }
 }
 
-/// Every preset, product by product, newest suite first.
+/// Every preset, product by product (Proxmox's, then Debian's), newest suite first.
 pub fn all() -> Vec<Preset> {
     let mut out = Vec::new();
     for product in PRODUCTS {
         for (suite, components) in product.suites {
-            for (channel, component) in Channel::ALL.into_iter().zip(components) {
+            for (channel, component) in Channel::PROXMOX.into_iter().zip(components) {
                 if let Some(component) = component {
                     out.push(preset(product, suite, channel, component));
                 }
             }
         }
     }
+    out.extend(debian::presets());
     out
 }
 
 /// Product names, in the order of [`all`].
 pub fn products() -> Vec<&'static str> {
-    PRODUCTS.iter().map(|p| p.name).collect()
+    PRODUCTS.iter().map(|p| p.name).chain([debian::PRODUCT]).collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -188,11 +221,12 @@ pub enum PresetError {
 impl FromStr for Preset {
     type Err = PresetError;
 
-    /// `PRODUCT:SUITE[:CHANNEL]`, the channel defaulting to no-subscription.
+    /// `PRODUCT:SUITE[:CHANNEL]`, the channel defaulting to the suite's first (no-subscription,
+    /// Debian's standard).
     fn from_str(spec: &str) -> Result<Preset, PresetError> {
         let mut parts = spec.split(':');
         let (product, suite) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-        let channel = parts.next().unwrap_or("no-subscription");
+        let channel = parts.next();
         let unknown = |hint: String| PresetError::Unknown { spec: spec.to_owned(), hint };
         if parts.next().is_some() {
             return Err(unknown("expected PRODUCT:SUITE:CHANNEL".into()));
@@ -207,7 +241,10 @@ impl FromStr for Preset {
             suites.dedup();
             return Err(unknown(format!("{product} has suites {}", suites.join(", "))));
         }
-        let found = in_suite.iter().find(|p| p.channel.name() == channel);
+        let found = match channel {
+            Some(channel) => in_suite.iter().find(|p| p.channel.name() == channel),
+            None => in_suite.first(),
+        };
         found.map(|p| (*p).clone()).ok_or_else(|| {
             let channels: Vec<&str> = in_suite.iter().map(|p| p.channel.name()).collect();
             unknown(format!("{product} {suite} has channels {}", channels.join(", ")))
@@ -217,7 +254,7 @@ impl FromStr for Preset {
 
 impl fmt::Display for Preset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (deb {} {} {})", self.spec(), self.url, self.suite, self.component)
+        write!(f, "{} (deb {} {} {})", self.spec(), self.url, self.suite, self.components.join(" "))
     }
 }
 
@@ -225,7 +262,7 @@ impl fmt::Display for Preset {
 #[derive(Clone, Debug, Default)]
 pub struct AddOptions {
     pub id: Option<String>,
-    /// Another server with Proxmox's layout (a local mirror, a test upstream).
+    /// Another server with the same layout (a local mirror, a test upstream).
     pub url: Option<String>,
     pub key: Option<String>,
     pub view: Option<String>,
@@ -239,11 +276,12 @@ pub enum Added {
     NewMirror {
         id: String,
     },
-    /// The component joined an existing mirror of the same URL and suite.
+    /// The preset's components the existing mirror of the same URL and suite lacked joined it.
     Extended {
         id: String,
+        components: Vec<String>,
     },
-    /// Nothing to do: the mirror already has that component.
+    /// Nothing to do: the mirror already has the preset's components.
     Present {
         id: String,
     },
@@ -254,7 +292,7 @@ pub enum Added {
 pub fn add(text: &str, preset: &Preset, opts: &AddOptions) -> Result<(String, Added), PresetError> {
     let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| PresetError::Toml(one_line(&e)))?;
     let url = opts.url.clone().unwrap_or_else(|| preset.url.clone());
-    let wanted: Repository = format!("deb {url} {} {}", preset.suite, preset.component)
+    let wanted: Repository = format!("deb {url} {} {}", preset.suite, preset.components.join(" "))
         .parse()
         .map_err(|e: super::RepositoryError| PresetError::Conflict(format!("--url {url}: {e}")))?;
     let mirrors = mirror_tables(&mut doc)?;
@@ -320,22 +358,22 @@ fn extend_existing(
     wanted: &Repository,
     preset: &Preset,
 ) -> Result<Option<Added>, PresetError> {
-    let component = preset.component;
     for table in mirrors.iter_mut() {
         let Some(mut repo) = repository_of(table) else { continue };
         if repo.url != wanted.url || repo.suite != wanted.suite {
             continue;
         }
         let id = table.get("id").and_then(|v| v.as_str()).unwrap_or("?").to_owned();
-        if repo.components.iter().any(|c| c == component) {
+        let missing: Vec<String> = wanted.components.iter().filter(|c| !repo.components.contains(c)).cloned().collect();
+        if missing.is_empty() {
             return Ok(Some(Added::Present { id }));
         }
-        repo.components.push(component.to_owned());
+        repo.components.extend(missing.iter().cloned());
         table.insert("repository", value(source_line(&repo)));
         if let Some(product) = preset.subscription().filter(|_| !table.contains_key("use-subscription")) {
             table.insert("use-subscription", value(product.name()));
         }
-        return Ok(Some(Added::Extended { id }));
+        return Ok(Some(Added::Extended { id, components: missing }));
     }
     Ok(None)
 }
@@ -423,9 +461,10 @@ mod tests {
         ];
         for (spec, url, component, key) in cases {
             let p: Preset = spec.parse().unwrap_or_else(|e| panic!("{spec}: {e}"));
-            assert_eq!((p.url.as_str(), p.component), (*url, *component), "{spec}");
+            assert_eq!((p.url.as_str(), p.components), (*url, &[*component][..]), "{spec}");
             assert_eq!(p.key, format!("/etc/apt/trusted.gpg.d/{key}"), "{spec}");
-            assert_eq!(p.key_url, format!("https://enterprise.proxmox.com/debian/{key}"), "{spec}");
+            let download = KeySource::Download(format!("https://enterprise.proxmox.com/debian/{key}"));
+            assert_eq!(p.key_source, download, "{spec}");
         }
         let bad: &[(&str, &str)] = &[
             ("pve", "has suites"),
@@ -446,7 +485,7 @@ mod tests {
         let all = all();
         assert!(all.len() >= 30, "{} presets", all.len());
         for p in &all {
-            let line = format!("deb {} {} {}", p.url, p.suite, p.component);
+            let line = format!("deb {} {} {}", p.url, p.suite, p.components.join(" "));
             line.parse::<Repository>().unwrap_or_else(|e| panic!("{}: {e}", p.spec()));
             validate::id(&p.default_id()).unwrap_or_else(|e| panic!("{}: {e}", p.spec()));
             assert_eq!(p.spec().parse::<Preset>().as_ref(), Ok(p));
@@ -467,7 +506,7 @@ mod tests {
         let (commented, _) = add("[sync]\n# trailing comment", &preset("pbs:bookworm"), &opts).expect("add");
         assert!(commented.ends_with('\n') && commented.contains("# trailing comment"), "{commented:?}");
         let (text, added) = add(&text, &preset("pve:bookworm:test"), &opts).expect("extend");
-        assert_eq!(added, Added::Extended { id: "pve_bookworm".into() });
+        assert_eq!(added, Added::Extended { id: "pve_bookworm".into(), components: vec!["pvetest".into()] });
         assert!(
             text.contains("\"deb http://download.proxmox.com/debian/pve bookworm pve-no-subscription pvetest\""),
             "{text}"
@@ -512,7 +551,7 @@ mod tests {
         let start = "[[mirror]]\nid = \"ent\"\nrepository = \"deb https://enterprise.proxmox.com/debian/ceph-squid bookworm x\"\n";
         let (text, added) =
             add(start, &preset("ceph-squid:bookworm:enterprise"), &AddOptions::default()).expect("extend");
-        assert_eq!(added, Added::Extended { id: "ent".into() });
+        assert_eq!(added, Added::Extended { id: "ent".into(), components: vec!["enterprise".into()] });
         assert!(text.contains("use-subscription = \"pve\""), "{text}");
     }
 
