@@ -350,7 +350,7 @@ fn config_add_presets_and_the_guided_setup_on_a_terminal() {
     assert!(status.success(), "guided setup failed:\n{transcript}");
     for needle in [
         "Product (pve, pbs, pbs-client, pmg",
-        "Debian suite (bookworm, bullseye, buster)",
+        "Suite (bookworm, bullseye, buster)",
         "Write this configuration?",
         "wrote ",
     ] {
