@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds target/debian/pmirror-fs_<version>-1_<arch>.deb with cargo-deb: the release binary, man
-# pages and shell completions generated from the clap definitions, systemd units, the nginx
-# example and the default config. Usage: scripts/build-deb.sh [--profile PROFILE] [--no-build]
+# pages (section 1 and pmirror-fs.toml(5)) and shell completions generated from the clap
+# definitions, systemd units, the nginx example and the default config.
+# Usage: scripts/build-deb.sh [--profile PROFILE] [--no-build]
 # (--no-build packages an existing target/<profile>/pmirror-fs; the tests use the dev profile).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +28,7 @@ assets=target/assets
 rm -rf "$assets"
 mkdir -p "$assets/man" "$assets/completions"
 "$bin" gen man --dir "$assets/man"
-gzip -9n "$assets"/man/*.1
+gzip -9n "$assets"/man/*.1 "$assets"/man/*.5
 "$bin" gen completions bash >"$assets/completions/pmirror-fs.bash"
 "$bin" gen completions zsh >"$assets/completions/_pmirror-fs"
 "$bin" gen completions fish >"$assets/completions/pmirror-fs.fish"

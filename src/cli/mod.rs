@@ -58,6 +58,7 @@ pub enum Command {
     },
     /// Serve the catalog as a read-only FUSE tree at MOUNTPOINT
     Mount {
+        /// Empty directory to mount the view on (the packaged units use /srv/pmirror-fs)
         mountpoint: PathBuf,
         /// Let every user (nginx's www-data workers) read the mount [default when run as root]
         #[arg(long, conflicts_with = "private")]
@@ -77,6 +78,7 @@ pub enum Command {
     Snapshot(snapshot::SnapshotCmd),
     /// State of every mirror: last run, published snapshot, last error
     Status {
+        /// Print the rows as JSON in tunasync's shape (docs/status.schema.json)
         #[arg(long)]
         json: bool,
     },
@@ -91,12 +93,15 @@ pub enum Command {
         /// Print what would be deleted; change nothing
         #[arg(long)]
         dry_run: bool,
+        /// Print the counts (objects, bytes, catalog rows, kept, missing) as JSON
         #[arg(long)]
         json: bool,
     },
     /// Re-hash pool objects (of the named mirrors, or all); report damage by path; exit 1 on damage
     Verify {
+        /// Mirror or tree ids whose objects to re-hash (default: all)
         ids: Vec<String>,
+        /// Print the report (counts and every damaged object with its paths) as JSON
         #[arg(long)]
         json: bool,
     },
@@ -110,7 +115,7 @@ pub enum ConfigCmd {
     Show,
     /// Convert a proxmox-offline-mirror config into pmirror-fs TOML
     Import(ops::ImportArgs),
-    /// Add a Proxmox repository from a preset (or a guided setup on a terminal)
+    /// Add a Proxmox or Debian repository from a preset (or a guided setup on a terminal)
     Add(ops::AddArgs),
 }
 

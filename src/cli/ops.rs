@@ -7,16 +7,18 @@
 //! ops/status.rs   rows for status / status.json, systemd timer's next elapse
 //! ops/metrics.rs  node_exporter textfile: render, carry-over, atomic write
 //! ops/guided.rs   the interactive dialogue of `config add`
+//! ops/man.rs      man pages: clap's sections plus EXIT STATUS, FILES, EXAMPLES; pmirror-fs.toml(5)
 //! ```
 
 mod guided;
+mod man;
 mod metrics;
 mod status;
 
 use super::human;
 use crate::apt::signature::Keyring;
 use crate::catalog::Catalog;
-use crate::config::presets::{self, AddOptions, Added, Preset};
+use crate::config::presets::{self, AddOptions, Added, KeySource, Preset};
 use crate::config::{import, Config, ConfigError};
 use crate::sync::{RunReport, SyncRequest};
 use anyhow::{bail, Context as _};
@@ -38,20 +40,21 @@ pub struct ImportArgs {
 
 #[derive(Debug, Args)]
 pub struct AddArgs {
-    /// PRODUCT:SUITE[:CHANNEL], e.g. pve:bookworm:no-subscription (see --list); without it, a
-    /// guided setup runs on a terminal
+    /// PRODUCT:SUITE[:CHANNEL], e.g. pve:bookworm:no-subscription, debian:bookworm,
+    /// debian:bookworm-security (see --list); without it, a guided setup runs on a terminal
     #[arg(long)]
     pub preset: Option<String>,
     /// List the presets and exit
     #[arg(long, conflicts_with = "preset")]
     pub list: bool,
-    /// Mirror id [default: PRODUCT_SUITE, e.g. pve_bookworm]
+    /// Mirror id [default: PRODUCT_SUITE, e.g. pve_bookworm, debian_bookworm_updates]
     #[arg(long)]
     pub id: Option<String>,
-    /// Upstream base URL instead of Proxmox's (another mirror with the same layout)
+    /// Upstream base URL instead of the preset's (another mirror with the same layout)
     #[arg(long)]
     pub url: Option<String>,
-    /// Release key file [default: /etc/apt/trusted.gpg.d/proxmox-release-SUITE.gpg]
+    /// Release key file [default: /etc/apt/trusted.gpg.d/proxmox-release-SUITE.gpg for Proxmox,
+    /// /usr/share/keyrings/debian-archive-keyring.gpg for Debian]
     #[arg(long)]
     pub key: Option<PathBuf>,
     /// Where the mirror appears in the view [default: the URL's path]
@@ -69,11 +72,15 @@ pub struct AddArgs {
 pub enum GenCmd {
     /// Print the man page pmirror-fs(1), or write it and one page per subcommand into DIR
     Man {
+        /// Write pmirror-fs.1, pmirror-fs-COMMAND.1 and pmirror-fs.toml.5 into DIR (created)
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
     /// Print the completion script for SHELL
-    Completions { shell: clap_complete::Shell },
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
 }
 
 /// `config import FILE [-o OUT]`: the notes (what was not imported) go to stderr.
@@ -166,7 +173,10 @@ pub fn add(path: &Path, args: &AddArgs) -> anyhow::Result<i32> {
         text = next;
         lines.push(match added {
             Added::NewMirror { id } => format!("{}: added mirror {id}", preset.spec()),
-            Added::Extended { id } => format!("{}: added component {} to mirror {id}", preset.spec(), preset.component),
+            Added::Extended { id, components } => {
+                let noun = if components.len() == 1 { "component" } else { "components" };
+                format!("{}: added {noun} {} to mirror {id}", preset.spec(), components.join(" "))
+            }
             Added::Present { id } => format!("{}: mirror {id} has it already", preset.spec()),
         });
     }
@@ -230,9 +240,18 @@ fn check_and_write(path: &Path, text: &str, requests: &[(Preset, AddOptions)], l
         let key = opts.key.clone().unwrap_or_else(|| preset.key.clone());
         let key = Path::new(&key);
         let key = if key.is_relative() { path.parent().unwrap_or(Path::new(".")).join(key) } else { key.to_owned() };
-        if !key.exists() {
-            println!("key file {} is missing; fetch it and check its checksum:", key.display());
-            println!("  wget {} -O {}", preset.key_url, key.display());
+        if key.exists() {
+            continue;
+        }
+        match &preset.key_source {
+            KeySource::Download(url) => {
+                println!("key file {} is missing; fetch it and check its checksum:", key.display());
+                println!("  wget {url} -O {}", key.display());
+            }
+            KeySource::Package(package) => {
+                println!("key file {} is missing; install the package that ships it:", key.display());
+                println!("  apt install {package}");
+            }
         }
     }
     Ok(())
@@ -327,25 +346,8 @@ pub fn gen(cmd: &GenCmd) -> anyhow::Result<i32> {
         GenCmd::Completions { shell } => {
             clap_complete::generate(*shell, &mut cli, "pmirror-fs", &mut std::io::stdout())
         }
-        GenCmd::Man { dir: None } => clap_mangen::Man::new(cli).render(&mut std::io::stdout())?,
-        GenCmd::Man { dir: Some(dir) } => {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            cli.build();
-            write_man_pages(&cli, "pmirror-fs", dir)?;
-        }
+        GenCmd::Man { dir: None } => man::print_main(cli)?,
+        GenCmd::Man { dir: Some(dir) } => man::write_pages(cli, dir)?,
     }
     Ok(0)
-}
-
-/// `NAME.1` for `cmd`, then `NAME-SUB.1` for each subcommand, recursively (not `help`).
-fn write_man_pages(cmd: &clap::Command, name: &str, dir: &Path) -> anyhow::Result<()> {
-    // After `Command::build`, a subcommand's display name is `pmirror-fs-sync`: the page's NAME.
-    let mut bytes = Vec::new();
-    clap_mangen::Man::new(cmd.clone()).title(name.to_uppercase()).render(&mut bytes)?;
-    let file = dir.join(format!("{name}.1"));
-    std::fs::write(&file, bytes).with_context(|| format!("writing {}", file.display()))?;
-    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
-        write_man_pages(sub, &format!("{name}-{}", sub.get_name()), dir)?;
-    }
-    Ok(())
 }

@@ -10,32 +10,59 @@ use clap::Subcommand;
 pub enum SnapshotCmd {
     /// List snapshots (of one mirror, or all)
     List {
+        /// Mirror or tree id (default: all)
         id: Option<String>,
+        /// Print the snapshots (mirror, name, state, published) as JSON
         #[arg(long)]
         json: bool,
     },
-    /// Show the files of one snapshot
-    Show { id: String, snapshot: String },
+    /// Show the files of one snapshot: sha256, size and path of each
+    Show {
+        /// Mirror or tree id
+        id: String,
+        /// Snapshot name, as `snapshot list` prints it (UTC time, 2024-05-01T10:00:00Z)
+        snapshot: String,
+    },
     /// What changed from snapshot A to B: packages per component/architecture, or tree files
     Diff {
+        /// Mirror or tree id
         id: String,
+        /// The older snapshot's name
         a: String,
+        /// The newer snapshot's name
         b: String,
+        /// Print the changes as JSON
         #[arg(long)]
         json: bool,
     },
     /// Publish a snapshot (rollback or roll-forward), atomically. A snapshot older than the
     /// mirror's newest pins the mirror to it: sync records new snapshots but does not publish them
     /// until `snapshot unpin` or a publish of the newest snapshot
-    Publish { id: String, snapshot: String },
+    Publish {
+        /// Mirror or tree id
+        id: String,
+        /// Name of the snapshot to publish
+        snapshot: String,
+    },
     /// Unpin a mirror: the next sync publishes upstream's newest snapshot again (the published
     /// snapshot stays until then)
-    Unpin { id: String },
+    Unpin {
+        /// Mirror id
+        id: String,
+    },
     /// Remove a snapshot that is not published
-    Remove { id: String, snapshot: String },
+    Remove {
+        /// Mirror or tree id
+        id: String,
+        /// Name of the snapshot to remove
+        snapshot: String,
+    },
     /// Forget a mirror or tree removed from the config: delete all its snapshots (the published
     /// one too) and its status; `gc` then frees the objects only it used
-    Forget { id: String },
+    Forget {
+        /// Id of a mirror or tree no longer in the config
+        id: String,
+    },
 }
 
 impl SnapshotCmd {

@@ -1,13 +1,20 @@
-//! Presets for Proxmox's repositories (`pve:bookworm:no-subscription`, …) and adding one to a
-//! config file's text without disturbing the rest of it (comments and order stay; `toml_edit`).
+//! Presets for Proxmox's repositories (`pve:bookworm:no-subscription`, …) and Debian's archive
+//! (`debian:bookworm`, `debian:bookworm-security`, [`debian`]), and adding one to a config file's
+//! text without disturbing the rest of it (comments and order stay; `toml_edit`).
+//!
+//! A spec is `PRODUCT:SUITE[:CHANNEL]`; the channel picks the component(s) of the suite and
+//! defaults to the product's first (Proxmox: `no-subscription`; Debian: `standard`).
 //!
 //! A preset whose URL and suite an existing mirror already has extends that mirror's components
 //! (`pve:bookworm:test` after `pve:bookworm:no-subscription` gives one mirror with
 //! `pve-no-subscription pvetest`), because two mirrors of one suite would both publish
-//! `dists/<suite>/InRelease`.
+//! `dists/<suite>/InRelease`. Suites of one URL are separate mirrors sharing one view
+//! (`debian/dists/bookworm`, `debian/dists/bookworm-updates`, one `debian/pool`).
 //!
 //! Enterprise presets set `use-subscription` to the product whose key the repository takes (pve
 //! for pve and Ceph, pbs, pmg); [`missing_subscription`] tells the CLI to hint at adding one.
+
+mod debian;
 
 use super::subscription;
 use super::{validate, Repository};
@@ -18,24 +25,43 @@ use toml_edit::{value, Array, ArrayOfTables, DocumentMut, Item, Table};
 const DOWNLOAD: &str = "http://download.proxmox.com/debian";
 const ENTERPRISE: &str = "https://enterprise.proxmox.com/debian";
 
-/// Where a repository comes from and what it costs.
+pub use debian::KEYRING as DEBIAN_KEYRING;
+
+/// Which repository of a suite: for Proxmox where it comes from and what it costs, for Debian
+/// which archive areas.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Channel {
     NoSubscription,
     Test,
     Enterprise,
+    /// Debian: the components hosts list (see [`debian`]).
+    Standard,
+    /// Debian: the non-free area.
+    NonFree,
 }
 
 impl Channel {
-    pub const ALL: [Channel; 3] = [Channel::NoSubscription, Channel::Test, Channel::Enterprise];
+    /// Proxmox's channels, in the order of [`Product::suites`]' components.
+    const PROXMOX: [Channel; 3] = [Channel::NoSubscription, Channel::Test, Channel::Enterprise];
 
     pub fn name(self) -> &'static str {
         match self {
             Channel::NoSubscription => "no-subscription",
             Channel::Test => "test",
             Channel::Enterprise => "enterprise",
+            Channel::Standard => "standard",
+            Channel::NonFree => "non-free",
         }
     }
+}
+
+/// How an operator obtains a preset's key file when it is missing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeySource {
+    /// Proxmox's release key: downloaded, then checked against the checksum Proxmox publishes.
+    Download(String),
+    /// A Debian package that installs it (`apt install PACKAGE`).
+    Package(&'static str),
 }
 
 /// One product's repositories: its path under `/debian`, and per suite the component of each
@@ -100,25 +126,31 @@ pub struct Preset {
     pub suite: &'static str,
     pub channel: Channel,
     pub url: String,
-    pub component: &'static str,
-    /// Where Proxmox's release key for the suite is installed on a Proxmox host.
+    pub components: &'static [&'static str],
+    /// Where the suite's release key is installed on a Proxmox (or Debian) host.
     pub key: String,
-    /// Where that key can be downloaded from (README: verify its checksum).
-    pub key_url: String,
+    /// Where that key comes from.
+    pub key_source: KeySource,
 }
 
 impl Preset {
-    /// The id a new mirror gets: `pve_bookworm`, `ceph_reef_bookworm_enterprise`.
+    /// The id a new mirror gets: `pve_bookworm`, `ceph_reef_bookworm_enterprise`,
+    /// `debian_bookworm_security`.
     pub fn default_id(&self) -> String {
-        let base = format!("{}_{}", self.product.replace('-', "_"), self.suite);
+        let base = format!("{}_{}", self.product.replace('-', "_"), self.suite.replace('-', "_"));
         match self.channel {
             Channel::Enterprise => format!("{base}_enterprise"),
             _ => base,
         }
     }
 
+    /// The spec that names this preset: Debian's standard components without the channel word
+    /// (`debian:bookworm`), every other one with it (`pve:bookworm:no-subscription`).
     pub fn spec(&self) -> String {
-        format!("{}:{}:{}", self.product, self.suite, self.channel.name())
+        match self.channel {
+            Channel::Standard => format!("{}:{}", self.product, self.suite),
+            channel => format!("{}:{}:{}", self.product, self.suite, channel.name()),
+        }
     }
 
     /// The subscription the repository needs: enterprise ones only; Ceph's take a pve key.
@@ -142,16 +174,16 @@ fn key_file(suite: &str) -> String {
     }
 }
 
-fn preset(product: &Product, suite: &'static str, channel: Channel, component: &'static str) -> Preset {
+fn preset(product: &Product, suite: &'static str, channel: Channel, component: &'static &'static str) -> Preset {
     let base = if channel == Channel::Enterprise { ENTERPRISE } else { DOWNLOAD };
     Preset {
         product: product.name,
         suite,
         channel,
         url: format!("{base}/{}", product.name),
-        component,
+        components: std::slice::from_ref(component),
         key: format!("/etc/apt/trusted.gpg.d/{}", key_file(suite)),
-        key_url: format!("{ENTERPRISE}/{}", key_file(suite)),
+        key_source: KeySource::Download(format!("{ENTERPRISE}/{}", key_file(suite))),
     }
 }
 
@@ -159,30 +191,34 @@ fn preset(product: &Product, suite: &'static str, channel: Channel, component: &
 /// key file's error names).
 pub fn key_source(path: &std::path::Path) -> Option<String> {
     let p = all().into_iter().find(|p| std::path::Path::new(&p.key) == path)?;
-    Some(format!(
-        "fetch it with `wget {} -O {}` and compare its checksum with the one the publisher documents",
-        p.key_url, p.key
-    ))
+    Some(match p.key_source {
+        KeySource::Download(url) => format!(
+            "fetch it with `wget {url} -O {}` and compare its checksum with the one the publisher documents",
+            p.key
+        ),
+        KeySource::Package(package) => format!("install it with `apt install {package}`"),
+    })
 }
 
-/// Every preset, product by product, newest suite first.
+/// Every preset, product by product (Proxmox's, then Debian's), newest suite first.
 pub fn all() -> Vec<Preset> {
     let mut out = Vec::new();
     for product in PRODUCTS {
         for (suite, components) in product.suites {
-            for (channel, component) in Channel::ALL.into_iter().zip(components) {
+            for (channel, component) in Channel::PROXMOX.into_iter().zip(components) {
                 if let Some(component) = component {
                     out.push(preset(product, suite, channel, component));
                 }
             }
         }
     }
+    out.extend(debian::presets());
     out
 }
 
 /// Product names, in the order of [`all`].
 pub fn products() -> Vec<&'static str> {
-    PRODUCTS.iter().map(|p| p.name).collect()
+    PRODUCTS.iter().map(|p| p.name).chain([debian::PRODUCT]).collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -198,11 +234,12 @@ pub enum PresetError {
 impl FromStr for Preset {
     type Err = PresetError;
 
-    /// `PRODUCT:SUITE[:CHANNEL]`, the channel defaulting to no-subscription.
+    /// `PRODUCT:SUITE[:CHANNEL]`, the channel defaulting to the suite's first (no-subscription,
+    /// Debian's standard).
     fn from_str(spec: &str) -> Result<Preset, PresetError> {
         let mut parts = spec.split(':');
         let (product, suite) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-        let channel = parts.next().unwrap_or("no-subscription");
+        let channel = parts.next();
         let unknown = |hint: String| PresetError::Unknown { spec: spec.to_owned(), hint };
         if parts.next().is_some() {
             return Err(unknown("expected PRODUCT:SUITE:CHANNEL".into()));
@@ -217,7 +254,10 @@ impl FromStr for Preset {
             suites.dedup();
             return Err(unknown(format!("{product} has suites {}", suites.join(", "))));
         }
-        let found = in_suite.iter().find(|p| p.channel.name() == channel);
+        let found = match channel {
+            Some(channel) => in_suite.iter().find(|p| p.channel.name() == channel),
+            None => in_suite.first(),
+        };
         found.map(|p| (*p).clone()).ok_or_else(|| {
             let channels: Vec<&str> = in_suite.iter().map(|p| p.channel.name()).collect();
             unknown(format!("{product} {suite} has channels {}", channels.join(", ")))
@@ -227,7 +267,7 @@ impl FromStr for Preset {
 
 impl fmt::Display for Preset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (deb {} {} {})", self.spec(), self.url, self.suite, self.component)
+        write!(f, "{} (deb {} {} {})", self.spec(), self.url, self.suite, self.components.join(" "))
     }
 }
 
@@ -235,7 +275,7 @@ impl fmt::Display for Preset {
 #[derive(Clone, Debug, Default)]
 pub struct AddOptions {
     pub id: Option<String>,
-    /// Another server with Proxmox's layout (a local mirror, a test upstream).
+    /// Another server with the same layout (a local mirror, a test upstream).
     pub url: Option<String>,
     pub key: Option<String>,
     pub view: Option<String>,
@@ -249,11 +289,12 @@ pub enum Added {
     NewMirror {
         id: String,
     },
-    /// The component joined an existing mirror of the same URL and suite.
+    /// The preset's components the existing mirror of the same URL and suite lacked joined it.
     Extended {
         id: String,
+        components: Vec<String>,
     },
-    /// Nothing to do: the mirror already has that component.
+    /// Nothing to do: the mirror already has the preset's components.
     Present {
         id: String,
     },
@@ -264,7 +305,7 @@ pub enum Added {
 pub fn add(text: &str, preset: &Preset, opts: &AddOptions) -> Result<(String, Added), PresetError> {
     let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| PresetError::Toml(one_line(&e)))?;
     let url = opts.url.clone().unwrap_or_else(|| preset.url.clone());
-    let wanted: Repository = format!("deb {url} {} {}", preset.suite, preset.component)
+    let wanted: Repository = format!("deb {url} {} {}", preset.suite, preset.components.join(" "))
         .parse()
         .map_err(|e: super::RepositoryError| PresetError::Conflict(format!("--url {url}: {e}")))?;
     let mirrors = mirror_tables(&mut doc)?;
@@ -330,22 +371,22 @@ fn extend_existing(
     wanted: &Repository,
     preset: &Preset,
 ) -> Result<Option<Added>, PresetError> {
-    let component = preset.component;
     for table in mirrors.iter_mut() {
         let Some(mut repo) = repository_of(table) else { continue };
         if repo.url != wanted.url || repo.suite != wanted.suite {
             continue;
         }
         let id = table.get("id").and_then(|v| v.as_str()).unwrap_or("?").to_owned();
-        if repo.components.iter().any(|c| c == component) {
+        let missing: Vec<String> = wanted.components.iter().filter(|c| !repo.components.contains(c)).cloned().collect();
+        if missing.is_empty() {
             return Ok(Some(Added::Present { id }));
         }
-        repo.components.push(component.to_owned());
+        repo.components.extend(missing.iter().cloned());
         table.insert("repository", value(source_line(&repo)));
         if let Some(product) = preset.subscription().filter(|_| !table.contains_key("use-subscription")) {
             table.insert("use-subscription", value(product.name()));
         }
-        return Ok(Some(Added::Extended { id }));
+        return Ok(Some(Added::Extended { id, components: missing }));
     }
     Ok(None)
 }
@@ -387,166 +428,4 @@ fn check_free(mirrors: &ArrayOfTables, id: &str, view: &str, wanted: &Repository
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn specs_resolve_to_proxmox_urls_and_keys() {
-        let cases: &[(&str, &str, &str, &str)] = &[
-            (
-                "pve:bookworm:no-subscription",
-                "http://download.proxmox.com/debian/pve",
-                "pve-no-subscription",
-                "proxmox-release-bookworm.gpg",
-            ),
-            (
-                "pve:bookworm",
-                "http://download.proxmox.com/debian/pve",
-                "pve-no-subscription",
-                "proxmox-release-bookworm.gpg",
-            ),
-            (
-                "pbs:bullseye:enterprise",
-                "https://enterprise.proxmox.com/debian/pbs",
-                "pbs-enterprise",
-                "proxmox-release-bullseye.gpg",
-            ),
-            ("pmg:buster:test", "http://download.proxmox.com/debian/pmg", "pmgtest", "proxmox-ve-release-6.x.gpg"),
-            (
-                "pbs-client:bookworm:no-subscription",
-                "http://download.proxmox.com/debian/pbs-client",
-                "main",
-                "proxmox-release-bookworm.gpg",
-            ),
-            (
-                "ceph-quincy:bullseye:no-subscription",
-                "http://download.proxmox.com/debian/ceph-quincy",
-                "main",
-                "proxmox-release-bullseye.gpg",
-            ),
-            (
-                "ceph-squid:bookworm:enterprise",
-                "https://enterprise.proxmox.com/debian/ceph-squid",
-                "enterprise",
-                "proxmox-release-bookworm.gpg",
-            ),
-        ];
-        for (spec, url, component, key) in cases {
-            let p: Preset = spec.parse().unwrap_or_else(|e| panic!("{spec}: {e}"));
-            assert_eq!((p.url.as_str(), p.component), (*url, *component), "{spec}");
-            assert_eq!(p.key, format!("/etc/apt/trusted.gpg.d/{key}"), "{spec}");
-            assert_eq!(p.key_url, format!("https://enterprise.proxmox.com/debian/{key}"), "{spec}");
-        }
-        let bad: &[(&str, &str)] = &[
-            ("pve", "has suites"),
-            ("pve:sid", "has suites bookworm, bullseye, buster"),
-            ("pbs-client:bookworm:enterprise", "has channels no-subscription"),
-            ("ceph-reef:bullseye", "has suites bookworm"),
-            ("pve:bookworm:test:x", "PRODUCT:SUITE:CHANNEL"),
-            ("foo:bookworm", "products are pve, pbs"),
-        ];
-        for (spec, hint) in bad {
-            let err = spec.parse::<Preset>().expect_err(spec).to_string();
-            assert!(err.contains(hint), "{spec}: {err}");
-        }
-    }
-
-    #[test]
-    fn every_preset_is_a_valid_mirror() {
-        let all = all();
-        assert!(all.len() >= 30, "{} presets", all.len());
-        for p in &all {
-            let line = format!("deb {} {} {}", p.url, p.suite, p.component);
-            line.parse::<Repository>().unwrap_or_else(|e| panic!("{}: {e}", p.spec()));
-            validate::id(&p.default_id()).unwrap_or_else(|e| panic!("{}: {e}", p.spec()));
-            assert_eq!(p.spec().parse::<Preset>().as_ref(), Ok(p));
-        }
-    }
-
-    fn preset(spec: &str) -> Preset {
-        spec.parse().expect("preset")
-    }
-
-    #[test]
-    fn adding_appends_extends_or_leaves_alone() {
-        let start = "# my mirror\n[store]\ndir = \"/srv/store\" # keep\n";
-        let opts = AddOptions::default();
-        let (text, added) = add(start, &preset("pve:bookworm:no-subscription"), &opts).expect("add");
-        assert_eq!(added, Added::NewMirror { id: "pve_bookworm".into() });
-        assert!(text.starts_with(start), "the existing text changed:\n{text}");
-        let (commented, _) = add("[sync]\n# trailing comment", &preset("pbs:bookworm"), &opts).expect("add");
-        assert!(commented.ends_with('\n') && commented.contains("# trailing comment"), "{commented:?}");
-        let (text, added) = add(&text, &preset("pve:bookworm:test"), &opts).expect("extend");
-        assert_eq!(added, Added::Extended { id: "pve_bookworm".into() });
-        assert!(
-            text.contains("\"deb http://download.proxmox.com/debian/pve bookworm pve-no-subscription pvetest\""),
-            "{text}"
-        );
-        let (again, added) = add(&text, &preset("pve:bookworm:test"), &opts).expect("present");
-        assert_eq!((again.as_str(), added), (text.as_str(), Added::Present { id: "pve_bookworm".into() }));
-        let err = add(&text, &preset("pve:bookworm:enterprise"), &opts).expect_err("same view and suite");
-        assert!(err.to_string().contains("--view"), "{err}");
-        let opts = AddOptions { view: Some("enterprise/debian/pve".into()), ..AddOptions::default() };
-        let (text, added) = add(&text, &preset("pve:bookworm:enterprise"), &opts).expect("own view");
-        assert_eq!(added, Added::NewMirror { id: "pve_bookworm_enterprise".into() });
-        let doc: toml::Table = text.parse().expect("valid TOML");
-        assert_eq!(doc["mirror"].as_array().map(Vec::len), Some(2));
-        assert!(doc["mirror"][0].get("use-subscription").is_none(), "{text}");
-        assert_eq!(doc["mirror"][1]["use-subscription"].as_str(), Some("pve"), "{text}");
-    }
-
-    #[test]
-    fn enterprise_presets_use_their_subscription() {
-        let cases: &[(&str, Option<subscription::Product>)] = &[
-            ("pve:bookworm:enterprise", Some(subscription::Product::Pve)),
-            ("pbs:bookworm:enterprise", Some(subscription::Product::Pbs)),
-            ("pmg:bullseye:enterprise", Some(subscription::Product::Pmg)),
-            ("ceph-squid:bookworm:enterprise", Some(subscription::Product::Pve)),
-            ("pve:bookworm:no-subscription", None),
-            ("pbs:bookworm:test", None),
-            ("pbs-client:bookworm", None),
-        ];
-        for (spec, want) in cases {
-            assert_eq!(preset(spec).subscription(), *want, "{spec}");
-        }
-        for p in all() {
-            assert_eq!(p.subscription().is_some(), p.url.starts_with(ENTERPRISE), "{}", p.spec());
-        }
-        let pve = preset("pve:bookworm:enterprise");
-        let with_key = |key: &str| format!("[[subscription]]\nkey = \"{key}\"\nserver-id = \"x\"\n");
-        assert_eq!(missing_subscription("", &pve), Some(subscription::Product::Pve));
-        assert_eq!(missing_subscription(&with_key("pbsc-1234567890"), &pve), Some(subscription::Product::Pve));
-        assert_eq!(missing_subscription(&with_key("pve2c-1234567890"), &pve), None);
-        assert_eq!(missing_subscription("", &preset("pve:bookworm")), None);
-        // Joining an existing mirror of the enterprise URL brings use-subscription along.
-        let start = "[[mirror]]\nid = \"ent\"\nrepository = \"deb https://enterprise.proxmox.com/debian/ceph-squid bookworm x\"\n";
-        let (text, added) =
-            add(start, &preset("ceph-squid:bookworm:enterprise"), &AddOptions::default()).expect("extend");
-        assert_eq!(added, Added::Extended { id: "ent".into() });
-        assert!(text.contains("use-subscription = \"pve\""), "{text}");
-    }
-
-    #[test]
-    fn overrides_and_errors() {
-        let opts = AddOptions {
-            id: Some("local".into()),
-            url: Some("http://127.0.0.1:8080/debian/pve".into()),
-            key: Some("/tmp/key.gpg".into()),
-            view: None,
-            architectures: vec!["arm64".into()],
-        };
-        let (text, _) = add("", &preset("pve:bookworm"), &opts).expect("add");
-        let doc: toml::Table = text.parse().expect("valid TOML");
-        let m = &doc["mirror"][0];
-        assert_eq!(m["repository"].as_str(), Some("deb http://127.0.0.1:8080/debian/pve bookworm pve-no-subscription"));
-        assert_eq!((m["id"].as_str(), m["key"].as_str()), (Some("local"), Some("/tmp/key.gpg")));
-        let err =
-            add(&text, &preset("pbs:bookworm"), &AddOptions { id: Some("local".into()), ..AddOptions::default() });
-        assert!(err.expect_err("duplicate id").to_string().contains("exists already"));
-        assert!(matches!(
-            add("mirror = 1", &preset("pve:bookworm"), &AddOptions::default()),
-            Err(PresetError::Toml(_))
-        ));
-        assert!(matches!(add("[store", &preset("pve:bookworm"), &AddOptions::default()), Err(PresetError::Toml(_))));
-    }
-}
+mod tests;

@@ -1,6 +1,7 @@
 //! The integration test binary: one binary, one module per area (see STYLE.md).
 
 mod first_hour;
+mod first_hour_docs;
 mod first_hour_mount;
 mod harness;
 mod lifecycle;

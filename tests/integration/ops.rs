@@ -350,7 +350,7 @@ fn config_add_presets_and_the_guided_setup_on_a_terminal() {
     assert!(status.success(), "guided setup failed:\n{transcript}");
     for needle in [
         "Product (pve, pbs, pbs-client, pmg",
-        "Debian suite (bookworm, bullseye, buster)",
+        "Suite (bookworm, bullseye, buster)",
         "Write this configuration?",
         "wrote ",
     ] {
@@ -395,6 +395,7 @@ fn deb_package_holds_binary_units_docs_man_pages_and_completions() {
         "./usr/share/doc/pmirror-fs/status.schema.json",
         "./usr/share/man/man1/pmirror-fs.1.gz",
         "./usr/share/man/man1/pmirror-fs-sync.1.gz",
+        "./usr/share/man/man5/pmirror-fs.toml.5.gz",
         "./usr/share/bash-completion/completions/pmirror-fs",
         "./usr/share/zsh/vendor-completions/_pmirror-fs",
         "./usr/share/fish/vendor_completions.d/pmirror-fs.fish",

@@ -1,7 +1,9 @@
-//! The real-upstream tier: the real Debian archive this machine's apt uses (bookworm-updates, main,
-//! amd64 + all; about 30 MB), mirrored by the real `pmirror-fs sync`, served by a real FUSE
-//! `pmirror-fs mount` and a real nginx on 127.0.0.1, and consumed by the real apt client:
-//! a strict `apt-get update` and an `apt-get download` of every package version in the lists.
+//! The real-upstream tier: the real Debian archive this machine's apt uses (bookworm-updates,
+//! amd64 + all; about 30 MB), configured by `config add --preset debian:bookworm-updates` (so the
+//! preset's components, key and id are checked against the real thing), mirrored by the real
+//! `pmirror-fs sync`, served by a real FUSE `pmirror-fs mount` and a real nginx on 127.0.0.1, and
+//! consumed by the real apt client: a strict `apt-get update` of main and an `apt-get download`
+//! of every package version in the lists.
 //!
 //! The fixtures of the other tiers are what we think upstream looks like; this is what it is
 //! (stale Release.gpg pairs, pdiff patches its Index lists but no longer serves, by-hash, CDN
@@ -29,6 +31,9 @@ use std::time::{Duration, Instant};
 const SOURCES: &str = "/etc/apt/sources.list.d/debian.sources";
 const FALLBACK_URI: &str = "http://deb.debian.org/debian";
 const SUITE: &str = "bookworm-updates";
+/// The preset the config comes from; its id is [`MIRROR_ID`], its key [`KEYRING`].
+const PRESET: &str = "debian:bookworm-updates";
+/// What apt reads (the mirror carries the preset's components, this one among them).
 const COMPONENT: &str = "main";
 const KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 const MIRROR_ID: &str = "debian_bookworm_updates";
@@ -169,7 +174,7 @@ fn run() -> Result<Vec<String>, Skip> {
         n => format!(", {n} transient network failures retried"),
     };
     let mut summary = vec![
-        format!("real-upstream tier: {uri} {SUITE} {COMPONENT} amd64+all → snapshot {snapshot}"),
+        format!("real-upstream tier: {uri} {SUITE} ({PRESET}) amd64+all, apt reads {COMPONENT} → snapshot {snapshot}"),
         format!(
             "real-upstream tier: first sync {:.1}s: fetched {} files ({}), reused {}; {warnings} warnings (known upstream quirks){retries}",
             first.elapsed.as_secs_f64(),
@@ -339,7 +344,8 @@ fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// A store and config mirroring the archive (the harness's `Env`, so `Mount` and the catalog
-/// helpers work; its fixture server is an unused empty directory).
+/// helpers work; its fixture server is an unused empty directory): `[store]` and `[sync]` for
+/// the tier, the mirror as `config add --preset` writes it.
 fn env_for(uri: &str) -> Env {
     let dir = tempfile::tempdir().expect("tempdir");
     let empty = dir.path().join("empty");
@@ -347,13 +353,20 @@ fn env_for(uri: &str) -> Env {
     let server = TestServer::start_dir(empty);
     let store = dir.path().join("store");
     let config = dir.path().join("config.toml");
-    let text = format!(
+    let tier = format!(
         "[store]\ndir = \"{}\"\nfsync = true\n\n[sync]\nconcurrency = 4\nretries = 3\nkeep = 3\ngrace = \"48h\"\n\
-         timeout = \"{REQUEST_TIMEOUT}\"\n\n[[mirror]]\nid = \"{MIRROR_ID}\"\nrepository = \"deb {uri} {SUITE} {COMPONENT}\"\n\
-         architectures = [\"amd64\", \"all\"]\nkey = \"{KEYRING}\"\n",
+         timeout = \"{REQUEST_TIMEOUT}\"\n",
         store.display()
     );
-    std::fs::write(&config, text).expect("write config");
+    std::fs::write(&config, tier).expect("write config");
+    let add = ["config", "add", "--preset", PRESET, "--url", uri];
+    let out = Command::new(BIN).arg("--config").arg(&config).args(add).output().expect("run config add");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "config add --preset {PRESET}: {}\n{stdout}", text(&out.stderr));
+    assert!(stdout.contains(&format!("added mirror {MIRROR_ID}")), "{stdout}");
+    let written = std::fs::read_to_string(&config).unwrap();
+    let repository = format!("repository = \"deb {} {SUITE} {COMPONENT} ", uri.trim_end_matches('/'));
+    assert!(written.contains(&repository) && written.contains(&format!("key = \"{KEYRING}\"")), "{written}");
     Env { dir, server, config, store, key: PathBuf::from(KEYRING) }
 }
 

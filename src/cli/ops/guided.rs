@@ -1,6 +1,7 @@
-//! The guided setup of `config add` on a terminal: product, suite, channel, architectures and
-//! key for each mirror, the store directory for a new config, then a confirmation. Generic over
-//! the input and output so the dialogue is tested with in-memory text.
+//! The guided setup of `config add` on a terminal: product (Proxmox's or Debian), suite, channel
+//! (Debian: standard or non-free), architectures and key for each mirror, the store directory
+//! for a new config, then a confirmation. Generic over the input and output so the dialogue is
+//! tested with in-memory text.
 
 use crate::config::presets::{self, AddOptions, Preset};
 use crate::config::validate;
@@ -71,7 +72,7 @@ impl<R: BufRead, W: Write> Dialogue<R, W> {
         let product = self.choose("Product", &presets::products())?;
         let mut suites: Vec<&str> = all.iter().filter(|p| p.product == product).map(|p| p.suite).collect();
         suites.dedup();
-        let suite = self.choose("Debian suite", &suites)?;
+        let suite = self.choose("Suite", &suites)?;
         let channels: Vec<&str> =
             all.iter().filter(|p| p.product == product && p.suite == suite).map(|p| p.channel.name()).collect();
         let channel = self.choose("Repository", &channels)?;
@@ -90,7 +91,7 @@ impl<R: BufRead, W: Write> Dialogue<R, W> {
 
     /// Runs the dialogue; `None` when the operator declined at the end.
     pub fn run(&mut self, config_exists: bool) -> io::Result<Option<Answers>> {
-        writeln!(self.output, "pmirror-fs guided setup: add Proxmox repositories to the configuration.")?;
+        writeln!(self.output, "pmirror-fs guided setup: add Proxmox and Debian repositories to the configuration.")?;
         let mut answers = Answers::default();
         if !config_exists {
             let store = self.ask("Store directory (pool, catalog)", "/var/lib/pmirror-fs", |a| {
@@ -131,6 +132,12 @@ mod tests {
         let cases: &[(&str, bool, &[&str], Option<&str>)] = &[
             ("\n\n\n\n\n\n\n\n", false, &["pve:bookworm:no-subscription"], Some("/var/lib/pmirror-fs")),
             ("pbs\nbullseye\ntest\namd64\n\nn\ny\n", true, &["pbs:bullseye:test"], None),
+            (
+                "debian\nbookworm-security\n\n\n\ny\ndebian\nbookworm\nnon-free\n\n\nn\n\n",
+                true,
+                &["debian:bookworm-security", "debian:bookworm:non-free"],
+                None,
+            ),
             (
                 "/srv/m\nceph-reef\n\nenterprise\narm64 all\n\ny\npbs-client\nbuster\n\n\n\nn\n\n",
                 false,

@@ -24,7 +24,7 @@ use crate::harness::{is_mounted, text, Env, PVE};
 use crate::support::fixture::Upstream;
 use crate::support::signing_key;
 use crate::sync::wait_for;
-use pmirror_fs::config::presets::Preset;
+use pmirror_fs::config::presets::{KeySource, Preset};
 use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -268,7 +268,7 @@ fn readme_release_key_download_is_the_key_the_presets_configure() {
         .collect();
     assert!(presets.len() >= 3, "{presets:?}");
     for p in &presets {
-        assert_eq!((p.key_url.as_str(), p.key.as_str()), (url, path), "preset {}", p.spec());
+        assert_eq!((&p.key_source, p.key.as_str()), (&KeySource::Download(url.into()), path), "preset {}", p.spec());
     }
     let example = blocks_in(&readme, "Configuration").into_iter().find(|(info, _)| info == "toml").unwrap().1;
     assert!(example.contains(&format!("key = \"{path}\"")), "the example config names another key");
