@@ -9,7 +9,8 @@
 #   --no-wait  exit after the walkthrough (default when stdin is not a terminal)
 #   --wait     wait for Ctrl-C even without a terminal
 #   --keep     leave the work directory ($DEMO_DIR or /tmp/pmirror-fs-demo.*)
-# Prebuilt binaries: PMIRROR_FS_BIN=… MAKE_UPSTREAM=… (default: cargo build --release).
+# Prebuilt binaries: PMIRROR_FS_BIN=… MAKE_UPSTREAM=… (default: cargo build, the dev profile the
+# tests use — its dependencies are optimized — so scripts/test.sh afterwards builds only the tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -49,9 +50,9 @@ fi
 step "Building pmirror-fs and the fixture generator"
 if [ -z "${PMIRROR_FS_BIN:-}" ] || [ -z "${MAKE_UPSTREAM:-}" ]; then
     command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs) or set PMIRROR_FS_BIN and MAKE_UPSTREAM"
-    run cargo build --release --bin pmirror-fs --example make-upstream
-    PMIRROR_FS_BIN=$ROOT/target/release/pmirror-fs
-    MAKE_UPSTREAM=$ROOT/target/release/examples/make-upstream
+    run cargo build --bin pmirror-fs --example make-upstream
+    PMIRROR_FS_BIN=$ROOT/target/debug/pmirror-fs
+    MAKE_UPSTREAM=$ROOT/target/debug/examples/make-upstream
 fi
 [ -x "$PMIRROR_FS_BIN" ] || die "$PMIRROR_FS_BIN is not executable"
 [ -x "$MAKE_UPSTREAM" ] || die "$MAKE_UPSTREAM is not executable"

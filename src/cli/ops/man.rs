@@ -57,6 +57,11 @@ const EXAMPLES: &[(&str, &str, &str)] = &[
         "Roll back to an older snapshot (this pins the mirror to it).",
     ),
     ("snapshot unpin", "pmirror-fs snapshot unpin pve_bookworm", "Let the next sync publish upstream's newest again."),
+    (
+        "snapshot forget",
+        "pmirror-fs snapshot forget old_mirror",
+        "Delete the snapshots of a mirror removed from the config (`gc` then frees its objects).",
+    ),
     ("gc", "pmirror-fs gc --dry-run", "What garbage collection would delete from the pool."),
     ("verify", "pmirror-fs verify", "Re-hash every pool object; exit 1 on damage."),
     ("gen man", "pmirror-fs gen man --dir /tmp/man", "Write these pages (man -l /tmp/man/pmirror-fs.1)."),
@@ -70,8 +75,8 @@ const EXIT_STATUS: &[(&str, &str, &str)] = &[
     (
         "sync",
         "1",
-        "A mirror or tree failed (the others that synced are published) or the publish was refused (a path \
-         conflict between mirrors; nothing changed).",
+        "A mirror or tree failed, or cannot run as configured (a key file missing: the others are synced and \
+         published), or the publish was refused (a path conflict between mirrors; nothing changed).",
     ),
     ("verify", "1", "A referenced pool object is damaged or missing (each is listed with its snapshots and paths)."),
     ("config check", "1", "The configuration does not load, or a key file holds no keyring sync can read."),
