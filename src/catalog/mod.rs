@@ -39,6 +39,8 @@ pub enum CatalogError {
     Sql { path: PathBuf, source: rusqlite::Error },
     #[error("catalog {path}: schema version {found} is newer than this pmirror-fs understands ({known})")]
     TooNew { path: PathBuf, found: usize, known: usize },
+    #[error("catalog {path}: schema version {found} is older than this pmirror-fs's ({known}); a sync migrates it")]
+    TooOld { path: PathBuf, found: usize, known: usize },
     #[error("{0}")]
     Refused(String),
 }
@@ -96,12 +98,13 @@ impl Catalog {
     /// Opens an existing catalog for a dry run, leaving every file of the store as it was. A
     /// read-only connection to a WAL database creates `-wal` and `-shm` when they are absent (the
     /// state after the last writer closed): then the database file alone is the whole catalog,
-    /// and it is read as immutable, which creates nothing. A writer that starts meanwhile writes
-    /// to a new `-wal` this read does not see; the plan is then that of the state before it.
+    /// and it is read as immutable, which creates nothing. Immutable means no locking: read what
+    /// is needed at once and close it (a writer's checkpoint rewrites the file). A catalog of an
+    /// older schema is refused (it is not migrated here), naming it.
     pub fn open_untouched(store: &Path) -> Result<Catalog, CatalogError> {
         let path = store.join("catalog.db");
         if store.join("catalog.db-wal").exists() {
-            return Catalog::open_readonly(store);
+            return Catalog::open_readonly(store)?.current_schema();
         }
         let err = |source| CatalogError::Sql { path: path.clone(), source };
         let mut uri = std::path::absolute(&path)
@@ -111,7 +114,18 @@ impl Catalog {
         uri.set_query(Some("immutable=1"));
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
         let conn = Connection::open_with_flags(uri.as_str(), flags).map_err(err)?;
-        Ok(Catalog { conn, path })
+        Catalog { conn, path }.current_schema()
+    }
+
+    /// This catalog, if its schema is the one this build writes (for readers that do not migrate).
+    fn current_schema(self) -> Result<Catalog, CatalogError> {
+        let found: usize = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(self.err())?;
+        let (path, known) = (self.path.clone(), MIGRATIONS.len());
+        match found.cmp(&known) {
+            std::cmp::Ordering::Less => Err(CatalogError::TooOld { path, found, known }),
+            std::cmp::Ordering::Greater => Err(CatalogError::TooNew { path, found, known }),
+            std::cmp::Ordering::Equal => Ok(self),
+        }
     }
 
     pub fn path(&self) -> &Path {

@@ -352,3 +352,31 @@ fn migration_4_gives_existing_snapshots_no_warnings_and_new_ones_keep_theirs() {
     let published = cat.published("m").unwrap().unwrap();
     assert_eq!(published.warnings, ["x/Release.gpg: left out: bad signature", "two lines"]);
 }
+
+/// A dry run's catalog: read from a store whose path needs escaping in a `file:` URI, nothing
+/// created beside it, and a catalog of an older schema refused by name (not migrated).
+#[test]
+fn open_untouched_creates_nothing_and_refuses_an_older_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("a b#c?d%e");
+    std::fs::create_dir(&store).unwrap();
+    drop(Catalog::open(&store).unwrap());
+    let listing = || {
+        let mut names: Vec<String> =
+            std::fs::read_dir(&store).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(listing(), ["catalog.db"], "the last writer removed its WAL");
+    let catalog = Catalog::open_untouched(&store).expect("open untouched");
+    assert_eq!(catalog.generation().unwrap(), 0);
+    drop(catalog);
+    assert_eq!(listing(), ["catalog.db"], "open_untouched created files");
+
+    let conn = rusqlite::Connection::open(store.join("catalog.db")).unwrap();
+    conn.pragma_update(None, "user_version", 3).unwrap();
+    drop(conn);
+    let err = Catalog::open_untouched(&store).err().expect("an older schema is refused");
+    assert!(matches!(err, CatalogError::TooOld { found: 3, .. }), "{err}");
+    assert!(err.to_string().contains("a sync migrates it") && err.to_string().contains("a b#c?d%e"), "{err}");
+}

@@ -287,8 +287,17 @@ fn build(config: &Config, catalog: &Catalog) -> anyhow::Result<Loaded> {
 /// `view` with the current status.json, dated `mtime`, and at least generation
 /// `min_generation` (the daemon's generations only increase). The tree is shared, not copied.
 /// `None` for a view without status.json (every view `build_view` makes has one).
+///
+/// Status rows depend on the config (configured, unusable, removed): it is read again here, so an
+/// entry added and synced while the mount runs shows as it is, not as removed. A config that no
+/// longer loads leaves the one the mount started with (and a warning).
 fn with_status(config: &Config, catalog: &Catalog, view: &View, mtime: i64, min_generation: u64) -> Option<View> {
-    let (path, content) = super::ops::status_inline(config, catalog);
+    let current = Config::load(&config.path)
+        .inspect_err(
+            |e| tracing::warn!(error = %e, "status.json: cannot read the config again; using the one mounted with"),
+        )
+        .ok();
+    let (path, content) = super::ops::status_inline(current.as_ref().unwrap_or(config), catalog);
     let mut view = view.with_inline_file(&path, content, mtime)?;
     if view.generation() < min_generation {
         view.restamp(min_generation);

@@ -248,9 +248,14 @@ fn check_and_write(path: &Path, text: &str, requests: &[(Preset, AddOptions)], l
                 println!("key file {} is missing; fetch it and check its checksum:", key.display());
                 println!("  wget {url} -O {}", key.display());
             }
-            KeySource::Package(package) => {
+            // The package installs its keyring where the preset expects it, not at another path.
+            KeySource::Package(package) if key == Path::new(&preset.key) => {
                 println!("key file {} is missing; install the package that ships it:", key.display());
                 println!("  apt install {package}");
+            }
+            KeySource::Package(package) => {
+                println!("key file {} is missing; copy the keyring package {package} installs there:", key.display());
+                println!("  apt install {package} && cp {} {}", preset.key, key.display());
             }
         }
     }

@@ -383,8 +383,20 @@ fn invalid_configs_name_line_and_key() {
     let path = fx.config_path();
     for (what, text, line, needles) in invalid_cases() {
         // A key file or subscription problem makes only its entry unusable; the rest loads.
+        // Every other case refuses the whole file.
+        const ENTRY_LEVEL: [&str; 5] = [
+            "missing key file",
+            "empty key file",
+            "missing tree key file",
+            "use-subscription without its subscription",
+            "tree use-subscription without any subscription",
+        ];
         let err = match fx.parse(&text) {
-            Ok(mut config) if !config.unusable.is_empty() => config.unusable.remove(0).error,
+            Ok(mut config) if !config.unusable.is_empty() => {
+                assert!(ENTRY_LEVEL.contains(&what), "{what}: only its entry was refused");
+                config.unusable.remove(0).error
+            }
+            Err(_) if ENTRY_LEVEL.contains(&what) => panic!("{what}: refused the whole config"),
             Ok(_) => panic!("{what}: accepted"),
             Err(err) => err,
         };
@@ -429,10 +441,20 @@ fn an_unusable_entry_leaves_the_rest_usable() {
          pbs-no-subscription\"\narchitectures = [\"amd64\"]\nkey = \"{preset_key}\"\n\
          [[alias]]\npath = \"pbs-latest\"\ntarget = \"debian/pbs\"\n"
     );
-    if Path::new(preset_key).exists() {
-        return; // a Proxmox host: the preset's key is there, nothing is unusable
-    }
+    // On a Proxmox host the preset's key is there: point the mirror at the same name elsewhere.
     let config = fx.parse(&text).expect("loads");
+    if Path::new(preset_key).exists() {
+        assert!(config.unusable.is_empty());
+        assert_eq!(
+            presets::key_source(Path::new(preset_key)).as_deref(),
+            Some(format!(
+                "fetch it with `wget https://enterprise.proxmox.com/debian/proxmox-release-bookworm.gpg -O {preset_key}` \
+                 and compare its checksum with the one the publisher documents"
+            ))
+            .as_deref()
+        );
+        return;
+    }
     assert_eq!(config.mirrors.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["pve"]);
     let [unusable] = config.unusable.as_slice() else { panic!("one unusable entry: {:?}", config.unusable) };
     let shown = unusable.error.to_string();

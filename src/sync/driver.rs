@@ -120,15 +120,20 @@ fn dry_run(
     jobs: &[Job<'_>],
 ) -> anyhow::Result<RunReport> {
     let store = &config.store.dir;
+    let env = Env::new(config, Pool::existing(store), progress, request)?;
+    // Every baseline is read first and the catalog closed before the network phase: the dry run
+    // holds no lock, and an immutable read must not span a writer's checkpoint.
     let catalog = match store.join("catalog.db").exists() {
         true => Some(Catalog::open_untouched(store)?),
         false => None,
     };
-    let env = Env::new(config, Pool::existing(store), progress, request)?;
+    let baselines =
+        jobs.iter().map(|&job| Baseline::read(&env, catalog.as_ref(), job)).collect::<anyhow::Result<Vec<_>>>()?;
+    drop(catalog);
     let mut report = RunReport::default();
-    for &job in jobs {
+    for (&job, base) in jobs.iter().zip(&baselines) {
         let started = Instant::now();
-        let mut r = match fetch_job(&env, catalog.as_ref(), job)?.0 {
+        let mut r = match fetch_job(&env, job, base) {
             Ok((r, _)) => r,
             Err(e) => MirrorReport::new(job.id(), MirrorOutcome::Failed(e), started.elapsed()),
         };
@@ -193,10 +198,12 @@ fn sync_one(
     let (kind, view, upstream) = job.catalog_row();
     catalog.upsert_mirror(&id, kind, view, upstream)?;
     catalog.mark_started(&id, unix_now())?;
-    let (mut report, snapshot, baseline) = match fetch_job(env, Some(catalog), job)? {
-        (Ok((report, snapshot)), baseline) => (report, snapshot, baseline),
-        (Err(e), baseline) => (MirrorReport::new(&id, MirrorOutcome::Failed(e), started.elapsed()), None, baseline),
+    let base = Baseline::read(env, Some(catalog), job)?;
+    let (mut report, snapshot) = match fetch_job(env, job, &base) {
+        Ok(done) => done,
+        Err(e) => (MirrorReport::new(&id, MirrorOutcome::Failed(e), started.elapsed()), None),
     };
+    let baseline = base.snapshot;
     report.elapsed = started.elapsed();
     let all_warnings = report.warnings.clone();
     let known = baseline.as_ref().map_or(&[][..], |s| s.warnings.as_slice());
@@ -225,32 +232,44 @@ fn sync_one(
     Ok(report)
 }
 
-/// The network part of one job against its sync baseline (the published snapshot, or a pinned
-/// mirror's newest recorded one: what upstream served last; none without a catalog), returned
-/// with its result. Catalog errors are the run's (outer `Err`).
-#[allow(clippy::type_complexity)]
+/// What a job is synced against: its sync baseline (the published snapshot, or a pinned
+/// mirror's newest recorded one: what upstream served last; none without a catalog) and, when
+/// the job needs them (a tree, a verifying mirror), that snapshot's files.
+struct Baseline {
+    snapshot: Option<SnapshotRow>,
+    files: Vec<PublishedFile>,
+}
+
+impl Baseline {
+    fn read(env: &Env<'_>, catalog: Option<&Catalog>, job: Job<'_>) -> anyhow::Result<Baseline> {
+        let Some(catalog) = catalog else { return Ok(Baseline { snapshot: None, files: Vec::new() }) };
+        let snapshot = catalog.sync_baseline(job.id())?;
+        let wants_files = match job {
+            Job::Mirror(m) => env.request.verify || m.verify,
+            Job::Tree(_) => true,
+            Job::Unusable(_) => false,
+        };
+        let files = match &snapshot {
+            Some(s) if wants_files => catalog.snapshot_files(s.id)?,
+            _ => Vec::new(),
+        };
+        Ok(Baseline { snapshot, files })
+    }
+}
+
+/// The network part of one job against its baseline.
 fn fetch_job(
     env: &Env<'_>,
-    catalog: Option<&Catalog>,
     job: Job<'_>,
-) -> anyhow::Result<(Result<(MirrorReport, Option<NewSnapshot>), MirrorError>, Option<SnapshotRow>)> {
-    let baseline = match catalog {
-        Some(catalog) => catalog.sync_baseline(job.id())?,
-        None => None,
-    };
-    let baseline_files = || match (catalog, &baseline) {
-        (Some(catalog), Some(s)) => catalog.snapshot_files(s.id),
-        _ => Ok(Vec::new()),
-    };
-    let result = match job {
+    baseline: &Baseline,
+) -> Result<(MirrorReport, Option<NewSnapshot>), MirrorError> {
+    match job {
         Job::Mirror(m) => {
-            let previous = baseline.as_ref().map_or_else(Previous::default, |s| Previous {
+            let previous = baseline.snapshot.as_ref().map_or_else(Previous::default, |s| Previous {
                 release_sha256: s.release_sha256,
                 release_last_modified: s.release_last_modified,
             });
-            let verifying = env.request.verify || m.verify;
-            let reference = if verifying { baseline_files()? } else { Vec::new() };
-            env.rt.block_on(mirror_snapshot(env, m, previous, &reference))
+            env.rt.block_on(mirror_snapshot(env, m, previous, &baseline.files))
         }
         Job::Tree(t) => {
             let fetcher = env.fetcher.for_upstream(access(&t.url, t.subscription.as_ref()));
@@ -260,7 +279,7 @@ fn fetch_job(
                 pool: &env.pool,
                 concurrency: env.config.sync.concurrency,
                 progress: env.progress,
-                previous: baseline_files()?,
+                previous: baseline.files.clone(),
                 dry_run: env.request.dry_run,
                 verify: env.request.verify,
                 now: env.now,
@@ -268,8 +287,7 @@ fn fetch_job(
             env.rt.block_on(sync_tree(&ctx))
         }
         Job::Unusable(u) => Err(MirrorError::new(&u.id, None, &u.error)),
-    };
-    Ok((result, baseline))
+    }
 }
 
 /// The network part of one mirror: metadata, plan, and (unless dry-run) the downloads.

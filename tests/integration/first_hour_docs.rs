@@ -214,6 +214,9 @@ fn debian_presets_give_three_mirrors_that_load_with_debian_s_keyring() {
     let missing = tmp.path().join("nokeyring.gpg");
     let stdout = ok(&other, &["config", "add", "--preset", "debian:trixie", "--key", missing.to_str().unwrap()]);
     assert!(stdout.contains("apt install debian-archive-keyring") && !stdout.contains("wget"), "{stdout}");
+    // At a path of the operator's choosing, the package's keyring is to be copied there.
+    let copy = format!("cp /usr/share/keyrings/debian-archive-keyring.gpg {}", missing.display());
+    assert!(stdout.contains(&copy), "{stdout}");
 }
 
 /// The Debian fixture with a second suite, bookworm-updates, beside bookworm at `debian/`: the

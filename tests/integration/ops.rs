@@ -115,7 +115,7 @@ fn checked<'a>(doc: &'a Value, id: &str) -> &'a Value {
 
 #[test]
 fn status_json_matches_its_schema_after_success_and_failure_and_in_the_mount() {
-    let env = Env::new(proxmox(0), &[&PVE, &PBS_CLIENT]);
+    let mut env = Env::new(proxmox(0), &[&PVE, &PBS_CLIENT]);
     // Before the first sync: every configured entry, never run, and no store created.
     let doc = status_json(&env);
     assert_eq!(checked(&doc, PVE.id)["status"], "none");
@@ -158,6 +158,25 @@ fn status_json_matches_its_schema_after_success_and_failure_and_in_the_mount() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert!(env.sync_ok(&[]).contains("unchanged"));
     wait_for(|| checked(&served(&mnt), PVE.id)["last_ended_ts"].as_i64().unwrap() > ended);
+    // The config changes while the mount runs: a mirror removed from it shows as removed, and
+    // one added (back) and synced meanwhile as what it is (the daemon reads the config again).
+    env.write_config(&[&PVE], "");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    env.sync_ok(&[]);
+    wait_for(|| checked(&served(&mnt), PBS_CLIENT.id)["status"] == "disabled");
+    env.write_config(&[&PVE, &PBS_CLIENT], "");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    env.sync_ok(&[]);
+    wait_for(|| {
+        let doc = served(&mnt);
+        checked(&doc, PBS_CLIENT.id)["configured"] == true
+            && [PVE.id, PBS_CLIENT.id].iter().all(|id| checked(&doc, id)["status"] == "success")
+    });
+    let doc = served(&mnt);
+    for id in [PVE.id, PBS_CLIENT.id] {
+        let row = checked(&doc, id);
+        assert_eq!((row["status"].as_str(), row["configured"].as_bool()), (Some("success"), Some(true)), "{row}");
+    }
 }
 
 /// An env whose config writes the Prometheus textfile to `<env>/metrics/pmirror_fs.prom`.

@@ -41,8 +41,8 @@ const EXAMPLES: &[(&str, &str, &str)] = &[
     ("sync", "pmirror-fs sync --verify pve_bookworm", "Sync one mirror, re-hashing what it reuses from the pool."),
     (
         "mount",
-        "pmirror-fs mount --allow-other /srv/pmirror-fs",
-        "Serve the published view read-only (nginx's workers need --allow-other).",
+        "pmirror-fs mount /srv/pmirror-fs",
+        "Serve the published view read-only; as root, readable by nginx's workers (--private: root only).",
     ),
     ("status", "pmirror-fs status", "Last run, published snapshot and last error of every mirror."),
     ("snapshot list", "pmirror-fs snapshot list pve_bookworm", "The mirror's retained snapshots."),
