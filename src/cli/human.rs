@@ -163,7 +163,9 @@ pub fn status_json(rows: &[StatusRow], next_schedule: Option<i64>) -> String {
             let (last_update, last_update_ts) = tunasync_time(r.last_success);
             let (last_started, last_started_ts) = tunasync_time(r.last_started);
             let (last_ended, last_ended_ts) = tunasync_time(r.last_ended);
-            let (next_schedule, next_schedule_ts) = tunasync_time(next_schedule);
+            // The timer's next run concerns configured entries that can run.
+            let next = next_schedule.filter(|_| *config == InConfig::Configured);
+            let (next_schedule, next_schedule_ts) = tunasync_time(next);
             let size_bytes = r.published.as_ref().map_or(0, |s| s.bytes);
             StatusEntry {
                 name: &r.id,

@@ -70,9 +70,15 @@ pub enum FuseError {
     Mount { path: PathBuf, source: std::io::Error },
     #[error(
         "mounting FUSE at {}: {cause}: the mount daemon needs root (it mounts with mount(2) on {DEV_FUSE}, \
-         and FUSE passthrough needs CAP_SYS_ADMIN); run it as root", path.display()
+         which this user may not open); run it as root", path.display()
     )]
     NeedsRoot { path: PathBuf, cause: String },
+    #[error(
+        "mounting FUSE at {}: {cause} (as a user other than root the mount goes through fusermount3: \
+         the mountpoint must be yours, and other users' access needs user_allow_other in /etc/fuse.conf); \
+         the supported setup runs it as root", path.display()
+    )]
+    UserMount { path: PathBuf, cause: String },
     #[error("unmounting {}: {source}", path.display())]
     Unmount { path: PathBuf, source: std::io::Error },
 }
@@ -228,17 +234,20 @@ fn session(
 }
 
 /// A failed mount, explained when the reason is not being root: fuser reports an unopenable
-/// /dev/fuse as a bare errno (and fusermount3, its fallback for non-root, by its own message).
+/// /dev/fuse as a bare errno; when this user may open it, fuser's fallback fusermount3 failed, in
+/// its own words, for a reason of its own (the mountpoint, fuse.conf), which is said as it is.
 fn mount_failed(path: &Path, source: std::io::Error) -> FuseError {
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } == 0 {
         return FuseError::Mount { path: path.to_owned(), source };
     }
-    let cause = match std::fs::OpenOptions::new().read(true).write(true).open(DEV_FUSE) {
-        Err(e) => format!("{DEV_FUSE}: {e}"),
-        Ok(_) => source.to_string().trim().replace('\n', "; "),
-    };
-    FuseError::NeedsRoot { path: path.to_owned(), cause }
+    match std::fs::OpenOptions::new().read(true).write(true).open(DEV_FUSE) {
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::PermissionDenied) => {
+            FuseError::NeedsRoot { path: path.to_owned(), cause: format!("{DEV_FUSE}: {e}") }
+        }
+        Err(e) => FuseError::Mount { path: path.to_owned(), source: e },
+        Ok(_) => FuseError::UserMount { path: path.to_owned(), cause: source.to_string().trim().replace('\n', "; ") },
+    }
 }
 
 impl Mounted {
