@@ -32,7 +32,7 @@ use anyhow::{bail, Context, Result};
 use pmirror_fs::catalog::{Catalog, NewEntry, NewSnapshot, Retention};
 use pmirror_fs::digest::Sha256;
 use pmirror_fs::pool::Pool;
-use pmirror_fs::sync::ViewPublisher;
+use pmirror_fs::store::ViewPublisher;
 use pmirror_fs::tree::source::EntryKind;
 use pmirror_fs::tree::View;
 use std::path::{Path, PathBuf};
@@ -167,7 +167,7 @@ fn measure(store: &Path) -> Result<()> {
     let base = rss_kib();
     let t = Instant::now();
     let catalog = Catalog::open_readonly(store)?;
-    let source = catalog.load_view(pmirror_fs::sync::unix_now(), RETENTION.grace_secs)?;
+    let source = catalog.load_view(pmirror_fs::engine::unix_now(), RETENTION.grace_secs)?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
     let files: usize = source.snapshots.iter().map(|s| s.entries.len()).sum();
     let rss_source = rss_kib();
@@ -216,7 +216,7 @@ fn main() -> Result<()> {
         Shape::History => (HISTORY_ROUNDS, entries.div_ceil(HISTORY_ROUNDS)),
     };
     // Rounds end now, an hour apart: the older snapshots are superseded inside the grace window.
-    let now = pmirror_fs::sync::unix_now();
+    let now = pmirror_fs::engine::unix_now();
     let mut generation = 0;
     for round in 0..rounds {
         let at = now - ROUND_SECS * (rounds - 1 - round) as i64;

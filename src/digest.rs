@@ -86,12 +86,105 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// Hash a whole reader (pool verification); returns digest and byte count.
-pub fn hash_reader(mut reader: impl io::Read) -> io::Result<(Sha256, u64)> {
-    let mut w = HashingWriter::new(io::sink());
-    let n = io::copy(&mut reader, &mut w)?;
-    let (d, _) = w.finish();
-    Ok((d, n))
+/// Read size when hashing a file: large sequential reads, bounded memory.
+pub const HASH_BUFFER: usize = 1 << 20;
+
+/// Hash a whole reader with `D`, reading through `buf`; returns the digest and the byte count.
+/// The one hashing loop of the crate (pool verification, repair checks, SHA-512/MD5 checks).
+pub fn hash_with<D: sha2::Digest>(
+    mut reader: impl io::Read,
+    buf: &mut [u8],
+) -> io::Result<(sha2::digest::Output<D>, u64)> {
+    let mut hasher = D::new();
+    let mut n = 0u64;
+    loop {
+        match reader.read(buf) {
+            Ok(0) => return Ok((hasher.finalize(), n)),
+            Ok(k) => {
+                hasher.update(&buf[..k]);
+                n += k as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Hash a whole reader with SHA-256 (pool verification); returns digest and byte count.
+pub fn hash_reader(reader: impl io::Read) -> io::Result<(Sha256, u64)> {
+    let mut buf = vec![0u8; HASH_BUFFER];
+    let (d, n) = hash_with::<sha2::Sha256>(reader, &mut buf)?;
+    Ok((Sha256(d.into()), n))
+}
+
+/// A fixed-size digest written as hex: parsed from a checksum list, shown as lower-case hex.
+macro_rules! hex_digest {
+    ($(#[$doc:meta])* $name:ident, $len:literal, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+        pub struct $name(pub [u8; $len]);
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                let mut out = [0u8; $len];
+                hex::decode_to_slice(s.trim(), &mut out).map_err(|_| format!(concat!("not ", $what, " hex digest: {:?}"), s))?;
+                Ok($name(out))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&hex::encode(self.0))
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "({})"), self)
+            }
+        }
+    };
+}
+
+hex_digest!(
+    /// A SHA-512 digest (aplinfo's `sha512sum`).
+    Sha512, 64, "a sha512"
+);
+hex_digest!(
+    /// An MD5 digest (aplinfo's `md5sum`, which pveam checks when a record has no `sha512sum`).
+    Md5, 16, "an md5"
+);
+
+/// The digest a checksum list demands of a file, in the list's algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expected {
+    Sha256(Sha256),
+    Sha512(Sha512),
+    /// aplinfo's `md5sum`, for a template without `sha512sum` (pveam checks md5 then).
+    Md5(Md5),
+}
+
+impl Expected {
+    /// The digest of `reader` in this one's algorithm.
+    pub fn compute_like(&self, reader: impl io::Read) -> io::Result<Expected> {
+        let mut buf = vec![0u8; HASH_BUFFER];
+        Ok(match self {
+            Expected::Sha256(_) => Expected::Sha256(Sha256(hash_with::<sha2::Sha256>(reader, &mut buf)?.0.into())),
+            Expected::Sha512(_) => Expected::Sha512(Sha512(hash_with::<sha2::Sha512>(reader, &mut buf)?.0.into())),
+            Expected::Md5(_) => Expected::Md5(Md5(hash_with::<md5::Md5>(reader, &mut buf)?.0.into())),
+        })
+    }
+}
+
+impl fmt::Display for Expected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expected::Sha256(d) => write!(f, "sha256 {d}"),
+            Expected::Sha512(d) => write!(f, "sha512 {d}"),
+            Expected::Md5(d) => write!(f, "md5 {d}"),
+        }
+    }
 }
 
 #[cfg(test)]

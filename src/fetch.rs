@@ -40,6 +40,10 @@ pub enum FetchError {
     Truncated { url: String, got: u64, expected: u64 },
     #[error("{url}: {source}")]
     Pool { url: String, source: Box<PoolError> },
+    /// A body read into memory (a Release, an index to parse) passed its declared size (or the
+    /// cap on bodies held in memory).
+    #[error("{url}: body larger than the declared {cap} bytes")]
+    TooLarge { url: String, cap: u64 },
 }
 
 impl FetchError {
@@ -53,7 +57,7 @@ impl FetchError {
         match self {
             FetchError::Status { status, .. } => *status >= 500 || *status == 408 || *status == 429,
             FetchError::Transport { .. } | FetchError::Truncated { .. } => true,
-            FetchError::Pool { .. } | FetchError::Denied { .. } => false,
+            FetchError::Pool { .. } | FetchError::Denied { .. } | FetchError::TooLarge { .. } => false,
         }
     }
 }
@@ -238,10 +242,7 @@ impl Fetcher {
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| body_error(url, e, bytes.len() as u64, declared))?;
             if bytes.len() as u64 + chunk.len() as u64 > cap {
-                return Err(FetchError::Pool {
-                    url: url.to_string(),
-                    source: Box::new(PoolError::TooLarge { expected: cap }),
-                });
+                return Err(FetchError::TooLarge { url: url.to_string(), cap });
             }
             bytes.extend_from_slice(&chunk);
         }
@@ -271,8 +272,7 @@ impl Fetcher {
             Err(_) => false,
         };
         drop(tx);
-        let written =
-            writer.await.map_err(|e| FetchError::Transport { url: url.to_string(), message: e.to_string() })?;
+        let written = writer.await.map_err(|e| pool_err(PoolError::Task(e.to_string())))?;
         received?;
         match (written, finished) {
             (Ok((sha256, size)), true) => Ok(Stored { sha256, size, last_modified }),

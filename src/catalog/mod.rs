@@ -43,6 +43,10 @@ pub enum CatalogError {
     TooOld { path: PathBuf, found: usize, known: usize },
     #[error("{0}")]
     Refused(String),
+    /// The view a publish would show does not build (a path conflict between entries): the
+    /// publish is refused and nothing changes.
+    #[error(transparent)]
+    View(crate::tree::BuildError),
 }
 
 pub struct Catalog {

@@ -1,6 +1,7 @@
 //! Snapshot rows: recording a finished snapshot, publishing a set of them in one transaction
 //! (respecting or setting pins, `pin.rs`), retention, and the queries the CLI lists.
 
+use crate::tree::BuildError;
 use super::pin::{self, PinChange, PinRule};
 use super::{Catalog, CatalogError};
 use crate::digest::Sha256;
@@ -237,7 +238,7 @@ impl Catalog {
         picks: &[i64],
         now: i64,
         retention: Retention,
-        prepare: impl FnOnce(&mut ViewSource) -> Result<Option<u64>, String>,
+        prepare: impl FnOnce(&mut ViewSource) -> Result<Option<u64>, BuildError>,
     ) -> Result<PublishOutcome, CatalogError> {
         self.publish_with(picks, now, retention, PinRule::Respect, prepare)
     }
@@ -250,7 +251,7 @@ impl Catalog {
         snap: i64,
         now: i64,
         retention: Retention,
-        prepare: impl FnOnce(&mut ViewSource) -> Result<Option<u64>, String>,
+        prepare: impl FnOnce(&mut ViewSource) -> Result<Option<u64>, BuildError>,
     ) -> Result<PublishOutcome, CatalogError> {
         self.publish_with(&[snap], now, retention, PinRule::Choose, prepare)
     }
@@ -261,7 +262,7 @@ impl Catalog {
         now: i64,
         retention: Retention,
         rule: PinRule,
-        prepare: impl FnOnce(&mut ViewSource) -> Result<Option<u64>, String>,
+        prepare: impl FnOnce(&mut ViewSource) -> Result<Option<u64>, BuildError>,
     ) -> Result<PublishOutcome, CatalogError> {
         let path = self.path.clone();
         let err = |source| CatalogError::Sql { path: path.clone(), source };
@@ -293,7 +294,7 @@ impl Catalog {
         name: &str,
         now: i64,
         grace_secs: i64,
-        prepare: impl FnOnce(&mut ViewSource) -> Result<Option<u64>, String>,
+        prepare: impl FnOnce(&mut ViewSource) -> Result<Option<u64>, BuildError>,
     ) -> Result<u64, CatalogError> {
         let path = self.path.clone();
         let err = |source| CatalogError::Sql { path: path.clone(), source };
@@ -330,7 +331,7 @@ impl Catalog {
         mirror: &str,
         now: i64,
         grace_secs: i64,
-        prepare: impl FnOnce(&mut ViewSource) -> Result<Option<u64>, String>,
+        prepare: impl FnOnce(&mut ViewSource) -> Result<Option<u64>, BuildError>,
     ) -> Result<(usize, u64), CatalogError> {
         let path = self.path.clone();
         let err = |source| CatalogError::Sql { path: path.clone(), source };
@@ -370,7 +371,7 @@ impl Catalog {
 /// Why [`next_generation`] failed.
 enum NextError {
     Sql(rusqlite::Error),
-    Refused(String),
+    View(BuildError),
 }
 
 impl From<rusqlite::Error> for NextError {
@@ -383,7 +384,7 @@ impl NextError {
     fn at(self, path: &std::path::Path) -> CatalogError {
         match self {
             NextError::Sql(source) => CatalogError::Sql { path: path.to_owned(), source },
-            NextError::Refused(why) => CatalogError::Refused(why),
+            NextError::View(e) => CatalogError::View(e),
         }
     }
 }
@@ -394,11 +395,11 @@ fn next_generation(
     tx: &Transaction<'_>,
     now: i64,
     grace_secs: i64,
-    prepare: impl FnOnce(&mut ViewSource) -> Result<Option<u64>, String>,
+    prepare: impl FnOnce(&mut ViewSource) -> Result<Option<u64>, BuildError>,
 ) -> Result<u64, NextError> {
     tx.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'", [])?;
     let mut source = super::view::load(tx, now, grace_secs)?;
-    let image = prepare(&mut source).map_err(NextError::Refused)?;
+    let image = prepare(&mut source).map_err(NextError::View)?;
     match image {
         // Stored as the same 64 bits in SQLite's signed integer.
         Some(nonce) => tx.execute(

@@ -68,7 +68,7 @@ fn record_publish_and_load() {
 fn refused_publish_changes_nothing() {
     let (_d, mut cat) = setup();
     let (id, _) = cat.record_snapshot(&snapshot("m", 1_000, "r1", &["a"])).unwrap();
-    let err = cat.publish(&[id], 1_000, KEEP2, |_| Err("conflict at x".into())).unwrap_err();
+    let err = cat.publish(&[id], 1_000, KEEP2, |_| Err(conflict("x"))).unwrap_err();
     assert!(err.to_string().contains("conflict at x"));
     assert_eq!(cat.generation().unwrap(), 0);
     assert!(cat.published("m").unwrap().is_none());
@@ -235,7 +235,7 @@ fn a_refused_chosen_publish_leaves_the_pin_alone() {
     let a = record(&mut cat, 1_000);
     let b = record(&mut cat, 2_000);
     cat.publish(&[b], 2_000, KEEP2, |_| Ok(None)).unwrap();
-    assert!(cat.publish_chosen(a, 2_100, KEEP2, |_| Err("conflict".into())).is_err());
+    assert!(cat.publish_chosen(a, 2_100, KEEP2, |_| Err(conflict("y"))).is_err());
     assert_eq!(cat.pin("m").unwrap(), None);
     assert_eq!(cat.published("m").unwrap().unwrap().id, b);
 }
@@ -379,4 +379,8 @@ fn open_untouched_creates_nothing_and_refuses_an_older_schema() {
     let err = Catalog::open_untouched(&store).err().expect("an older schema is refused");
     assert!(matches!(err, CatalogError::TooOld { found: 3, .. }), "{err}");
     assert!(err.to_string().contains("a sync migrates it") && err.to_string().contains("a b#c?d%e"), "{err}");
+}
+
+fn conflict(path: &str) -> crate::tree::BuildError {
+    crate::tree::BuildError::Conflict { path: path.into(), first_mirror: "a".into(), second_mirror: "b".into() }
 }

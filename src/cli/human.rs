@@ -3,7 +3,7 @@
 
 use super::ops::{InConfig, StatusRow};
 use crate::catalog::snapshot_name;
-use crate::sync::{MirrorOutcome, MirrorPlan, MirrorReport, RunReport, Source};
+use crate::engine::{EntryReport, Outcome, Plan, RunReport, Source};
 use serde_json::{json, Value};
 
 /// 1536 → "1.5 KiB".
@@ -22,21 +22,21 @@ pub fn size(bytes: u64) -> String {
     }
 }
 
-pub fn mirror_line(m: &MirrorReport) -> String {
+pub fn mirror_line(m: &EntryReport) -> String {
     let secs = m.elapsed.as_secs_f64();
     let mut what = match &m.outcome {
-        MirrorOutcome::Unchanged => "unchanged".to_owned(),
-        MirrorOutcome::Snapshot { name } => format!("new snapshot {name}"),
-        MirrorOutcome::Planned(_) => "dry run".to_owned(),
-        MirrorOutcome::Failed(_) => "FAILED".to_owned(),
+        Outcome::Unchanged => "unchanged".to_owned(),
+        Outcome::Snapshot { name } => format!("new snapshot {name}"),
+        Outcome::Planned(_) => "dry run".to_owned(),
+        Outcome::Failed(_) => "FAILED".to_owned(),
     };
     match (&m.outcome, &m.pinned_to) {
-        (MirrorOutcome::Snapshot { .. }, Some(pin)) => what += &format!(", not published: pinned to {pin}"),
+        (Outcome::Snapshot { .. }, Some(pin)) => what += &format!(", not published: pinned to {pin}"),
         (_, Some(pin)) => what += &format!(", pinned to {pin}"),
         (_, None) => {}
     }
     // A dry run fetched nothing: it says what a sync would fetch, and has no throughput.
-    let planned = matches!(m.outcome, MirrorOutcome::Planned(_));
+    let planned = matches!(m.outcome, Outcome::Planned(_));
     let (fetch, reuse) = if planned { ("would fetch", "would reuse") } else { ("fetched", "reused") };
     let mut line = format!(
         "{}: {what}; {fetch} {} files ({}), {reuse} {} files ({}); {secs:.1}s",
@@ -70,20 +70,20 @@ fn plural(n: usize, word: &str) -> String {
 }
 
 /// One line per file to fetch, then the totals.
-pub fn plan_lines(plan: &MirrorPlan) -> String {
+pub fn plan_lines(plan: &Plan) -> String {
     let mut out = String::new();
     for f in &plan.files {
         let what = match &f.source {
-            Source::Reuse => continue,
-            Source::Write(_) => "verified",
+            Source::Pool { .. } | Source::Recheck { .. } => continue,
+            Source::Memory { .. } => "verified",
             Source::Download { .. } => "fetch",
         };
-        out += &format!("{}: {what} {} ({})\n", plan.mirror_id, f.path, size(f.size));
+        out += &format!("{}: {what} {} ({})\n", plan.entry_id, f.path, size(f.bytes()));
     }
     let t = plan.totals();
     out += &format!(
         "{}: plan: fetch {} objects ({}), reuse {} objects ({}), skip {} packages\n",
-        plan.mirror_id,
+        plan.entry_id,
         t.fetch_files,
         size(t.fetch_bytes),
         t.reuse_files,
@@ -99,10 +99,10 @@ pub fn report_json(r: &RunReport) -> Value {
         .iter()
         .map(|m| {
             let (outcome, snapshot, error) = match &m.outcome {
-                MirrorOutcome::Unchanged => ("unchanged", None, None),
-                MirrorOutcome::Snapshot { name } => ("snapshot", Some(name.clone()), None),
-                MirrorOutcome::Planned(_) => ("planned", None, None),
-                MirrorOutcome::Failed(e) => ("failed", None, Some(e.to_string())),
+                Outcome::Unchanged => ("unchanged", None, None),
+                Outcome::Snapshot { name } => ("snapshot", Some(name.clone()), None),
+                Outcome::Planned(_) => ("planned", None, None),
+                Outcome::Failed(e) => ("failed", None, Some(e.to_string())),
             };
             json!({
                 "id": m.id, "outcome": outcome, "snapshot": snapshot, "error": error,

@@ -6,22 +6,21 @@ use super::human::size;
 use crate::catalog::{Catalog, SnapshotRow};
 use crate::config::Config;
 use crate::lifecycle::diff::{Change, DiffBody, FileChange, IndexDiff, SnapshotDiff};
-use crate::lifecycle::gc::{self, GcPlan};
+use crate::lifecycle::gc::GcPlan;
 use crate::lifecycle::release;
 use crate::lifecycle::verify::{self, VerifyReport};
-use crate::pool::{Pool, StoreLock};
-use crate::sync::unix_now;
+use crate::pool::Pool;
+use crate::store::{Settings, Store};
+use crate::engine::unix_now;
 use serde_json::json;
 use std::time::Instant;
 
 /// `gc [--dry-run]`: plan under the store lock, print it, and (unless a dry run) perform it.
 pub fn gc(config: &Config, dry_run: bool, json: bool) -> anyhow::Result<i32> {
     let started = Instant::now();
-    let lock = StoreLock::acquire(&config.store.dir)?;
-    let mut catalog = Catalog::open(&config.store.dir)?;
-    let pool = Pool::open(&config.store.dir, config.store.fsync)?;
-    let plan = gc::plan(&catalog, &pool, &lock)?;
-    let done = if dry_run { None } else { Some(gc::perform(&plan, &mut catalog, &pool, &lock)?) };
+    let mut store = Store::open(Settings::of(config))?;
+    let plan = store.gc_plan()?;
+    let done = if dry_run { None } else { Some(store.gc(&plan)?) };
     let (files, bytes, rows) = done.map_or((plan.files(), plan.bytes(), plan.rows()), |d| (d.files, d.bytes, d.rows));
     let secs = started.elapsed().as_secs_f64();
     if json {

@@ -10,7 +10,8 @@ mod sdnotify;
 mod snapshot;
 
 use crate::config::{self, Config};
-use crate::sync::{self, MirrorOutcome, SyncRequest};
+use crate::engine::Outcome;
+use crate::sync::{self, SyncRequest};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -182,7 +183,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     let path = config::resolve_path(cli.config.as_deref());
     let load = || Config::load(&path).map_err(anyhow::Error::from);
     match cli.command {
-        Command::Sync { ids, verify, dry_run, json } => cmd_sync(&load()?, SyncRequest { ids, verify, dry_run }, json),
+        Command::Sync { ids, verify, dry_run, json } => cmd_sync(&load()?, SyncRequest { ids, verify }, dry_run, json),
         Command::Mount { mountpoint, allow_other, private, nonempty, foreground } => {
             mount::run(&load()?, &mountpoint, mount::Switches { allow_other, private, nonempty, foreground })
         }
@@ -204,16 +205,22 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
-fn cmd_sync(config: &Config, request: SyncRequest, json: bool) -> anyhow::Result<i32> {
+/// `sync`: the run, or with `--dry-run` only the plans (the library's preview), printed.
+fn cmd_sync(config: &Config, request: SyncRequest, dry_run: bool, json: bool) -> anyhow::Result<i32> {
     let tty = std::io::stderr().is_terminal() && !json;
     let progress = progress::for_terminal(tty);
-    let report = sync::run(config, &request, progress.as_ref()).context("sync")?;
-    ops::after_sync(config, &request, &report);
+    let report = if dry_run {
+        sync::preview(config, &request, progress.as_ref()).context("sync --dry-run")?
+    } else {
+        let report = sync::run(config, &request, progress.as_ref()).context("sync")?;
+        ops::after_sync(config, &report);
+        report
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&human::report_json(&report))?);
     } else {
         for m in &report.mirrors {
-            if let MirrorOutcome::Planned(plan) = &m.outcome {
+            if let Outcome::Planned(plan) = &m.outcome {
                 print!("{}", human::plan_lines(plan));
             }
             println!("{}", human::mirror_line(m));
@@ -229,7 +236,7 @@ fn cmd_sync(config: &Config, request: SyncRequest, json: bool) -> anyhow::Result
         }
     }
     for m in report.mirrors.iter().filter(|m| m.failed()) {
-        if let MirrorOutcome::Failed(e) = &m.outcome {
+        if let Outcome::Failed(e) = &m.outcome {
             eprintln!("pmirror-fs: {e}");
         }
     }

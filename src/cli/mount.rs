@@ -10,7 +10,8 @@
 use crate::catalog::{Catalog, StatusStamp};
 use crate::config::Config;
 use crate::fuse::{self, MountOptions};
-use crate::sync::{aliases, unix_now};
+use crate::engine::unix_now;
+use crate::store::aliases;
 use crate::tree::{image, View, STATUS_FILE};
 use anyhow::Context as _;
 use std::io::{Read, Write};
@@ -241,7 +242,7 @@ struct Loaded {
 /// The current generation's view: its image when the publisher wrote one that is still valid
 /// (a map, whatever the catalog's size), else built from the catalog here.
 fn load(config: &Config, catalog: &Catalog) -> anyhow::Result<Loaded> {
-    let images = crate::sync::images_dir(&config.store.dir);
+    let images = crate::store::images_dir(&config.store.dir);
     // A publish between reading the pointer and opening its image deletes the image: read the
     // pointer again once.
     for _ in 0..2 {
@@ -272,7 +273,7 @@ fn load(config: &Config, catalog: &Catalog) -> anyhow::Result<Loaded> {
 fn build(config: &Config, catalog: &Catalog) -> anyhow::Result<Loaded> {
     let pointer = catalog.view_pointer()?;
     let mut src = catalog.load_view(unix_now(), config.sync.grace.as_secs() as i64)?;
-    let view = crate::sync::build_view(&mut src, aliases(config))?;
+    let view = crate::store::build_view(&mut src, aliases(config))?;
     let valid_until = src.valid_until;
     // The pointer read before the view may be older than the view: then the next poll reloads.
     let pointer = if src.generation == pointer.0 { pointer } else { (src.generation, None) };

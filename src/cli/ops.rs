@@ -20,7 +20,7 @@ use crate::apt::signature::Keyring;
 use crate::catalog::Catalog;
 use crate::config::presets::{self, AddOptions, Added, KeySource, Preset};
 use crate::config::{import, Config, ConfigError};
-use crate::sync::{RunReport, SyncRequest};
+use crate::engine::RunReport;
 use anyhow::{bail, Context as _};
 use clap::{Args, CommandFactory as _, Subcommand};
 use std::io::IsTerminal as _;
@@ -317,10 +317,10 @@ pub fn status(config: &Config, json: bool) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// After a sync (not a dry run): rewrite the Prometheus textfile when one is configured.
+/// After a sync: rewrite the Prometheus textfile when one is configured.
 /// Failures are logged, never fatal: the sync itself is what the exit status reports.
-pub fn after_sync(config: &Config, request: &SyncRequest, report: &RunReport) {
-    let Some(path) = config.store.metrics_textfile.as_deref().filter(|_| !request.dry_run) else { return };
+pub fn after_sync(config: &Config, report: &RunReport) {
+    let Some(path) = config.store.metrics_textfile.as_deref() else { return };
     if let Err(e) = write_metrics(config, path, report) {
         tracing::warn!(file = %path.display(), error = %super::one_line(&e), "cannot write the metrics textfile");
     }

@@ -1,7 +1,7 @@
 //! Sync progress: an indicatif bar (files, bytes, rate) on a terminal; under cron nothing but the
 //! summary lines the CLI prints at the end.
 
-use crate::sync::{Progress, SilentProgress};
+use crate::engine::{Progress, SilentProgress};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::sync::Mutex;
 

@@ -1,9 +1,10 @@
 //! `pmirror-fs snapshot …`: list, show, diff, publish (instant rollback / roll-forward; a
 //! rollback pins the mirror), unpin, remove, forget (a mirror removed from the config).
 
-use crate::catalog::{Catalog, PinChange, Retention};
+use crate::catalog::{Catalog, PinChange};
+use crate::store::{Settings, Store};
 use crate::config::Config;
-use crate::sync::unix_now;
+use crate::engine::unix_now;
 use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
@@ -91,13 +92,7 @@ pub fn run(config: &Config, cmd: SnapshotCmd) -> anyhow::Result<i32> {
         SnapshotCmd::Publish { id, snapshot } => publish(config, &id, &snapshot),
         SnapshotCmd::Unpin { id } => unpin(config, &id),
         SnapshotCmd::Remove { id, snapshot } => {
-            let _lock = crate::pool::StoreLock::acquire(&config.store.dir)?;
-            let grace = config.sync.grace.as_secs() as i64;
-            let mut images = crate::sync::ViewPublisher::new(config);
-            let result = Catalog::open(&config.store.dir)?
-                .remove_snapshot(&id, &snapshot, unix_now(), grace, |src| images.prepare(src));
-            images.finish(result.is_ok());
-            result?;
+            Store::open(Settings::of(config))?.remove_snapshot(&id, &snapshot)?;
             println!("{id}: removed snapshot {snapshot}");
             Ok(0)
         }
@@ -111,12 +106,7 @@ fn forget(config: &Config, id: &str) -> anyhow::Result<i32> {
     if config.entry_ids().any(|known| known == id) {
         anyhow::bail!("{id} is still configured in {}; remove it from there first", config.path.display());
     }
-    let _lock = crate::pool::StoreLock::acquire(&config.store.dir)?;
-    let grace = config.sync.grace.as_secs() as i64;
-    let mut images = crate::sync::ViewPublisher::new(config);
-    let result = Catalog::open(&config.store.dir)?.forget_mirror(id, unix_now(), grace, |src| images.prepare(src));
-    images.finish(result.is_ok());
-    let (snapshots, generation) = result?;
+    let (snapshots, generation) = Store::open(Settings::of(config))?.forget(id)?;
     let noun = if snapshots == 1 { "snapshot" } else { "snapshots" };
     println!(
         "{id}: forgot {snapshots} {noun} (generation {generation}); `pmirror-fs gc` frees the objects only they used"
@@ -156,16 +146,12 @@ fn show(config: &Config, id: &str, name: &str) -> anyhow::Result<i32> {
 }
 
 fn publish(config: &Config, id: &str, name: &str) -> anyhow::Result<i32> {
-    let _lock = crate::pool::StoreLock::acquire(&config.store.dir)?;
-    let mut catalog = Catalog::open(&config.store.dir)?;
+    let mut store = Store::open(Settings::of(config))?;
+    let catalog = store.catalog();
     let snap = catalog.snapshot_id(id, name)?.ok_or_else(|| anyhow::anyhow!("{id}: no snapshot named {name}"))?;
-    let retention = Retention { keep: config.sync.keep, grace_secs: config.sync.grace.as_secs() as i64 };
     let current = catalog.published(id)?.map(|s| s.id);
     let warnings = super::lifecycle::publish_warnings(config, id, snap, current);
-    let mut images = crate::sync::ViewPublisher::new(config);
-    let result = catalog.publish_chosen(snap, unix_now(), retention, |src| images.prepare(src));
-    images.finish(result.is_ok());
-    let out = result?;
+    let out = store.publish_snapshot(snap)?;
     println!("{id}: published {name} (generation {})", out.generation);
     match out.pin {
         PinChange::Pinned => println!(

@@ -15,46 +15,8 @@
 use crate::apt::safe_relative_path;
 use crate::digest::Sha256;
 use std::fmt;
-use std::str::FromStr;
 
-/// A fixed-size digest written as hex: parsed from a checksum list, shown as lower-case hex.
-macro_rules! hex_digest {
-    ($(#[$doc:meta])* $name:ident, $len:literal, $what:literal) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-        pub struct $name(pub [u8; $len]);
-
-        impl FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                let mut out = [0u8; $len];
-                hex::decode_to_slice(s.trim(), &mut out).map_err(|_| format!(concat!("not ", $what, " hex digest: {:?}"), s))?;
-                Ok($name(out))
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&hex::encode(self.0))
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, concat!(stringify!($name), "({})"), self)
-            }
-        }
-    };
-}
-
-hex_digest!(
-    /// A SHA-512 digest (aplinfo's `sha512sum`).
-    Sha512, 64, "a sha512"
-);
-hex_digest!(
-    /// An MD5 digest (aplinfo's `md5sum`, which pveam checks when a record has no `sha512sum`).
-    Md5, 16, "an md5"
-);
+pub use crate::digest::{Md5, Sha512};
 
 /// Why a line of a `SHA256SUMS` names no file of the tree.
 #[derive(Debug, Clone, PartialEq, Eq)]

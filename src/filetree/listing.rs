@@ -43,13 +43,6 @@ impl ListedSize {
             ListedSize::Unknown => false,
         }
     }
-
-    pub fn exact(self) -> Option<u64> {
-        match self {
-            ListedSize::Exact(n) => Some(n),
-            _ => None,
-        }
-    }
 }
 
 /// A modification time as the listing shows it: `unix` is the start of the shown interval,

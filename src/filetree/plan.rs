@@ -1,7 +1,7 @@
 //! The tree sync as a value: for every wanted file, where its bytes come from — the pool
 //! (unchanged upstream, or content the pool already has under the digest a list demands), the
 //! lists read during verification, or a download with the check it must pass. `--dry-run`
-//! prints it (as a [`MirrorPlan`]); [`super::execute`] performs it.
+//! prints it and the engine performs it (as a [`Plan`]).
 
 use super::listing::ListedSize;
 use super::verify::{Checks, Expected};
@@ -9,7 +9,7 @@ use super::walk::RemoteFile;
 use crate::catalog::PublishedFile;
 use crate::config::TreeConfig;
 use crate::digest::Sha256;
-use crate::sync::{MirrorPlan, PlannedFile, Source};
+use crate::engine::{Check, Plan, PlannedFile, Size, Source};
 use crate::tree::source::EntryKind;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use std::collections::HashMap;
@@ -52,7 +52,7 @@ pub enum How {
     /// A list or signature read during verification.
     Write { bytes: Vec<u8>, sha256: Sha256, mtime: Option<i64> },
     /// To download, checked against `expected` when a list names the file.
-    Download { expected: Option<Expected>, size: ListedSize },
+    Download { expected: Option<Expected> },
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +64,10 @@ pub struct Planned {
     pub covered: bool,
     /// The list that names it, for error messages.
     pub checked_by: Option<String>,
+    /// What that list demands of it.
+    pub expected: Option<Expected>,
+    /// The listing's size for it.
+    pub size: ListedSize,
     /// The listing's time for the file, the mtime of last resort.
     pub listed_mtime: Option<i64>,
 }
@@ -101,7 +105,16 @@ pub fn plan(
         };
         let covered = expected.is_some() || checks.trusted.contains(&f.path);
         let listed_mtime = f.mtime.map(|t| t.unix);
-        out.push(Planned { path: f.path.clone(), url: f.url.clone(), how, covered, checked_by, listed_mtime });
+        out.push(Planned {
+            path: f.path.clone(),
+            url: f.url.clone(),
+            how,
+            covered,
+            checked_by,
+            expected,
+            size: f.size,
+            listed_mtime,
+        });
     }
     out
 }
@@ -113,7 +126,7 @@ fn plan_file(
     pool_size: &impl Fn(&Sha256) -> Option<u64>,
 ) -> How {
     let fits = |size: u64| f.size == ListedSize::Unknown || f.size.admits(size);
-    let download = How::Download { expected, size: f.size };
+    let download = How::Download { expected };
     // The previous object, when the pool still has it and the listing's size allows it.
     let prev = prev.filter(|p| fits(p.size) && pool_size(&p.sha256).is_some());
     match expected {
@@ -136,52 +149,55 @@ fn plan_file(
     }
 }
 
-/// The plan in the shape `--dry-run` prints for mirrors. A download whose sha256 no list gives
-/// is shown under a stand-in digest derived from its URL (the plan value only counts it); trees
-/// have no Release, so `release_sha256` is the digest of the planned paths.
-pub fn to_mirror_plan(tree_id: &str, planned: &[Planned], warnings: Vec<String>) -> MirrorPlan {
-    let files: Vec<PlannedFile> = planned
-        .iter()
-        .map(|p| {
-            let (size, sha256, source, mtime) = match &p.how {
-                How::Reuse { sha256, size, mtime } => (*size, *sha256, Source::Reuse, *mtime),
-                How::Recheck { sha256, size, mtime, .. } => (*size, *sha256, Source::Reuse, Some(*mtime)),
-                How::Write { bytes, sha256, mtime } => {
-                    (bytes.len() as u64, *sha256, Source::Write(bytes.clone()), *mtime)
-                }
-                How::Download { expected, size } => {
-                    let sha256 = match expected {
-                        Some(Expected::Sha256(s)) => *s,
-                        _ => Sha256::of(format!("unknown content of {}", p.url).as_bytes()),
-                    };
-                    let size = match size {
-                        ListedSize::Exact(n) | ListedSize::Approx { bytes: n, .. } => *n,
-                        ListedSize::Unknown => 0,
-                    };
-                    (size, sha256, Source::Download { url: p.url.clone(), fallback: None }, p.listed_mtime)
-                }
-            };
-            PlannedFile {
-                path: p.path.clone(),
-                size,
-                sha256,
-                kind: EntryKind::TreeFile,
-                other_hashes: Vec::new(),
-                source,
-                optional: false,
-                mtime,
-            }
-        })
-        .collect();
-    let paths: String = planned.iter().map(|p| format!("{}\n", p.path)).collect();
-    MirrorPlan {
-        mirror_id: tree_id.to_owned(),
+/// The tree's plan as the engine performs it. A tree has no Release; its files' times are the
+/// listing's (or the previous snapshot's, for reused ones) unless a download brings a
+/// Last-Modified.
+pub fn to_plan(tree_id: &str, planned: Vec<Planned>, warnings: Vec<String>) -> Plan {
+    let files = planned.into_iter().map(planned_file).collect();
+    Plan {
+        kind: "tree",
+        entry_id: tree_id.to_owned(),
         files,
         skipped_packages: 0,
         warnings,
-        release_date: None,
-        release_sha256: Sha256::of(paths.as_bytes()),
-        release_last_modified: None,
+        default_mtime: None,
+        release: None,
+    }
+}
+
+fn planned_file(p: Planned) -> PlannedFile {
+    let listed = match p.size {
+        ListedSize::Exact(n) => Size::Exact(n),
+        ListedSize::Approx { bytes, .. } => Size::About(bytes),
+        ListedSize::Unknown => Size::Unknown,
+    };
+    let (source, check, size, mtime) = match p.how {
+        How::Reuse { sha256, size, mtime } => {
+            let check = p.expected.map_or(Check::Unverified, Check::Digest);
+            (Source::Pool { sha256, size }, check, Size::Exact(size), mtime.or(p.listed_mtime))
+        }
+        How::Recheck { sha256, size, mtime, expected } => {
+            (Source::Recheck { sha256, size, mtime }, Check::Digest(expected), listed, p.listed_mtime)
+        }
+        How::Write { bytes, sha256, mtime } => {
+            let size = Size::Exact(bytes.len() as u64);
+            (Source::Memory { bytes: bytes.into(), sha256 }, Check::Digest(Expected::Sha256(sha256)), size, mtime.or(p.listed_mtime))
+        }
+        How::Download { expected } => {
+            (Source::Download { by_hash: None }, expected.map_or(Check::Unverified, Check::Digest), listed, p.listed_mtime)
+        }
+    };
+    PlannedFile {
+        path: p.path,
+        url: p.url,
+        kind: EntryKind::TreeFile,
+        size,
+        check,
+        source,
+        other_hashes: Vec::new(),
+        optional: false,
+        mtime,
+        checked_by: p.checked_by,
     }
 }
 

@@ -1,5 +1,5 @@
 //! Tests of the tree plan: which files are reused, rechecked or downloaded, filters, and the
-//! dry-run shape.
+//! engine plan it becomes.
 
 use super::*;
 use crate::filetree::checksums::Sha512;
@@ -161,17 +161,26 @@ fn plan_uses_lists_in_memory_and_marks_coverage() {
         vec![("SHA256SUMS", false, None), ("a.iso", true, Some("SHA256SUMS")), ("b.iso", true, Some("SHA256SUMS"))]
     );
     assert!(matches!(planned[0].how, How::Write { .. }));
-    let mp = to_mirror_plan("t", &planned, vec![]);
+    let mp = to_plan("t", planned, vec![]);
     let totals = mp.totals();
     assert_eq!((totals.fetch_files, totals.fetch_bytes, totals.reuse_files), (3, 5, 0));
     assert!(mp.files.iter().all(|f| f.kind == EntryKind::TreeFile));
+    // The list is verified bytes in memory; each ISO a download held to its SHA256SUMS line.
+    assert!(matches!(mp.files[0].source, Source::Memory { .. }));
+    for (f, content) in mp.files[1..].iter().zip([b"a", b"b"]) {
+        assert!(matches!(f.source, Source::Download { by_hash: None }));
+        assert_eq!(f.check, Check::Digest(Expected::Sha256(Sha256::of(content))));
+        assert_eq!((f.size, f.checked_by.as_deref()), (Size::Exact(1), Some("SHA256SUMS")));
+    }
 }
 
 #[test]
-fn dry_run_stand_in_digests_are_distinct() {
-    let files = vec![remote("a", ListedSize::Exact(4), None), remote("b", ListedSize::Exact(4), None)];
+fn unverified_files_of_unknown_content_stay_apart() {
+    let files = vec![remote("a", ListedSize::Exact(4), None), remote("b", ListedSize::Approx { bytes: 4, tolerance: 1 }, None)];
     let filter = Filter::new(&tree(&[], &[])).unwrap();
     let planned = plan(&files, &filter, Checks::default(), &HashMap::new(), |_| None);
-    let mp = to_mirror_plan("t", &planned, vec![]);
+    let mp = to_plan("t", planned, vec![]);
     assert_eq!(mp.totals().fetch_files, 2, "two unknown files must not collapse into one");
+    assert!(mp.files.iter().all(|f| f.check == Check::Unverified && f.known_sha256().is_none()));
+    assert_eq!(mp.files[1].size, Size::About(4), "a rounded listing size is not a cap");
 }

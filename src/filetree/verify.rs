@@ -20,14 +20,14 @@
 //!   listing) or pveam would not download (no checksum) is not mirrored and named in a warning.
 
 use super::aplinfo::{parse_aplinfo, Checksum, Location, Template};
-use super::checksums::{parse_sha256sums, Md5, Sha512};
+use super::checksums::parse_sha256sums;
 use super::plan::unchanged;
 use super::walk::RemoteFile;
 use super::TreeCtx;
 use crate::apt::signature::{verify_detached_data, Keyring};
 use crate::catalog::PublishedFile;
 use crate::digest::Sha256;
-use crate::sync::MirrorError;
+use crate::engine::{Cause, EntryError};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use url::Url;
@@ -39,24 +39,7 @@ const MAX_LIST_BYTES: u64 = 64 << 20;
 /// `.sign`, others `.gpg`/`.sig`.
 const SIGNATURE_SUFFIXES: [&str; 4] = [".asc", ".gpg", ".sign", ".sig"];
 
-/// What a checksum list says a file must be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expected {
-    Sha256(Sha256),
-    Sha512(Sha512),
-    /// aplinfo's `md5sum`, for a template without `sha512sum` (pveam checks md5 then).
-    Md5(Md5),
-}
-
-impl fmt::Display for Expected {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Expected::Sha256(d) => write!(f, "sha256 {d}"),
-            Expected::Sha512(d) => write!(f, "sha512 {d}"),
-            Expected::Md5(d) => write!(f, "md5 {d}"),
-        }
-    }
-}
+pub use crate::digest::Expected;
 
 /// A file named by a checksum list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,12 +93,12 @@ pub async fn load(
     ctx: &TreeCtx<'_>,
     files: &[RemoteFile],
     previous: &HashMap<String, PublishedFile>,
-) -> Result<Checks, MirrorError> {
+) -> Result<Checks, EntryError> {
     let id = &ctx.tree.id;
     let keyring = match &ctx.tree.key_bytes {
         Some(bytes) => Some(Keyring::from_bytes(bytes).map_err(|e| {
             let key = ctx.tree.key.as_ref().map(|p| p.display().to_string());
-            MirrorError::new(id, key.as_deref(), e)
+            EntryError::tree(id, key.as_deref(), e)
         })?),
         None => None,
     };
@@ -181,32 +164,32 @@ fn groups(files: &[RemoteFile]) -> Vec<Group> {
 }
 
 /// A list or signature: back from the pool when unchanged upstream, else fetched.
-async fn read_small(ctx: &TreeCtx<'_>, f: &RemoteFile, prev: Option<&PublishedFile>) -> Result<Small, MirrorError> {
+async fn read_small(ctx: &TreeCtx<'_>, f: &RemoteFile, prev: Option<&PublishedFile>) -> Result<Small, EntryError> {
     if let Some(p) = prev.filter(|p| unchanged(f, p) && !ctx.verify) {
-        match std::fs::read(ctx.pool.object_path(&p.sha256)) {
-            Ok(bytes) if Sha256::of(&bytes) == p.sha256 => {
+        match ctx.pool.read_verified(&p.sha256, Some(p.size)) {
+            Ok(Some(bytes)) => {
                 return Ok(Small { bytes, sha256: p.sha256, mtime: Some(p.mtime), reused: true });
             }
-            Ok(_) => tracing::warn!(path = %f.path, sha256 = %p.sha256, "damaged pool object, fetching again"),
-            Err(e) => tracing::debug!(path = %f.path, error = %e, "previous object unreadable, fetching"),
+            Ok(None) => tracing::debug!(path = %f.path, "previous object missing, fetching"),
+            Err(e) => tracing::warn!(path = %f.path, sha256 = %p.sha256, error = %e, "damaged pool object, fetching again"),
         }
     }
     let body =
-        ctx.fetcher.get(&f.url, MAX_LIST_BYTES).await.map_err(|e| MirrorError::new(&ctx.tree.id, Some(&f.path), e))?;
+        ctx.fetcher.get(&f.url, MAX_LIST_BYTES).await.map_err(|e| EntryError::tree(&ctx.tree.id, Some(&f.path), e))?;
     Ok(Small { sha256: Sha256::of(&body.bytes), mtime: body.last_modified, bytes: body.bytes, reused: false })
 }
 
 /// The uncompressed text of a list; a `.dat` and its `.dat.gz` must agree.
-fn list_text(id: &str, group: &Group, small: &BTreeMap<String, Small>) -> Result<Vec<u8>, MirrorError> {
+fn list_text(id: &str, group: &Group, small: &BTreeMap<String, Small>) -> Result<Vec<u8>, EntryError> {
     let mut text: Option<Vec<u8>> = None;
     for path in &group.data {
         let bytes = &small[path].bytes;
         let plain =
-            crate::apt::decompress(path, bytes, MAX_LIST_BYTES).map_err(|e| MirrorError::new(id, Some(path), e))?;
+            crate::apt::decompress(path, bytes, MAX_LIST_BYTES).map_err(|e| EntryError::tree(id, Some(path), e))?;
         match &text {
             Some(first) if *first != plain => {
                 let reason = format!("does not hold the same index as {}", group.data[0]);
-                return Err(MirrorError::new(id, Some(path), reason));
+                return Err(EntryError::tree(id, Some(path), reason));
             }
             Some(_) => {}
             None => text = Some(plain),
@@ -222,15 +205,15 @@ fn check_signatures(
     text: &[u8],
     keyring: &Keyring,
     small: &BTreeMap<String, Small>,
-) -> Result<(), MirrorError> {
+) -> Result<(), EntryError> {
     if group.signatures.is_empty() {
         let reason =
             format!("no detached signature ({}) beside it, but the tree has a key", SIGNATURE_SUFFIXES.join(", "));
-        return Err(MirrorError::new(id, Some(&group.name), reason));
+        return Err(EntryError::tree(id, Some(&group.name), reason));
     }
     for sig in &group.signatures {
         verify_detached_data(text, &small[sig].bytes, keyring).map_err(|e| {
-            MirrorError::new(id, Some(sig), format!("signature of {} does not verify: {e}", group.name))
+            EntryError::tree(id, Some(sig), format!("signature of {} does not verify: {e}", group.name))
         })?;
     }
     Ok(())
@@ -257,15 +240,15 @@ fn named_files(
     group: &Group,
     text: &[u8],
     files: &[RemoteFile],
-) -> Result<Named, MirrorError> {
+) -> Result<Named, EntryError> {
     if !group.aplinfo {
-        let sums = parse_sha256sums(text, &group.dir).map_err(|e| MirrorError::new(id, Some(&group.name), e))?;
+        let sums = parse_sha256sums(text, &group.dir).map_err(|e| EntryError::tree(id, Some(&group.name), Cause::invalid(e)))?;
         let url = files.iter().find(|f| f.path == group.name).map(|f| &f.url);
         let warnings = url.and_then(|url| sums.warning(&group.name, url)).into_iter().collect();
         let expected = sums.files.into_iter().map(|(path, sha)| (path, Expected::Sha256(sha))).collect();
         return Ok(Named { expected, warnings, ..Named::default() });
     }
-    let templates = parse_aplinfo(text).map_err(|e| MirrorError::new(id, Some(&group.name), e))?;
+    let templates = parse_aplinfo(text).map_err(|e| EntryError::tree(id, Some(&group.name), Cause::invalid(e)))?;
     let by_url: HashMap<&Url, &str> = files.iter().map(|f| (&f.url, f.path.as_str())).collect();
     let mut out = Named::default();
     for t in templates {
@@ -297,7 +280,7 @@ fn named_files(
                      of {url} can match it",
                     t.stanza, t.package, t.name
                 );
-                return Err(MirrorError::new(id, Some(&group.name), reason));
+                return Err(EntryError::tree(id, Some(&group.name), reason));
             }
             None => {
                 let why = "neither sha512sum nor md5sum: pveam refuses to download it";
@@ -328,11 +311,11 @@ fn add_expected(
     expected: &mut BTreeMap<String, Covered>,
     path: String,
     covered: Covered,
-) -> Result<(), MirrorError> {
+) -> Result<(), EntryError> {
     match expected.get(&path) {
         Some(first) if first.expected != covered.expected => {
             let reason = format!("{} and {} give different checksums", first.list, covered.list);
-            Err(MirrorError::new(id, Some(&path), reason))
+            Err(EntryError::tree(id, Some(&path), reason))
         }
         Some(_) => Ok(()),
         None => {
@@ -396,7 +379,7 @@ mod tests {
         Group { aplinfo: true, dir: "".into(), name: "aplinfo.dat".into(), data: vec![], signatures: vec![] }
     }
 
-    fn named(text: &str, files: &[RemoteFile]) -> Result<Named, MirrorError> {
+    fn named(text: &str, files: &[RemoteFile]) -> Result<Named, EntryError> {
         let base = url::Url::parse("http://h/t/").unwrap();
         named_files("t", &base, &base, &aplinfo_group(), text.as_bytes(), files)
     }
@@ -464,12 +447,12 @@ mod tests {
         for (text, detail) in cases {
             let err = named(text, &[]).unwrap_err();
             assert_eq!(err.file.as_deref(), Some("aplinfo.dat"), "{err}");
-            assert!(err.reason.contains(detail) && err.reason.contains("pveam update refuses"), "{err}");
+            assert!(err.cause.to_string().contains(detail) && err.cause.to_string().contains("pveam update refuses"), "{err}");
         }
         // A digest no download can match, for a file the tree holds.
         let text = tpl("a", "Location: system/a.tar.zst\nsha512sum: 00\n");
         let err = named(&text, &[file("system/a.tar.zst")]).unwrap_err();
-        assert!(err.reason.contains("stanza 1 (Package: a): sha512sum of a.tar.zst is not a digest"), "{err}");
+        assert!(err.cause.to_string().contains("stanza 1 (Package: a): sha512sum of a.tar.zst is not a digest"), "{err}");
     }
 
     #[test]
@@ -482,6 +465,6 @@ mod tests {
         add_expected("t", &mut map, "x".into(), cov(a, "other")).unwrap();
         let err = add_expected("t", &mut map, "x".into(), cov(b, "sub/SHA256SUMS")).unwrap_err();
         assert_eq!(err.file.as_deref(), Some("x"));
-        assert!(err.reason.contains("SHA256SUMS and sub/SHA256SUMS"), "{err}");
+        assert!(err.cause.to_string().contains("SHA256SUMS and sub/SHA256SUMS"), "{err}");
     }
 }

@@ -7,7 +7,7 @@
 
 use super::listing::{self, ListedSize, ListedTime};
 use crate::fetch::Fetcher;
-use crate::sync::MirrorError;
+use crate::engine::EntryError;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use url::Url;
 
@@ -31,7 +31,7 @@ pub struct RemoteFile {
 }
 
 /// Every file below `base`, sorted by path.
-pub async fn list_tree(fetcher: &Fetcher, tree_id: &str, base: &Url) -> Result<Vec<RemoteFile>, MirrorError> {
+pub async fn list_tree(fetcher: &Fetcher, tree_id: &str, base: &Url) -> Result<Vec<RemoteFile>, EntryError> {
     let mut files: BTreeMap<String, RemoteFile> = BTreeMap::new();
     let mut queue: VecDeque<(Url, usize)> = VecDeque::from([(base.clone(), 0)]);
     let mut seen: HashSet<Url> = HashSet::from([base.clone()]);
@@ -40,13 +40,13 @@ pub async fn list_tree(fetcher: &Fetcher, tree_id: &str, base: &Url) -> Result<V
         pages += 1;
         if pages > MAX_PAGES {
             let reason = format!("more than {MAX_PAGES} directory pages; refusing to list further");
-            return Err(MirrorError::new(tree_id, None, reason));
+            return Err(EntryError::tree(tree_id, None, reason));
         }
         let rel = page.path()[base.path().len()..].to_owned();
         let body = fetcher
             .get(&page, MAX_PAGE_BYTES)
             .await
-            .map_err(|e| MirrorError::new(tree_id, Some(&format!("directory listing of ./{rel}")), e))?;
+            .map_err(|e| EntryError::tree(tree_id, Some(&format!("directory listing of ./{rel}")), e))?;
         let html = String::from_utf8_lossy(&body.bytes);
         let entries = listing::entries(&page, base, &html);
         tracing::debug!(tree = tree_id, page = %page, entries = entries.len(), "listed");

@@ -17,7 +17,7 @@ mod lock;
 
 pub use lock::{may_write, who_may_write, LockError, StoreLock};
 
-use crate::digest::{HashingWriter, Sha256};
+use crate::digest::{Expected, HashingWriter, Sha256};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -43,10 +43,35 @@ pub enum PoolError {
     HashMismatch { expected: Sha256, actual: Sha256 },
     #[error("download aborted before the body was complete")]
     Aborted,
+    /// A blocking pool task (hashing, writing) panicked or was cancelled.
+    #[error("pool task failed: {0}")]
+    Task(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PoolError + '_ {
     move |source| PoolError::Io { path: path.to_owned(), source }
+}
+
+/// What [`Pool::put_bytes`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    /// The pool already had the object (intact, when verifying).
+    Kept,
+    /// The pool did not have it.
+    Wrote,
+    /// The pool had a damaged copy; the good bytes replaced it.
+    Repaired,
+}
+
+/// What re-reading an object found ([`Pool::check`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectState {
+    Intact,
+    Missing,
+    /// Present with another size.
+    Size { actual: u64 },
+    /// Present, of the right size, hashing to another digest.
+    Content { actual: Sha256 },
 }
 
 /// The object pool under `<store>`.
@@ -112,14 +137,88 @@ impl Pool {
         Ok(Staging { pool: self.clone(), path, writer: Some(HashingWriter::new(file)), cap })
     }
 
-    /// Stores bytes held in memory (indices that were already verified), returning the digest.
-    pub fn put_bytes(&self, bytes: &[u8], expected: &Sha256) -> Result<(), PoolError> {
-        if self.contains(expected) {
-            return Ok(());
-        }
-        let mut staging = self.stage(Some(bytes.len() as u64))?;
+    /// Stores verified bytes held in memory (Release files, indices, checksum lists). An object
+    /// the pool already has is kept. (With [`Pool::store_bytes`]'s `verify`, a damaged copy is
+    /// replaced: the good bytes are renamed over it, so a reader never finds it missing.)
+    pub fn put_bytes(&self, bytes: &[u8], expected: &Sha256) -> Result<Put, PoolError> {
+        self.store_bytes(bytes, expected, false)
+    }
+
+    /// [`Pool::put_bytes`], re-hashing a copy the pool has when `verify` is set and replacing it
+    /// if it is damaged.
+    pub fn store_bytes(&self, bytes: &[u8], expected: &Sha256, verify: bool) -> Result<Put, PoolError> {
+        let size = bytes.len() as u64;
+        let put = match self.contains(expected) {
+            false => Put::Wrote,
+            true if !verify => return Ok(Put::Kept),
+            true => match self.check(expected, size, &mut vec![0u8; crate::digest::HASH_BUFFER])? {
+                ObjectState::Intact => return Ok(Put::Kept),
+                ObjectState::Missing => Put::Wrote,
+                damaged => {
+                    tracing::warn!(sha256 = %expected, state = ?damaged, "damaged pool object, writing it again");
+                    Put::Repaired
+                }
+            },
+        };
+        let mut staging = self.stage(Some(size))?;
         staging.write_all(bytes)?;
-        staging.commit(bytes.len() as u64, expected)
+        staging.commit(size, expected)?;
+        Ok(put)
+    }
+
+    /// Size of the object with this digest, if the pool has it.
+    pub fn size_of(&self, digest: &Sha256) -> Option<u64> {
+        fs::metadata(self.object_path(digest)).ok().filter(|m| m.is_file()).map(|m| m.len())
+    }
+
+    /// The bytes of an object, if the pool has it intact: `Ok(None)` when it is missing, an
+    /// error when it is damaged (size or sha256) or unreadable.
+    pub fn read_verified(&self, digest: &Sha256, size: Option<u64>) -> Result<Option<Vec<u8>>, PoolError> {
+        let path = self.object_path(digest);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(PoolError::Io { path, source: e }),
+        };
+        let actual_size = bytes.len() as u64;
+        if let Some(expected) = size.filter(|s| *s != actual_size) {
+            return Err(PoolError::SizeMismatch { expected, actual: actual_size });
+        }
+        match Sha256::of(&bytes) {
+            actual if actual == *digest => Ok(Some(bytes)),
+            actual => Err(PoolError::HashMismatch { expected: *digest, actual }),
+        }
+    }
+
+    /// Re-reads an object and says whether it is intact (present, `size` bytes, hashing to its
+    /// name). `buf` is the read buffer (callers that check many objects reuse one).
+    pub fn check(&self, digest: &Sha256, size: u64, buf: &mut [u8]) -> Result<ObjectState, PoolError> {
+        let path = self.object_path(digest);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ObjectState::Missing),
+            Err(e) => return Err(PoolError::Io { path, source: e }),
+        };
+        let actual = file.metadata().map_err(io_err(&path))?.len();
+        if actual != size {
+            return Ok(ObjectState::Size { actual });
+        }
+        let (d, _) = crate::digest::hash_with::<sha2::Sha256>(file, buf).map_err(io_err(&path))?;
+        match Sha256(d.into()) {
+            actual if actual == *digest => Ok(ObjectState::Intact),
+            actual => Ok(ObjectState::Content { actual }),
+        }
+    }
+
+    /// The digest of an object in the algorithm of `like` (SHA-512, MD5: aplinfo's checksums);
+    /// `Ok(None)` when the pool does not have it.
+    pub fn digest_like(&self, digest: &Sha256, like: Expected) -> Result<Option<Expected>, PoolError> {
+        let path = self.object_path(digest);
+        match File::open(&path) {
+            Ok(f) => like.compute_like(f).map(Some).map_err(io_err(&path)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(PoolError::Io { path, source: e }),
+        }
     }
 
     /// Unlinks an object (gc, repair of a damaged object).
@@ -132,17 +231,6 @@ impl Pool {
         }
     }
 
-    /// Re-hashes an object in place; `Ok(None)` when it is missing.
-    pub fn rehash(&self, digest: &Sha256) -> Result<Option<(Sha256, u64)>, PoolError> {
-        let path = self.object_path(digest);
-        match File::open(&path) {
-            Ok(f) => {
-                crate::digest::hash_reader(io::BufReader::with_capacity(1 << 20, f)).map(Some).map_err(io_err(&path))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(PoolError::Io { path, source: e }),
-        }
-    }
 }
 
 /// `<pool>/sha256/<first two hex digits>/<hex>`.

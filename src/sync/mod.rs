@@ -1,41 +1,45 @@
-//! `pmirror-fs sync`: the three phases of an apt mirror — verified Release → verified indices →
-//! package files — then one publish transaction for everything the run synced.
+//! `pmirror-fs sync`: every selected entry planned by its planner ([`crate::mirror`] for apt
+//! mirrors, [`crate::filetree`] for trees), performed by the one engine ([`crate::engine`]),
+//! its snapshot recorded, and one publish for everything the run recorded
+//! ([`crate::store::Store::publish`]).
 //!
-//! The driver ([`run`]) is synchronous: it owns the catalog (SQLite stays off the async threads)
-//! and enters the tokio runtime only for the network phases of one mirror at a time. Inside a
-//! mirror, downloads run in parallel, bounded by `sync.concurrency`.
+//! The run is synchronous: it owns the store (SQLite stays off the async threads) and enters the
+//! tokio runtime only for the network part of one entry at a time (plan, then perform).
 //!
 //! ```text
-//! metadata::fetch   InRelease (If-Modified-Since) → verify → wanted indices → Packages → packages
-//! plan::plan        every file → reuse (in pool) | write (verified bytes in memory) | download
-//! execute::execute  bounded parallel downloads into the pool (hash-checked, capped, renamed)
-//! run               record snapshot per mirror; publish all in one transaction
+//! jobs::select   config entries → jobs (an unusable entry fails by name, the others run)
+//! jobs::Baseline the snapshot a job syncs against (published, or a pinned mirror's newest)
+//! run::run       Store::open → per job: plan → perform → record → Store::publish (once)
+//! preview        plan only, against the store as it is: what `sync --dry-run` prints
 //! ```
 
-mod driver;
-mod execute;
-mod metadata;
-mod plan;
-mod publish;
-mod report;
+mod jobs;
+mod preview;
+mod run;
 
-pub use driver::{aliases, run, unix_now, Progress, SilentProgress, SyncRequest};
-pub use execute::Executed;
-pub use plan::{MirrorPlan, PlannedFile, Source};
-pub use publish::{build_view, images_dir, ViewPublisher};
-pub use report::{MirrorOutcome, MirrorReport, RunReport};
+pub use preview::preview;
+pub use run::run;
 
-/// A failure of one mirror: one line naming the mirror and, when known, the file.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("mirror {mirror}: {}{reason}", file.as_deref().map(|f| format!("{f}: ")).unwrap_or_default())]
-pub struct MirrorError {
-    pub mirror: String,
-    pub file: Option<String>,
-    pub reason: String,
+/// What to sync and how.
+#[derive(Debug, Clone, Default)]
+pub struct SyncRequest {
+    /// Mirror and tree ids; empty = all.
+    pub ids: Vec<String>,
+    /// Re-hash reused objects, re-download damaged ones (also fetches when upstream is unchanged).
+    pub verify: bool,
 }
 
-impl MirrorError {
-    pub fn new(mirror: &str, file: Option<&str>, reason: impl std::fmt::Display) -> MirrorError {
-        MirrorError { mirror: mirror.to_owned(), file: file.map(str::to_owned), reason: reason.to_string() }
-    }
+/// A failure of the run as a whole (a failing entry is reported in the run's report instead).
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("{config}: no mirror or tree with id {id:?}")]
+    UnknownId { config: String, id: String },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Catalog(#[from] crate::catalog::CatalogError),
+    #[error(transparent)]
+    Fetch(#[from] crate::fetch::FetchError),
+    #[error("starting the async runtime: {0}")]
+    Runtime(std::io::Error),
 }

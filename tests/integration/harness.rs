@@ -89,7 +89,7 @@ impl Env {
 
     /// The view images in the store (files of `<store>/views/`), by name.
     pub fn view_images(&self) -> Vec<String> {
-        let dir = pmirror_fs::sync::images_dir(&self.store);
+        let dir = pmirror_fs::store::images_dir(&self.store);
         let mut names: Vec<String> = std::fs::read_dir(&dir)
             .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
             .unwrap_or_default();

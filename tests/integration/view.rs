@@ -286,7 +286,7 @@ fn the_daemon_maps_the_published_view_image_and_builds_without_one() {
     assert_eq!(loads_from(&env, "catalog"), 0, "{}", mnt.log());
     assert!(mnt.stop().success());
 
-    let image = pmirror_fs::sync::images_dir(&env.store).join(&second);
+    let image = pmirror_fs::store::images_dir(&env.store).join(&second);
     let damaged: [(&str, Option<&[u8]>); 2] = [("damaged", Some(b"PMFSVIEW not really")), ("missing", None)];
     for (case, bytes) in damaged {
         match bytes {

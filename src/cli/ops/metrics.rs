@@ -8,7 +8,7 @@
 //! duration and fetch figures from the previous file.
 
 use crate::catalog::MirrorRow;
-use crate::sync::RunReport;
+use crate::engine::RunReport;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io;
@@ -151,7 +151,7 @@ pub fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::{MirrorOutcome, MirrorReport};
+    use crate::engine::{EntryReport, Outcome};
     use std::time::Duration;
 
     fn row(id: &str, state: &str, success: Option<i64>) -> MirrorRow {
@@ -171,7 +171,7 @@ mod tests {
 
     #[test]
     fn renders_run_values_and_carries_the_others_over() {
-        let mut ran = MirrorReport::new("a", MirrorOutcome::Unchanged, Duration::from_millis(2500));
+        let mut ran = EntryReport::new("a", Outcome::Unchanged, Duration::from_millis(2500));
         (ran.fetched_bytes, ran.fetched_files) = (4096, 3);
         let report = RunReport { mirrors: vec![ran], ..RunReport::default() };
         let previous = "pmirror_fs_last_sync_fetched_bytes{mirror=\"b\",kind=\"mirror\"} 77\n\

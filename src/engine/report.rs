@@ -1,28 +1,28 @@
-//! What a sync run reports: per mirror outcome, files and bytes fetched and reused, warnings,
+//! What a sync run reports: per entry (mirror or tree) outcome, files and bytes fetched and reused, warnings,
 //! elapsed time; and the publish result of the run.
 
-use super::plan::MirrorPlan;
-use super::MirrorError;
+use super::error::EntryError;
+use super::plan::Plan;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
-pub enum MirrorOutcome {
+pub enum Outcome {
     /// Upstream's Release did not change: nothing fetched, no snapshot.
     Unchanged,
     /// A new snapshot was recorded (and published, unless the publish failed or the mirror is
-    /// pinned: [`MirrorReport::pinned_to`]).
+    /// pinned: [`EntryReport::pinned_to`]).
     Snapshot {
         name: String,
     },
-    /// `--dry-run`: what a sync would do.
-    Planned(Box<MirrorPlan>),
-    Failed(MirrorError),
+    /// Planned only (`sync --dry-run`): what a sync would do.
+    Planned(Box<Plan>),
+    Failed(EntryError),
 }
 
 #[derive(Debug, Clone)]
-pub struct MirrorReport {
+pub struct EntryReport {
     pub id: String,
-    pub outcome: MirrorOutcome,
+    pub outcome: Outcome,
     pub fetched_files: u64,
     pub fetched_bytes: u64,
     pub reused_files: u64,
@@ -42,9 +42,9 @@ pub struct MirrorReport {
     pub pinned_to: Option<String>,
 }
 
-impl MirrorReport {
-    pub fn new(id: &str, outcome: MirrorOutcome, elapsed: Duration) -> MirrorReport {
-        MirrorReport {
+impl EntryReport {
+    pub fn new(id: &str, outcome: Outcome, elapsed: Duration) -> EntryReport {
+        EntryReport {
             id: id.to_owned(),
             outcome,
             fetched_files: 0,
@@ -61,7 +61,7 @@ impl MirrorReport {
     }
 
     pub fn failed(&self) -> bool {
-        matches!(self.outcome, MirrorOutcome::Failed(_))
+        matches!(self.outcome, Outcome::Failed(_))
     }
 
     /// Bytes per second of what was fetched.
@@ -77,7 +77,7 @@ impl MirrorReport {
 
 #[derive(Debug, Clone, Default)]
 pub struct RunReport {
-    pub mirrors: Vec<MirrorReport>,
+    pub mirrors: Vec<EntryReport>,
     /// Generation published by this run (None: nothing to publish, dry run, or publish refused).
     pub generation: Option<u64>,
     /// Why the publish transaction was refused (e.g. a path conflict between two mirrors).
@@ -88,6 +88,6 @@ pub struct RunReport {
 
 impl RunReport {
     pub fn success(&self) -> bool {
-        self.publish_error.is_none() && !self.mirrors.iter().any(MirrorReport::failed)
+        self.publish_error.is_none() && !self.mirrors.iter().any(EntryReport::failed)
     }
 }

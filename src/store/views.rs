@@ -1,4 +1,4 @@
-//! The step every publish shares (sync, `snapshot publish`, `snapshot remove`): build the view
+//! The step every publish shares ([`super::Store::with_view`]: sync, `snapshot publish|remove|forget`): build the view
 //! the new generation shows — which refuses path conflicts — and write it as a view image that
 //! the mount daemon maps instead of building the tree itself (`tree::image`). The image is
 //! written before the catalog transaction commits and named by a nonce the transaction records,
@@ -6,11 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::Config;
 use crate::tree::source::{Alias, ViewSource};
 use crate::tree::{image, BuildError, View, STATUS_FILE};
 
-use super::driver::aliases;
 
 /// Where publishers write view images: `<store>/views/`.
 pub fn images_dir(store: &Path) -> PathBuf {
@@ -34,10 +32,6 @@ pub struct ViewPublisher {
 }
 
 impl ViewPublisher {
-    pub fn new(config: &Config) -> Self {
-        ViewPublisher::for_store(&config.store.dir, config.store.fsync, aliases(config))
-    }
-
     /// For a store given by its parts (tools that build catalogs without a config file).
     pub fn for_store(store: &Path, fsync: bool, aliases: Vec<Alias>) -> Self {
         ViewPublisher { dir: images_dir(store), fsync, aliases, written: None }
@@ -46,8 +40,8 @@ impl ViewPublisher {
     /// Build the view `src` describes (with the configured aliases and the status placeholder
     /// the daemon fills) and write its image. A view that does not build refuses the publish;
     /// an image that cannot be written only costs the daemon a build of its own (logged).
-    pub fn prepare(&mut self, src: &mut ViewSource) -> Result<Option<u64>, String> {
-        let view = build_view(src, self.aliases.clone()).map_err(|e| e.to_string())?;
+    pub fn prepare(&mut self, src: &mut ViewSource) -> Result<Option<u64>, BuildError> {
+        let view = build_view(src, self.aliases.clone())?;
         let nonce = random_nonce();
         let name = image::file_name(view.generation(), nonce);
         let valid_until = src.valid_until.unwrap_or(i64::MAX);
@@ -80,9 +74,7 @@ impl ViewPublisher {
 
 fn random_nonce() -> u64 {
     let mut buf = [0u8; 8];
-    // SAFETY: getrandom fills at most buf.len() bytes of buf.
-    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
-    if n != buf.len() as isize {
+    if getrandom::fill(&mut buf).is_err() {
         // No entropy source: the time and pid still tell attempts apart.
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
         return t ^ (u64::from(std::process::id()) << 32);

@@ -1,0 +1,162 @@
+//! The store a writer works on: one type that owns the store lock, the pool, the catalog and the
+//! view images, so every command that changes what clients see does it the same way — under the
+//! lock, through one catalog transaction, with the view image written inside it.
+//!
+//! ```text
+//! <store>/
+//! ├── lock        flock held by the writer (Store::open)
+//! ├── pool/       objects (crate::pool)
+//! ├── tmp/        staging, emptied when the writer opens the store
+//! ├── catalog.db  snapshots, generations (crate::catalog)
+//! └── views/      view images, one per published generation (views.rs)
+//! ```
+//!
+//! `sync`, `snapshot publish|remove|forget` and `gc` open a [`Store`]; readers (status, list,
+//! the mount daemon, a dry run) read the catalog without it.
+
+mod views;
+
+pub use views::{build_view, images_dir, ViewPublisher};
+
+use crate::catalog::{Catalog, CatalogError, NewSnapshot, PublishOutcome, Retention};
+use crate::config::Config;
+use crate::engine::unix_now;
+use crate::lifecycle::gc::{self, GcOutcome, GcPlan};
+use crate::lifecycle::LifecycleError;
+use crate::pool::{LockError, Pool, PoolError, StoreLock};
+use crate::tree::source::{Alias, ViewSource};
+use crate::tree::BuildError;
+use std::path::{Path, PathBuf};
+
+/// How a store is laid out and published, from the config (or given by parts).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub dir: PathBuf,
+    pub fsync: bool,
+    /// The configured aliases every published view carries.
+    pub aliases: Vec<Alias>,
+    pub retention: Retention,
+}
+
+impl Settings {
+    pub fn of(config: &Config) -> Settings {
+        Settings {
+            dir: config.store.dir.clone(),
+            fsync: config.store.fsync,
+            aliases: aliases(config),
+            retention: Retention { keep: config.sync.keep, grace_secs: config.sync.grace.as_secs() as i64 },
+        }
+    }
+}
+
+/// The configured aliases as the view model takes them.
+pub fn aliases(config: &Config) -> Vec<Alias> {
+    config.aliases.iter().map(|a| Alias { path: a.path.clone(), target: a.target.clone() }).collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
+}
+
+/// A store opened for writing: the lock is held until it is dropped.
+pub struct Store {
+    settings: Settings,
+    lock: StoreLock,
+    pool: Pool,
+    catalog: Catalog,
+}
+
+impl Store {
+    /// Takes the store lock (one writer at a time), creates the pool's directories, removes what
+    /// an interrupted run left in `tmp/`, and opens the catalog (migrating it).
+    pub fn open(settings: Settings) -> Result<Store, StoreError> {
+        let lock = StoreLock::acquire(&settings.dir)?;
+        let pool = Pool::open(&settings.dir, settings.fsync)?;
+        let n = pool.clean_tmp(&lock)?;
+        if n > 0 {
+            tracing::info!(removed = n, "removed leftovers of an interrupted run from tmp/");
+        }
+        let catalog = Catalog::open(&settings.dir)?;
+        Ok(Store { settings, lock, pool, catalog })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.settings.dir
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Records a new snapshot (not yet published) with the warnings its run found.
+    pub fn record(&mut self, snapshot: &NewSnapshot, warnings: &[String]) -> Result<(i64, String), StoreError> {
+        let (id, name) = self.catalog.record_snapshot(snapshot)?;
+        self.catalog.set_snapshot_warnings(id, warnings)?;
+        Ok((id, name))
+    }
+
+    /// Publishes the snapshots a run recorded, in one transaction (pinned mirrors' are held
+    /// back), applying retention. A view that does not build refuses it: nothing changes.
+    pub fn publish(&mut self, snapshots: &[i64]) -> Result<PublishOutcome, StoreError> {
+        let retention = self.settings.retention;
+        self.with_view(|catalog, prepare| catalog.publish(snapshots, unix_now(), retention, prepare))
+    }
+
+    /// `snapshot publish`: one snapshot of one entry, a rollback (which pins) or roll-forward.
+    pub fn publish_snapshot(&mut self, snapshot: i64) -> Result<PublishOutcome, StoreError> {
+        let retention = self.settings.retention;
+        self.with_view(|catalog, prepare| catalog.publish_chosen(snapshot, unix_now(), retention, prepare))
+    }
+
+    /// `snapshot remove`: a snapshot that is not published; returns the new generation.
+    pub fn remove_snapshot(&mut self, entry: &str, name: &str) -> Result<u64, StoreError> {
+        let grace = self.settings.retention.grace_secs;
+        self.with_view(|catalog, prepare| catalog.remove_snapshot(entry, name, unix_now(), grace, prepare))
+    }
+
+    /// `snapshot forget`: every snapshot of an entry no longer configured; returns how many
+    /// went and the new generation.
+    pub fn forget(&mut self, entry: &str) -> Result<(usize, u64), StoreError> {
+        let grace = self.settings.retention.grace_secs;
+        self.with_view(|catalog, prepare| catalog.forget_mirror(entry, unix_now(), grace, prepare))
+    }
+
+    /// What gc would delete (nothing is deleted).
+    pub fn gc_plan(&self) -> Result<GcPlan, StoreError> {
+        Ok(gc::plan(&self.catalog, &self.pool, &self.lock)?)
+    }
+
+    /// Deletes what `plan` found unreferenced.
+    pub fn gc(&mut self, plan: &GcPlan) -> Result<GcOutcome, StoreError> {
+        Ok(gc::perform(plan, &mut self.catalog, &self.pool, &self.lock)?)
+    }
+
+    /// The one publish sequence: the catalog transaction `publish` runs builds the view it will
+    /// show and has its image written (or refuses); once it is decided, the images of other
+    /// generations go (committed) or the one written for it (not committed).
+    fn with_view<T>(
+        &mut self,
+        publish: impl FnOnce(
+            &mut Catalog,
+            &mut dyn FnMut(&mut ViewSource) -> Result<Option<u64>, BuildError>,
+        ) -> Result<T, CatalogError>,
+    ) -> Result<T, StoreError> {
+        let s = &self.settings;
+        let mut images = ViewPublisher::for_store(&s.dir, s.fsync, s.aliases.clone());
+        let result = publish(&mut self.catalog, &mut |src| images.prepare(src));
+        images.finish(result.is_ok());
+        Ok(result?)
+    }
+}

@@ -1,0 +1,167 @@
+//! A sync run: the store opened for writing, one job after the other, a snapshot recorded per
+//! changed entry, and one publish for all of them at the end. A pinned mirror (`snapshot publish`
+//! of an older snapshot) is synced and its snapshot recorded like any other; the publish leaves
+//! its published snapshot alone, and its report says what it is pinned to.
+
+use super::jobs::{select, Baseline, Env, Job};
+use super::{SyncError, SyncRequest};
+use crate::catalog::{CatalogError, NewSnapshot};
+use crate::config::Config;
+use crate::engine::{unix_now, EntryError, EntryReport, Outcome, Progress, RunReport};
+use crate::store::{Settings, Store, StoreError};
+use std::time::Instant;
+
+/// Runs a sync. Errors here are about the run as a whole (lock, store, catalog); a failing entry
+/// is reported in the [`RunReport`] and keeps its previously published snapshot.
+pub fn run(config: &Config, request: &SyncRequest, progress: &dyn Progress) -> Result<RunReport, SyncError> {
+    let jobs = select(config, &request.ids)?;
+    let mut store = Store::open(Settings::of(config))?;
+    let env = Env::new(config, store.pool().clone(), progress, request)?;
+    let mut report = RunReport::default();
+    let mut recorded = Vec::new();
+    for job in jobs {
+        let r = run_job(&env, &mut store, job, &mut recorded)?;
+        report.mirrors.push(r);
+    }
+    let published = publish(&mut store, &recorded, &mut report);
+    finish_recorded(&store, &recorded, &published, report.publish_error.as_deref())?;
+    published?;
+    for m in &mut report.mirrors {
+        m.pinned_to = store.catalog().pin(&m.id)?.map(|p| p.snapshot);
+    }
+    Ok(report)
+}
+
+/// A snapshot this run recorded; its run counts as finished once the publish is decided.
+struct Recorded {
+    id: String,
+    snapshot: i64,
+    /// Bytes and files fetched.
+    fetched: (u64, u64),
+}
+
+/// Syncs one entry and records its snapshot; catalog errors abort the run, entry errors don't.
+fn run_job(env: &Env<'_>, store: &mut Store, job: Job<'_>, recorded: &mut Vec<Recorded>) -> Result<EntryReport, SyncError> {
+    let started = Instant::now();
+    let id = job.id().to_owned();
+    let (kind, view, upstream) = job.catalog_row();
+    store.catalog().upsert_mirror(&id, kind, view, upstream)?;
+    store.catalog().mark_started(&id, unix_now())?;
+    let base = Baseline::read(Some(store.catalog()), job, env.request)?;
+    let (mut report, snapshot) = match sync_job(env, job, &base) {
+        Ok(done) => done,
+        Err(e) => (EntryReport::new(&id, Outcome::Failed(e), started.elapsed()), None),
+    };
+    report.elapsed = started.elapsed();
+    let all_warnings = report.warnings.clone();
+    let known = base.snapshot.as_ref().map_or(&[][..], |s| s.warnings.as_slice());
+    report.warnings.retain(|w| !known.contains(w));
+    report.repeated_warnings = all_warnings.len() - report.warnings.len();
+    if let Some(snap) = snapshot {
+        let (snap_id, name) = store.record(&snap, &all_warnings)?;
+        report.outcome = Outcome::Snapshot { name };
+        // Its run succeeded only once the snapshot is published (status.json would otherwise show
+        // "success" beside the previous snapshot until the publish, or even if it is refused).
+        recorded.push(Recorded { id, snapshot: snap_id, fetched: (report.fetched_bytes, report.fetched_files) });
+        return Ok(report);
+    }
+    let outcome = match &report.outcome {
+        Outcome::Failed(e) => {
+            // The CLI prints the failure once, after the run (`pmirror-fs: mirror …`); at the
+            // default log level this would say it a second time.
+            tracing::info!(entry = %id, error = %e, "failed; its published snapshot stays");
+            Err(e.to_string())
+        }
+        _ => Ok((report.fetched_bytes, report.fetched_files)),
+    };
+    store.catalog().mark_finished(&id, unix_now(), outcome.as_ref().map(|v| *v).map_err(String::as_str))?;
+    Ok(report)
+}
+
+/// The network part of one job against its baseline: plan, perform, and the snapshot to record
+/// (none when nothing changed).
+fn sync_job(env: &Env<'_>, job: Job<'_>, base: &Baseline) -> Result<(EntryReport, Option<NewSnapshot>), EntryError> {
+    let started = Instant::now();
+    let fetcher = env.fetcher(job);
+    let Some(plan) = env.plan(job, &fetcher, base)? else {
+        return Ok((EntryReport::new(job.id(), Outcome::Unchanged, started.elapsed()), None));
+    };
+    let (skipped_packages, release) = (plan.skipped_packages, plan.release);
+    let done = env.perform(job, &fetcher, plan)?;
+    let mut r = EntryReport::new(job.id(), Outcome::Unchanged, started.elapsed());
+    (r.fetched_files, r.fetched_bytes, r.reused_files, r.reused_bytes) =
+        (done.fetched_files, done.fetched_bytes, done.reused_files, done.reused_bytes);
+    r.skipped_packages = skipped_packages;
+    r.warnings = done.warnings;
+    r.never_served = done.never_served;
+    if done.repaired > 0 {
+        r.warnings.push(format!(
+            "{} damaged or missing pool objects were downloaded again ({} damaged)",
+            done.repaired, done.damaged
+        ));
+    }
+    if base.same_files(&done.entries) {
+        return Ok((r, None));
+    }
+    let snapshot = NewSnapshot {
+        mirror_id: job.id().to_owned(),
+        created_at: unix_now(),
+        release_sha256: release.map(|r| r.sha256),
+        release_last_modified: release.and_then(|r| r.last_modified),
+        entries: done.entries,
+    };
+    Ok((r, Some(snapshot)))
+}
+
+/// Publishes every snapshot this run recorded in one transaction, refusing path conflicts. The
+/// catalog holds back the snapshots of pinned mirrors (recorded, shown under `snapshots/`, not
+/// published); the transaction still runs for them, so the view shows them.
+fn publish(store: &mut Store, recorded: &[Recorded], report: &mut RunReport) -> Result<(), SyncError> {
+    if recorded.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = recorded.iter().map(|r| r.snapshot).collect();
+    match store.publish(&ids) {
+        Ok(out) => {
+            report.generation = Some(out.generation);
+            report.pruned = out.pruned;
+            Ok(())
+        }
+        Err(StoreError::Catalog(CatalogError::View(why))) => {
+            let line = format!("publish refused, previous snapshots stay published: {why}");
+            for r in recorded {
+                // A pinned mirror's snapshot was not going to be published: its run did not fail.
+                if store.catalog().pin(&r.id)?.is_none() {
+                    store.catalog().mark_finished(&r.id, unix_now(), Err(&line))?;
+                }
+            }
+            report.publish_error = Some(line);
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Ends the runs of the entries that recorded a snapshot, once the publish is decided: success,
+/// or the reason the publish failed (a refused publish already marked the unpinned ones).
+fn finish_recorded(
+    store: &Store,
+    recorded: &[Recorded],
+    published: &Result<(), SyncError>,
+    refused: Option<&str>,
+) -> Result<(), SyncError> {
+    let catalog = store.catalog();
+    for r in recorded {
+        let pinned = catalog.pin(&r.id)?.is_some();
+        match (published, refused) {
+            (Err(e), _) => {
+                let line = format!("publish failed, previous snapshot stays published: {e}");
+                catalog.mark_finished(&r.id, unix_now(), Err(&line))?;
+            }
+            // Marked failed by the refusal, unless pinned (its snapshot was not to be published).
+            (Ok(()), Some(_)) if !pinned => {}
+            (Ok(()), _) => catalog.mark_finished(&r.id, unix_now(), Ok(r.fetched))?,
+        }
+    }
+    Ok(())
+}
