@@ -43,8 +43,10 @@ pub struct Performed {
     pub reused_bytes: u64,
     /// Objects `verify` found damaged or missing and replaced.
     pub repaired: u64,
-    /// Of those, the ones present with wrong content or size.
+    /// Objects found present with wrong content or size and replaced.
     pub damaged: u64,
+    /// Objects the pool did not hold intact before this run (downloads, new writes, repairs).
+    pub written: u64,
     pub warnings: Vec<String>,
     /// Uncompressed indices the Release lists that upstream does not serve beside a compressed
     /// variant (normal for Debian: not a warning).
@@ -55,7 +57,8 @@ pub struct Performed {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum How {
     Reused,
-    Fetched,
+    /// Fetched or written from memory; `true` when the pool did not have it before.
+    Fetched(bool),
     /// `verify` found it damaged (`true`) or missing and replaced it.
     Repaired(bool),
 }
@@ -133,10 +136,11 @@ fn assemble(ctx: &PerformCtx<'_>, plan: &Plan, groups: &[Vec<&PlannedFile>], att
         let Ok(g) = &a.got else { continue };
         match g.how {
             How::Reused => (out.reused_files, out.reused_bytes) = (out.reused_files + 1, out.reused_bytes + g.size),
-            How::Fetched | How::Repaired(_) => {
+            How::Fetched(_) | How::Repaired(_) => {
                 (out.fetched_files, out.fetched_bytes) = (out.fetched_files + 1, out.fetched_bytes + g.size)
             }
         }
+        out.written += u64::from(matches!(g.how, How::Fetched(true) | How::Repaired(_)));
         if let How::Repaired(damaged) = g.how {
             out.repaired += 1;
             out.damaged += u64::from(damaged);
@@ -261,7 +265,8 @@ async fn write_memory(ctx: &PerformCtx<'_>, f: &PlannedFile, bytes: &bytes::Byte
     let put = blocking(move || pool.store_bytes(&body, &sha256, verify)).await?;
     let how = match put {
         Put::Repaired => How::Repaired(true),
-        Put::Kept | Put::Wrote => How::Fetched,
+        Put::Wrote => How::Fetched(true),
+        Put::Kept => How::Fetched(false),
     };
     Ok(Got { sha256, size: bytes.len() as u64, last_modified: f.mtime, how })
 }
@@ -291,7 +296,7 @@ async fn download(ctx: &PerformCtx<'_>, f: &PlannedFile, by_hash: Option<&Url>) 
         },
         None => fetch_checked(ctx, f, &f.url).await?,
     };
-    Ok(Got { sha256: stored.sha256, size: stored.size, last_modified: stored.last_modified, how: How::Fetched })
+    Ok(Got { sha256: stored.sha256, size: stored.size, last_modified: stored.last_modified, how: How::Fetched(true) })
 }
 
 /// Streams `url` into the pool and holds the result to the file's check:

@@ -182,9 +182,47 @@ fn verify_downloads_damaged_objects_again() {
     rotten[4096] ^= 0x20; // a flipped bit: same size, so only re-hashing finds it
     std::fs::write(&object, rotten).expect("damage the pool object");
     let out = env.sync_ok(&["--verify"]);
-    assert!(out.contains("1 damaged pool objects downloaded again"), "{out}");
+    assert!(out.contains("1 damaged or missing pool objects were downloaded again (1 damaged)"), "{out}");
     assert!(std::fs::read(&object).unwrap() == iso, "object not repaired");
     env.assert_pool_sound();
+}
+
+/// A checksum list is written from memory, not downloaded, so on the old tree path a damaged
+/// pool copy of it survived `sync --verify` (the pool kept any object it had). One engine, one
+/// repair: the good bytes are renamed over the damaged copy.
+#[test]
+fn verify_repairs_a_damaged_checksum_list_object() {
+    let up = trees(0, signing_key());
+    let env = loopback(up.clone(), true);
+    env.sync_ok(&[]);
+    let sums = up.bytes("iso/SHA256SUMS").unwrap();
+    let object = env.object_path(&pmirror_fs::digest::Sha256::of(sums));
+    let mut rotten = sums.to_vec();
+    rotten[0] ^= 0x01;
+    std::fs::write(&object, rotten).expect("damage the pool object");
+    let out = env.sync_ok(&["--verify"]);
+    assert!(out.contains("1 damaged or missing pool objects were downloaded again (1 damaged)"), "{out}");
+    assert!(std::fs::read(&object).unwrap() == sums, "SHA256SUMS object not repaired");
+    assert_eq!(env.published_files("iso")["SHA256SUMS"], sums);
+    env.assert_pool_sound();
+}
+
+/// `sync --dry-run` of trees on a store that does not exist yet: the plan of every file, and
+/// nothing created — no store directory, no lock, no pool, no catalog.
+#[test]
+fn a_dry_run_of_trees_on_a_fresh_path_creates_nothing() {
+    let up = trees(0, signing_key());
+    let env = loopback(up.clone(), true);
+    assert!(!env.store.exists());
+    let out = env.run(&["sync", "--dry-run"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!env.store.exists(), "a dry run created {}", env.store.display());
+    for root in ROOTS {
+        let files = fx::tree_files(&up, root).len();
+        assert!(stdout.contains(&format!("{root}: dry run; would fetch {files} files")), "{stdout}");
+    }
+    assert!(stdout.contains("iso: verified SHA256SUMS") && stdout.contains("iso: fetch proxmox-mail-gateway_8.1-1.iso"), "{stdout}");
 }
 
 /// Proxmox's index as pveam reads it: the news record is no file, a record without Location
@@ -219,7 +257,7 @@ fn aplinfo_news_derived_and_foreign_locations_as_pveam_reads_them() {
     let stderr = text(&out.stderr);
     assert!(!out.status.success(), "{}", text(&out.stdout));
     let line =
-        stderr.lines().find(|l| l.starts_with("pmirror-fs: mirror images: ")).unwrap_or_else(|| panic!("{stderr}"));
+        stderr.lines().find(|l| l.starts_with("pmirror-fs: tree images: ")).unwrap_or_else(|| panic!("{stderr}"));
     assert!(line.contains(derived) && line.contains("does not match aplinfo-pve-8.dat: sha512"), "{line}");
 }
 
@@ -239,7 +277,7 @@ fn an_aplinfo_pveam_refuses_fails_the_tree() {
     let stderr = text(&out.stderr);
     assert!(!out.status.success(), "{}", text(&out.stdout));
     let line =
-        stderr.lines().find(|l| l.starts_with("pmirror-fs: mirror images: ")).unwrap_or_else(|| panic!("{stderr}"));
+        stderr.lines().find(|l| l.starts_with("pmirror-fs: tree images: ")).unwrap_or_else(|| panic!("{stderr}"));
     assert!(
         line.contains("aplinfo-pve-8.dat")
             && line.contains(
@@ -290,7 +328,7 @@ fn sha256sums_read_as_sha256sum_reads_it() {
         let stderr = text(&out.stderr);
         assert!(!out.status.success(), "{}", text(&out.stdout));
         let line =
-            stderr.lines().find(|l| l.starts_with("pmirror-fs: mirror iso: ")).unwrap_or_else(|| panic!("{stderr}"));
+            stderr.lines().find(|l| l.starts_with("pmirror-fs: tree iso: ")).unwrap_or_else(|| panic!("{stderr}"));
         assert!(line.contains(&isos[i]["iso/".len()..]) && line.contains("does not match SHA256SUMS"), "{line}");
     }
 }
@@ -437,7 +475,7 @@ fn broken_upstream_is_refused_and_the_previous_tree_stays() {
         let out = env.run(&["sync"]);
         let stderr = text(&out.stderr);
         assert!(!out.status.success(), "{}: sync succeeded: {}", case.what, text(&out.stdout));
-        let prefix = format!("pmirror-fs: mirror {}: ", case.tree);
+        let prefix = format!("pmirror-fs: tree {}: ", case.tree);
         let line = stderr.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("{}: {stderr}", case.what));
         assert!(line.contains(case.file), "{}: {line:?} does not name {}", case.what, case.file);
         assert!(line.to_lowercase().contains(case.reason), "{}: {line:?} does not say {}", case.what, case.reason);
