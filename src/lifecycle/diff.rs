@@ -10,7 +10,6 @@ use super::LifecycleError;
 use crate::apt::compression::{decompress, strip_compression};
 use crate::apt::packages::{parse_packages, Package};
 use crate::catalog::{Catalog, PublishedFile};
-use crate::digest::Sha256;
 use crate::pool::Pool;
 use crate::tree::source::EntryKind;
 use serde::Serialize;
@@ -173,10 +172,7 @@ fn read_indices(pool: &Pool, files: &[PublishedFile]) -> Result<BTreeMap<IndexKe
 }
 
 fn read_index(pool: &Pool, f: &PublishedFile) -> Result<Vec<Package>, String> {
-    let bytes = std::fs::read(pool.object_path(&f.sha256)).map_err(|e| format!("pool object {}: {e}", f.sha256))?;
-    if Sha256::of(&bytes) != f.sha256 {
-        return Err(format!("pool object {} is damaged (run `pmirror-fs verify`)", f.sha256));
-    }
+    let bytes = crate::lifecycle::read_object(pool, f)?;
     let text = decompress(&f.path, &bytes, MAX_INDEX_DECOMPRESSED).map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&text);
     parse_packages(&text).map(|index| index.packages).map_err(|e| e.to_string())

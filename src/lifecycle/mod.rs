@@ -41,3 +41,13 @@ pub enum LifecycleError {
 
 #[cfg(test)]
 mod gc_tests;
+
+/// Bytes of a snapshot file from the pool, checked against its size and digest; a missing or
+/// damaged object is an error naming it.
+fn read_object(pool: &crate::pool::Pool, f: &crate::catalog::PublishedFile) -> Result<Vec<u8>, String> {
+    match pool.read_verified(&f.sha256, Some(f.size)) {
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err(format!("pool object {} is missing (run `pmirror-fs verify`)", f.sha256)),
+        Err(e) => Err(format!("pool object {}: {e} (run `pmirror-fs verify`)", f.sha256)),
+    }
+}

@@ -11,7 +11,6 @@ use super::LifecycleError;
 use crate::apt::release::{parse_release, Release};
 use crate::apt::signature::{verify_inrelease, Keyring};
 use crate::catalog::{snapshot_name, Catalog, PublishedFile};
-use crate::digest::Sha256;
 use crate::pool::Pool;
 use crate::tree::source::EntryKind;
 
@@ -113,10 +112,7 @@ fn file_name(path: &str) -> &str {
 
 /// Bytes of a snapshot file from the pool, checked against its digest.
 fn read(pool: &Pool, f: &PublishedFile) -> Result<Vec<u8>, String> {
-    let bytes = std::fs::read(pool.object_path(&f.sha256)).map_err(|e| format!("pool object {}: {e}", f.sha256))?;
-    if Sha256::of(&bytes) != f.sha256 {
-        return Err(format!("pool object {} is damaged (run `pmirror-fs verify`)", f.sha256));
-    }
+    let bytes = crate::lifecycle::read_object(pool, f)?;
     Ok(bytes)
 }
 
@@ -134,6 +130,7 @@ fn plain_release(bytes: &[u8]) -> Result<Release, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest::Sha256;
 
     #[test]
     fn downgrade_table() {

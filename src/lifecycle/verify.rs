@@ -9,8 +9,7 @@ use super::LifecycleError;
 use crate::catalog::lifecycle::{ObjectRow, ObjectUse};
 use crate::catalog::Catalog;
 use crate::digest::Sha256;
-use crate::pool::Pool;
-use std::io;
+use crate::pool::{ObjectState, Pool, PoolError};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -140,36 +139,20 @@ pub fn check_objects(pool: &Pool, objects: &[ObjectRow], threads: usize) -> Vec<
 
 /// Checks one object: present, of the recorded size, hashing to its name.
 fn check_one(pool: &Pool, object: &ObjectRow, buf: &mut [u8]) -> Option<Damage> {
-    let path = pool.object_path(&object.sha256);
-    let file = match std::fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Some(Damage::Missing),
-        Err(e) => return Some(Damage::Unreadable(e.to_string())),
-    };
-    let size = match file.metadata() {
-        Ok(m) => m.len(),
-        Err(e) => return Some(Damage::Unreadable(e.to_string())),
-    };
-    if size != object.size {
-        return Some(Damage::Size { actual: size });
-    }
-    match hash_file(file, buf) {
-        Ok(actual) if actual == object.sha256 => None,
-        Ok(actual) => Some(Damage::Content { actual }),
-        Err(e) => Some(Damage::Unreadable(e.to_string())),
+    match pool.check(&object.sha256, object.size, buf) {
+        Ok(ObjectState::Intact) => None,
+        Ok(ObjectState::Missing) => Some(Damage::Missing),
+        Ok(ObjectState::Size { actual }) => Some(Damage::Size { actual }),
+        Ok(ObjectState::Content { actual }) => Some(Damage::Content { actual }),
+        Err(e) => Some(Damage::Unreadable(unreadable(e))),
     }
 }
 
-fn hash_file(mut file: std::fs::File, buf: &mut [u8]) -> io::Result<Sha256> {
-    use sha2::Digest as _;
-    let mut hasher = sha2::Sha256::new();
-    loop {
-        match io::Read::read(&mut file, buf) {
-            Ok(0) => return Ok(Sha256(hasher.finalize().into())),
-            Ok(n) => hasher.update(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
+/// The OS error of an unreadable object (the path is in the finding already).
+fn unreadable(e: PoolError) -> String {
+    match e {
+        PoolError::Io { source, .. } => source.to_string(),
+        other => other.to_string(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Diff tests: index paths, package changes in dpkg order, file changes, reading from the pool.
 
 use super::*;
+use crate::digest::Sha256;
 use proptest::prelude::*;
 
 fn pkg(name: &str, version: &str, arch: &str) -> Package {
