@@ -12,5 +12,6 @@ pub mod filetree;
 pub mod fuse;
 pub mod lifecycle;
 pub mod pool;
+pub mod status;
 pub mod sync;
 pub mod tree;

@@ -297,7 +297,8 @@ fn with_status(config: &Config, catalog: &Catalog, view: &View, mtime: i64, min_
             |e| tracing::warn!(error = %e, "status.json: cannot read the config again; using the one mounted with"),
         )
         .ok();
-    let (path, content) = super::ops::status_inline(current.as_ref().unwrap_or(config), catalog);
+    let (path, content) =
+        crate::status::inline_file(current.as_ref().unwrap_or(config), catalog, super::ops::next_schedule);
     let mut view = view.with_inline_file(&path, content, mtime)?;
     if view.generation() < min_generation {
         view.restamp(min_generation);
