@@ -6,6 +6,7 @@ pub mod apt;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod digest;
 pub mod fetch;
 pub mod filetree;
