@@ -13,7 +13,7 @@ use crate::fuse::{self, MountOptions};
 use crate::sync::unix_now;
 use anyhow::Context as _;
 use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -69,8 +69,7 @@ impl Access {
 }
 
 pub fn run(config: &Config, mountpoint: &Path, switches: Switches) -> anyhow::Result<i32> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
+    let euid = rustix::process::geteuid().as_raw();
     let access = Access::choose(switches, euid);
     let opts = MountOptions { allow_other: access == Access::AllUsers, nonempty: switches.nonempty };
     fuse::check_mountpoint(mountpoint, &opts)?;
@@ -128,7 +127,10 @@ fn serve(mut daemon: Daemon<fuse::Mounted>) -> anyhow::Result<()> {
 
 fn install_signal_handlers() {
     for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        // SAFETY: installing a handler has no memory-safety preconditions beyond the handler
+        // itself being safe to run at any point of any thread: `on_signal` is an `extern "C"
+        // fn(c_int)` (the type signal(2) calls) that only stores to a static atomic, which is
+        // async-signal-safe. No safe wrapper exists in std or rustix.
         unsafe {
             libc::signal(sig, on_signal as *const () as libc::sighandler_t);
         }
@@ -138,20 +140,21 @@ fn install_signal_handlers() {
 /// Forks; the parent waits for the child's first line on a pipe and exits with it. Returns the
 /// write end in the child.
 fn daemonize() -> anyhow::Result<OwnedFd> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe fills two fds we then own.
-    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("pipe");
-    }
-    // SAFETY: fds come from pipe above and are owned exactly once each.
-    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    // SAFETY: no other threads exist yet (called before anything spawns one).
+    let (r, w) = rustix::pipe::pipe().map_err(std::io::Error::from).context("pipe")?;
+    // SAFETY: fork(2) in a multi-threaded process leaves the child with only async-signal-safe
+    // calls until exec; `run` calls this before anything starts a thread (the FUSE session's
+    // request and revalidation threads start after it), so parent and child are ordinary
+    // single-threaded processes and may do anything. Neither touches the other's memory. rustix
+    // has fork only as an unsafe runtime call, std none.
     match unsafe { libc::fork() } {
         -1 => Err(std::io::Error::last_os_error()).context("fork"),
         0 => {
             drop(r);
-            // SAFETY: plain syscall in the child.
-            unsafe { libc::setsid() };
+            // Detach from the terminal's session; a process group leader cannot, which a forked
+            // child never is, so the error is only logged.
+            if let Err(e) = rustix::process::setsid() {
+                tracing::debug!(error = %e, "setsid failed");
+            }
             Ok(w)
         }
         _ => {
@@ -177,10 +180,11 @@ fn report_ready(fd: OwnedFd, msg: &str) {
     }
     if msg == "ok" {
         if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
-            use std::os::fd::AsRawFd;
-            for target in [0, 1, 2] {
-                // SAFETY: dup2 onto the standard fds of this process.
-                unsafe { libc::dup2(null.as_raw_fd(), target) };
+            use rustix::stdio::{dup2_stderr, dup2_stdin, dup2_stdout};
+            for redirected in [dup2_stdin(&null), dup2_stdout(&null), dup2_stderr(&null)] {
+                if let Err(e) = redirected {
+                    tracing::debug!(error = %e, "redirecting a standard fd to /dev/null failed");
+                }
             }
         }
     }
