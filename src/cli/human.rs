@@ -1,26 +1,12 @@
-//! Formatting for people and scripts: sizes in KiB/MiB/GiB, one summary line per mirror, the
-//! dry-run plan, and the JSON shapes of `sync --json` and `status --json`.
+//! Formatting for people and scripts: one summary line per mirror, the dry-run plan, the JSON
+//! shape of `sync --json`, and `status`'s line per entry (sizes and `status --json` are
+//! `crate::status`'s, shared with the mount's status.json).
 
-use super::ops::{InConfig, StatusRow};
 use crate::catalog::snapshot_name;
+pub use crate::status::size;
+use crate::status::{InConfig, StatusRow};
 use crate::engine::{EntryReport, Outcome, Plan, RunReport, Source};
 use serde_json::{json, Value};
-
-/// 1536 → "1.5 KiB".
-pub fn size(bytes: u64) -> String {
-    const UNITS: &[&str] = &["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
 
 pub fn mirror_line(m: &EntryReport) -> String {
     let secs = m.elapsed.as_secs_f64();
@@ -117,109 +103,6 @@ pub fn report_json(r: &RunReport) -> Value {
     json!({ "mirrors": mirrors, "generation": r.generation, "publish_error": r.publish_error, "pruned": r.pruned })
 }
 
-/// One entry of `status --json` and the mount's `/status.json`: tunasync's `/jobs` fields (what
-/// mirror front pages consume) in tunasync's order, then pmirror-fs's own. The schema is
-/// `docs/status.schema.json`; times are tunasync's `2006-01-02 15:04:05 -0700` text (UTC here)
-/// beside a `_ts` Unix second; an unknown time is `""` with `_ts` 0.
-#[derive(serde::Serialize)]
-struct StatusEntry<'a> {
-    name: &'a str,
-    is_master: bool,
-    status: &'a str,
-    last_update: String,
-    last_update_ts: i64,
-    last_started: String,
-    last_started_ts: i64,
-    last_ended: String,
-    last_ended_ts: i64,
-    next_schedule: String,
-    next_schedule_ts: i64,
-    upstream: &'a str,
-    size: String,
-    error_msg: &'a str,
-    kind: &'a str,
-    view: &'a str,
-    snapshot: Option<&'a str>,
-    size_bytes: u64,
-    files: u64,
-    pinned: bool,
-    warnings: &'a [String],
-    configured: bool,
-}
-
-/// The status document, pretty-printed: one [`StatusEntry`] per mirror/tree row (a typed struct
-/// keeps tunasync's field order, which a `serde_json::Value` would sort).
-pub fn status_json(rows: &[StatusRow], next_schedule: Option<i64>) -> String {
-    let entries: Vec<StatusEntry<'_>> = rows
-        .iter()
-        .map(|StatusRow { row: r, config }| {
-            // An unusable entry's config problem is what stops it now, whatever its last run said;
-            // a removed one is `disabled` (tunasync's word), not failed forever.
-            let (status, error_msg) = match config {
-                InConfig::Configured => (tunasync_status(&r.state), r.last_error.as_deref().unwrap_or_default()),
-                InConfig::Unusable(problem) => ("failed", problem.as_str()),
-                InConfig::Removed => ("disabled", ""),
-            };
-            let (last_update, last_update_ts) = tunasync_time(r.last_success);
-            let (last_started, last_started_ts) = tunasync_time(r.last_started);
-            let (last_ended, last_ended_ts) = tunasync_time(r.last_ended);
-            // The timer's next run concerns configured entries that can run.
-            let next = next_schedule.filter(|_| *config == InConfig::Configured);
-            let (next_schedule, next_schedule_ts) = tunasync_time(next);
-            let size_bytes = r.published.as_ref().map_or(0, |s| s.bytes);
-            StatusEntry {
-                name: &r.id,
-                is_master: true,
-                status,
-                last_update,
-                last_update_ts,
-                last_started,
-                last_started_ts,
-                last_ended,
-                last_ended_ts,
-                next_schedule,
-                next_schedule_ts,
-                upstream: &r.upstream,
-                size: size(size_bytes),
-                error_msg,
-                kind: &r.kind,
-                view: &r.view,
-                snapshot: r.published.as_ref().map(|s| s.name.as_str()),
-                size_bytes,
-                files: r.published.as_ref().map_or(0, |s| s.files),
-                pinned: r.published.as_ref().is_some_and(|s| s.pinned),
-                warnings: r.published.as_ref().map_or(&[][..], |s| s.warnings.as_slice()),
-                configured: *config != InConfig::Removed,
-            }
-        })
-        .collect();
-    serde_json::to_string_pretty(&entries).unwrap_or_else(|e| {
-        // Strings, integers and booleans always serialize; this would be a bug in the shape.
-        tracing::error!(error = %e, "cannot serialize the status");
-        "[]".to_owned()
-    })
-}
-
-/// The catalog's states in tunasync's words (`new` = never ran = tunasync's `none`).
-fn tunasync_status(state: &str) -> &str {
-    match state {
-        "new" => "none",
-        other => other,
-    }
-}
-
-/// `("2024-01-02 03:04:05 +0000", 1704164645)`, or `("", 0)` when unknown.
-pub fn tunasync_time(unix: Option<i64>) -> (String, i64) {
-    const FORMAT: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
-        "[year]-[month]-[day] [hour]:[minute]:[second] [offset_hour sign:mandatory][offset_minute]"
-    );
-    let Some(t) = unix else { return (String::new(), 0) };
-    match time::OffsetDateTime::from_unix_timestamp(t).map(|d| d.format(FORMAT)) {
-        Ok(Ok(text)) => (text, t),
-        _ => (String::new(), 0),
-    }
-}
-
 pub fn status_line(StatusRow { row: r, config }: &StatusRow, next_schedule: Option<i64>) -> String {
     let when = |t: Option<i64>| t.map_or_else(|| "never".to_owned(), snapshot_name);
     let published = r.published.as_ref().map_or_else(
@@ -255,28 +138,4 @@ pub fn status_line(StatusRow { row: r, config }: &StatusRow, next_schedule: Opti
         }
     }
     line
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn sizes() {
-        let cases = [(0, "0 B"), (1023, "1023 B"), (1536, "1.5 KiB"), (5 << 20, "5.0 MiB"), (3 << 30, "3.0 GiB")];
-        for (n, want) in cases {
-            assert_eq!(super::size(n), want);
-        }
-    }
-
-    #[test]
-    fn tunasync_times() {
-        let cases = [
-            (Some(0), ("1970-01-01 00:00:00 +0000", 0)),
-            (Some(1_704_164_645), ("2024-01-02 03:04:05 +0000", 1_704_164_645)),
-            (None, ("", 0)),
-            (Some(i64::MAX), ("", 0)),
-        ];
-        for (t, (text, ts)) in cases {
-            assert_eq!(super::tunasync_time(t), (text.to_owned(), ts), "{t:?}");
-        }
-    }
 }

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! ops.rs          argument types and one function per command
-//! ops/status.rs   rows for status / status.json, systemd timer's next elapse
+//! ops/status.rs   systemd timer's next elapse (systemctl), for status and the mount's status.json
 //! ops/metrics.rs  node_exporter textfile: render, carry-over, atomic write
 //! ops/guided.rs   the interactive dialogue of `config add`
 //! ops/man.rs      man pages: clap's sections plus EXIT STATUS, FILES, EXAMPLES; pmirror-fs.toml(5)
@@ -26,8 +26,7 @@ use clap::{Args, CommandFactory as _, Subcommand};
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 
-pub use status::inline_file as status_inline;
-pub use status::{InConfig, StatusRow};
+pub use status::next_schedule;
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
@@ -299,10 +298,10 @@ pub fn status(config: &Config, json: bool) -> anyhow::Result<i32> {
     // Before the first sync there is no catalog: every configured entry is `none`.
     let catalog =
         if config.store.dir.join("catalog.db").exists() { Some(Catalog::open(&config.store.dir)?) } else { None };
-    let rows = status::rows(config, catalog.as_ref())?;
+    let rows = crate::status::rows(config, catalog.as_ref())?;
     let next = status::next_schedule();
     if json {
-        println!("{}", human::status_json(&rows, next));
+        println!("{}", crate::status::json(&rows, next));
         return Ok(0);
     }
     if rows.is_empty() {
@@ -329,9 +328,9 @@ pub fn after_sync(config: &Config, report: &RunReport) {
 fn write_metrics(config: &Config, path: &Path, report: &RunReport) -> anyhow::Result<()> {
     let catalog = Catalog::open(&config.store.dir)?;
     // A removed entry is no longer monitored: its old failure must not page anyone forever.
-    let rows: Vec<_> = status::rows(config, Some(&catalog))?
+    let rows: Vec<_> = crate::status::rows(config, Some(&catalog))?
         .into_iter()
-        .filter(|r| r.config != InConfig::Removed)
+        .filter(|r| r.config != crate::status::InConfig::Removed)
         .map(|r| r.row)
         .collect();
     let previous = match std::fs::read_to_string(path) {
