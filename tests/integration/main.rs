@@ -1,5 +1,6 @@
 //! The integration test binary: one binary, one module per area (see STYLE.md).
 
+mod architecture;
 mod first_hour;
 mod first_hour_docs;
 mod first_hour_mount;
