@@ -14,7 +14,7 @@
 //! - `file-length`: no file over 500 lines; `fn-length`: no non-test fn over 80 lines, `fn` line
 //!   to closing brace (methods too; a closure is part of its function);
 //! - `unsafe`: every `unsafe {` / `fn` / `impl` / `extern` has a `// SAFETY:` comment on its line
-//!   or within the 3 lines above;
+//!   or within the 3 lines above (or in the comment block that ends there);
 //! - `crate-use` (non-test code): only `catalog` uses rusqlite, only `fetch*` reqwest, only `fuse`
 //!   fuser; `tree` none of them nor tokio; `apt` (pure parsers) no `std::fs`, tokio or reqwest.
 //!
@@ -420,7 +420,12 @@ fn check_unsafe(src: &Source, out: &mut Vec<Violation>) {
     for (i, t) in src.toks.iter().enumerate().filter(|(_, t)| t.s == "unsafe") {
         let next = src.toks.get(i + 1).map_or("", |n| n.s.as_str());
         let line = src.line(t.pos);
-        let above = &src.lines[line.saturating_sub(SAFETY_LINES_ABOVE + 1)..line];
+        // The window reaches up through a comment block that ends inside it (a long SAFETY:).
+        let mut start = line.saturating_sub(SAFETY_LINES_ABOVE + 1);
+        while start > 0 && src.lines[start - 1].trim_start().starts_with("//") {
+            start -= 1;
+        }
+        let above = &src.lines[start..line];
         if matches!(next, "{" | "fn" | "impl" | "extern") && !above.iter().any(has_safety) {
             let detail = format!("`unsafe {next}` without `// SAFETY:` on its line or the {SAFETY_LINES_ABOVE} above");
             src.violation(out, line, "unsafe", detail);

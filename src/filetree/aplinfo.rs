@@ -297,7 +297,13 @@ fn record(stanza: usize, rec: &[u8]) -> Result<Option<Template>, AplinfoError> {
             None => (name, Location::Unpredictable),
         }
     };
-    let checksum = match (get("sha512sum"), get("md5sum")) {
+    let checksum = checksum(get("sha512sum"), get("md5sum"));
+    Ok(Some(Template { stanza, package, name, location, checksum }))
+}
+
+/// The checksum pveam checks: `sha512sum`, else `md5sum` (pve-common `download_file_from_url`).
+fn checksum(sha512sum: Option<&[u8]>, md5sum: Option<&[u8]>) -> Option<Checksum> {
+    match (sha512sum, md5sum) {
         (Some(v), _) => Some(
             Sha512::from_str(&text(v))
                 .map(Checksum::Sha512)
@@ -309,8 +315,7 @@ fn record(stanza: usize, rec: &[u8]) -> Result<Option<Template>, AplinfoError> {
                 .unwrap_or_else(|_| Checksum::Malformed { field: "md5sum", value: text(v) }),
         ),
         (None, None) => None,
-    };
-    Ok(Some(Template { stanza, package, name, location, checksum }))
+    }
 }
 
 /// `m|^([a-zA-Z]+)\://|`.

@@ -5,7 +5,7 @@
 
 use super::listing::ListedSize;
 use super::verify::{Checks, Expected};
-use super::walk::RemoteFile;
+use super::walk::{unchanged, RemoteFile};
 use crate::catalog::PublishedFile;
 use crate::config::TreeConfig;
 use crate::digest::Sha256;
@@ -70,12 +70,6 @@ pub struct Planned {
     pub size: ListedSize,
     /// The listing's time for the file, the mtime of last resort.
     pub listed_mtime: Option<i64>,
-}
-
-/// A file is unchanged upstream when the listing shows the previous snapshot's size and
-/// Last-Modified (to the listing's precision). A listing without a size or date proves nothing.
-pub fn unchanged(f: &RemoteFile, prev: &PublishedFile) -> bool {
-    f.size.admits(prev.size) && f.mtime.is_some_and(|t| t.admits(prev.mtime))
 }
 
 /// Plans every file `filter` wants. `pool_size` answers whether (and how big) an object is in

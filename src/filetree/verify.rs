@@ -21,8 +21,7 @@
 
 use super::aplinfo::{parse_aplinfo, Checksum, Location, Template};
 use super::checksums::parse_sha256sums;
-use super::plan::unchanged;
-use super::walk::RemoteFile;
+use super::walk::{unchanged, RemoteFile};
 use super::TreeCtx;
 use crate::apt::signature::{verify_detached_data, Keyring};
 use crate::catalog::PublishedFile;

@@ -30,6 +30,12 @@ pub struct RemoteFile {
     pub mtime: Option<ListedTime>,
 }
 
+/// A file is unchanged upstream when the listing shows the previous snapshot's size and
+/// Last-Modified (to the listing's precision). A listing without a size or date proves nothing.
+pub fn unchanged(f: &RemoteFile, prev: &crate::catalog::PublishedFile) -> bool {
+    f.size.admits(prev.size) && f.mtime.is_some_and(|t| t.admits(prev.mtime))
+}
+
 /// Every file below `base`, sorted by path.
 pub async fn list_tree(fetcher: &Fetcher, tree_id: &str, base: &Url) -> Result<Vec<RemoteFile>, EntryError> {
     let mut files: BTreeMap<String, RemoteFile> = BTreeMap::new();

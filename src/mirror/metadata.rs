@@ -2,46 +2,25 @@
 //! to read (one variant of every Packages family, pdiff Index files), check their size and sha256
 //! against the verified Release, and parse the packages they name.
 
+use super::ctx::{MirrorCtx, ReleaseFiles};
 use super::release::{check_dates, fetch_release};
 use crate::apt::compression::{decompress, strip_compression};
 use crate::apt::packages::{parse_packages, Package};
 use crate::apt::pdiff::parse_pdiff_index;
 use crate::apt::release::ReleaseFile;
-use crate::apt::signature::VerifiedRelease;
 use crate::config::MirrorConfig;
 use crate::digest::Sha256;
 use crate::engine::{Cause, EntryError};
-use crate::fetch::{Body, FetchError, Fetcher};
-use crate::pool::{Pool, PoolError};
+use crate::fetch::FetchError;
+use crate::pool::PoolError;
 use std::collections::BTreeMap;
 use url::Url;
 
 /// Largest decompressed index we parse (Debian's biggest Packages is ~100 MiB uncompressed;
 /// anything near this is a decompression bomb).
 const MAX_INDEX_DECOMPRESSED: u64 = 4 << 30;
-/// Release/InRelease larger than this is not a Release file (Debian's is ~200 KiB).
-pub(super) const MAX_RELEASE_SIZE: u64 = 64 << 20;
 /// Preference when several compressions of a Packages index exist: smallest download first.
 const COMPRESSION_PREFERENCE: &[&str] = &[".xz", ".gz", ".bz2", ".lzma", ""];
-
-/// What the mirror's previously published snapshot says about upstream's Release.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Previous {
-    pub release_sha256: Option<Sha256>,
-    pub release_last_modified: Option<i64>,
-}
-
-/// The signed files of the suite as fetched (paths relative to the repository root).
-#[derive(Debug)]
-pub struct ReleaseFiles {
-    pub files: Vec<(String, Body)>,
-    pub verified: VerifiedRelease,
-    /// Digest of the file that carried the signature (InRelease, else Release): no-op detection.
-    pub release_sha256: Sha256,
-    pub release_last_modified: Option<i64>,
-    /// Release / Release.gpg left out beside a verifying InRelease (stale or bad upstream).
-    pub warnings: Vec<String>,
-}
 
 /// Everything the plan needs: the verified Release, the index bytes already fetched, packages.
 #[derive(Debug)]
@@ -69,29 +48,6 @@ pub struct IndexFile {
 pub enum Fetched {
     Unchanged,
     Changed(Box<Metadata>),
-}
-
-pub struct MirrorCtx<'a> {
-    pub mirror: &'a MirrorConfig,
-    pub fetcher: &'a Fetcher,
-    pub pool: &'a Pool,
-    pub previous: Previous,
-    /// Fetch and verify even when upstream's Release did not change (`sync --verify`).
-    pub force: bool,
-}
-
-impl MirrorCtx<'_> {
-    pub(super) fn err(&self, file: &str, cause: impl Into<Cause>) -> EntryError {
-        EntryError::mirror(&self.mirror.id, Some(file), cause)
-    }
-
-    pub(super) fn dists(&self) -> String {
-        format!("dists/{}", self.mirror.repository.suite)
-    }
-
-    pub(super) fn url(&self, path: &str) -> Result<Url, EntryError> {
-        self.mirror.repository.url.join(path).map_err(|e| self.err(path, e))
-    }
 }
 
 pub async fn fetch(ctx: &MirrorCtx<'_>) -> Result<Fetched, EntryError> {

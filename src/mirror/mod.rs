@@ -9,11 +9,13 @@
 //! Planning writes nothing: indices it reads come from the pool when it has them intact, else
 //! into memory (the plan carries them as verified bytes).
 
+mod ctx;
 mod metadata;
 mod plan;
 mod release;
 
-pub use metadata::{by_hash_path, MirrorCtx, Previous};
+pub use ctx::{MirrorCtx, Previous};
+pub use metadata::by_hash_path;
 
 use crate::engine::{EntryError, Plan};
 use metadata::Fetched;

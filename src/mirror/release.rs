@@ -1,7 +1,7 @@
 //! Phase 1 of an apt mirror: InRelease (conditional) or Release + Release.gpg, verified with the
 //! mirror's key, the companions served beside a verifying InRelease, and the dates apt checks.
 
-use super::metadata::{MirrorCtx, ReleaseFiles, MAX_RELEASE_SIZE};
+use super::ctx::{MirrorCtx, ReleaseFiles, MAX_RELEASE_SIZE};
 use crate::apt::signature::{verify_detached, verify_inrelease, Keyring, VerifiedRelease};
 use crate::digest::Sha256;
 use crate::engine::EntryError;
