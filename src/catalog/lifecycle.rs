@@ -7,7 +7,7 @@
 //! the snapshot rows that exist are exactly the retained ones plus the ones inside the grace
 //! window; an object no entry names is reachable neither through the view nor through a rollback.
 
-use super::snapshots::{EntryKindCode, PublishedFile};
+use super::rows::{EntryKindCode, PublishedFile};
 use super::{Catalog, CatalogError};
 use crate::digest::Sha256;
 use crate::tree::source::EntryKind;

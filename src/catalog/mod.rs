@@ -8,14 +8,13 @@
 pub mod lifecycle;
 mod pin;
 mod retention;
+mod rows;
 mod snapshots;
 mod view;
 
 pub use pin::{Pin, PinChange};
-pub use snapshots::{
-    next_release_mtime, snapshot_name, EntryKindCode, NewEntry, NewSnapshot, PublishOutcome, PublishedFile, Retention,
-    SnapshotRow,
-};
+pub use rows::{snapshot_name, EntryKindCode, NewEntry, NewSnapshot, PublishedFile, Retention, SnapshotRow};
+pub use snapshots::{next_release_mtime, PublishOutcome};
 
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};

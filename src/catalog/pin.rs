@@ -5,7 +5,7 @@
 //! a later `snapshot publish`, and retention counts it like any other. Publishing the mirror's
 //! newest snapshot, or `snapshot unpin`, clears the pin.
 
-use super::snapshots::SnapshotRow;
+use super::rows::SnapshotRow;
 use super::{Catalog, CatalogError};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 

@@ -8,7 +8,7 @@
 //! snapshot of its mirror, which is always kept (`keep` is at least 1; the config refuses 0 and
 //! [`apply`] treats 0 as 1).
 
-use super::snapshots::Retention;
+use super::rows::Retention;
 use rusqlite::{params, Transaction};
 
 /// Deletes the snapshots the policy does not keep; returns them as `mirror/name`.

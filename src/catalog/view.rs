@@ -2,7 +2,7 @@
 //! its role (published, inside the grace window, or only retained), entries, by-hash names and
 //! the monotonic Release mtime.
 
-use super::snapshots::EntryKindCode;
+use super::rows::EntryKindCode;
 use super::{Catalog, CatalogError};
 use crate::digest::Sha256;
 use crate::tree::source::{ByHash, EntryKind, FileEntry, ObjectMeta, Role, SnapshotFiles, ViewSource};
