@@ -78,7 +78,6 @@ pub struct SnapshotRow {
     pub warnings: Vec<String>,
 }
 
-
 /// `YYYY-MM-DDTHH:MM:SSZ`, as proxmox-offline-mirror names snapshots.
 pub fn snapshot_name(unix: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);

@@ -1,7 +1,6 @@
 //! Snapshot rows: recording a finished snapshot, publishing a set of them in one transaction
 //! (respecting or setting pins, `pin.rs`), retention, and the queries the CLI lists.
 
-use crate::tree::BuildError;
 use super::pin::{self, PinChange, PinRule};
 use super::rows::{
     snapshot_name, snapshot_row, EntryKindCode, NewEntry, NewSnapshot, PublishedFile, Retention, SnapshotRow,
@@ -10,6 +9,7 @@ use super::rows::{
 use super::{Catalog, CatalogError};
 use crate::digest::Sha256;
 use crate::tree::source::ViewSource;
+use crate::tree::BuildError;
 use rusqlite::{params, OptionalExtension, Transaction};
 
 #[derive(Debug, Clone, Default)]
@@ -312,7 +312,6 @@ fn next_generation(
     };
     Ok(source.generation)
 }
-
 
 fn unique_name(tx: &Transaction<'_>, mirror: &str, created_at: i64) -> rusqlite::Result<String> {
     // Two syncs within one second would collide on the timestamp name; take the next free second.

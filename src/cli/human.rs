@@ -3,9 +3,9 @@
 //! `crate::status`'s, shared with the mount's status.json).
 
 use crate::catalog::snapshot_name;
+use crate::engine::{EntryReport, Outcome, Plan, RunReport, Source};
 pub use crate::status::size;
 use crate::status::{InConfig, StatusRow};
-use crate::engine::{EntryReport, Outcome, Plan, RunReport, Source};
 use serde_json::{json, Value};
 
 pub fn mirror_line(m: &EntryReport) -> String {

@@ -5,13 +5,13 @@
 use super::human::size;
 use crate::catalog::{Catalog, SnapshotRow};
 use crate::config::Config;
+use crate::engine::unix_now;
 use crate::lifecycle::diff::{Change, DiffBody, FileChange, IndexDiff, SnapshotDiff};
 use crate::lifecycle::gc::GcPlan;
 use crate::lifecycle::release;
 use crate::lifecycle::verify::{self, VerifyReport};
 use crate::pool::Pool;
 use crate::store::{Settings, Store};
-use crate::engine::unix_now;
 use serde_json::json;
 use std::time::Instant;
 

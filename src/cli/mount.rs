@@ -9,8 +9,8 @@
 
 use crate::config::Config;
 use crate::daemon::{Daemon, Ended};
-use crate::fuse::{self, MountOptions};
 use crate::engine::unix_now;
+use crate::fuse::{self, MountOptions};
 use anyhow::Context as _;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;

@@ -2,9 +2,9 @@
 //! rollback pins the mirror), unpin, remove, forget (a mirror removed from the config).
 
 use crate::catalog::{Catalog, PinChange};
-use crate::store::{Settings, Store};
 use crate::config::Config;
 use crate::engine::unix_now;
+use crate::store::{Settings, Store};
 use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]

@@ -29,9 +29,9 @@ use std::time::Duration;
 
 use crate::catalog::{Catalog, CatalogError, StatusStamp};
 use crate::config::Config;
+use crate::engine::unix_now;
 use crate::fuse::{FuseError, Mounted, ViewHandle};
 use crate::pool::PoolError;
-use crate::engine::unix_now;
 use crate::tree::{BuildError, View, STATUS_FILE};
 use load::Store;
 

@@ -45,8 +45,8 @@ pub enum Cause {
     #[error("does not match {list}: {source}")]
     NotAsListed { list: String, source: Arc<FetchError> },
     /// Stored bytes do not match the digest the list that vouches for them demands.
-    #[error("does not match {list}: {expected} expected, got {actual}")]
-    Mismatch { list: String, expected: String, actual: String },
+    #[error(transparent)]
+    Mismatch(Box<Mismatch>),
     /// Upstream's data is malformed, unsigned or badly signed (the parser's or verifier's error).
     #[error(transparent)]
     Invalid(Arc<dyn std::error::Error + Send + Sync>),
@@ -57,6 +57,15 @@ pub enum Cause {
     /// full: what, why, what stays).
     #[error("{0}")]
     Refused(String),
+}
+
+/// What a list demanded of a file and what its bytes hash to.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("does not match {list}: {expected} expected, got {actual}")]
+pub struct Mismatch {
+    pub list: String,
+    pub expected: String,
+    pub actual: String,
 }
 
 impl Cause {

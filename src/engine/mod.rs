@@ -19,7 +19,7 @@ mod plan;
 mod progress;
 mod report;
 
-pub use error::{Cause, EntryError};
+pub use error::{Cause, EntryError, Mismatch};
 pub use perform::{perform, PerformCtx, Performed};
 pub use plan::{Check, Plan, PlanTotals, PlannedFile, ReleaseMark, Size, Source};
 pub use progress::{Progress, SilentProgress};

@@ -7,7 +7,7 @@
 //! copy renamed over the damaged one (`Staging::commit`) — a reader never finds a referenced
 //! object missing, and a failed repair leaves the pool no worse than before.
 
-use super::error::{Cause, EntryError};
+use super::error::{Cause, EntryError, Mismatch};
 use super::plan::{Check, Plan, PlannedFile, Source};
 use super::progress::Progress;
 use crate::catalog::NewEntry;
@@ -243,7 +243,9 @@ async fn obtain_any(ctx: &PerformCtx<'_>, paths: &[&PlannedFile]) -> Attempt {
 async fn obtain(ctx: &PerformCtx<'_>, f: &PlannedFile) -> Result<Got, Cause> {
     match &f.source {
         Source::Pool { sha256, size } if ctx.verify => verify_or_repair(ctx, f, *sha256, *size).await,
-        Source::Pool { sha256, size } => Ok(Got { sha256: *sha256, size: *size, last_modified: None, how: How::Reused }),
+        Source::Pool { sha256, size } => {
+            Ok(Got { sha256: *sha256, size: *size, last_modified: None, how: How::Reused })
+        }
         Source::Memory { bytes, sha256 } => write_memory(ctx, f, bytes, *sha256).await,
         Source::Download { by_hash } => download(ctx, f, by_hash.as_ref()).await,
         Source::Recheck { sha256, size, mtime } => {
@@ -260,7 +262,12 @@ async fn obtain(ctx: &PerformCtx<'_>, f: &PlannedFile) -> Result<Got, Cause> {
 }
 
 /// Writes verified bytes held in memory; with `verify`, a damaged copy in the pool is replaced.
-async fn write_memory(ctx: &PerformCtx<'_>, f: &PlannedFile, bytes: &bytes::Bytes, sha256: Sha256) -> Result<Got, Cause> {
+async fn write_memory(
+    ctx: &PerformCtx<'_>,
+    f: &PlannedFile,
+    bytes: &bytes::Bytes,
+    sha256: Sha256,
+) -> Result<Got, Cause> {
     let (pool, body, verify) = (ctx.pool.clone(), bytes.clone(), ctx.verify);
     let put = blocking(move || pool.store_bytes(&body, &sha256, verify)).await?;
     let how = match put {
@@ -315,10 +322,9 @@ async fn fetch_checked(ctx: &PerformCtx<'_>, f: &PlannedFile, url: &Url) -> Resu
         }
         _ => Cause::from(e),
     };
-    let mismatch = |expected: String, actual: String| Cause::Mismatch {
-        list: list.clone().unwrap_or_else(|| "its checksum list".to_owned()),
-        expected,
-        actual,
+    let mismatch = |expected: String, actual: String| {
+        let list = list.clone().unwrap_or_else(|| "its checksum list".to_owned());
+        Cause::Mismatch(Box::new(Mismatch { list, expected, actual }))
     };
     let unverified = || ctx.fetcher.download(url, ctx.pool, Expect::Unverified);
     match (f.check, f.size.exact()) {
@@ -336,7 +342,9 @@ async fn fetch_checked(ctx: &PerformCtx<'_>, f: &PlannedFile, url: &Url) -> Resu
             let stored = unverified().await.map_err(fetch_err)?;
             match digest_like(ctx.pool, stored.sha256, expected).await? {
                 Some(actual) if actual == expected => Ok(stored),
-                actual => Err(mismatch(expected.to_string(), actual.map_or_else(|| "nothing".to_owned(), |a| a.to_string()))),
+                actual => {
+                    Err(mismatch(expected.to_string(), actual.map_or_else(|| "nothing".to_owned(), |a| a.to_string())))
+                }
             }
         }
         (Check::Unverified, _) => unverified().await.map_err(fetch_err),
@@ -354,9 +362,7 @@ async fn digest_like(pool: &Pool, sha256: Sha256, like: Expected) -> Result<Opti
 }
 
 /// Runs pool I/O (hashing, writing) on a blocking thread.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, PoolError> + Send + 'static,
-) -> Result<T, Cause> {
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, PoolError> + Send + 'static) -> Result<T, Cause> {
     match tokio::task::spawn_blocking(work).await {
         Ok(result) => result.map_err(Cause::from),
         Err(e) => Err(Cause::from(PoolError::Task(e.to_string()))),

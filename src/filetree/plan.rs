@@ -175,11 +175,19 @@ fn planned_file(p: Planned) -> PlannedFile {
         }
         How::Write { bytes, sha256, mtime } => {
             let size = Size::Exact(bytes.len() as u64);
-            (Source::Memory { bytes: bytes.into(), sha256 }, Check::Digest(Expected::Sha256(sha256)), size, mtime.or(p.listed_mtime))
+            (
+                Source::Memory { bytes: bytes.into(), sha256 },
+                Check::Digest(Expected::Sha256(sha256)),
+                size,
+                mtime.or(p.listed_mtime),
+            )
         }
-        How::Download { expected } => {
-            (Source::Download { by_hash: None }, expected.map_or(Check::Unverified, Check::Digest), listed, p.listed_mtime)
-        }
+        How::Download { expected } => (
+            Source::Download { by_hash: None },
+            expected.map_or(Check::Unverified, Check::Digest),
+            listed,
+            p.listed_mtime,
+        ),
     };
     PlannedFile {
         path: p.path,

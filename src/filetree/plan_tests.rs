@@ -176,7 +176,8 @@ fn plan_uses_lists_in_memory_and_marks_coverage() {
 
 #[test]
 fn unverified_files_of_unknown_content_stay_apart() {
-    let files = vec![remote("a", ListedSize::Exact(4), None), remote("b", ListedSize::Approx { bytes: 4, tolerance: 1 }, None)];
+    let files =
+        vec![remote("a", ListedSize::Exact(4), None), remote("b", ListedSize::Approx { bytes: 4, tolerance: 1 }, None)];
     let filter = Filter::new(&tree(&[], &[])).unwrap();
     let planned = plan(&files, &filter, Checks::default(), &HashMap::new(), |_| None);
     let mp = to_plan("t", planned, vec![]);

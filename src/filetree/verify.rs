@@ -170,7 +170,9 @@ async fn read_small(ctx: &TreeCtx<'_>, f: &RemoteFile, prev: Option<&PublishedFi
                 return Ok(Small { bytes, sha256: p.sha256, mtime: Some(p.mtime), reused: true });
             }
             Ok(None) => tracing::debug!(path = %f.path, "previous object missing, fetching"),
-            Err(e) => tracing::warn!(path = %f.path, sha256 = %p.sha256, error = %e, "damaged pool object, fetching again"),
+            Err(e) => {
+                tracing::warn!(path = %f.path, sha256 = %p.sha256, error = %e, "damaged pool object, fetching again")
+            }
         }
     }
     let body =
@@ -241,7 +243,8 @@ fn named_files(
     files: &[RemoteFile],
 ) -> Result<Named, EntryError> {
     if !group.aplinfo {
-        let sums = parse_sha256sums(text, &group.dir).map_err(|e| EntryError::tree(id, Some(&group.name), Cause::invalid(e)))?;
+        let sums = parse_sha256sums(text, &group.dir)
+            .map_err(|e| EntryError::tree(id, Some(&group.name), Cause::invalid(e)))?;
         let url = files.iter().find(|f| f.path == group.name).map(|f| &f.url);
         let warnings = url.and_then(|url| sums.warning(&group.name, url)).into_iter().collect();
         let expected = sums.files.into_iter().map(|(path, sha)| (path, Expected::Sha256(sha))).collect();
@@ -446,12 +449,18 @@ mod tests {
         for (text, detail) in cases {
             let err = named(text, &[]).unwrap_err();
             assert_eq!(err.file.as_deref(), Some("aplinfo.dat"), "{err}");
-            assert!(err.cause.to_string().contains(detail) && err.cause.to_string().contains("pveam update refuses"), "{err}");
+            assert!(
+                err.cause.to_string().contains(detail) && err.cause.to_string().contains("pveam update refuses"),
+                "{err}"
+            );
         }
         // A digest no download can match, for a file the tree holds.
         let text = tpl("a", "Location: system/a.tar.zst\nsha512sum: 00\n");
         let err = named(&text, &[file("system/a.tar.zst")]).unwrap_err();
-        assert!(err.cause.to_string().contains("stanza 1 (Package: a): sha512sum of a.tar.zst is not a digest"), "{err}");
+        assert!(
+            err.cause.to_string().contains("stanza 1 (Package: a): sha512sum of a.tar.zst is not a digest"),
+            "{err}"
+        );
     }
 
     #[test]

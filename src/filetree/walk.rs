@@ -6,8 +6,8 @@
 //! generated directories, a multi-gigabyte "index") from running the sync out of memory or time.
 
 use super::listing::{self, ListedSize, ListedTime};
-use crate::fetch::Fetcher;
 use crate::engine::EntryError;
+use crate::fetch::Fetcher;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use url::Url;
 

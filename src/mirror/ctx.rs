@@ -53,4 +53,3 @@ impl MirrorCtx<'_> {
         self.mirror.repository.url.join(path).map_err(|e| self.err(path, e))
     }
 }
-

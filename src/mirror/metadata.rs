@@ -273,4 +273,3 @@ fn skipped(m: &MirrorConfig, p: &Package) -> bool {
     let short = section.rsplit('/').next().unwrap_or(section);
     m.skip_sections.iter().any(|s| s == section || s == short)
 }
-

@@ -28,7 +28,9 @@ pub fn plan(m: &MirrorConfig, meta: Metadata, pool_size: impl Fn(&Sha256) -> Opt
         let source = match fetched.remove(&idx.path) {
             _ if pool_size(&idx.sha256) == Some(idx.size) => Source::Pool { sha256: idx.sha256, size: idx.size },
             Some(bytes) => Source::Memory { bytes: bytes.into(), sha256: idx.sha256 },
-            None => Source::Download { by_hash: by_hash.then(|| join(m, &by_hash_path(&idx.path, &idx.sha256))).transpose()? },
+            None => Source::Download {
+                by_hash: by_hash.then(|| join(m, &by_hash_path(&idx.path, &idx.sha256))).transpose()?,
+            },
         };
         let file = file(m, idx.path, EntryKind::Index, idx.size, idx.sha256, source, idx.optional)?;
         insert(m, &mut files, PlannedFile { other_hashes: idx.other_hashes, ..file })?;

@@ -69,9 +69,13 @@ pub enum ObjectState {
     Intact,
     Missing,
     /// Present with another size.
-    Size { actual: u64 },
+    Size {
+        actual: u64,
+    },
     /// Present, of the right size, hashing to another digest.
-    Content { actual: Sha256 },
+    Content {
+        actual: Sha256,
+    },
 }
 
 /// The object pool under `<store>`.
@@ -230,7 +234,6 @@ impl Pool {
             Err(e) => Err(PoolError::Io { path, source: e }),
         }
     }
-
 }
 
 /// `<pool>/sha256/<first two hex digits>/<hex>`.

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use crate::tree::source::{Alias, ViewSource};
 use crate::tree::{image, BuildError, View, STATUS_FILE};
 
-
 /// Where publishers write view images: `<store>/views/`.
 pub fn images_dir(store: &Path) -> PathBuf {
     store.join("views")

@@ -5,7 +5,7 @@ use super::{SyncError, SyncRequest};
 use crate::catalog::{Catalog, NewEntry, PublishedFile, SnapshotRow};
 use crate::config::{subscription, Config, MirrorConfig, Subscription, TreeConfig, Unusable};
 use crate::digest::Sha256;
-use crate::engine::{perform, Cause, EntryError, Performed, PerformCtx, Plan, Progress};
+use crate::engine::{perform, Cause, EntryError, PerformCtx, Performed, Plan, Progress};
 use crate::fetch::{Access, Credentials, Fetcher};
 use crate::filetree::TreeCtx;
 use crate::mirror::{MirrorCtx, Previous};

@@ -41,7 +41,12 @@ struct Recorded {
 }
 
 /// Syncs one entry and records its snapshot; catalog errors abort the run, entry errors don't.
-fn run_job(env: &Env<'_>, store: &mut Store, job: Job<'_>, recorded: &mut Vec<Recorded>) -> Result<EntryReport, SyncError> {
+fn run_job(
+    env: &Env<'_>,
+    store: &mut Store,
+    job: Job<'_>,
+    recorded: &mut Vec<Recorded>,
+) -> Result<EntryReport, SyncError> {
     let started = Instant::now();
     let id = job.id().to_owned();
     let (kind, view, upstream) = job.catalog_row();

@@ -222,7 +222,10 @@ fn a_dry_run_of_trees_on_a_fresh_path_creates_nothing() {
         let files = fx::tree_files(&up, root).len();
         assert!(stdout.contains(&format!("{root}: dry run; would fetch {files} files")), "{stdout}");
     }
-    assert!(stdout.contains("iso: verified SHA256SUMS") && stdout.contains("iso: fetch proxmox-mail-gateway_8.1-1.iso"), "{stdout}");
+    assert!(
+        stdout.contains("iso: verified SHA256SUMS") && stdout.contains("iso: fetch proxmox-mail-gateway_8.1-1.iso"),
+        "{stdout}"
+    );
 }
 
 /// Proxmox's index as pveam reads it: the news record is no file, a record without Location
