@@ -407,6 +407,33 @@ mod tests {
         assert!(tmp_is_empty(&pool));
     }
 
+    /// One repair semantics: a damaged copy is replaced by a rename over it (the inode changes,
+    /// the path never goes missing); without `verify` the copy the pool has is kept.
+    #[test]
+    fn store_bytes_replaces_a_damaged_copy_only_when_verifying() {
+        use std::os::unix::fs::MetadataExt;
+        let (_d, pool) = pool();
+        let data = b"SHA256SUMS of a tree";
+        let digest = Sha256::of(data);
+        assert_eq!(pool.put_bytes(data, &digest).unwrap(), Put::Wrote);
+        let path = pool.object_path(&digest);
+        fs::write(&path, b"SHA256SUMS of a treX").unwrap();
+        let mut buf = vec![0u8; 64];
+        assert!(matches!(pool.check(&digest, data.len() as u64, &mut buf).unwrap(), ObjectState::Content { .. }));
+        assert_eq!(pool.put_bytes(data, &digest).unwrap(), Put::Kept, "no verify: kept as it is");
+        let before = fs::metadata(&path).unwrap().ino();
+        assert_eq!(pool.store_bytes(data, &digest, true).unwrap(), Put::Repaired);
+        assert_ne!(fs::metadata(&path).unwrap().ino(), before, "replaced by a rename, not rewritten in place");
+        assert_eq!(pool.check(&digest, data.len() as u64, &mut buf).unwrap(), ObjectState::Intact);
+        assert_eq!(pool.read_verified(&digest, Some(data.len() as u64)).unwrap().as_deref(), Some(&data[..]));
+        assert_eq!(pool.store_bytes(data, &digest, true).unwrap(), Put::Kept);
+        assert!(tmp_is_empty(&pool));
+        fs::remove_file(&path).unwrap();
+        assert_eq!(pool.check(&digest, 1, &mut buf).unwrap(), ObjectState::Missing);
+        assert_eq!(pool.read_verified(&digest, None).unwrap(), None);
+        assert_eq!(pool.size_of(&digest), None);
+    }
+
     #[test]
     fn clean_tmp_removes_leftovers() {
         let (d, pool) = pool();
