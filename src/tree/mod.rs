@@ -25,10 +25,11 @@
 //!
 //! # Memory layout
 //!
-//! One `Vec<Node>` (32 bytes a node) in breadth-first order: the children of a directory are
-//! contiguous and sorted by name bytes, so lookup is a binary search and readdir a slice. Names
-//! live once each in one string arena (a snapshot tree repeats the published names for free);
-//! objects are a table sorted by id. Alias copies are appended after the main tree.
+//! One `Vec<Node>` (24 bytes a node, asserted at compile time beside [`Node`]) in breadth-first
+//! order: the children of a directory are contiguous and sorted by name bytes, so lookup is a
+//! binary search and readdir a slice. Names live once each in one string arena (a snapshot tree
+//! repeats the published names for free); objects are a table sorted by id. Alias copies are
+//! appended after the main tree.
 //!
 //! Inode numbers: see [`inode`].
 
