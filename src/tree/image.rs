@@ -326,3 +326,7 @@ pub fn map(path: &Path) -> Result<(View, ImageInfo), ImageError> {
     };
     Ok((View::from_mapped(info.generation, mapped, inline), info))
 }
+
+#[cfg(test)]
+#[path = "image_tests.rs"]
+mod tests;

@@ -217,3 +217,7 @@ impl<'a> NodeRef<'a> {
         parts.join("/")
     }
 }
+
+#[cfg(test)]
+#[path = "node_tests.rs"]
+mod tests;
