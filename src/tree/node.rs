@@ -17,8 +17,9 @@ pub(crate) enum Kind {
     Inline,
 }
 
-/// One directory or file of the view (24 bytes, plain integers: a view image maps them as is).
-#[derive(Clone, Copy, Debug)]
+/// One directory or file of the view (24 bytes, plain integers: a view image maps them as is;
+/// the zerocopy traits prove it has no padding and that any bytes are a valid value).
+#[derive(Clone, Copy, Debug, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable, zerocopy::KnownLayout)]
 #[repr(C)]
 pub(crate) struct Node {
     /// Unix seconds, clamped to 0..=u32::MAX (see [`clamp_mtime`]).
