@@ -221,7 +221,7 @@ fn session(
     ];
     config.acl = if opts.allow_other { SessionACL::All } else { SessionACL::Owner };
     // One request thread per CPU, each with its own /dev/fuse fd: ≈60 % more warm opens with two
-    // readers (FUSE-NOTES). Handlers never block, so more threads would only idle.
+    // readers (measured: docs/fuse-notes.md). Handlers never block, so more would only idle.
     config.n_threads = Some(std::thread::available_parallelism().map_or(1, |n| n.get()));
     config.clone_fd = true;
     let session = Session::new(fs, mountpoint, &config).map_err(|source| mount_failed(mountpoint, source))?;

@@ -2,7 +2,7 @@
 //! never changed afterwards (the FUSE layer swaps whole views). Knows nothing of FUSE, SQL, HTTP or
 //! tokio.
 //!
-//! # Layout (DESIGN.md "The view")
+//! # Layout (what the mount shows)
 //!
 //! ```text
 //! <view_root>/<path>                              every entry of a Published snapshot
