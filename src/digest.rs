@@ -7,7 +7,10 @@ use std::io::{self, Write};
 use std::str::FromStr;
 
 /// A SHA-256 digest. Pool objects, catalog rows and verified index entries are keyed by it.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Plain bytes (the zerocopy traits), so a view image can hold it as it is.
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable,
+)]
 #[repr(transparent)]
 pub struct Sha256(pub [u8; 32]);
 

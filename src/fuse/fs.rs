@@ -24,7 +24,8 @@ use crate::tree::inode::Inode;
 use crate::tree::{Attr, FileContent, NodeKind, NodeRef, Resolved};
 
 /// Entry and attribute TTL. Views change only at a switch, which invalidates explicitly; a TTL
-/// of 0 measured ≈4× slower (FUSE-NOTES), and a day keeps the kernel from asking again.
+/// of 0 measured ≈4× slower than long ones (docs/fuse-notes.md, "Kernel caches"), and a day keeps
+/// the kernel from asking again.
 const TTL: Duration = Duration::from_secs(24 * 60 * 60);
 const FILE_MODE: u16 = 0o444;
 const DIR_MODE: u16 = 0o555;
@@ -33,10 +34,11 @@ const BLOCK_SIZE: u32 = 4096;
 /// Linux NAME_MAX.
 const NAME_MAX: u32 = 255;
 /// Backing files may live on a plain filesystem only; this mount may itself sit under one
-/// stacking filesystem (FUSE-NOTES: max_stack_depth 1).
+/// stacking filesystem (fuser's max_stack_depth 1, as passthrough needs: docs/fuse-notes.md).
 const PASSTHROUGH_STACK_DEPTH: u32 = 1;
 
-/// INIT flags fuser does not enable by default, each with why (FUSE-NOTES).
+/// INIT flags fuser does not enable by default, each with why (the first three measured as
+/// helping: docs/fuse-notes.md, "INIT flags and request threads").
 const WANTED_FLAGS: [(InitFlags, &str); 5] = [
     (InitFlags::FUSE_PARALLEL_DIROPS, "concurrent lookups in one directory"),
     (InitFlags::FUSE_CACHE_SYMLINKS, "cache symlinks (none today; harmless)"),

@@ -105,7 +105,6 @@ fn spawn_revalidator() -> std::io::Result<std::sync::mpsc::Sender<Vec<PathBuf>>>
 /// kernel's dentry `name` in `parent` expired without pruning what is cached below it. ENOENT
 /// (nothing cached) is success.
 fn expire_entry(dev: &std::os::fd::OwnedFd, parent: INodeNo, name: &str) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd as _;
     const FUSE_NOTIFY_INVAL_ENTRY: i32 = 3;
     const FUSE_EXPIRE_ONLY: u32 = 1;
     let name = name.as_bytes();
@@ -122,15 +121,11 @@ fn expire_entry(dev: &std::os::fd::OwnedFd, parent: INodeNo, name: &str) -> std:
     msg.extend_from_slice(&FUSE_EXPIRE_ONLY.to_ne_bytes());
     msg.extend_from_slice(name);
     msg.push(0);
-    // SAFETY: writes msg.len() bytes from a live buffer to a descriptor we own.
-    let n = unsafe { libc::write(dev.as_raw_fd(), msg.as_ptr().cast(), msg.len()) };
-    match n {
-        n if n == msg.len() as isize => Ok(()),
-        n if n >= 0 => Err(std::io::Error::other("short write of a FUSE notification")),
-        _ => match std::io::Error::last_os_error() {
-            e if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
-            e => Err(e),
-        },
+    match rustix::io::write(dev, &msg) {
+        Ok(n) if n == msg.len() => Ok(()),
+        Ok(_) => Err(std::io::Error::other("short write of a FUSE notification")),
+        Err(rustix::io::Errno::NOENT) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -226,7 +221,7 @@ fn session(
     ];
     config.acl = if opts.allow_other { SessionACL::All } else { SessionACL::Owner };
     // One request thread per CPU, each with its own /dev/fuse fd: ≈60 % more warm opens with two
-    // readers (FUSE-NOTES). Handlers never block, so more threads would only idle.
+    // readers (measured: docs/fuse-notes.md). Handlers never block, so more would only idle.
     config.n_threads = Some(std::thread::available_parallelism().map_or(1, |n| n.get()));
     config.clone_fd = true;
     let session = Session::new(fs, mountpoint, &config).map_err(|source| mount_failed(mountpoint, source))?;
@@ -237,8 +232,7 @@ fn session(
 /// /dev/fuse as a bare errno; when this user may open it, fuser's fallback fusermount3 failed, in
 /// its own words, for a reason of its own (the mountpoint, fuse.conf), which is said as it is.
 fn mount_failed(path: &Path, source: std::io::Error) -> FuseError {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
+    if rustix::process::geteuid().is_root() {
         return FuseError::Mount { path: path.to_owned(), source };
     }
     match std::fs::OpenOptions::new().read(true).write(true).open(DEV_FUSE) {

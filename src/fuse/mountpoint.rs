@@ -3,11 +3,11 @@
 //! lazily unmounted, and the error says what to run when that fails — and empty unless the caller
 //! insists (the kernel mounts over files silently; hidden, they look lost).
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
+
+use rustix::mount::UnmountFlags;
 
 use super::{FuseError, MountOptions, FS_NAME};
 
@@ -74,23 +74,16 @@ fn clear_stale(path: &Path) -> Result<(), FuseError> {
 
 /// Unmount `path` (canonical) that umount refused with EBUSY: retry, then detach lazily.
 pub(super) fn detach_busy(path: &Path) -> Result<(), FuseError> {
-    let unmount_error = |source| FuseError::Unmount { path: path.to_owned(), source };
-    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|e| unmount_error(std::io::Error::other(e)))?;
+    let unmount_error = |errno: rustix::io::Errno| FuseError::Unmount { path: path.to_owned(), source: errno.into() };
     for _ in 0..BUSY_RETRIES {
         std::thread::sleep(BUSY_RETRY_DELAY);
-        // SAFETY: umount2 reads a NUL-terminated path that lives across the call.
-        if unsafe { libc::umount2(c_path.as_ptr(), 0) } == 0 {
-            return Ok(());
-        }
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EBUSY) {
-            return Err(unmount_error(err));
+        match rustix::mount::unmount(path, UnmountFlags::empty()) {
+            Ok(()) => return Ok(()),
+            Err(rustix::io::Errno::BUSY) => {}
+            Err(e) => return Err(unmount_error(e)),
         }
     }
-    // SAFETY: as above.
-    if unsafe { libc::umount2(c_path.as_ptr(), libc::MNT_DETACH) } != 0 {
-        return Err(unmount_error(std::io::Error::last_os_error()));
-    }
+    rustix::mount::unmount(path, UnmountFlags::DETACH).map_err(unmount_error)?;
     tracing::warn!(mountpoint = %path.display(), "mount still in use; detached lazily (gone once the last user closes it)");
     Ok(())
 }
@@ -117,13 +110,8 @@ fn refuse_if_mounted(path: &Path) -> Result<(), FuseError> {
 }
 
 fn probe_statfs(path: &Path) -> std::io::Result<()> {
-    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
-    // SAFETY: statfs writes into a zeroed struct we own; the path outlives the call.
-    let mut buf: libc::statfs = unsafe { std::mem::zeroed() };
-    match unsafe { libc::statfs(c_path.as_ptr(), &mut buf) } {
-        0 => Ok(()),
-        _ => Err(std::io::Error::last_os_error()),
-    }
+    rustix::fs::statfs(path)?;
+    Ok(())
 }
 
 struct MountLine {

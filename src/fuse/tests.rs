@@ -4,7 +4,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -173,8 +173,9 @@ fn duplicate_and_stale_mounts_are_handled() {
             .expect("mount");
     let fd = session.as_fd().as_raw_fd();
     std::mem::forget(session);
-    // SAFETY: `fd` belongs to the session leaked above, which never touches it again.
-    unsafe { libc::close(fd) };
+    // SAFETY: `fd` belongs to the session leaked above, which never touches it again: taking
+    // ownership of it here (and closing it at once) is the only use it ever has from now on.
+    drop(unsafe { OwnedFd::from_raw_fd(fd) });
     assert_eq!(errno(fs::metadata(&fx.mnt)), Some(libc::ENOTCONN), "stale mount");
     check_mountpoint(&fx.mnt, &MountOptions::default()).expect("stale mount detached");
     assert!(fs::metadata(&fx.mnt).expect("usable again").is_dir());

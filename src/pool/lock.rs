@@ -6,8 +6,9 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::MetadataExt as _;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{Access, FlockOperation};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
@@ -42,13 +43,7 @@ pub fn who_may_write(store: &Path) -> String {
 /// access(2). Only for explaining a failure; the write itself is the real check.
 pub fn may_write(store: &Path) -> io::Result<()> {
     let dir = store.ancestors().find(|d| d.exists()).unwrap_or(store);
-    let c_path =
-        std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(dir.as_os_str())).map_err(io::Error::other)?;
-    // SAFETY: access reads a NUL-terminated path that lives across the call.
-    match unsafe { libc::access(c_path.as_ptr(), libc::W_OK) } {
-        0 => Ok(()),
-        _ => Err(io::Error::last_os_error()),
-    }
+    Ok(rustix::fs::access(dir, Access::WRITE_OK)?)
 }
 
 /// The user owning `dir`, or its nearest existing ancestor (a store not created yet): a name
@@ -62,21 +57,13 @@ fn owner_of(dir: &Path) -> String {
 
 /// The login name of `uid` (getpwuid_r: the thread-safe lookup, NSS included).
 fn user_name(uid: u32) -> Option<String> {
-    /// Room for one passwd entry's strings; far above any real entry (glibc suggests 1024).
-    const BUF_LEN: usize = 4096;
-    let mut buf = vec![0 as libc::c_char; BUF_LEN];
-    // SAFETY: a zeroed passwd is a valid out-parameter (null pointers, zero ids).
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut found: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer refers to a live local of the stated length; on success `found`
-    // points at `pwd`, whose strings live in `buf`.
-    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found) };
-    if rc != 0 || found.is_null() {
-        return None;
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(user) => user.map(|u| u.name),
+        Err(e) => {
+            tracing::debug!(uid, error = %e, "looking up the user name failed");
+            None
+        }
     }
-    // SAFETY: pw_name is a NUL-terminated string inside `buf`, which outlives this borrow.
-    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
-    Some(name.to_string_lossy().into_owned())
 }
 
 /// Held for the duration of a sync/gc; released when dropped (or when the process dies).
@@ -92,10 +79,8 @@ impl StoreLock {
         std::fs::create_dir_all(store).map_err(io)?;
         let mut file =
             OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
-        // SAFETY: flock on an fd we own; no memory is involved.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            let err = io::Error::last_os_error();
+        if let Err(errno) = rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            let err = io::Error::from(errno);
             if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
                 let mut pid = String::new();
                 file.read_to_string(&mut pid).map_err(io)?;

@@ -17,17 +17,21 @@
 //! ```
 //!
 //! The file length must be exactly what the header implies. Node and object fields are plain
-//! integers, so any bytes are a valid value; every index read from them is bounds-checked by
-//! the accessors of [`View`] (a damaged image shows wrong names, never undefined behaviour).
+//! integers, so any bytes are a valid value (zerocopy checks that at compile time and the section
+//! sizes and alignment at map time); every index read from them is bounds-checked by the
+//! accessors of [`View`] (a damaged image shows wrong names, never undefined behaviour).
 //!
 //! An image is immutable once renamed into place: it is written to a temporary name, synced and
-//! renamed. Deleting it while mapped is safe (the mapping keeps the inode alive).
+//! renamed, and nothing ever opens it for writing again. Deleting it while mapped is safe (the
+//! mapping keeps the inode alive).
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use memmap2::{Mmap, MmapOptions};
+use zerocopy::{FromBytes, IntoBytes};
 
 use super::source::ObjectMeta;
 use super::{InlineFile, Node, View};
@@ -96,13 +100,6 @@ impl Counts {
     }
 }
 
-/// The bytes of plain-integer records (`repr(C)`, no padding: every byte is initialised).
-fn as_bytes<T>(records: &[T]) -> &[u8] {
-    // SAFETY: only called with Node and ObjectMeta, repr(C) structs of integers without padding
-    // (asserted by their size checks); a byte view of initialised memory is always valid.
-    unsafe { std::slice::from_raw_parts(records.as_ptr().cast::<u8>(), std::mem::size_of_val(records)) }
-}
-
 const _: () = assert!(std::mem::size_of::<ObjectMeta>() == 56 && std::mem::align_of::<ObjectMeta>() == 8);
 
 /// Write `view` as an image.
@@ -125,10 +122,10 @@ pub fn write(view: &View, valid_until: i64, out: &mut impl Write) -> io::Result<
         header.extend_from_slice(&v.to_ne_bytes());
     }
     out.write_all(&header)?;
-    out.write_all(as_bytes(nodes))?;
+    out.write_all(nodes.as_bytes())?;
     let mut at = layout.nodes + std::mem::size_of_val(nodes);
     out.write_all(&[0; 8][..layout.objects - at])?;
-    out.write_all(as_bytes(objects))?;
+    out.write_all(objects.as_bytes())?;
     let mut blob_off = 0u64;
     for f in &view.inline {
         for v in [blob_off, f.bytes.len() as u64] {
@@ -198,44 +195,30 @@ pub fn prune(dir: &Path, keep: Option<&str>) -> io::Result<usize> {
     Ok(removed)
 }
 
-/// A read-only shared mapping of a whole file.
-struct Mmap {
-    ptr: *mut libc::c_void,
-    len: usize,
+/// A read-only shared mapping of the first `len` bytes (the whole length) of an image file.
+fn map_file(file: &File, len: usize) -> io::Result<Mmap> {
+    // SAFETY: mapping a file is undefined behaviour only if the file changes while mapped (the
+    // `&[u8]` the mapping derefs to would change under it). This one cannot: `file` was opened
+    // read-only, and an image is written under a temporary name and renamed into place complete;
+    // nothing in pmirror-fs opens an image for writing, truncates or rewrites it after the
+    // rename, and a new generation is a new file (prune only unlinks, which leaves a mapped
+    // inode intact). Only someone writing into the store's views/ by hand could break this.
+    unsafe { MmapOptions::new().len(len).map(file) }
 }
 
-// SAFETY: the mapping is read-only and never changes while mapped; sharing it is sharing `&[u8]`.
-unsafe impl Send for Mmap {}
-// SAFETY: as above.
-unsafe impl Sync for Mmap {}
-
-impl Mmap {
-    fn map(file: &File, len: usize) -> io::Result<Mmap> {
-        // SAFETY: a fresh read-only mapping of `len` bytes of an open file; checked for failure.
-        let ptr =
-            unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, file.as_raw_fd(), 0) };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Mmap { ptr, len })
-    }
-
-    fn bytes(&self) -> &[u8] {
-        // SAFETY: ptr..ptr+len is mapped readable for the lifetime of self.
-        unsafe { std::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
-    }
-}
-
-impl Drop for Mmap {
-    fn drop(&mut self) {
-        // SAFETY: unmapping exactly what map() mapped, once.
-        unsafe { libc::munmap(self.ptr, self.len) };
-    }
+/// A section of `count` records of `T` at byte `offset` of `bytes`; `None` when it does not lie
+/// inside or is not aligned for `T`.
+fn records<T: FromBytes + zerocopy::Immutable + zerocopy::KnownLayout>(
+    bytes: &[u8],
+    (offset, count): (usize, usize),
+) -> Option<&[T]> {
+    <[T]>::ref_from_prefix_with_elems(bytes.get(offset..)?, count).ok().map(|(section, _)| section)
 }
 
 /// The tables of a view, in a mapped image.
 pub(super) struct Mapped {
     map: Mmap,
+    /// (byte offset, record count) of each section; map() checked that they fit.
     nodes: (usize, usize),
     objects: (usize, usize),
     names: (usize, usize),
@@ -243,27 +226,19 @@ pub(super) struct Mapped {
 
 impl Mapped {
     pub(super) fn nodes(&self) -> &[Node] {
-        // SAFETY: map() checked that the section lies inside the mapping and is 8-aligned (the
-        // mapping is page-aligned); Node is repr(C) plain integers, valid for any bytes.
-        unsafe { std::slice::from_raw_parts(self.map.bytes().as_ptr().add(self.nodes.0).cast::<Node>(), self.nodes.1) }
+        records(&self.map, self.nodes).expect("node section checked by map()")
     }
 
     pub(super) fn objects(&self) -> &[ObjectMeta] {
-        // SAFETY: as in nodes(); ObjectMeta is repr(C) plain integers and byte arrays.
-        unsafe {
-            std::slice::from_raw_parts(
-                self.map.bytes().as_ptr().add(self.objects.0).cast::<ObjectMeta>(),
-                self.objects.1,
-            )
-        }
+        records(&self.map, self.objects).expect("object section checked by map()")
     }
 
     pub(super) fn names(&self) -> &[u8] {
-        &self.map.bytes()[self.names.0..self.names.0 + self.names.1]
+        &self.map[self.names.0..self.names.0 + self.names.1]
     }
 
     pub(super) fn len(&self) -> usize {
-        self.map.len
+        self.map.len()
     }
 }
 
@@ -282,8 +257,8 @@ pub fn map(path: &Path) -> Result<(View, ImageInfo), ImageError> {
     if len < HEADER_LEN {
         return Err(invalid(format!("{len} bytes, shorter than the header")));
     }
-    let map = Mmap::map(&file, len).map_err(|source| ImageError::Io { path: path.to_owned(), source })?;
-    let b = map.bytes();
+    let map = map_file(&file, len).map_err(|source| ImageError::Io { path: path.to_owned(), source })?;
+    let b = &map[..];
     if b[..8] != MAGIC {
         return Err(invalid("wrong magic".into()));
     }
@@ -324,5 +299,16 @@ pub fn map(path: &Path) -> Result<(View, ImageInfo), ImageError> {
         names: (layout.names, counts.names as usize),
         map,
     };
+    // Inside the file and aligned by construction of the layout; checked once here so that the
+    // accessors' conversions cannot fail.
+    if records::<Node>(&mapped.map, mapped.nodes).is_none()
+        || records::<ObjectMeta>(&mapped.map, mapped.objects).is_none()
+    {
+        return Err(invalid("node or object section outside the file or misaligned".into()));
+    }
     Ok((View::from_mapped(info.generation, mapped, inline), info))
 }
+
+#[cfg(test)]
+#[path = "image_tests.rs"]
+mod tests;

@@ -7,8 +7,11 @@ use crate::digest::Sha256;
 /// Index into [`ViewSource::objects`].
 pub type ObjectIdx = u32;
 
-/// One pool object as the view needs it (56 bytes of plain integers: a view image maps them as is).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One pool object as the view needs it (56 bytes of plain integers: a view image maps them as is;
+/// the zerocopy traits prove it has no padding and that any bytes are a valid value).
+#[derive(
+    Clone, Debug, PartialEq, Eq, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable, zerocopy::KnownLayout,
+)]
 #[repr(C)]
 pub struct ObjectMeta {
     /// Stable catalog id of the object (never reused): the file inode is derived from it, so the

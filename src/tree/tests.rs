@@ -1,5 +1,7 @@
-//! Layout tests of the view model: table-driven cases per rule, and a property test that building
-//! never panics and shows every entry it was given.
+//! Layout tests of the view model: table-driven cases per rule, conflicts, aliases, invalid
+//! input, and a property test that building never panics and shows every entry it was given.
+//! The fixtures here are shared with the node tests (`node_tests.rs`) and the image tests
+//! (`image_tests.rs`).
 
 use proptest::prelude::*;
 
@@ -8,31 +10,31 @@ use super::source::{Alias, ByHash, EntryKind, FileEntry, ObjectMeta, Role, Snaps
 use super::*;
 use crate::digest::Sha256;
 
-fn object(id: u64, content: &str) -> ObjectMeta {
+pub(super) fn object(id: u64, content: &str) -> ObjectMeta {
     let mtime = 1_700_000_000 + id as i64;
     ObjectMeta { id, sha256: Sha256::of(content.as_bytes()), size: content.len() as u64, mtime }
 }
 
-fn entry(path: &str, object: u32, kind: EntryKind) -> FileEntry {
+pub(super) fn entry(path: &str, object: u32, kind: EntryKind) -> FileEntry {
     FileEntry { path: path.to_owned(), object, kind, by_hash: Vec::new(), mtime_override: None }
 }
 
-fn index(path: &str, object: u32, digest: &str) -> FileEntry {
+pub(super) fn index(path: &str, object: u32, digest: &str) -> FileEntry {
     let by_hash = vec![ByHash { algo: "SHA256", digest: digest.to_owned() }];
     FileEntry { by_hash, ..entry(path, object, EntryKind::Index) }
 }
 
-fn snap(mirror: &str, name: &str, root: &str, role: Role, entries: Vec<FileEntry>) -> SnapshotFiles {
+pub(super) fn snap(mirror: &str, name: &str, root: &str, role: Role, entries: Vec<FileEntry>) -> SnapshotFiles {
     SnapshotFiles { mirror_id: mirror.into(), name: name.into(), view_root: root.into(), role, entries }
 }
 
-fn source(snapshots: Vec<SnapshotFiles>) -> ViewSource {
+pub(super) fn source(snapshots: Vec<SnapshotFiles>) -> ViewSource {
     let objects = (0..6).map(|i| object(i + 10, &format!("content {i}"))).collect();
     ViewSource { generation: 3, objects, snapshots, ..ViewSource::default() }
 }
 
-const PKG: &str = "pool/main/h/hello/hello_1.0_amd64.deb";
-const PACKAGES: &str = "dists/bookworm/main/binary-amd64/Packages.xz";
+pub(super) const PKG: &str = "pool/main/h/hello/hello_1.0_amd64.deb";
+pub(super) const PACKAGES: &str = "dists/bookworm/main/binary-amd64/Packages.xz";
 
 /// Expected content at a path: object index in `source()`'s object list, a directory, or nothing.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -275,64 +277,6 @@ fn alias_copies_directories_and_shares_file_inodes() {
 }
 
 #[test]
-fn attributes_inodes_and_mtimes() {
-    let entries = vec![
-        entry("a/one", 0, EntryKind::TreeFile),
-        FileEntry { mtime_override: Some(1_800_000_000), ..entry("a/two", 1, EntryKind::Release) },
-        FileEntry { mtime_override: Some(1_700_000_011), ..entry("a/three", 1, EntryKind::Release) },
-    ];
-    let inline_files = vec![("status.json".to_owned(), b"{}".to_vec())];
-    let src = ViewSource { inline_files, ..source(vec![snap("m", "S1", "r", Role::Published, entries)]) };
-    let view = View::build(&src).expect("build");
-    let attr = |p: &str| view.lookup_path(p).map(|n| n.attr()).expect(p);
-    let one = attr("r/a/one");
-    assert_eq!((one.ino, one.size, one.mtime), (Inode::Object { id: 10 }.encode(), 9, 1_700_000_010));
-    let two = attr("r/a/two");
-    assert!(
-        matches!(Inode::decode(two.ino), Some(Inode::GenFile { generation: 3, .. })),
-        "override gets its own inode"
-    );
-    assert_eq!(two.mtime, 1_800_000_000);
-    assert_eq!(attr("r/a/three").ino, Inode::Object { id: 11 }.encode(), "override equal to the object mtime");
-    let status = attr("status.json");
-    assert_eq!((status.size, status.mtime), (2, 1_800_000_000), "inline: newest mtime of the view");
-    let dir = attr("r/a");
-    assert_eq!((dir.kind, dir.mtime, dir.nlink), (NodeKind::Dir, 1_800_000_000, 2));
-    assert_eq!(attr("").ino, inode::ROOT_INO);
-    assert_eq!(attr("").nlink, 4, "root: r and snapshots");
-    let at = View::build_at(&src, 5).expect("build_at");
-    assert_eq!(at.lookup_path("status.json").map(|n| n.attr().mtime), Some(5));
-}
-
-#[test]
-fn every_inode_resolves_to_its_node() {
-    let entries =
-        vec![entry(PKG, 0, EntryKind::Package), FileEntry { mtime_override: Some(7), ..index(PACKAGES, 1, "abc") }];
-    let src = source(vec![snap("pve", "S1", "debian/pve", Role::Published, entries)]);
-    let view = View::build(&src).expect("build");
-    let mut stack = vec![view.root()];
-    while let Some(node) = stack.pop() {
-        let ino = Inode::decode(node.inode()).expect("decodes");
-        let resolved = view.resolve(ino).expect("resolves");
-        assert_eq!(resolved.attr(), node.attr(), "{}", node.path());
-        stack.extend(node.children_from(0));
-    }
-}
-
-#[test]
-fn readdir_is_sorted_and_offsets_resume() {
-    let names = ["b", "a", "C", "a.b", "a-c", "z/inner"];
-    let entries = names.iter().enumerate().map(|(i, n)| entry(n, (i % 6) as u32, EntryKind::TreeFile)).collect();
-    let view = View::build(&source(vec![snap("m", "S1", "", Role::Published, entries)])).expect("build");
-    let all: Vec<&str> = view.root().children_from(0).map(|c| c.name()).collect();
-    assert_eq!(all, ["C", "a", "a-c", "a.b", "b", "snapshots", "z"]);
-    let rest: Vec<&str> = view.root().children_from(5).map(|c| c.name()).collect();
-    assert_eq!(rest, ["snapshots", "z"]);
-    assert_eq!(view.root().children_from(99).count(), 0);
-    assert_eq!(view.root().child_count(), 7);
-}
-
-#[test]
 fn invalid_input_is_an_error_not_a_panic() {
     let bad_paths = ["/abs", "a//b", "a/../b", "trailing/", "", &"n".repeat(256)];
     for path in bad_paths {
@@ -380,18 +324,9 @@ fn entry_order_does_not_change_the_tree() {
     }
 }
 
-#[test]
-fn empty_view_has_a_root() {
-    let view = View::empty(9);
-    assert_eq!(view.generation(), 9);
-    assert_eq!(view.root().attr().ino, inode::ROOT_INO);
-    assert_eq!(view.root().children_from(0).count(), 0);
-    assert_eq!(view.stats().entries, 1);
-}
-
 /// A mirror-shaped view: the published snapshot plus grace and retained ones; every tenth
 /// package changes version (name and object) from one snapshot to the next.
-fn large_source(packages: usize) -> ViewSource {
+pub(super) fn large_source(packages: usize) -> ViewSource {
     const SNAPSHOTS: usize = 4;
     let updated = |i: usize| i % 10 == 0;
     let objects: Vec<ObjectMeta> = (0..(packages + SNAPSHOTS * packages / 10 + 1) as u64)
@@ -415,15 +350,6 @@ fn large_source(packages: usize) -> ViewSource {
     let roles = [Role::Published, Role::Grace, Role::Retained, Role::Retained];
     let snapshots = (0..SNAPSHOTS).map(|n| snapshot(SNAPSHOTS - 1 - n, roles[n])).collect();
     ViewSource { generation: 1, objects, snapshots, ..ViewSource::default() }
-}
-
-#[test]
-fn large_view_stays_compact() {
-    let view = View::build(&large_source(25_000)).expect("build");
-    let stats = view.stats();
-    assert!(stats.entries > 100_000, "{stats:?}");
-    // FUSE-NOTES target: at most ~120 bytes per entry.
-    assert!(stats.bytes / stats.entries <= 120, "{stats:?}");
 }
 
 fn arb_path() -> impl Strategy<Value = String> {
@@ -475,116 +401,6 @@ proptest! {
             let resolved = Inode::decode(node.inode()).and_then(|ino| view.resolve(ino));
             prop_assert_eq!(resolved.map(|r| r.attr()), Some(node.attr()));
             stack.extend(node.children_from(0));
-        }
-    }
-}
-
-/// Every node of `a` and `b` in walk order: path, attributes and content.
-fn walk(view: &View) -> Vec<(String, Attr, Option<Vec<u8>>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![view.root()];
-    while let Some(node) = stack.pop() {
-        let content = node.content().map(|c| match c {
-            FileContent::Object(o) => o.sha256.0.to_vec(),
-            FileContent::Inline(bytes) => bytes.to_vec(),
-        });
-        out.push((node.path(), node.attr(), content));
-        stack.extend(node.children_from(0));
-    }
-    out
-}
-
-fn write_image(view: &View, valid_until: i64) -> (tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = image::write_file(view, valid_until, dir.path(), &image::file_name(view.generation(), 7), true)
-        .expect("write image");
-    (dir, path)
-}
-
-#[test]
-fn image_maps_the_same_view() {
-    let mut src = large_source(2_000);
-    src.inline_files = vec![("status.json".to_owned(), b"{\"a\":1}".to_vec())];
-    src.aliases = vec![Alias { path: "debian/dists".into(), target: "debian/pve/dists".into() }];
-    src.snapshots[0].entries.push(FileEntry {
-        mtime_override: Some(1_900_000_000),
-        ..entry("dists/bookworm/InRelease", 3, EntryKind::Release)
-    });
-    let built = View::build(&src).expect("build");
-    let (_dir, path) = write_image(&built, 1_234);
-    let (mapped, info) = image::map(&path).expect("map");
-    assert_eq!(info, image::ImageInfo { generation: 1, valid_until: 1_234 });
-    assert_eq!(walk(&mapped), walk(&built));
-    assert_eq!(mapped.stats().entries, built.stats().entries);
-    assert!(mapped.stats().mapped > 0 && mapped.stats().bytes < 1_000, "{:?}", mapped.stats());
-    for node in walk(&built) {
-        let ino = Inode::decode(node.1.ino).expect("decodes");
-        assert_eq!(mapped.resolve(ino).map(|r| r.attr()), Some(node.1), "{}", node.0);
-    }
-    // Replacing inline content shares the tables and changes only that file.
-    let updated = mapped.with_inline_file("status.json", b"{}".to_vec(), 42).expect("inline file");
-    let status = updated.lookup_path("status.json").expect("status.json").attr();
-    assert_eq!((status.size, status.mtime), (2, 42));
-    assert!(mapped.with_inline_file("debian", Vec::new(), 0).is_none(), "not an inline file");
-    // Deleting the file leaves the mapping readable.
-    std::fs::remove_file(&path).expect("remove");
-    assert_eq!(walk(&mapped), walk(&built));
-}
-
-#[test]
-fn damaged_images_are_refused() {
-    let built = View::build(&large_source(50)).expect("build");
-    let (dir, path) = write_image(&built, i64::MAX);
-    let good = std::fs::read(&path).expect("read");
-    let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("empty", Vec::new()),
-        ("truncated header", good[..40].to_vec()),
-        ("truncated body", good[..good.len() - 1].to_vec()),
-        ("trailing bytes", [good.clone(), vec![0]].concat()),
-        ("wrong magic", [b"XXXXXXXX".to_vec(), good[8..].to_vec()].concat()),
-        ("other version", [good[..12].to_vec(), 99u32.to_ne_bytes().to_vec(), good[16..].to_vec()].concat()),
-        ("huge node count", [good[..32].to_vec(), u64::MAX.to_ne_bytes().to_vec(), good[40..].to_vec()].concat()),
-    ];
-    for (name, bytes) in cases {
-        let p = dir.path().join(format!("{}.view", name.replace(' ', "-")));
-        std::fs::write(&p, bytes).expect("write");
-        let err = image::map(&p).err().unwrap_or_else(|| panic!("{name}: accepted"));
-        assert!(err.to_string().contains(p.to_str().expect("utf-8")), "{name}: {err}");
-    }
-    assert_eq!(image::prune(dir.path(), Some(path.file_name().and_then(|n| n.to_str()).expect("name"))).ok(), Some(7));
-    assert!(path.exists(), "prune keeps the named image");
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
-    /// Whatever the table bytes of an image hold, walking the mapped view never panics.
-    #[test]
-    fn garbage_tables_never_panic(noise in prop::collection::vec(any::<u8>(), 64..4096), seed in any::<u64>()) {
-        let built = View::build(&large_source(20)).expect("build");
-        let mut bytes = Vec::new();
-        image::write(&built, 0, &mut bytes).expect("write");
-        let start = 64 + (seed as usize % (bytes.len() - 64));
-        for (i, b) in noise.iter().enumerate() {
-            if let Some(slot) = bytes.get_mut(start + i) {
-                *slot = *b;
-            }
-        }
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("x.view");
-        std::fs::write(&path, &bytes).expect("write");
-        if let Ok((view, _)) = image::map(&path) {
-            let mut stack = vec![view.root()];
-            let mut seen = 0;
-            while let Some(node) = stack.pop() {
-                seen += 1;
-                prop_assert!(seen < 100_000, "walk does not terminate");
-                let _ = (node.attr(), node.content(), node.path(), node.lookup(b"pool"));
-                if let Some(ino) = Inode::decode(node.inode()) {
-                    let _ = view.resolve(ino).map(|r| r.attr());
-                }
-                // A damaged tree may have cycles: follow only children with larger indices.
-                stack.extend(node.children_from(0).filter(|c| c.id().0 > node.id().0));
-            }
         }
     }
 }

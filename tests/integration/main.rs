@@ -1,4 +1,5 @@
-//! The integration test binary: one binary, one module per area (see STYLE.md).
+//! The integration test binary: one binary for every area (one link, one set of `support/`
+//! fixtures), one module per area.
 
 mod architecture;
 mod first_hour;
