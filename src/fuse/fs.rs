@@ -157,7 +157,7 @@ impl MirrorFs {
             Content::Inline(bytes) => return Ok((self.open.insert(Handle::Inline(bytes)), cached, None)),
             Content::Object(sha256, size) => (sha256, size),
         };
-        let file = self.open_pool_file(&super::pool_object_path(&self.pool, &sha256), size)?;
+        let file = self.open_pool_file(&crate::pool::object_path(&self.pool, &sha256), size)?;
         if self.passthrough.load(Ordering::Relaxed) {
             match self.open.backing(ino.0, || reply.open_backing(&file)) {
                 Ok(backing) => {

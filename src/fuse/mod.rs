@@ -9,7 +9,7 @@
 //! inodes are pool objects).
 //!
 //! ```text
-//! <pool>/sha256/ab/abcdef…    the object a file shows (see pool_object_path)
+//! <pool>/sha256/ab/abcdef…    the object a file shows (see crate::pool::object_path)
 //! ```
 
 mod fs;
@@ -29,7 +29,6 @@ use fuser::{BackgroundSession, Config, INodeNo, MountOption, Notifier, Session, 
 
 pub use self::handle::ViewHandle;
 pub use self::mountpoint::check_mountpoint;
-use crate::digest::Sha256;
 use crate::tree::View;
 
 /// Source name of the mount in /proc/mounts (`pmirror-fs on /srv/pmirror-fs type fuse`).
@@ -127,12 +126,6 @@ fn expire_entry(dev: &std::os::fd::OwnedFd, parent: INodeNo, name: &str) -> std:
         Err(rustix::io::Errno::NOENT) => Ok(()),
         Err(e) => Err(e.into()),
     }
-}
-
-/// Where the pool keeps the object with this digest: `<pool>/sha256/<first 2 hex>/<hex>`.
-pub fn pool_object_path(pool_dir: &Path, sha256: &Sha256) -> PathBuf {
-    let hex = sha256.to_hex();
-    pool_dir.join("sha256").join(&hex[..2]).join(&hex)
 }
 
 /// A mounted view; dropping it unmounts too (prefer [`Mounted::unmount`], which waits).

@@ -2,6 +2,7 @@
 //! directory listing, an atomic switch, unmount, and stale/duplicate mountpoint handling.
 //! A mount that fails fails the test.
 
+use crate::digest::Sha256;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -18,7 +19,7 @@ fn pool(dir: &Path, contents: &[&[u8]]) -> Vec<ObjectMeta> {
     let mut objects = Vec::new();
     for (i, bytes) in contents.iter().enumerate() {
         let sha256 = Sha256::of(bytes);
-        let path = pool_object_path(dir, &sha256);
+        let path = crate::pool::object_path(dir, &sha256);
         fs::create_dir_all(path.parent().expect("parent")).expect("pool dir");
         fs::write(&path, bytes).expect("pool object");
         objects.push(ObjectMeta {
@@ -197,6 +198,6 @@ fn busy_mount_is_detached_lazily() {
 #[test]
 fn pool_layout() {
     let sha = Sha256::of(b"abc");
-    let path = pool_object_path(Path::new("/store/pool"), &sha);
+    let path = crate::pool::object_path(Path::new("/store/pool"), &sha);
     assert_eq!(path, Path::new("/store/pool/sha256/ba").join(sha.to_hex()));
 }
