@@ -50,6 +50,16 @@ pub enum Cause {
     /// Upstream's data is malformed, unsigned or badly signed (the parser's or verifier's error).
     #[error(transparent)]
     Invalid(Arc<dyn std::error::Error + Send + Sync>),
+    /// No variant of an index the snapshot cannot do without is served upstream.
+    #[error("required index missing upstream: {0}")]
+    RequiredMissing(Box<Cause>),
+    /// A checksum list's detached signature does not verify with the entry's key.
+    #[error("signature of {list} does not verify: {source}")]
+    Signature { list: String, source: Arc<crate::apt::SignatureError> },
+    /// The configured key file holds no key pmirror-fs can use (checked again when the entry
+    /// runs; the config check says so first).
+    #[error(transparent)]
+    Key(Arc<crate::apt::SignatureError>),
     /// A URL could not be formed from the repository URL and a path.
     #[error(transparent)]
     Url(#[from] url::ParseError),
@@ -78,6 +88,7 @@ impl Cause {
     pub fn fetch(&self) -> Option<&FetchError> {
         match self {
             Cause::Fetch(e) | Cause::NotAsListed { source: e, .. } => Some(e),
+            Cause::RequiredMissing(inner) => inner.fetch(),
             _ => None,
         }
     }

@@ -1,7 +1,10 @@
 //! Carries out a [`Plan`] of any entry kind: one job per unique object (however many paths carry
 //! it), bounded by `sync.concurrency`; verified bytes from memory written, downloads streamed into
 //! the pool and held to the file's [`Check`], reused objects re-hashed when verifying. The first
-//! failure that is not allowed to leave a file out cancels the jobs in flight and fails the entry.
+//! failure that is not allowed to leave a file out cancels the downloads in flight (their
+//! staging files are removed) and fails the entry; a pool write already on a blocking thread
+//! finishes (it only stores verified bytes), before the run's runtime, and then its store lock,
+//! go.
 //!
 //! One repair semantics for every kind: a damaged or missing object is fetched again and the good
 //! copy renamed over the damaged one (`Staging::commit`) — a reader never finds a referenced
@@ -57,7 +60,8 @@ pub struct Performed {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum How {
     Reused,
-    /// Fetched or written from memory; `true` when the pool did not have it before.
+    /// Fetched or written from memory; `true` when the pool did not have it intact before (a
+    /// download always: the planner reuses what the pool has intact).
     Fetched(bool),
     /// `verify` found it damaged (`true`) or missing and replaced it.
     Repaired(bool),
@@ -101,13 +105,17 @@ pub async fn perform(ctx: &PerformCtx<'_>, plan: Plan) -> Result<Performed, Entr
     Ok(assemble(ctx, &plan, &groups, &attempts))
 }
 
-/// Every path of each unique object, in plan order. Files whose digest is not known before
-/// fetching (a tree file no list covers) are objects of their own.
+/// Every path of each unique object, in plan order. Only apt files are grouped: their digests
+/// come from the verified Release and indices, and apt serves any path of an object it has (an
+/// empty index of several components is one object). A tree file is an object of its own, as
+/// `sha256sum -c` checks each file: a path upstream does not serve fails the tree, and a
+/// rechecked file's previous digest says nothing about its content now.
 fn objects(files: &[PlannedFile]) -> Vec<Vec<&PlannedFile>> {
     let mut group_of: HashMap<Sha256, usize> = HashMap::new();
     let mut groups: Vec<Vec<&PlannedFile>> = Vec::new();
     for f in files {
-        let g = match f.known_sha256() {
+        let key = f.known_sha256().filter(|_| f.kind != EntryKind::TreeFile);
+        let g = match key {
             Some(sha) => *group_of.entry(sha).or_insert_with(|| {
                 groups.push(Vec::new());
                 groups.len() - 1
@@ -281,12 +289,13 @@ async fn write_memory(
 /// `verify`: re-hash a reused object; fetch it again when damaged or missing.
 async fn verify_or_repair(ctx: &PerformCtx<'_>, f: &PlannedFile, sha256: Sha256, size: u64) -> Result<Got, Cause> {
     let pool = ctx.pool.clone();
-    let state = blocking(move || pool.check(&sha256, size, &mut vec![0u8; crate::digest::HASH_BUFFER])).await?;
+    let state = blocking(move || pool.check(&sha256, size, &mut crate::digest::hash_buffer(size))).await?;
     if state == ObjectState::Intact {
         return Ok(Got { sha256, size, last_modified: None, how: How::Reused });
     }
     tracing::warn!(path = %f.path, %sha256, ?state, "pool object damaged or missing, downloading it again");
-    let stored = ctx.fetcher.download(&f.url, ctx.pool, Expect::Exactly { size, sha256 }).await?;
+    let expect = Expect::Exactly { size, sha256 };
+    let stored = ctx.fetcher.download(&f.url, ctx.pool, expect).await.map_err(|e| fetch_cause(f, e))?;
     let how = How::Repaired(state != ObjectState::Missing);
     Ok(Got { sha256: stored.sha256, size: stored.size, last_modified: stored.last_modified, how })
 }
@@ -316,12 +325,7 @@ async fn download(ctx: &PerformCtx<'_>, f: &PlannedFile, by_hash: Option<&Url>) 
 /// - nothing: stored as is (the planner reports it as unverified by upstream).
 async fn fetch_checked(ctx: &PerformCtx<'_>, f: &PlannedFile, url: &Url) -> Result<Stored, Cause> {
     let list = f.checked_by.clone();
-    let fetch_err = |e: FetchError| match (&e, &list) {
-        (FetchError::Pool { source, .. }, Some(list)) if is_mismatch(source) => {
-            Cause::NotAsListed { list: list.clone(), source: std::sync::Arc::new(e) }
-        }
-        _ => Cause::from(e),
-    };
+    let fetch_err = |e: FetchError| fetch_cause(f, e);
     let mismatch = |expected: String, actual: String| {
         let list = list.clone().unwrap_or_else(|| "its checksum list".to_owned());
         Cause::Mismatch(Box::new(Mismatch { list, expected, actual }))
@@ -351,6 +355,16 @@ async fn fetch_checked(ctx: &PerformCtx<'_>, f: &PlannedFile, url: &Url) -> Resu
     }
 }
 
+/// A fetch error, said as a mismatch with the file's list when it is one and a list vouches.
+fn fetch_cause(f: &PlannedFile, e: FetchError) -> Cause {
+    match (&e, &f.checked_by) {
+        (FetchError::Pool { source, .. }, Some(list)) if is_mismatch(source) => {
+            Cause::NotAsListed { list: list.clone(), source: std::sync::Arc::new(e) }
+        }
+        _ => Cause::from(e),
+    }
+}
+
 fn is_mismatch(e: &PoolError) -> bool {
     matches!(e, PoolError::HashMismatch { .. } | PoolError::SizeMismatch { .. } | PoolError::TooLarge { .. })
 }
@@ -366,5 +380,49 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, PoolError>
     match tokio::task::spawn_blocking(work).await {
         Ok(result) => result.map_err(Cause::from),
         Err(e) => Err(Cause::from(PoolError::Task(e.to_string()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Size;
+
+    fn file(path: &str, kind: EntryKind, source: Source, check: Check) -> PlannedFile {
+        PlannedFile {
+            path: path.to_owned(),
+            url: Url::parse("http://h/").unwrap().join(path).unwrap(),
+            kind,
+            size: Size::Exact(1),
+            check,
+            source,
+            other_hashes: Vec::new(),
+            optional: false,
+            mtime: None,
+            checked_by: None,
+        }
+    }
+
+    /// apt paths of one digest are one object (fetched once); tree files never share a job: a
+    /// rechecked template's previous digest says nothing about its content now, and a second
+    /// path must not pass for one upstream does not serve.
+    #[test]
+    fn only_apt_files_of_one_digest_share_a_job() {
+        let s = Sha256::of(b"x");
+        let digest = Check::Digest(Expected::Sha256(s));
+        let other = Check::Digest(Expected::Sha512(crate::digest::Sha512([1; 64])));
+        let files = vec![
+            file("a/Packages", EntryKind::Index, Source::Download { by_hash: None }, digest),
+            file("b/Packages", EntryKind::Index, Source::Pool { sha256: s, size: 1 }, digest),
+            file("t/a.tar.zst", EntryKind::TreeFile, Source::Pool { sha256: s, size: 1 }, other),
+            file("t/b.tar.zst", EntryKind::TreeFile, Source::Recheck { sha256: s, size: 1, mtime: 0 }, other),
+            file("iso/x.iso", EntryKind::TreeFile, Source::Download { by_hash: None }, digest),
+        ];
+        let groups: Vec<Vec<&str>> =
+            objects(&files).iter().map(|g| g.iter().map(|f| f.path.as_str()).collect()).collect();
+        assert_eq!(
+            groups,
+            [vec!["a/Packages", "b/Packages"], vec!["t/a.tar.zst"], vec!["t/b.tar.zst"], vec!["iso/x.iso"]]
+        );
     }
 }

@@ -91,7 +91,7 @@ pub struct PlannedFile {
 }
 
 impl PlannedFile {
-    /// The object's sha256 when known before fetching: files with one digest are one object.
+    /// The object's sha256 when known before fetching (for a recheck: the previous object's).
     pub fn known_sha256(&self) -> Option<Sha256> {
         match &self.source {
             Source::Pool { sha256, .. } | Source::Memory { sha256, .. } | Source::Recheck { sha256, .. } => {
@@ -101,7 +101,7 @@ impl PlannedFile {
         }
     }
 
-    /// Whether the bytes are already at hand (pool or memory): not a fetch.
+    /// Whether the bytes are already in the pool (reused or rechecked): not a fetch.
     pub fn is_reuse(&self) -> bool {
         matches!(self.source, Source::Pool { .. } | Source::Recheck { .. })
     }

@@ -29,6 +29,7 @@ use crate::digest::Sha256;
 use crate::engine::{Cause, EntryError};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::sync::Arc;
 use url::Url;
 
 /// Largest checksum list or signature accepted (compressed or not). Proxmox's aplinfo index is
@@ -97,7 +98,7 @@ pub async fn load(
     let keyring = match &ctx.tree.key_bytes {
         Some(bytes) => Some(Keyring::from_bytes(bytes).map_err(|e| {
             let key = ctx.tree.key.as_ref().map(|p| p.display().to_string());
-            EntryError::tree(id, key.as_deref(), e)
+            EntryError::tree(id, key.as_deref(), Cause::Key(Arc::new(e)))
         })?),
         None => None,
     };
@@ -214,7 +215,7 @@ fn check_signatures(
     }
     for sig in &group.signatures {
         verify_detached_data(text, &small[sig].bytes, keyring).map_err(|e| {
-            EntryError::tree(id, Some(sig), format!("signature of {} does not verify: {e}", group.name))
+            EntryError::tree(id, Some(sig), Cause::Signature { list: group.name.clone(), source: Arc::new(e) })
         })?;
     }
     Ok(())

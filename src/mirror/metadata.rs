@@ -161,7 +161,7 @@ async fn fetch_family(
         let e = FetchError::Status { url: ctx.mirror.repository.url.to_string(), status: 404 };
         (index_path(ctx, family), Cause::from(e))
     });
-    Err(ctx.err(&path, format!("required index missing upstream: {e}")))
+    Err(ctx.err(&path, Cause::RequiredMissing(Box::new(e))))
 }
 
 /// Fetches one Release-listed index into memory (from the pool when it is already there), by hash

@@ -4,7 +4,7 @@
 use super::ctx::{MirrorCtx, ReleaseFiles, MAX_RELEASE_SIZE};
 use crate::apt::signature::{verify_detached, verify_inrelease, Keyring, VerifiedRelease};
 use crate::digest::Sha256;
-use crate::engine::EntryError;
+use crate::engine::{Cause, EntryError};
 use crate::fetch::{Body, Conditional, FetchError};
 
 /// Seconds a Release's `Date` may lie in the future: apt's `Acquire::Max-FutureTime` default
@@ -44,8 +44,8 @@ pub(super) fn check_dates(ctx: &MirrorCtx<'_>, release: &ReleaseFiles, now: i64)
 
 /// InRelease (conditional), else Release + Release.gpg; `None` when unchanged since last time.
 pub(super) async fn fetch_release(ctx: &MirrorCtx<'_>) -> Result<Option<ReleaseFiles>, EntryError> {
-    let keyring =
-        Keyring::from_bytes(&ctx.mirror.key_bytes).map_err(|e| ctx.err(&ctx.mirror.key.display().to_string(), e))?;
+    let keyring = Keyring::from_bytes(&ctx.mirror.key_bytes)
+        .map_err(|e| ctx.err(&ctx.mirror.key.display().to_string(), Cause::Key(e.into())))?;
     let inrelease = format!("{}/InRelease", ctx.dists());
     let since = if ctx.force { None } else { ctx.previous.release_last_modified };
     match ctx.fetcher.get_conditional(&ctx.url(&inrelease)?, since).await {

@@ -154,8 +154,13 @@ impl Pool {
         let size = bytes.len() as u64;
         let put = match self.contains(expected) {
             false => Put::Wrote,
+            // A copy of another size is damaged, verifying or not (one stat).
+            true if self.size_of(expected) != Some(size) => {
+                tracing::warn!(sha256 = %expected, "pool object of the wrong size, writing it again");
+                Put::Repaired
+            }
             true if !verify => return Ok(Put::Kept),
-            true => match self.check(expected, size, &mut vec![0u8; crate::digest::HASH_BUFFER])? {
+            true => match self.check(expected, size, &mut crate::digest::hash_buffer(size))? {
                 ObjectState::Intact => return Ok(Put::Kept),
                 ObjectState::Missing => Put::Wrote,
                 damaged => {
@@ -225,7 +230,7 @@ impl Pool {
         }
     }
 
-    /// Unlinks an object (gc, repair of a damaged object).
+    /// Unlinks an object (gc only: a repair renames a good copy over a damaged one).
     pub fn remove(&self, digest: &Sha256) -> Result<bool, PoolError> {
         let path = self.object_path(digest);
         match fs::remove_file(&path) {

@@ -12,7 +12,9 @@
 //! ```
 //!
 //! `sync`, `snapshot publish|remove|forget` and `gc` open a [`Store`]; readers (status, list,
-//! the mount daemon, a dry run) read the catalog without it.
+//! the mount daemon, a dry run) read the catalog without it. `snapshot unpin` is the one writer
+//! that takes no lock: it changes only a pin, which a running sync reads inside its publish
+//! transaction (so it either still holds its new snapshot back or already publishes it).
 
 mod views;
 
@@ -26,7 +28,7 @@ use crate::lifecycle::LifecycleError;
 use crate::pool::{LockError, Pool, PoolError, StoreLock};
 use crate::tree::source::{Alias, ViewSource};
 use crate::tree::BuildError;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// How a store is laid out and published, from the config (or given by parts).
 #[derive(Debug, Clone)]
@@ -86,10 +88,6 @@ impl Store {
         }
         let catalog = Catalog::open(&settings.dir)?;
         Ok(Store { settings, lock, pool, catalog })
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.settings.dir
     }
 
     pub fn pool(&self) -> &Pool {

@@ -1,8 +1,8 @@
-//! The step every publish shares ([`super::Store::with_view`]: sync, `snapshot publish|remove|forget`): build the view
-//! the new generation shows — which refuses path conflicts — and write it as a view image that
-//! the mount daemon maps instead of building the tree itself (`tree::image`). The image is
-//! written before the catalog transaction commits and named by a nonce the transaction records,
-//! so the daemon never maps an image of an attempt that did not commit.
+//! The step every publish shares (`Store::with_view`: sync, `snapshot publish|remove|forget`):
+//! build the view the new generation shows — which refuses path conflicts — and write it as a
+//! view image that the mount daemon maps instead of building the tree itself (`tree::image`).
+//! The image is written before the catalog transaction commits and named by a nonce the
+//! transaction records, so the daemon never maps an image of an attempt that did not commit.
 
 use std::path::{Path, PathBuf};
 
@@ -31,7 +31,8 @@ pub struct ViewPublisher {
 }
 
 impl ViewPublisher {
-    /// For a store given by its parts (tools that build catalogs without a config file).
+    /// For the store in `store`, writing images with `fsync` and the configured `aliases` (the
+    /// `Store` builds one per publish; tools and tests that build catalogs use it directly).
     pub fn for_store(store: &Path, fsync: bool, aliases: Vec<Alias>) -> Self {
         ViewPublisher { dir: images_dir(store), fsync, aliases, written: None }
     }

@@ -30,6 +30,11 @@ impl Job<'_> {
         }
     }
 
+    /// Whether the job re-hashes what it reuses: `sync --verify`, or a mirror's `verify = true`.
+    pub fn verifies(&self, request: &SyncRequest) -> bool {
+        request.verify || matches!(self, Job::Mirror(m) if m.verify)
+    }
+
     /// (kind, view root, upstream URL) as the catalog records them.
     pub fn catalog_row(&self) -> (&'static str, &str, &str) {
         match self {
@@ -66,7 +71,7 @@ pub struct Baseline {
 impl Baseline {
     pub fn read(catalog: Option<&Catalog>, job: Job<'_>, request: &SyncRequest) -> Result<Baseline, SyncError> {
         let wants_files = match job {
-            Job::Mirror(m) => request.verify || m.verify,
+            Job::Mirror(_) => job.verifies(request),
             Job::Tree(_) => true,
             Job::Unusable(_) => false,
         };
@@ -122,7 +127,7 @@ impl<'a> Env<'a> {
 
     /// Whether the job re-hashes what it reuses (`sync --verify`, or the mirror's `verify`).
     pub fn verify(&self, job: Job<'_>) -> bool {
-        self.request.verify || matches!(job, Job::Mirror(m) if m.verify)
+        job.verifies(self.request)
     }
 
     /// The fetcher for the job's upstream, with its subscription's credentials.

@@ -43,7 +43,10 @@ pub fn preview(config: &Config, request: &SyncRequest, progress: &dyn Progress) 
             (r.fetched_files, r.fetched_bytes, r.reused_files, r.reused_bytes) =
                 (t.fetch_files, t.fetch_bytes, t.reuse_files, t.reuse_bytes);
             r.skipped_packages = plan.skipped_packages;
-            r.warnings = plan.warnings.clone();
+            // Counted as a sync counts them: what the baseline recorded already is "known".
+            let known = base.snapshot.as_ref().map_or(&[][..], |s| s.warnings.as_slice());
+            r.warnings = plan.warnings.iter().filter(|w| !known.contains(w)).cloned().collect();
+            r.repeated_warnings = plan.warnings.len() - r.warnings.len();
         }
         report.mirrors.push(r);
     }

@@ -53,15 +53,17 @@ fn run_job(
     store.catalog().upsert_mirror(&id, kind, view, upstream)?;
     store.catalog().mark_started(&id, unix_now())?;
     let base = Baseline::read(Some(store.catalog()), job, env.request)?;
-    let (mut report, snapshot) = match sync_job(env, job, &base) {
+    let Synced { mut report, snapshot, repairs } = match sync_job(env, job, &base) {
         Ok(done) => done,
-        Err(e) => (EntryReport::new(&id, Outcome::Failed(e), started.elapsed()), None),
+        Err(e) => Synced::failed(&id, e, started),
     };
     report.elapsed = started.elapsed();
     let all_warnings = report.warnings.clone();
     let known = base.snapshot.as_ref().map_or(&[][..], |s| s.warnings.as_slice());
     report.warnings.retain(|w| !known.contains(w));
     report.repeated_warnings = all_warnings.len() - report.warnings.len();
+    // Said once, for this run: not upstream's, so not recorded with the snapshot.
+    report.warnings.extend(repairs);
     if let Some(snap) = snapshot {
         let (snap_id, name) = store.record(&snap, &all_warnings)?;
         report.outcome = Outcome::Snapshot { name };
@@ -85,11 +87,12 @@ fn run_job(
 
 /// The network part of one job against its baseline: plan, perform, and the snapshot to record
 /// (none when nothing changed).
-fn sync_job(env: &Env<'_>, job: Job<'_>, base: &Baseline) -> Result<(EntryReport, Option<NewSnapshot>), EntryError> {
+fn sync_job(env: &Env<'_>, job: Job<'_>, base: &Baseline) -> Result<Synced, EntryError> {
     let started = Instant::now();
     let fetcher = env.fetcher(job);
     let Some(plan) = env.plan(job, &fetcher, base)? else {
-        return Ok((EntryReport::new(job.id(), Outcome::Unchanged, started.elapsed()), None));
+        let report = EntryReport::new(job.id(), Outcome::Unchanged, started.elapsed());
+        return Ok(Synced { report, snapshot: None, repairs: None });
     };
     let (skipped_packages, release) = (plan.skipped_packages, plan.release);
     let done = env.perform(job, &fetcher, plan)?;
@@ -103,14 +106,11 @@ fn sync_job(env: &Env<'_>, job: Job<'_>, base: &Baseline) -> Result<(EntryReport
     // A run that ends where its baseline was wrote only what that snapshot was missing; any
     // other verify run counts the reused objects it found damaged or missing.
     let repaired = if unchanged { done.written } else { done.repaired };
-    if env.verify(job) && repaired > 0 {
-        r.warnings.push(format!(
-            "{repaired} damaged or missing pool objects were downloaded again ({} damaged)",
-            done.damaged
-        ));
-    }
+    let repairs = (env.verify(job) && repaired > 0).then(|| {
+        format!("{repaired} damaged or missing pool objects were downloaded again ({} damaged)", done.damaged)
+    });
     if unchanged {
-        return Ok((r, None));
+        return Ok(Synced { report: r, snapshot: None, repairs });
     }
     let snapshot = NewSnapshot {
         mirror_id: job.id().to_owned(),
@@ -119,7 +119,21 @@ fn sync_job(env: &Env<'_>, job: Job<'_>, base: &Baseline) -> Result<(EntryReport
         release_last_modified: release.and_then(|r| r.last_modified),
         entries: done.entries,
     };
-    Ok((r, Some(snapshot)))
+    Ok(Synced { report: r, snapshot: Some(snapshot), repairs })
+}
+
+/// What one job's network part came to: its report, the snapshot to record (none when nothing
+/// changed), and the line saying what `--verify` repaired (for this run's output only).
+struct Synced {
+    report: EntryReport,
+    snapshot: Option<NewSnapshot>,
+    repairs: Option<String>,
+}
+
+impl Synced {
+    fn failed(id: &str, e: EntryError, started: Instant) -> Synced {
+        Synced { report: EntryReport::new(id, Outcome::Failed(e), started.elapsed()), snapshot: None, repairs: None }
+    }
 }
 
 /// Publishes every snapshot this run recorded in one transaction, refusing path conflicts. The
