@@ -284,9 +284,11 @@ setup_store() {
         "$(mirror_entry bench-deb bench/deb main)" "$(mirror_entry bench-pve bench/pve pve-no-subscription)"
     timed_sync initial
     # A second upstream generation of bench/deb (new Release, same packages): two snapshots to
-    # switch between in item 4.
+    # switch between in item 4. Dated now: later than the first (written before the initial sync),
+    # and not in the future, which a sync refuses past 10 s as apt does ("not valid yet").
+    sleep 1
     python3 "$HELPERS/make-repo.py" --out "$W/up" --root bench/deb --layout pool --resign-only \
-        --date $(($(date +%s) + 60)) --gnupghome "$GNUPGHOME"
+        --date "$(date +%s)" --gnupghome "$GNUPGHOME"
     timed_sync resync bench-deb
     local packages=$W/up/bench/deb/dists/bookworm/main/binary-amd64/Packages
     BIG_SHA=$(awk '/^Package: big$/ { b = 1 } b && /^SHA256:/ { print $2; exit }' "$packages")
