@@ -3,9 +3,10 @@
 //! `crate::status`'s, shared with the mount's status.json).
 
 use crate::catalog::snapshot_name;
-use crate::engine::{EntryReport, Outcome, Plan, RunReport, Source};
+use crate::engine::{EntryReport, Outcome, Plan, Source};
 pub use crate::status::size;
 use crate::status::{InConfig, StatusRow};
+use crate::sync::RunReport;
 use serde_json::{json, Value};
 
 pub fn mirror_line(m: &EntryReport) -> String {

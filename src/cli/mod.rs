@@ -155,17 +155,7 @@ fn die_on_closed_stdout() {
 /// A cause whose text its parent already shows (thiserror's `{source}` in the message) is not
 /// repeated.
 fn one_line(e: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in e.chain().map(ToString::to_string) {
-        if line.contains(&cause) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&cause);
-    }
-    line
+    crate::engine::one_line(e.as_ref())
 }
 
 fn init_tracing() {

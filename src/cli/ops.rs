@@ -20,7 +20,7 @@ use crate::apt::signature::Keyring;
 use crate::catalog::Catalog;
 use crate::config::presets::{self, AddOptions, Added, KeySource, Preset};
 use crate::config::{import, Config, ConfigError};
-use crate::engine::RunReport;
+use crate::sync::RunReport;
 use anyhow::{bail, Context as _};
 use clap::{Args, CommandFactory as _, Subcommand};
 use std::io::IsTerminal as _;

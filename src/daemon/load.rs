@@ -3,9 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{one_line, DaemonError, Schedule};
+use super::{DaemonError, Schedule};
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::engine::one_line;
 use crate::store::aliases;
 use crate::tree::{image, View};
 

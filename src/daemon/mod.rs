@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use crate::catalog::{Catalog, CatalogError, StatusStamp};
 use crate::config::Config;
-use crate::engine::unix_now;
+use crate::engine::{one_line, unix_now};
 use crate::fuse::{FuseError, Mounted, ViewHandle};
 use crate::pool::PoolError;
 use crate::tree::{BuildError, View, STATUS_FILE};
@@ -273,20 +273,4 @@ impl<T: ViewTarget> Daemon<T> {
         }
         Ended::Stopped
     }
-}
-
-/// `error: cause: cause` on one line, as the CLI prints errors: a cause whose text its parent
-/// already shows is not repeated.
-fn one_line(e: &dyn std::error::Error) -> String {
-    let mut line = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        source = cause.source();
-    }
-    line
 }

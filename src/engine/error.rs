@@ -130,3 +130,19 @@ macro_rules! invalid_from {
 }
 
 invalid_from!(crate::apt::SignatureError, crate::apt::DecompressError, crate::apt::ParseError);
+
+/// `error: cause: cause` on one line (cron mails and journald lines stay readable): a cause
+/// whose text its parent already shows is not repeated. The CLI and the daemon print with it.
+pub fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = cause.source();
+    }
+    line
+}

@@ -19,11 +19,11 @@ mod plan;
 mod progress;
 mod report;
 
-pub use error::{Cause, EntryError, Mismatch};
+pub use error::{one_line, Cause, EntryError, Mismatch};
 pub use perform::{perform, PerformCtx, Performed};
 pub use plan::{Check, Plan, PlanTotals, PlannedFile, ReleaseMark, Size, Source};
 pub use progress::{Progress, SilentProgress};
-pub use report::{EntryReport, Outcome, RunReport};
+pub use report::{EntryReport, Outcome};
 
 /// Seconds since the epoch (0 before it).
 pub fn unix_now() -> i64 {

@@ -15,9 +15,11 @@
 
 mod jobs;
 mod preview;
+mod report;
 mod run;
 
 pub use preview::preview;
+pub use report::RunReport;
 pub use run::run;
 
 /// What to sync and how.

@@ -4,10 +4,11 @@
 //! This is what `sync --dry-run` prints.
 
 use super::jobs::{select, Baseline, Env};
+use super::RunReport;
 use super::{SyncError, SyncRequest};
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::engine::{EntryReport, Outcome, Progress, RunReport};
+use crate::engine::{EntryReport, Outcome, Progress};
 use crate::pool::Pool;
 use std::time::Instant;
 

@@ -4,10 +4,11 @@
 //! its published snapshot alone, and its report says what it is pinned to.
 
 use super::jobs::{select, Baseline, Env, Job};
+use super::RunReport;
 use super::{SyncError, SyncRequest};
 use crate::catalog::{CatalogError, NewSnapshot};
 use crate::config::Config;
-use crate::engine::{unix_now, EntryError, EntryReport, Outcome, Progress, RunReport};
+use crate::engine::{unix_now, EntryError, EntryReport, Outcome, Progress};
 use crate::store::{Settings, Store, StoreError};
 use std::time::Instant;
 

@@ -8,7 +8,7 @@
 //! duration and fetch figures from the previous file.
 
 use crate::catalog::MirrorRow;
-use crate::engine::RunReport;
+use crate::sync::RunReport;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io;
