@@ -71,7 +71,8 @@ impl Access {
 pub fn run(config: &Config, mountpoint: &Path, switches: Switches) -> anyhow::Result<i32> {
     let euid = rustix::process::geteuid().as_raw();
     let access = Access::choose(switches, euid);
-    let opts = MountOptions { allow_other: access == Access::AllUsers, nonempty: switches.nonempty };
+    let pins = fuse::PinBounds { idle: config.mount.pin_idle, lifetime: config.mount.pin_lifetime };
+    let opts = MountOptions { allow_other: access == Access::AllUsers, nonempty: switches.nonempty, pins };
     fuse::check_mountpoint(mountpoint, &opts)?;
     // Fork before any thread exists (FUSE session, tracing): the parent waits until the child
     // reports "mounted" or an error, so `mount` exits non-zero when mounting fails.

@@ -2,12 +2,12 @@
 //! against each other (unique ids, aliases that neither hide a view nor point nowhere). The first
 //! problem in file order wins.
 
-use super::raw::{RawAlias, RawConfig, RawMirror, RawStore, RawSubscription, RawSync, RawTree, Text};
+use super::raw::{RawAlias, RawConfig, RawMirror, RawMount, RawStore, RawSubscription, RawSync, RawTree, Text};
 use super::subscription::{self, Product, ServerId, Subscription, SubscriptionKey};
 use super::{duration, validate};
 use super::{
-    AliasConfig, Config, ConfigError, KeyFileProblem, Location, MirrorConfig, Repository, StoreConfig, SyncConfig,
-    TreeConfig, Unusable,
+    AliasConfig, Config, ConfigError, KeyFileProblem, Location, MirrorConfig, MountConfig, Repository, StoreConfig,
+    SyncConfig, TreeConfig, Unusable,
 };
 use std::collections::HashMap;
 use std::ops::Range;
@@ -27,12 +27,18 @@ const DEFAULT_KEEP: usize = 3;
 const DEFAULT_GRACE: Duration = Duration::from_secs(48 * 3600);
 /// 60s: a stalled connection is declared dead after a minute (large ISOs keep bytes flowing).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// 120s without a lookup: far longer than any pause inside one `apt update`, short enough that
+/// the tokens of closed connections go soon.
+const DEFAULT_PIN_IDLE: Duration = Duration::from_secs(120);
+/// 10 minutes: a long-lived connection (a proxy's keep-alive pool) never sees an older view.
+const DEFAULT_PIN_LIFETIME: Duration = Duration::from_secs(600);
 
 pub(super) fn build(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let ctx = Ctx { text, path, base: base_dir(path) };
     let raw: RawConfig = toml::from_str(text).map_err(|e| ctx.syntax(&e))?;
     let store = ctx.store(&raw.store)?;
     let sync = ctx.sync(&raw.sync)?;
+    let mount = ctx.mount(&raw.mount)?;
     let subscriptions =
         raw.subscription.iter().enumerate().map(|(i, s)| ctx.subscription(s, i + 1)).collect::<Result<Vec<_>, _>>()?;
     let mut ids = IdRegistry::default();
@@ -80,7 +86,7 @@ pub(super) fn build(text: &str, path: &Path) -> Result<Config, ConfigError> {
         .chain(unusable.iter().map(|u| u.view.as_str()))
         .collect();
     let aliases = ctx.aliases(&raw.alias, &views)?;
-    Ok(Config { path: path.to_owned(), store, sync, mirrors, trees, aliases, subscriptions, unusable })
+    Ok(Config { path: path.to_owned(), store, sync, mount, mirrors, trees, aliases, subscriptions, unusable })
 }
 
 /// Sorts an entry's problems: a key file that cannot be used or a subscription no
@@ -158,6 +164,7 @@ impl Ctx<'_> {
             .or_else(|| named("alias", "path", &outline.alias))
             .or_else(|| fixed("[store]", &outline.store))
             .or_else(|| fixed("[sync]", &outline.sync))
+            .or_else(|| fixed("[mount]", &outline.mount))
     }
 
     fn invalid(&self, span: Range<usize>, entry: &str, key: &'static str, message: impl Into<String>) -> ConfigError {
@@ -207,9 +214,33 @@ impl Ctx<'_> {
         })
     }
 
+    fn mount(&self, raw: &RawMount) -> Result<MountConfig, ConfigError> {
+        let positive = |text: Option<&Text>, key, default| {
+            let value = self.duration_in("[mount]", text, key, default)?;
+            match text.filter(|_| value.is_zero()) {
+                Some(t) => Err(self.invalid(t.span(), "[mount]", key, "must be more than 0s")),
+                None => Ok(value),
+            }
+        };
+        Ok(MountConfig {
+            pin_idle: positive(raw.pin_idle.as_ref(), "pin-idle", DEFAULT_PIN_IDLE)?,
+            pin_lifetime: positive(raw.pin_lifetime.as_ref(), "pin-lifetime", DEFAULT_PIN_LIFETIME)?,
+        })
+    }
+
     fn duration(&self, raw: Option<&Text>, key: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+        self.duration_in("[sync]", raw, key, default)
+    }
+
+    fn duration_in(
+        &self,
+        section: &str,
+        raw: Option<&Text>,
+        key: &'static str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
         let Some(text) = raw else { return Ok(default) };
-        duration::parse_duration(text.get_ref()).map_err(|e| self.invalid(text.span(), "[sync]", key, e.to_string()))
+        duration::parse_duration(text.get_ref()).map_err(|e| self.invalid(text.span(), section, key, e.to_string()))
     }
 
     /// The mirror, and the problem of its key file if it has one (its `key_bytes` are then empty).
@@ -442,6 +473,7 @@ fn texts(raw: Option<&[Text]>) -> Vec<String> {
 struct Outline {
     store: Option<Spanned<toml::Table>>,
     sync: Option<Spanned<toml::Table>>,
+    mount: Option<Spanned<toml::Table>>,
     #[serde(default)]
     mirror: Vec<Spanned<toml::Table>>,
     #[serde(default)]

@@ -51,6 +51,7 @@ pub struct Config {
     pub path: PathBuf,
     pub store: StoreConfig,
     pub sync: SyncConfig,
+    pub mount: MountConfig,
     pub mirrors: Vec<MirrorConfig>,
     pub trees: Vec<TreeConfig>,
     pub aliases: Vec<AliasConfig>,
@@ -114,6 +115,16 @@ pub struct SyncConfig {
     pub grace: Duration,
     /// Per-request connect/idle timeout (more than zero).
     pub timeout: Duration,
+}
+
+/// `[mount]`: how the mount daemon pins index paths under `.pin/<token>/` (one token per nginx
+/// connection) to the view current at the token's first lookup.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountConfig {
+    /// A token not looked up for this long is forgotten (its next lookup pins the newest view).
+    pub pin_idle: Duration,
+    /// A token is forgotten this long after it was pinned, however busy it is.
+    pub pin_lifetime: Duration,
 }
 
 /// One `[[mirror]]`: an apt repository synced into snapshots.

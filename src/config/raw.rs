@@ -14,6 +14,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub sync: RawSync,
     #[serde(default)]
+    pub mount: RawMount,
+    #[serde(default)]
     pub subscription: Vec<RawSubscription>,
     #[serde(default)]
     pub mirror: Vec<RawMirror>,
@@ -39,6 +41,13 @@ pub(super) struct RawSync {
     pub keep: Option<Spanned<usize>>,
     pub grace: Option<Text>,
     pub timeout: Option<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawMount {
+    pub pin_idle: Option<Text>,
+    pub pin_lifetime: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

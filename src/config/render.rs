@@ -12,6 +12,7 @@ use std::path::Path;
 struct Document {
     store: Store,
     sync: Sync,
+    mount: Mount,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     subscription: Vec<Subscription>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -38,6 +39,13 @@ struct Sync {
     keep: usize,
     grace: String,
     timeout: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Mount {
+    pin_idle: String,
+    pin_lifetime: String,
 }
 
 #[derive(Serialize)]
@@ -103,6 +111,10 @@ pub(super) fn to_toml(config: &Config) -> String {
             keep: config.sync.keep,
             grace: format_duration(config.sync.grace),
             timeout: format_duration(config.sync.timeout),
+        },
+        mount: Mount {
+            pin_idle: format_duration(config.mount.pin_idle),
+            pin_lifetime: format_duration(config.mount.pin_lifetime),
         },
         subscription: config
             .subscriptions

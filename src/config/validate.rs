@@ -11,6 +11,9 @@ pub const ARCHITECTURES: [&str; 11] =
 /// claim it.
 pub const SNAPSHOTS_DIR: &str = "snapshots";
 
+/// The top-level directory the mount answers pinned lookups under (`crate::fuse::PIN_DIR`).
+pub const PIN_DIR: &str = ".pin";
+
 /// Ids name `snapshots/<id>/` directories and catalog rows: `[A-Za-z0-9_.-]+`, not `.` or `..`.
 pub fn id(id: &str) -> Result<(), String> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
@@ -88,6 +91,11 @@ pub fn claimable_path(path: &str) -> Result<(), String> {
     relative_path(path)?;
     if is_within(path, SNAPSHOTS_DIR) {
         return Err(format!("{path:?} is reserved: {SNAPSHOTS_DIR}/ holds the retained snapshots"));
+    }
+    if is_within(path, PIN_DIR) {
+        return Err(format!(
+            "{path:?} is reserved: the mount answers {PIN_DIR}/<token>/ for nginx's pinned index paths"
+        ));
     }
     Ok(())
 }
@@ -179,6 +187,9 @@ mod tests {
             ("snapshots", Some("reserved")),
             ("snapshots/pve", Some("reserved")),
             ("snapshotsx", None),
+            (".pin", Some("reserved")),
+            (".pin/x", Some("reserved")),
+            (".pinx", None),
             ("a\0b", Some("NUL")),
         ];
         for (text, want) in cases {

@@ -9,28 +9,28 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use fuser::{
-    AccessFlags, BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
-    InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
-    Request, TimeOrNow, WriteFlags,
+    AccessFlags, BsdFileFlags, Errno, FileAttr, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
+    WriteFlags,
 };
 
+use super::attr::{
+    dir, file_attr, file_type, listing, opens_for_writing, pin_dir_attr, placed_attr, placed_ino, Place, BLOCK_SIZE,
+};
 use super::handle::ViewHandle;
 use super::open::{Handle, OpenFiles};
-use crate::tree::inode::Inode;
-use crate::tree::{Attr, FileContent, NodeKind, NodeRef, Resolved};
+use super::pin::{Pins, PIN_DIR, TOKEN_TTL};
+use crate::tree::inode::{Inode, PIN_DIR_INO};
+use crate::tree::{FileContent, Resolved, View};
 
 /// Entry and attribute TTL. Views change only at a switch, which invalidates explicitly; a TTL
 /// of 0 measured ≈4× slower than long ones (docs/fuse-notes.md, "Kernel caches"), and a day keeps
 /// the kernel from asking again.
 const TTL: Duration = Duration::from_secs(24 * 60 * 60);
-const FILE_MODE: u16 = 0o444;
-const DIR_MODE: u16 = 0o555;
-/// Block size reported by stat and statfs (the page size; nginx and cp size buffers by it).
-const BLOCK_SIZE: u32 = 4096;
 /// Linux NAME_MAX.
 const NAME_MAX: u32 = 255;
 /// Backing files may live on a plain filesystem only; this mount may itself sit under one
@@ -53,83 +53,67 @@ pub(super) struct MirrorFs {
     pub open: OpenFiles,
     /// Set at init when the kernel grants passthrough; cleared if registering a backing file fails.
     pub passthrough: Arc<AtomicBool>,
-}
-
-fn time(secs: i64) -> SystemTime {
-    let magnitude = Duration::from_secs(secs.unsigned_abs());
-    if secs >= 0 {
-        UNIX_EPOCH + magnitude
-    } else {
-        UNIX_EPOCH - magnitude
-    }
-}
-
-fn file_attr(attr: &Attr) -> FileAttr {
-    let mtime = time(attr.mtime);
-    let (kind, perm) = match attr.kind {
-        NodeKind::Dir => (FileType::Directory, DIR_MODE),
-        NodeKind::File => (FileType::RegularFile, FILE_MODE),
-    };
-    FileAttr {
-        ino: INodeNo(attr.ino),
-        size: attr.size,
-        blocks: attr.size.div_ceil(512),
-        atime: mtime,
-        mtime,
-        ctime: mtime,
-        crtime: mtime,
-        kind,
-        perm,
-        nlink: attr.nlink,
-        uid: 0,
-        gid: 0,
-        rdev: 0,
-        blksize: BLOCK_SIZE,
-        flags: 0,
-    }
-}
-
-fn file_type(node: &NodeRef<'_>) -> FileType {
-    match node.kind() {
-        NodeKind::Dir => FileType::Directory,
-        NodeKind::File => FileType::RegularFile,
-    }
-}
-
-fn dir(resolved: Resolved<'_>) -> Result<NodeRef<'_>, Errno> {
-    match resolved {
-        Resolved::Node(node) if node.kind() == NodeKind::Dir => Ok(node),
-        _ => Err(Errno::ENOTDIR),
-    }
-}
-
-fn opens_for_writing(flags: OpenFlags) -> bool {
-    flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & (libc::O_TRUNC | libc::O_CREAT) != 0
+    /// Tokens under `.pin/` and the views they hold (see [`super::pin`]).
+    pub pins: Arc<Pins>,
 }
 
 impl MirrorFs {
-    /// Run `f` on what `ino` names: directories and generation-scoped files in the view of their
-    /// generation, objects in the newest kept view that has them. Gone → ESTALE.
-    fn with<R>(&self, ino: INodeNo, f: impl FnOnce(Resolved<'_>) -> Result<R, Errno>) -> Result<R, Errno> {
+    /// Run `f` on what `ino` names, with where it sits: directories and generation-scoped
+    /// files in the view of their generation (or of their pin slot), objects in the newest kept
+    /// view that has them (or a pinned one). Gone → ESTALE. Not for the `.pin` directory.
+    fn with<R>(&self, ino: INodeNo, f: impl FnOnce(Resolved<'_>, Place) -> Result<R, Errno>) -> Result<R, Errno> {
         let inode = Inode::decode(ino.0).ok_or(Errno::ESTALE)?;
+        if let Inode::Pinned { slot, .. } = inode {
+            let view = self.pins.view(slot).ok_or(Errno::ESTALE)?;
+            return f(view.resolve(inode).ok_or(Errno::ESTALE)?, Place::Pin(slot));
+        }
         let views = self.views.load();
+        let pinned: Arc<View>;
         let view = match inode {
-            Inode::Root | Inode::Object { .. } => views.current(),
-            Inode::Dir { generation, .. } | Inode::GenFile { generation, .. } => {
-                views.by_bits(generation).ok_or(Errno::ESTALE)?
-            }
+            Inode::Dir { generation, .. } => views.by_bits(generation).ok_or(Errno::ESTALE)?,
+            Inode::GenFile { generation, .. } => match views.by_bits(generation) {
+                Some(view) => view,
+                None => {
+                    pinned = self.pins.view_by_bits(generation).ok_or(Errno::ESTALE)?;
+                    &pinned
+                }
+            },
+            _ => views.current(),
         };
         match (view.resolve(inode), inode) {
-            (Some(resolved), _) => f(resolved),
-            (None, Inode::Object { id }) => f(Resolved::Object(views.object(id).ok_or(Errno::ESTALE)?)),
+            (Some(resolved), _) => f(resolved, Place::Plain),
+            (None, Inode::Object { id }) => match views.object(id) {
+                Some(object) => f(Resolved::Object(object), Place::Plain),
+                None => f(Resolved::Object(&self.pins.object(id).ok_or(Errno::ESTALE)?), Place::Plain),
+            },
             (None, _) => Err(Errno::ESTALE),
         }
     }
 
-    fn lookup_attr(&self, parent: INodeNo, name: &OsStr) -> Result<FileAttr, Errno> {
-        self.with(parent, |r| {
+    fn lookup_attr(&self, parent: INodeNo, name: &OsStr) -> Result<(FileAttr, Duration), Errno> {
+        if parent.0 == PIN_DIR_INO {
+            let current = self.views.current();
+            let slot = self.pins.lookup(name.as_bytes(), &current, Instant::now()).ok_or(Errno::ENOENT)?;
+            let view = self.pins.view(slot).ok_or(Errno::ESTALE)?;
+            return Ok((placed_attr(Place::Pin(slot), &view.root()), TOKEN_TTL));
+        }
+        if parent == INodeNo::ROOT && name.as_bytes() == PIN_DIR.as_bytes() {
+            return Ok((pin_dir_attr(&self.views.current().root()), TTL));
+        }
+        self.with(parent, |r, place| {
             let child = dir(r)?.lookup(name.as_bytes()).ok_or(Errno::ENOENT)?;
-            Ok(file_attr(&child.attr()))
+            Ok((placed_attr(place, &child), TTL))
+        })
+    }
+
+    fn getattr_of(&self, ino: INodeNo) -> Result<FileAttr, Errno> {
+        if ino.0 == PIN_DIR_INO {
+            return Ok(pin_dir_attr(&self.views.current().root()));
+        }
+        self.with(ino, |r, _| {
+            let mut attr = r.attr();
+            attr.ino = ino.0;
+            Ok(file_attr(&attr))
         })
     }
 
@@ -142,7 +126,10 @@ impl MirrorFs {
         if opens_for_writing(flags) {
             return Err(Errno::EROFS);
         }
-        let content = self.with(ino, |r| match r {
+        if ino.0 == PIN_DIR_INO {
+            return Err(Errno::EISDIR);
+        }
+        let content = self.with(ino, |r, _| match r {
             Resolved::Object(object) => Ok(Content::Object(object.sha256, object.size)),
             Resolved::Node(node) => match node.content() {
                 Some(FileContent::Object(object)) => Ok(Content::Object(object.sha256, object.size)),
@@ -201,15 +188,6 @@ enum Content {
     Inline(Arc<[u8]>),
 }
 
-/// Directory listing entries from position `offset`: `.`, `..`, then the children.
-fn listing<'a>(dir: NodeRef<'a>, offset: u64) -> impl Iterator<Item = (u64, &'a str, NodeRef<'a>)> {
-    let dots = [(".", dir), ("..", dir.parent())];
-    let offset = usize::try_from(offset).unwrap_or(usize::MAX);
-    let children = dir.children_from(offset.saturating_sub(dots.len())).map(|c| (c.name(), c));
-    let dots = dots.into_iter().skip(offset);
-    dots.chain(children).enumerate().map(move |(i, (name, node))| ((offset.saturating_add(i) + 1) as u64, name, node))
-}
-
 impl Filesystem for MirrorFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
         for (flag, why) in WANTED_FLAGS {
@@ -227,13 +205,13 @@ impl Filesystem for MirrorFs {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.lookup_attr(parent, name) {
-            Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
+            Ok((attr, ttl)) => reply.entry(&ttl, &attr, Generation(0)),
             Err(e) => reply.error(e),
         }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.with(ino, |r| Ok(file_attr(&r.attr()))) {
+        match self.getattr_of(ino) {
             Ok(attr) => reply.attr(&TTL, &attr),
             Err(e) => reply.error(e),
         }
@@ -292,9 +270,12 @@ impl Filesystem for MirrorFs {
     }
 
     fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        let listed = self.with(ino, |r| {
+        if ino.0 == PIN_DIR_INO {
+            return reply.ok();
+        }
+        let listed = self.with(ino, |r, place| {
             for (next, name, node) in listing(dir(r)?, offset) {
-                if reply.add(INodeNo(node.inode()), next, file_type(&node), name) {
+                if reply.add(INodeNo(placed_ino(place, &node)), next, file_type(&node), name) {
                     break;
                 }
             }
@@ -307,9 +288,12 @@ impl Filesystem for MirrorFs {
     }
 
     fn readdirplus(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
-        let listed = self.with(ino, |r| {
+        if ino.0 == PIN_DIR_INO {
+            return reply.ok();
+        }
+        let listed = self.with(ino, |r, place| {
             for (next, name, node) in listing(dir(r)?, offset) {
-                let attr = file_attr(&node.attr());
+                let attr = placed_attr(place, &node);
                 if reply.add(attr.ino, next, name, &TTL, &attr, Generation(0)) {
                     break;
                 }

@@ -6,16 +6,19 @@
 //! A switch ([`Mounted::switch`]) stores the new view in one atomic pointer store, then asks the
 //! kernel to forget the root's entries: new path walks see the new tree at once (directory
 //! inodes carry the generation), files opened before keep reading what they opened (file
-//! inodes are pool objects).
+//! inodes are pool objects). Below `.pin/<token>/` each token keeps the view it first saw, within
+//! bounds ([`pin`]): nginx opens index paths there, one token per connection.
 //!
 //! ```text
 //! <pool>/sha256/ab/abcdef…    the object a file shows (see crate::pool::object_path)
 //! ```
 
+mod attr;
 mod fs;
 mod handle;
 mod mountpoint;
 mod open;
+mod pin;
 #[cfg(test)]
 mod tests;
 
@@ -29,6 +32,8 @@ use fuser::{BackgroundSession, Config, INodeNo, MountOption, Notifier, Session, 
 
 pub use self::handle::ViewHandle;
 pub use self::mountpoint::check_mountpoint;
+use self::pin::Pins;
+pub use self::pin::{PinBounds, PinStats, MAX_TOKENS, MAX_TOKEN_LEN, MAX_VIEWS, PIN_DIR};
 use crate::tree::View;
 
 /// Source name of the mount in /proc/mounts (`pmirror-fs on /srv/pmirror-fs type fuse`).
@@ -42,6 +47,8 @@ pub struct MountOptions {
     /// Mount over a directory that holds files, hiding them until the unmount (refused otherwise:
     /// the kernel allows it silently, and the hidden files look lost).
     pub nonempty: bool,
+    /// How long a token under `.pin/` keeps its view.
+    pub pins: PinBounds,
 }
 
 /// The FUSE device; opening it is the first thing a mount needs (root, on most systems).
@@ -100,6 +107,37 @@ fn spawn_revalidator() -> std::io::Result<std::sync::mpsc::Sender<Vec<PathBuf>>>
     Ok(tx)
 }
 
+/// How often expired pin tokens are forgotten (and dropped from the kernel's cache).
+const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The thread that forgets expired pin tokens every [`SWEEP_INTERVAL`] and drops their entries
+/// from the kernel's cache (their subtrees are small: the few directories nginx walked). The
+/// table lock is not held while notifying: a lookup in `.pin` may be waiting for it while the
+/// kernel holds the directory the notification needs. Ends when the sender is dropped.
+fn spawn_sweeper(pins: Arc<Pins>, notifier: Notifier) -> std::io::Result<std::sync::mpsc::Sender<()>> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new().name("pin-sweep".into()).spawn(move || {
+        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(SWEEP_INTERVAL) {
+            let expired = pins.sweep(std::time::Instant::now());
+            for name in &expired {
+                // ENOENT: the kernel holds no entry for it (nothing to drop).
+                let _ = notifier.inval_entry(INodeNo(crate::tree::inode::PIN_DIR_INO), OsStr::from_bytes(name));
+            }
+            if !expired.is_empty() {
+                let stats = pins.stats();
+                tracing::debug!(
+                    forgotten = expired.len(),
+                    tokens = stats.tokens,
+                    views = stats.views,
+                    "pin tokens expired"
+                );
+            }
+        }
+    })?;
+    Ok(tx)
+}
+
 /// `FUSE_NOTIFY_INVAL_ENTRY` with `FUSE_EXPIRE_ONLY` (linux/fuse.h, protocol 7.38): mark the
 /// kernel's dentry `name` in `parent` expired without pruning what is cached below it. ENOENT
 /// (nothing cached) is success.
@@ -140,6 +178,9 @@ pub struct Mounted {
     views: ViewHandle,
     mountpoint: PathBuf,
     passthrough: Arc<AtomicBool>,
+    pins: Arc<Pins>,
+    /// Dropped with the mount: the sweeper thread ends.
+    _sweeper: std::sync::mpsc::Sender<()>,
 }
 
 impl std::fmt::Debug for Mounted {
@@ -180,7 +221,8 @@ fn mount_with(
     check_mountpoint(mountpoint, &opts)?;
     let mountpoint = &std::fs::canonicalize(mountpoint)
         .map_err(|source| FuseError::Mountpoint { path: mountpoint.to_owned(), source })?;
-    let (session, passthrough) = session(mountpoint, views.clone(), pool_dir, opts, read_path)?;
+    let pins = Arc::new(Pins::new(opts.pins));
+    let (session, passthrough) = session(mountpoint, views.clone(), pool_dir, opts, read_path, Arc::clone(&pins))?;
     let mount_error = |source| FuseError::Mount { path: mountpoint.to_owned(), source };
     let notifier = session.notifier();
     let dev = {
@@ -190,7 +232,9 @@ fn mount_with(
     let session = session.spawn().map_err(mount_error)?;
     tracing::info!(mountpoint = %mountpoint.display(), passthrough = passthrough.load(Ordering::Relaxed), "view mounted");
     let revalidate = spawn_revalidator().map_err(mount_error)?;
-    Ok(Mounted { session, notifier, dev, revalidate, views, mountpoint: mountpoint.to_owned(), passthrough })
+    let _sweeper = spawn_sweeper(Arc::clone(&pins), notifier.clone()).map_err(mount_error)?;
+    let mountpoint = mountpoint.to_owned();
+    Ok(Mounted { session, notifier, dev, revalidate, views, mountpoint, passthrough, pins, _sweeper })
 }
 
 /// Mount and handshake, without starting the request threads.
@@ -200,9 +244,10 @@ fn session(
     pool: PathBuf,
     opts: MountOptions,
     read_path: ReadPath,
+    pins: Arc<Pins>,
 ) -> Result<(Session<fs::MirrorFs>, Arc<AtomicBool>), FuseError> {
     let passthrough = Arc::new(AtomicBool::new(read_path == ReadPath::Passthrough));
-    let fs = fs::MirrorFs { views, pool, open: Default::default(), passthrough: Arc::clone(&passthrough) };
+    let fs = fs::MirrorFs { views, pool, open: Default::default(), passthrough: Arc::clone(&passthrough), pins };
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::FSName(FS_NAME.to_owned()),
@@ -250,6 +295,11 @@ impl Mounted {
     /// (`fusermount3 -u`, `umount`) and the request threads ended.
     pub fn is_alive(&self) -> bool {
         !self.session.guard.is_finished()
+    }
+
+    /// The pin table's figures now.
+    pub fn pin_stats(&self) -> PinStats {
+        self.pins.stats()
     }
 
     /// Whether reads go through kernel passthrough (false: answered from the pool by pread).

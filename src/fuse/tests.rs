@@ -169,9 +169,15 @@ fn duplicate_and_stale_mounts_are_handled() {
     mounted.try_unmount().expect("unmount");
 
     // A daemon that died: the /dev/fuse fd closes while the mount stays.
-    let (session, _) =
-        session(&fx.mnt, View::empty(1).into(), fx.pool.clone(), MountOptions::default(), ReadPath::Pread)
-            .expect("mount");
+    let (session, _) = session(
+        &fx.mnt,
+        View::empty(1).into(),
+        fx.pool.clone(),
+        MountOptions::default(),
+        ReadPath::Pread,
+        Default::default(),
+    )
+    .expect("mount");
     let fd = session.as_fd().as_raw_fd();
     std::mem::forget(session);
     // SAFETY: `fd` belongs to the session leaked above, which never touches it again: taking
@@ -200,4 +206,56 @@ fn pool_layout() {
     let sha = Sha256::of(b"abc");
     let path = crate::pool::object_path(Path::new("/store/pool"), &sha);
     assert_eq!(path, Path::new("/store/pool/sha256/ba").join(sha.to_hex()));
+}
+
+/// `.pin/<token>/` keeps the view current at the token's first lookup across switches (beyond
+/// the generations the plain root keeps), with directory inodes of its own, until the idle bound
+/// forgets it; `.pin` itself lists nothing and is not listed.
+#[test]
+fn pinned_tokens_keep_their_view_until_a_bound() {
+    let fx = fixture();
+    let pins = PinBounds { idle: std::time::Duration::from_millis(1500), lifetime: std::time::Duration::from_secs(60) };
+    let opts = MountOptions { pins, ..MountOptions::default() };
+    let files = |object| [("dists/bookworm/InRelease", object)];
+    let mounted = mount(&fx.mnt, view(1, &fx.objects, &files(0)), fx.pool.clone(), opts).expect("mount");
+    let rel = "debian/pve/dists/bookworm/InRelease";
+    let pinned = |token: &str, path: &str| fs::read(fx.mnt.join(PIN_DIR).join(token).join(path));
+    assert_eq!(pinned("7-1", rel).expect("pinned read"), b"old InRelease");
+    for generation in 2..=7 {
+        mounted.switch(view(generation, &fx.objects, &files(1)));
+        assert_eq!(pinned("7-1", rel).expect("pinned read"), b"old InRelease", "generation {generation}");
+    }
+    assert_eq!(fs::read(fx.mnt.join(rel)).expect("plain read"), b"new InRelease");
+    assert_eq!(pinned("7-2", rel).expect("new token"), b"new InRelease", "a new token pins the current view");
+    // status.json has a generation-scoped inode; generation 1 is no longer kept for the root.
+    assert_eq!(pinned("7-1", "status.json").expect("pinned status"), b"{\"generation\":1}");
+    let (plain_dir, pinned_dir) =
+        (fs::metadata(fx.mnt.join("debian/pve")), fs::metadata(fx.mnt.join(".pin/7-2/debian/pve")));
+    assert_ne!(
+        plain_dir.expect("plain dir").ino(),
+        pinned_dir.expect("pinned dir").ino(),
+        "a directory inode per path"
+    );
+    assert_eq!(mounted.pin_stats().tokens, 2);
+    assert_eq!(mounted.pin_stats().views, 2);
+    let names = |dir: &Path| -> Vec<String> {
+        fs::read_dir(dir)
+            .expect("readdir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert!(names(&fx.mnt.join(PIN_DIR)).is_empty(), ".pin lists nothing");
+    assert!(!names(&fx.mnt).contains(&PIN_DIR.to_owned()), "the root does not list .pin");
+    assert_eq!(names(&fx.mnt.join(".pin/7-2/debian/pve/dists")), ["bookworm"]);
+    let long = "x".repeat(MAX_TOKEN_LEN + 1);
+    assert_eq!(errno(pinned(&long, rel)), Some(libc::ENOENT), "an over-long token is not found");
+    // Idle past the bound: the sweeper forgets the tokens, and the next lookup pins anew.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while mounted.pin_stats().tokens > 0 {
+        assert!(std::time::Instant::now() < deadline, "tokens never expired: {:?}", mounted.pin_stats());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(pinned("7-1", rel).expect("re-pinned"), b"new InRelease", "an expired token sees the newest view");
+    assert_eq!(mounted.pin_stats().views, 1);
+    mounted.try_unmount().expect("unmount");
 }

@@ -6,10 +6,11 @@
 //! ┌─────┬────────────────────────────────────────────────────────────────┐
 //! │ 0 0 │ ObjectMeta.id + 2                                              │ object file
 //! ├─────┼────────────────────────────────┬───────────────────────────────┤
+//! │ 0 1 │ pin slot mod 2^30              │ node index                    │ pinned directory
 //! │ 1 0 │ view generation mod 2^30       │ node index                    │ directory
 //! │ 1 1 │ view generation mod 2^30       │ node index                    │ generation-scoped file
 //! └─────┴────────────────────────────────┴───────────────────────────────┘
-//!  tag 0 1 is unused; inode 0 is invalid; inode 1 is the root directory in every generation.
+//!  inode 0 is invalid; inode 1 is the root directory in every generation.
 //! ```
 //!
 //! - Object file: the same pool object has the same inode in every generation and at every path,
@@ -20,6 +21,10 @@
 //!   different from the object mtime, or an inline file); attributes are per inode, so it cannot
 //!   share the object inode. Its node index is that of the first node showing it (alias copies
 //!   reuse the original's inode).
+//! - Pinned directory: a directory of the view a pin slot holds (`.pin/<token>/…`, see
+//!   `crate::fuse`'s pin table). Linux allows a directory inode under one path only, so the
+//!   same directory seen through the plain root and through a pin (or two pins) needs one inode
+//!   each; slot 0, node 0 is the `.pin` directory itself, node 0 of any other slot its root.
 
 use super::NodeId;
 
@@ -28,6 +33,7 @@ pub const ROOT_INO: u64 = 1;
 
 const TAG_SHIFT: u32 = 62;
 const TAG_OBJECT: u64 = 0b00;
+const TAG_PINNED: u64 = 0b01;
 const TAG_DIR: u64 = 0b10;
 const TAG_GEN_FILE: u64 = 0b11;
 
@@ -60,7 +66,19 @@ pub enum Inode {
         generation: u32,
         node: NodeId,
     },
+    /// A directory of the view pin slot `slot` (mod 2^30) holds; slot 0 node 0 is the `.pin`
+    /// directory.
+    Pinned {
+        slot: u32,
+        node: NodeId,
+    },
 }
+
+/// The `.pin` directory (slot 0 is never handed to a pin).
+pub const PIN_DIR_INO: u64 = TAG_PINNED << TAG_SHIFT;
+
+/// Bits of a pin slot kept in its inodes; slots wrap at this (the FUSE layer skips live ones).
+pub const SLOT_BITS: u32 = GENERATION_BITS;
 
 /// The generation bits an inode of a view with this generation carries.
 pub fn generation_bits(generation: u64) -> u32 {
@@ -76,6 +94,7 @@ impl Inode {
             Inode::Dir { node, .. } if node == NodeId::ROOT => ROOT_INO,
             Inode::Dir { generation, node } => scoped(TAG_DIR, generation, node),
             Inode::GenFile { generation, node } => scoped(TAG_GEN_FILE, generation, node),
+            Inode::Pinned { slot, node } => scoped(TAG_PINNED, slot, node),
         }
     }
 
@@ -89,6 +108,8 @@ impl Inode {
             TAG_DIR if node == NodeId::ROOT => Some(Inode::Root),
             TAG_DIR => Some(Inode::Dir { generation, node }),
             TAG_GEN_FILE => Some(Inode::GenFile { generation, node }),
+            TAG_PINNED if generation == 0 && node != NodeId::ROOT => None,
+            TAG_PINNED => Some(Inode::Pinned { slot: generation, node }),
             _ => None,
         }
     }
@@ -113,6 +134,9 @@ mod tests {
             Inode::Dir { generation: (1 << GENERATION_BITS) - 1, node: NodeId(u32::MAX) },
             Inode::GenFile { generation: 0, node: NodeId(1) },
             Inode::GenFile { generation: 5, node: NodeId(0) },
+            Inode::Pinned { slot: 0, node: NodeId::ROOT },
+            Inode::Pinned { slot: 1, node: NodeId::ROOT },
+            Inode::Pinned { slot: (1 << SLOT_BITS) - 1, node: NodeId(u32::MAX) },
         ];
         for case in cases {
             let ino = case.encode();
@@ -131,7 +155,7 @@ mod tests {
 
     #[test]
     fn rejects_numbers_never_handed_out() {
-        for ino in [0, 1 << TAG_SHIFT, (1 << TAG_SHIFT) | 5] {
+        for ino in [0, PIN_DIR_INO | 5] {
             assert_eq!(Inode::decode(ino), None, "{ino:#x}");
         }
     }
@@ -141,7 +165,14 @@ mod tests {
         let object = Inode::Object { id: 5 }.encode();
         let dir = Inode::Dir { generation: 0, node: NodeId(7) }.encode();
         let file = Inode::GenFile { generation: 0, node: NodeId(7) }.encode();
-        assert!(object != dir && dir != file && object != file);
+        let pinned = Inode::Pinned { slot: 0, node: NodeId(7) };
+        assert_eq!(Inode::decode(pinned.encode()), None, "slot 0 is the .pin directory alone");
+        let pinned = Inode::Pinned { slot: 1, node: NodeId(7) }.encode();
+        let all = [object, dir, file, pinned, PIN_DIR_INO, ROOT_INO];
+        for (i, a) in all.iter().enumerate() {
+            assert!(all[i + 1..].iter().all(|b| b != a), "{a:#x} collides");
+        }
+        assert_eq!(Inode::decode(PIN_DIR_INO), Some(Inode::Pinned { slot: 0, node: NodeId::ROOT }));
     }
 
     #[test]

@@ -327,7 +327,9 @@ impl View {
         match inode {
             Inode::Root => Some(Resolved::Node(self.root())),
             Inode::Object { id } => self.object_by_id(id).map(Resolved::Object),
-            Inode::Dir { node, .. } => self.node(node).filter(|n| n.kind() == NodeKind::Dir).map(Resolved::Node),
+            Inode::Dir { node, .. } | Inode::Pinned { node, .. } => {
+                self.node(node).filter(|n| n.kind() == NodeKind::Dir).map(Resolved::Node)
+            }
             Inode::GenFile { node, .. } => {
                 self.node(node).filter(|n| n.kind() == NodeKind::File && n.raw().b == node.0).map(Resolved::Node)
             }

@@ -1,0 +1,304 @@
+//! The pin table: one consistent generation for each HTTP connection, across a switch.
+//!
+//! apt reads a host's InRelease and then its indices over one keep-alive connection. A
+//! repository without `Acquire-By-Hash` (Proxmox's) is asked for its indices by their canonical
+//! paths, so a switch between those requests would hand the client an index its InRelease does
+//! not describe ("File has unexpected size … Mirror sync in progress?"). The shipped nginx site
+//! therefore opens index paths under `dists/` as `<mount>/.pin/<token>/<path>`, with a token per
+//! connection (`$pid-$connection`, or the one a front proxy passes in `X-Pmirror-Pin`):
+//!
+//! ```text
+//! .pin/                     lookups only; lists nothing (rsync, find and du never walk it)
+//! .pin/<token>/             the root of the view current when the token was first looked up
+//! .pin/<token>/<path>       that view's <path>: one generation, however many switches follow
+//! ```
+//!
+//! A token is pinned at its first lookup and forgotten once it was not looked up for
+//! `idle`, or `lifetime` after it was pinned, whichever comes first: a connection that lives long
+//! (a reverse proxy's keep-alive pool) never holds an old view beyond that. The kernel keeps a
+//! token's entry for [`TOKEN_TTL`] only, so a busy token is looked up (and kept) about once a
+//! second; its subtree keeps the long TTLs. A forgotten token's next lookup pins it again, to the
+//! view current then; inodes of its old slot answer ESTALE, which makes the kernel walk the path
+//! again from the token.
+//!
+//! Memory: one entry per token (its bytes, slot, generation and two instants) plus one small
+//! entry per slot; at most [`MAX_TOKENS`] tokens (the least recently used goes first) and
+//! [`MAX_VIEWS`] distinct views (the tokens of the oldest go first).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::tree::inode::SLOT_BITS;
+use crate::tree::source::ObjectMeta;
+use crate::tree::View;
+
+/// Name of the pin directory at the mount root (no mirror, tree or alias may claim it).
+pub const PIN_DIR: &str = crate::config::validate::PIN_DIR;
+
+/// How long the kernel keeps a token's entry: how often a busy token is seen (its idle clock
+/// restarts) and how late after its expiry a cached entry may still lead into its old view.
+pub(super) const TOKEN_TTL: Duration = Duration::from_secs(1);
+
+/// The longest token accepted (a longer name is not found).
+pub const MAX_TOKEN_LEN: usize = 96;
+
+/// Tokens kept at most; a new one beyond this replaces the least recently used.
+pub const MAX_TOKENS: usize = 65_536;
+
+/// Distinct views pinned at most; beyond this the tokens of the oldest are forgotten.
+pub const MAX_VIEWS: usize = 32;
+
+/// How long a pin holds (the shipped defaults; `[mount]` in the config sets them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PinBounds {
+    /// Forgotten after this long without a lookup.
+    pub idle: Duration,
+    /// Forgotten this long after it was pinned, however busy.
+    pub lifetime: Duration,
+}
+
+impl Default for PinBounds {
+    fn default() -> Self {
+        PinBounds { idle: Duration::from_secs(120), lifetime: Duration::from_secs(600) }
+    }
+}
+
+/// Figures of the table, for logs, tests and the benchmark.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PinStats {
+    pub tokens: usize,
+    /// Distinct views the tokens hold.
+    pub views: usize,
+    /// Tokens pinned since the mount (re-pins included).
+    pub pinned: u64,
+    /// Tokens forgotten since the mount (expired or evicted).
+    pub forgotten: u64,
+}
+
+struct Token {
+    slot: u32,
+    generation: u64,
+    first: Instant,
+    last: Instant,
+}
+
+#[derive(Default)]
+struct Table {
+    tokens: HashMap<Box<[u8]>, Token>,
+    /// Slot → the generation of the view it shows.
+    slots: HashMap<u32, u64>,
+    /// Pinned views by generation, with how many tokens hold each.
+    views: BTreeMap<u64, (Arc<View>, usize)>,
+    last_slot: u32,
+    pinned: u64,
+    forgotten: u64,
+}
+
+impl Table {
+    /// The next free slot (never 0, the `.pin` directory's).
+    fn next_slot(&mut self) -> u32 {
+        loop {
+            self.last_slot = (self.last_slot + 1) & ((1 << SLOT_BITS) - 1);
+            if self.last_slot != 0 && !self.slots.contains_key(&self.last_slot) {
+                return self.last_slot;
+            }
+        }
+    }
+
+    fn forget(&mut self, name: &[u8]) -> Option<Box<[u8]>> {
+        let (name, token) = self.tokens.remove_entry(name)?;
+        self.slots.remove(&token.slot);
+        if let Some((_, count)) = self.views.get_mut(&token.generation) {
+            *count -= 1;
+            if *count == 0 {
+                self.views.remove(&token.generation);
+            }
+        }
+        self.forgotten += 1;
+        Some(name)
+    }
+
+    fn pin(&mut self, name: &[u8], view: &Arc<View>, now: Instant) -> u32 {
+        let slot = self.next_slot();
+        let generation = view.generation();
+        self.views.entry(generation).or_insert_with(|| (Arc::clone(view), 0)).1 += 1;
+        self.slots.insert(slot, generation);
+        self.tokens.insert(name.into(), Token { slot, generation, first: now, last: now });
+        self.pinned += 1;
+        slot
+    }
+}
+
+/// Shared by the FUSE threads (lookups) and the mount's sweeper (expiry).
+pub(super) struct Pins {
+    bounds: PinBounds,
+    table: Mutex<Table>,
+}
+
+/// Whether `name` may be a token: 1 to [`MAX_TOKEN_LEN`] bytes, and not `.` or `..`.
+fn valid(name: &[u8]) -> bool {
+    !name.is_empty() && name.len() <= MAX_TOKEN_LEN && name != b"." && name != b".."
+}
+
+impl Default for Pins {
+    fn default() -> Self {
+        Pins::new(PinBounds::default())
+    }
+}
+
+impl Pins {
+    pub fn new(bounds: PinBounds) -> Pins {
+        Pins { bounds, table: Mutex::default() }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        // Every update is a few map operations that cannot panic half-way.
+        self.table.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn expired(&self, token: &Token, now: Instant) -> bool {
+        now.duration_since(token.last) >= self.bounds.idle || now.duration_since(token.first) >= self.bounds.lifetime
+    }
+
+    /// The slot `name` is pinned to, pinning it to `current` if it is new or expired. `None`
+    /// for a name that cannot be a token.
+    pub fn lookup(&self, name: &[u8], current: &Arc<View>, now: Instant) -> Option<u32> {
+        if !valid(name) {
+            return None;
+        }
+        let mut table = self.lock();
+        match table.tokens.get_mut(name) {
+            Some(token) if !self.expired(token, now) => {
+                token.last = now;
+                return Some(token.slot);
+            }
+            Some(_) => {
+                table.forget(name);
+            }
+            None => {}
+        }
+        if table.tokens.len() >= MAX_TOKENS {
+            let oldest = table.tokens.iter().min_by_key(|(_, t)| t.last).map(|(n, _)| n.clone());
+            if let Some(oldest) = oldest {
+                table.forget(&oldest);
+            }
+        }
+        let slot = table.pin(name, current, now);
+        if table.views.len() > MAX_VIEWS {
+            let oldest = table.views.keys().next().copied();
+            let names: Vec<Box<[u8]>> =
+                table.tokens.iter().filter(|(_, t)| Some(t.generation) == oldest).map(|(n, _)| n.clone()).collect();
+            for n in names {
+                table.forget(&n);
+            }
+        }
+        Some(slot)
+    }
+
+    /// The view pin slot `slot` shows; `None` once it was forgotten.
+    pub fn view(&self, slot: u32) -> Option<Arc<View>> {
+        let table = self.lock();
+        let generation = table.slots.get(&slot)?;
+        table.views.get(generation).map(|(view, _)| Arc::clone(view))
+    }
+
+    /// A pinned view whose generation has these inode bits (generation-scoped files of a view
+    /// the mount no longer keeps for its own root).
+    pub fn view_by_bits(&self, bits: u32) -> Option<Arc<View>> {
+        let table = self.lock();
+        let found =
+            table.views.values().rev().find(|(v, _)| crate::tree::inode::generation_bits(v.generation()) == bits);
+        found.map(|(view, _)| Arc::clone(view))
+    }
+
+    /// An object only a pinned view still shows.
+    pub fn object(&self, id: u64) -> Option<ObjectMeta> {
+        let table = self.lock();
+        table.views.values().rev().find_map(|(v, _)| v.object_by_id(id).cloned())
+    }
+
+    /// Forget every expired token; returns their names (for the kernel's cache).
+    pub fn sweep(&self, now: Instant) -> Vec<Box<[u8]>> {
+        let mut table = self.lock();
+        let expired: Vec<Box<[u8]>> =
+            table.tokens.iter().filter(|(_, t)| self.expired(t, now)).map(|(n, _)| n.clone()).collect();
+        expired.iter().filter_map(|n| table.forget(n)).collect()
+    }
+
+    pub fn stats(&self) -> PinStats {
+        let table = self.lock();
+        PinStats {
+            tokens: table.tokens.len(),
+            views: table.views.len(),
+            pinned: table.pinned,
+            forgotten: table.forgotten,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bounds() -> PinBounds {
+        PinBounds { idle: Duration::from_secs(10), lifetime: Duration::from_secs(60) }
+    }
+
+    #[test]
+    fn a_token_keeps_its_view_across_switches_until_a_bound() {
+        let pins = Pins::new(bounds());
+        let t0 = Instant::now();
+        let (g1, g2) = (Arc::new(View::empty(1)), Arc::new(View::empty(2)));
+        let slot = pins.lookup(b"7-1", &g1, t0).unwrap();
+        assert_eq!(pins.view(slot).unwrap().generation(), 1);
+        // Busy every 9 s: the idle bound never hits, the view stays generation 1 …
+        let mut t = t0;
+        for _ in 0..6 {
+            t += Duration::from_secs(9);
+            assert_eq!(pins.lookup(b"7-1", &g2, t), Some(slot), "at {:?}", t - t0);
+        }
+        // … until the lifetime bound: then it is pinned again, to the view current then.
+        let again = pins.lookup(b"7-1", &g2, t0 + Duration::from_secs(60)).unwrap();
+        assert_ne!(again, slot);
+        assert!(pins.view(slot).is_none(), "the old slot is gone");
+        assert_eq!(pins.view(again).unwrap().generation(), 2);
+        // Idle for 10 s: forgotten by a sweep, and the old view with it.
+        let swept = pins.sweep(t0 + Duration::from_secs(70));
+        assert_eq!(swept, vec![Box::from(&b"7-1"[..])]);
+        assert_eq!(pins.stats(), PinStats { tokens: 0, views: 0, pinned: 2, forgotten: 2 });
+    }
+
+    #[test]
+    fn tokens_are_independent_and_share_views() {
+        let pins = Pins::new(bounds());
+        let now = Instant::now();
+        let g1 = Arc::new(View::empty(1));
+        let a = pins.lookup(b"a", &g1, now).unwrap();
+        let g2 = Arc::new(View::empty(2));
+        let b = pins.lookup(b"b", &g2, now).unwrap();
+        let c = pins.lookup(b"c", &g2, now).unwrap();
+        assert!(a != b && b != c && a != 0);
+        assert_eq!(pins.view(a).unwrap().generation(), 1);
+        assert_eq!(pins.view(c).unwrap().generation(), 2);
+        assert_eq!(pins.stats().views, 2);
+        assert!(pins.view_by_bits(1).is_some() && pins.view_by_bits(3).is_none());
+        for bad in [&b""[..], b".", b"..", &[b'x'; MAX_TOKEN_LEN + 1]] {
+            assert_eq!(pins.lookup(bad, &g1, now), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_table_is_bounded() {
+        let pins = Pins::new(bounds());
+        let t0 = Instant::now();
+        for g in 0..(MAX_VIEWS as u64 + 3) {
+            let view = Arc::new(View::empty(g + 1));
+            pins.lookup(format!("t{g}").as_bytes(), &view, t0 + Duration::from_millis(g)).unwrap();
+        }
+        let stats = pins.stats();
+        assert_eq!(stats.views, MAX_VIEWS, "the oldest views' tokens go first");
+        assert_eq!(stats.tokens, MAX_VIEWS);
+        assert!(pins.lookup(b"t0", &Arc::new(View::empty(99)), t0).is_some(), "an evicted token pins anew");
+    }
+}
