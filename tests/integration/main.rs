@@ -12,6 +12,7 @@ mod real_upstream;
 mod subscription;
 mod support;
 mod support_selftest;
+mod switch_load;
 mod sync;
 mod tree_fixture;
 mod trees;

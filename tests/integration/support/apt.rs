@@ -106,6 +106,17 @@ impl AptClient {
         std::fs::write(&path, text).unwrap_or_else(|e| panic!("apt harness: write {}: {e}", path.display()));
     }
 
+    /// Append `line` (an apt.conf statement, e.g. `Acquire::By-Hash "force";`) to this client's
+    /// configuration.
+    pub fn configure(&self, line: &str) {
+        let path = self.dir.join("apt.conf");
+        let mut text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("apt harness: {}: {e}", path.display()));
+        text.push_str(line);
+        text.push('\n');
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("apt harness: write {}: {e}", path.display()));
+    }
+
     pub fn lists_dir(&self) -> PathBuf {
         self.dir.join("state/lists")
     }

@@ -2,7 +2,11 @@
 //! apt harness. Config, pid, logs and temp paths live in a tempdir; `daemon off` keeps the
 //! master our child, Drop stops it (SIGQUIT to the master, SIGKILL to its process group if it
 //! lingers). The server block comes from `scripts/nginx/pmirror-fs.conf` when that file
-//! exists (its `listen`/`root` replaced), so the tests exercise the configuration we ship.
+//! exists (its `listen` replaced, `/srv/pmirror-fs` in its `root` lines replaced by the served
+//! directory), so the tests exercise the configuration we ship, pinned index paths included. A
+//! plain directory (no `.pin`: not a pmirror-fs mount) gets the same block with the pinned
+//! roots pointing at the directory itself. [`Nginx::front_proxy`] starts the shipped front-proxy
+//! block (`scripts/nginx/pmirror-fs-proxy.conf`) in front of another instance.
 //!
 //! nginx missing is a test failure (panic), never a skip.
 
@@ -29,9 +33,47 @@ pub struct Nginx {
 
 /// The project's server block, if it ships one.
 fn project_server_block() -> Option<String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/nginx/pmirror-fs.conf");
+    project_file("pmirror-fs.conf")
+}
+
+fn project_file(name: &str) -> Option<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/nginx").join(name);
     let text = std::fs::read_to_string(path).ok()?;
     text.contains("server").then_some(text)
+}
+
+/// The shipped site's directory (`root` lines start with it).
+const SHIPPED_ROOT: &str = "/srv/pmirror-fs";
+/// What the shipped site appends to it for pinned index paths.
+const PINNED_SUFFIX: &str = "/.pin/$pmirror_pin";
+
+/// `root` lines of `block` with the shipped directory replaced by `root`; for a directory that
+/// is not a pmirror-fs mount, the pinned roots point at `root` too.
+fn replace_roots(block: &str, root: &str, pinned: bool) -> String {
+    let mut out = String::new();
+    for line in block.lines() {
+        let mut line = line.to_owned();
+        if is_directive(&line, "root") {
+            if !pinned {
+                line = line.replace(PINNED_SUFFIX, "");
+            }
+            line = line.replace(SHIPPED_ROOT, root);
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// `extra` directives placed first inside the block's `server {`.
+fn with_extra(block: &str, extra: &str) -> String {
+    match block.find("server {") {
+        Some(at) if !extra.is_empty() => {
+            let at = at + "server {".len();
+            format!("{}\n    {extra}{}", &block[..at], &block[at..])
+        }
+        _ => block.to_owned(),
+    }
 }
 
 /// Whether `line` is a `<directive> …;` line (not a comment, not a longer directive name).
@@ -57,19 +99,33 @@ fn replace_directive(block: &str, directive: &str, value: &str, only_first: bool
     out
 }
 
-fn server_block(root: &Path, port: u16) -> String {
+fn server_block(root: &Path, port: u16, extra: &str) -> String {
     let listen = format!("127.0.0.1:{port}");
+    let pinned = root.join(".pin").is_dir();
     let root = root.display().to_string();
     match project_server_block() {
         Some(block) => {
             let block = replace_directive(&block, "listen", &listen, true);
-            replace_directive(&block, "root", &root, false)
+            with_extra(&replace_roots(&block, &root, pinned), extra)
         }
         None => format!("server {{\n    listen {listen};\n    root {root};\n    autoindex on;\n    sendfile on;\n}}\n"),
     }
 }
 
-fn config(tmp: &Path, root: &Path, port: u16) -> String {
+/// The shipped front-proxy block, listening on `port`, passing to `backend` (`host:port`);
+/// without `pin_header`, with its X-Pmirror-Pin line left out.
+fn proxy_block(backend: &str, port: u16, pin_header: bool) -> String {
+    let block = project_file("pmirror-fs-proxy.conf").expect("scripts/nginx/pmirror-fs-proxy.conf");
+    let block = replace_directive(&block, "listen", &format!("127.0.0.1:{port}"), true);
+    let upstream_server = |l: &str| l.trim_start().starts_with("server ") && l.trim_end().ends_with(';');
+    let line = |l: &str| match upstream_server(l) {
+        true => format!("        server {backend};\n"),
+        false => format!("{l}\n"),
+    };
+    block.lines().filter(|l| pin_header || !l.contains("X-Pmirror-Pin")).map(line).collect()
+}
+
+fn config(tmp: &Path, server_block: &str) -> String {
     let t = tmp.display();
     format!(
         "daemon off;\nmaster_process on;\nworker_processes 1;\nuser root;\npid {t}/nginx.pid;\n\
@@ -78,8 +134,7 @@ fn config(tmp: &Path, root: &Path, port: u16) -> String {
          \x20   proxy_temp_path {t}/proxy;\n    fastcgi_temp_path {t}/fastcgi;\n\
          \x20   uwsgi_temp_path {t}/uwsgi;\n    scgi_temp_path {t}/scgi;\n\
          \x20   types {{ text/html html; }}\n    default_type application/octet-stream;\n\
-         \x20   sendfile on;\n{}}}\n",
-        server_block(root, port)
+         \x20   sendfile on;\n{server_block}}}\n"
     )
 }
 
@@ -92,23 +147,40 @@ impl Nginx {
     /// Serve `root` (absolute path) on `127.0.0.1:<free port>`; panics if nginx is missing or
     /// does not come up, with its error log in the message.
     pub fn start(root: &Path) -> Nginx {
+        Nginx::start_with(root, "")
+    }
+
+    /// [`Nginx::start`] with `extra` directives at the top of the server block (for example
+    /// `keepalive_timeout 0;`).
+    pub fn start_with(root: &Path, extra: &str) -> Nginx {
+        let root = std::fs::canonicalize(root).unwrap_or_else(|e| panic!("nginx root {}: {e}", root.display()));
+        Nginx::launch(&root.display().to_string(), |port| server_block(&root, port, extra))
+    }
+
+    /// The shipped front-proxy block in front of `backend` (an upstream keep-alive pool), with or
+    /// without the X-Pmirror-Pin header that names the client's connection.
+    pub fn front_proxy(backend: &Nginx, pin_header: bool) -> Nginx {
+        let to = format!("127.0.0.1:{}", backend.port());
+        Nginx::launch(&format!("a proxy to {to}"), |port| proxy_block(&to, port, pin_header))
+    }
+
+    fn launch(what: &str, block: impl Fn(u16) -> String) -> Nginx {
         assert!(
             Path::new(NGINX_BIN).exists(),
             "{NGINX_BIN} not found: install nginx (apt-get install nginx-light) — these tests need the real server"
         );
-        let root = std::fs::canonicalize(root).unwrap_or_else(|e| panic!("nginx root {}: {e}", root.display()));
         let mut last_log = String::new();
         for _ in 0..BIND_ATTEMPTS {
             let dir = tempfile::tempdir().expect("nginx harness: tempdir");
             let port = free_port();
             let conf = dir.path().join("nginx.conf");
-            std::fs::write(&conf, config(dir.path(), &root, port)).expect("nginx harness: write config");
+            std::fs::write(&conf, config(dir.path(), &block(port))).expect("nginx harness: write config");
             match spawn_and_wait(&conf, dir.path(), port) {
                 Ok(child) => return Nginx { child, port, dir },
                 Err(log) => last_log = log,
             }
         }
-        panic!("nginx did not start serving {}:\n{last_log}", root.display());
+        panic!("nginx did not start serving {what}:\n{last_log}");
     }
 
     pub fn port(&self) -> u16 {
@@ -211,5 +283,22 @@ mod tests {
         let want = "server {\n    listen 127.0.0.1:9;\n    # listen 8080;\n    listen_x y;\n    root /srv;\n\
                     \x20   location / { autoindex on; }\n}\n";
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn pinned_roots_follow_the_served_directory() {
+        let block = "server {\n    root /srv/pmirror-fs;\n    location ~ /dists/ {\n        root /srv/pmirror-fs/.pin/$pmirror_pin;\n    }\n}\n";
+        let mount = replace_roots(block, "/m", true);
+        assert!(mount.contains("root /m;\n") && mount.contains("root /m/.pin/$pmirror_pin;\n"), "{mount}");
+        let plain = replace_roots(block, "/d", false);
+        assert_eq!(plain.matches("root /d;\n").count(), 2, "{plain}");
+        assert_eq!(
+            with_extra("x\nserver {\n}\n", "keepalive_timeout 0;"),
+            "x\nserver {\n    keepalive_timeout 0;\n}\n"
+        );
+        let proxy = proxy_block("127.0.0.1:7", 9, false);
+        assert!(proxy.contains("server 127.0.0.1:7;") && proxy.contains("listen 127.0.0.1:9;"), "{proxy}");
+        assert!(!proxy.contains("X-Pmirror-Pin $") && proxy_block("127.0.0.1:7", 9, true).contains("X-Pmirror-Pin $"));
+        assert!(proxy.contains("server {"), "the server block itself stays: {proxy}");
     }
 }
