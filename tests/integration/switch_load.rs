@@ -230,7 +230,8 @@ fn sample_one_connection(backend: &Nginx, generations: &Generations, stop: &Atom
 
 #[test]
 fn no_apt_run_fails_through_a_reverse_proxy() {
-    let count = generations();
+    // Enough switches (~0.8 s each) for the keep-alive connection to outlive its pin twice.
+    let count = generations().max(16);
     let generations = Generations::build(count);
     let lifetime = Duration::from_secs(6);
     let (env, mnt) = setup(&generations, "[mount]\npin-idle = \"2s\"\npin-lifetime = \"6s\"\n");
