@@ -44,6 +44,10 @@ keep = 2
 grace = "1d12h"
 timeout = "90s"
 
+[mount]
+pin-idle = "30s"
+pin-lifetime = "5m"
+
 [[mirror]]
 id = "pve_bookworm"
 repository = "deb http://download.proxmox.com/debian/pve bookworm pve-no-subscription pvetest"
@@ -90,6 +94,7 @@ fn full_config_parses_with_every_value() {
     assert_eq!((sync.concurrency, sync.retries, sync.keep), (4, 5, 2));
     assert_eq!(sync.grace, Duration::from_secs(36 * 3600));
     assert_eq!(sync.timeout, Duration::from_secs(90));
+    assert_eq!((config.mount.pin_idle, config.mount.pin_lifetime), (Duration::from_secs(30), Duration::from_secs(300)));
 
     let pve = &config.mirrors[0];
     assert_eq!(pve.id, "pve_bookworm");
@@ -140,6 +145,10 @@ fn missing_tables_take_defaults() {
         assert_eq!((sync.concurrency, sync.retries, sync.keep), (8, 3, 3));
         assert_eq!(sync.grace, Duration::from_secs(48 * 3600));
         assert_eq!(sync.timeout, Duration::from_secs(60));
+        assert_eq!(
+            (config.mount.pin_idle, config.mount.pin_lifetime),
+            (Duration::from_secs(120), Duration::from_secs(600))
+        );
         assert!(config.mirrors.is_empty() && config.trees.is_empty() && config.aliases.is_empty());
     }
 }

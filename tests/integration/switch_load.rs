@@ -210,7 +210,15 @@ fn no_apt_run_fails_across_switches() {
     report("direct", count, &clients, &rounds);
     assert_clean("direct", &clients, &rounds);
     assert_fresh("direct", &clients, &rounds, &timeline);
-    assert!(nginx.access_log().contains("/by-hash/SHA256/"), "the by-hash client used by-hash");
+    let by_hash = nginx
+        .access_log()
+        .lines()
+        .filter(|l| {
+            l.contains("/debian/pve/dists/bookworm/pve-no-subscription/binary-amd64/by-hash/SHA256/")
+                && l.contains("\" 200 ")
+        })
+        .count();
+    assert!(by_hash > 0, "the Proxmox client forcing by-hash got its indices by hash");
     assert!(!nginx.error_log().contains("[error]"), "{}", nginx.error_log());
 }
 

@@ -125,6 +125,20 @@ const KEYS: &[Key] = &[
     ),
     ("sync", "timeout", None, "Per-request connect and idle timeout (more than 0s)."),
     (
+        "mount",
+        "pin-idle",
+        None,
+        "A token under .pin/ (one per nginx connection: the shipped site opens index paths there) not looked up \
+         for this long is forgotten; its next lookup sees the newest view (more than 0s).",
+    ),
+    (
+        "mount",
+        "pin-lifetime",
+        None,
+        "A token is forgotten this long after it was pinned, however busy: no connection is served an older view \
+         than this (more than 0s).",
+    ),
+    (
         "subscription",
         "key",
         Some("required"),
@@ -182,6 +196,7 @@ const KEYS: &[Key] = &[
 const TABLES: &[(&str, &str, &str)] = &[
     ("store", "[store]", "Where the data lives."),
     ("sync", "[sync]", "How syncs download, and how long snapshots stay."),
+    ("mount", "[mount]", "How the mount keeps each connection on one snapshot generation across a switch."),
     ("subscription", "[[subscription]]", "Proxmox enterprise credentials (keep the file mode 0600)."),
     ("mirror", "[[mirror]]", "One suite of an apt repository, synced into snapshots."),
     ("tree", "[[tree]]", "A plain file tree, checked against its checksum lists."),
@@ -371,7 +386,8 @@ pub fn config_page() -> anyhow::Result<String> {
     Ok(roff)
 }
 
-/// The empty configuration as `config show` renders it: every `[store]` and `[sync]` default.
+/// The empty configuration as `config show` renders it: every `[store]`, `[sync]` and `[mount]`
+/// default.
 fn defaults() -> anyhow::Result<toml::Table> {
     let config = Config::parse("", Path::new(CONFIG_FILE)).context("the empty configuration")?;
     config.to_toml().parse().context("rendering the default configuration")
