@@ -112,7 +112,7 @@ find "$WORK/upstream/debian" -maxdepth 4 -path '*/dists/*' -type d | sed "s#$WOR
 step "nginx on 127.0.0.1: the upstream on :$UP_PORT, the mirror (scripts/nginx/pmirror-fs.conf) on :$MIRROR_PORT"
 # The shipped server block, with this demo's listen address and root.
 sed -e "s#^\(\s*\)listen 80;#\1listen 127.0.0.1:$MIRROR_PORT;#" -e '/listen \[::\]:80;/d' \
-    -e "s#^\(\s*\)root /srv/pmirror-fs;#\1root $WORK/mnt;#" scripts/nginx/pmirror-fs.conf >"$WORK/nginx/mirror.conf"
+    -e "s#^\(\s*\)root /srv/pmirror-fs#\1root $WORK/mnt#" scripts/nginx/pmirror-fs.conf >"$WORK/nginx/mirror.conf"
 cat >"$WORK/nginx/nginx.conf" <<EOF
 user www-data;
 worker_processes 1;

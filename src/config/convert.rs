@@ -15,23 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
 
-/// FHS place for variable state data of a system service.
-const DEFAULT_STORE_DIR: &str = "/var/lib/pmirror-fs";
-/// Enough parallel downloads to hide latency without hammering a public mirror.
-const DEFAULT_CONCURRENCY: usize = 8;
-/// Transient upstream errors rarely survive three more attempts; more only delays the failure.
-const DEFAULT_RETRIES: u32 = 3;
-/// Three snapshots: the published one plus two to roll back to.
-const DEFAULT_KEEP: usize = 3;
-/// 48h: a client whose last `apt update` was two days ago can still fetch what its index named.
-const DEFAULT_GRACE: Duration = Duration::from_secs(48 * 3600);
-/// 60s: a stalled connection is declared dead after a minute (large ISOs keep bytes flowing).
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-/// 120s without a lookup: far longer than any pause inside one `apt update`, short enough that
-/// the tokens of closed connections go soon.
-const DEFAULT_PIN_IDLE: Duration = Duration::from_secs(120);
-/// 10 minutes: a long-lived connection (a proxy's keep-alive pool) never sees an older view.
-const DEFAULT_PIN_LIFETIME: Duration = Duration::from_secs(600);
+use super::defaults::*;
 
 pub(super) fn build(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let ctx = Ctx { text, path, base: base_dir(path) };

@@ -13,11 +13,13 @@
 //!   validate.rs    pure checks on single values (ids, architectures, URLs, view paths)
 //!   repository.rs  the `deb URL SUITE COMPONENT…` line
 //!   subscription.rs  Proxmox subscription keys: product rule, masking
+//!   defaults.rs    the default of every [store], [sync] and [mount] key
 //!   duration.rs    `48h`, `1d12h` durations
 //!   render.rs      normalized TOML for `config show`
 //! ```
 
 mod convert;
+mod defaults;
 pub mod duration;
 pub mod import;
 pub mod presets;

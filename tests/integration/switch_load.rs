@@ -238,11 +238,12 @@ fn sample_one_connection(backend: &Nginx, generations: &Generations, stop: &Atom
 
 #[test]
 fn no_apt_run_fails_through_a_reverse_proxy() {
-    // Enough switches (~0.8 s each) for the keep-alive connection to outlive its pin twice.
-    let count = generations().max(16);
+    // A lifetime short enough to see it end (twice: ~0.8 s a switch), long enough for any apt
+    // run of a loaded machine (a run that outlives it may meet a switch); idle as shipped-ish.
+    let count = generations().max(26);
     let generations = Generations::build(count);
-    let lifetime = Duration::from_secs(6);
-    let (env, mnt) = setup(&generations, "[mount]\npin-idle = \"2s\"\npin-lifetime = \"6s\"\n");
+    let lifetime = Duration::from_secs(8);
+    let (env, mnt) = setup(&generations, "[mount]\npin-idle = \"60s\"\npin-lifetime = \"8s\"\n");
     let backend = Nginx::start(&mnt.dir);
     let front = Nginx::front_proxy(&backend, true);
     let url = front.base_url();

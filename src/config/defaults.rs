@@ -1,0 +1,21 @@
+//! The defaults of every `[store]`, `[sync]` and `[mount]` key, each with why.
+
+use std::time::Duration;
+
+/// FHS place for variable state data of a system service.
+pub(super) const DEFAULT_STORE_DIR: &str = "/var/lib/pmirror-fs";
+/// Enough parallel downloads to hide latency without hammering a public mirror.
+pub(super) const DEFAULT_CONCURRENCY: usize = 8;
+/// Transient upstream errors rarely survive three more attempts; more only delays the failure.
+pub(super) const DEFAULT_RETRIES: u32 = 3;
+/// Three snapshots: the published one plus two to roll back to.
+pub(super) const DEFAULT_KEEP: usize = 3;
+/// 48h: a client whose last `apt update` was two days ago can still fetch what its index named.
+pub(super) const DEFAULT_GRACE: Duration = Duration::from_secs(48 * 3600);
+/// 60s: a stalled connection is declared dead after a minute (large ISOs keep bytes flowing).
+pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// 120s without a lookup: far longer than any pause inside one `apt update`, short enough that
+/// the tokens of closed connections go soon.
+pub(super) const DEFAULT_PIN_IDLE: Duration = Duration::from_secs(120);
+/// 10 minutes: a long-lived connection (a proxy's keep-alive pool) never sees an older view.
+pub(super) const DEFAULT_PIN_LIFETIME: Duration = Duration::from_secs(600);
