@@ -95,8 +95,11 @@ fn man_pages_have_exit_status_files_examples_and_the_config_reference() {
     let keys = rendered_keys(tmp.path());
     assert!(keys.len() >= 25, "every table rendered: {keys:?}");
     for (table, key) in &keys {
-        let heading =
-            if ["store", "sync", "mount"].contains(&table.as_str()) { format!("[{table}]") } else { format!("[[{table}]]") };
+        let heading = if ["store", "sync", "mount"].contains(&table.as_str()) {
+            format!("[{table}]")
+        } else {
+            format!("[[{table}]]")
+        };
         let section = reference.split(".SH ").find(|s| s.starts_with(&format!("\"{heading}\"")));
         let section = section.unwrap_or_else(|| panic!("pmirror-fs.toml.5 has no section {heading}"));
         assert!(

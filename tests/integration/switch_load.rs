@@ -96,6 +96,7 @@ impl Client {
 /// One `apt-get update` + `apt-get download` of every listed package.
 struct Round {
     start: Instant,
+    took: Duration,
     error: Option<String>,
     /// The generation apt held afterwards.
     held: Option<u32>,
@@ -116,7 +117,8 @@ fn load_loop(client: &Client, generations: &Generations, stop: &AtomicBool) -> V
         }
         let start = Instant::now();
         let result = client.apt.update().and_then(|_| client.apt.download_all().map(drop));
-        rounds.push(Round { start, error: result.err().map(|e| e.to_string()), held: client.held(generations) });
+        let (took, error) = (start.elapsed(), result.err().map(|e| e.to_string()));
+        rounds.push(Round { start, took, error, held: client.held(generations) });
     }
     rounds
 }
@@ -164,9 +166,10 @@ fn report(mode: &str, switches: u32, clients: &[Client], rounds: &[Vec<Round>]) 
 fn assert_clean(mode: &str, clients: &[Client], rounds: &[Vec<Round>]) {
     for (client, rounds) in clients.iter().zip(rounds) {
         assert!(rounds.len() >= 3, "{mode} {}: only {} runs", client.name, rounds.len());
-        if let Some(error) = rounds.iter().find_map(|r| r.error.as_deref()) {
+        if let Some(round) = rounds.iter().find(|r| r.error.is_some()) {
             let failed = rounds.iter().filter(|r| r.error.is_some()).count();
-            panic!("{mode} {}: {failed} of {} runs failed, first:\n{error}", client.name, rounds.len());
+            let (took, error) = (round.took, round.error.as_deref().unwrap_or_default());
+            panic!("{mode} {}: {failed} of {} runs failed, first ({took:?}):\n{error}", client.name, rounds.len());
         }
     }
 }
