@@ -22,8 +22,11 @@
 //! again from the token.
 //!
 //! Memory: one entry per token (its bytes, slot, generation and two instants) plus one small
-//! entry per slot; at most [`MAX_TOKENS`] tokens (the least recently used goes first) and
-//! [`MAX_VIEWS`] distinct views (the tokens of the oldest go first).
+//! entry per slot; at most [`MAX_TOKENS`] tokens (when full, the least recently used eighth goes
+//! at once, so a flood of new tokens costs one scan per [`EVICT_BATCH`] of them, not one each) and
+//! [`MAX_VIEWS`] distinct views (the tokens of the oldest go first). Tokens forgotten that way
+//! leave the kernel's cache at the next sweep, like expired ones; after a sweep that emptied most
+//! of the table its maps give their memory back.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -45,6 +48,9 @@ pub const MAX_TOKEN_LEN: usize = 96;
 
 /// Tokens kept at most; a new one beyond this replaces the least recently used.
 pub const MAX_TOKENS: usize = 65_536;
+
+/// Tokens forgotten at once when the table is full.
+const EVICT_BATCH: usize = MAX_TOKENS / 8;
 
 /// Distinct views pinned at most; beyond this the tokens of the oldest are forgotten.
 pub const MAX_VIEWS: usize = 32;
@@ -93,6 +99,9 @@ struct Table {
     last_slot: u32,
     pinned: u64,
     forgotten: u64,
+    /// Tokens forgotten by a lookup (evicted), for the sweeper to drop from the kernel's cache:
+    /// a FUSE request thread must not notify the kernel about the directory it is looking up in.
+    evicted: Vec<Box<[u8]>>,
 }
 
 impl Table {
@@ -127,6 +136,15 @@ impl Table {
         self.tokens.insert(name.into(), Token { slot, generation, first: now, last: now });
         self.pinned += 1;
         slot
+    }
+}
+
+/// Forget `names`, queueing them for the sweeper to drop from the kernel's cache.
+fn evict(table: &mut Table, names: impl Iterator<Item = Box<[u8]>>) {
+    for name in names {
+        if let Some(name) = table.forget(&name) {
+            table.evicted.push(name);
+        }
     }
 }
 
@@ -179,19 +197,17 @@ impl Pins {
             None => {}
         }
         if table.tokens.len() >= MAX_TOKENS {
-            let oldest = table.tokens.iter().min_by_key(|(_, t)| t.last).map(|(n, _)| n.clone());
-            if let Some(oldest) = oldest {
-                table.forget(&oldest);
-            }
+            let mut by_age: Vec<(Instant, Box<[u8]>)> = table.tokens.iter().map(|(n, t)| (t.last, n.clone())).collect();
+            by_age.select_nth_unstable_by_key(EVICT_BATCH - 1, |(last, _)| *last);
+            by_age.truncate(EVICT_BATCH);
+            evict(&mut table, by_age.into_iter().map(|(_, n)| n));
         }
         let slot = table.pin(name, current, now);
         if table.views.len() > MAX_VIEWS {
             let oldest = table.views.keys().next().copied();
             let names: Vec<Box<[u8]>> =
                 table.tokens.iter().filter(|(_, t)| Some(t.generation) == oldest).map(|(n, _)| n.clone()).collect();
-            for n in names {
-                table.forget(&n);
-            }
+            evict(&mut table, names.into_iter());
         }
         Some(slot)
     }
@@ -218,12 +234,20 @@ impl Pins {
         table.views.values().rev().find_map(|(v, _)| v.object_by_id(id).cloned())
     }
 
-    /// Forget every expired token; returns their names (for the kernel's cache).
+    /// Forget every expired token; returns their names and those of tokens evicted since the
+    /// last sweep (for the kernel's cache).
     pub fn sweep(&self, now: Instant) -> Vec<Box<[u8]>> {
         let mut table = self.lock();
         let expired: Vec<Box<[u8]>> =
             table.tokens.iter().filter(|(_, t)| self.expired(t, now)).map(|(n, _)| n.clone()).collect();
-        expired.iter().filter_map(|n| table.forget(n)).collect()
+        let mut gone: Vec<Box<[u8]>> = expired.iter().filter_map(|n| table.forget(n)).collect();
+        gone.append(&mut table.evicted);
+        if table.tokens.capacity() > 4 * table.tokens.len().max(64) {
+            table.tokens.shrink_to_fit();
+            table.slots.shrink_to_fit();
+            table.evicted.shrink_to_fit();
+        }
+        gone
     }
 
     pub fn stats(&self) -> PinStats {
@@ -299,6 +323,26 @@ mod tests {
         let stats = pins.stats();
         assert_eq!(stats.views, MAX_VIEWS, "the oldest views' tokens go first");
         assert_eq!(stats.tokens, MAX_VIEWS);
+        assert_eq!(pins.sweep(t0).len(), 3, "evicted tokens leave the kernel's cache at the next sweep");
         assert!(pins.lookup(b"t0", &Arc::new(View::empty(99)), t0).is_some(), "an evicted token pins anew");
+    }
+
+    #[test]
+    fn a_full_table_drops_its_least_recently_used_eighth() {
+        let pins = Pins::new(bounds());
+        let t0 = Instant::now();
+        let view = Arc::new(View::empty(1));
+        for i in 0..MAX_TOKENS {
+            pins.lookup(format!("t{i}").as_bytes(), &view, t0 + Duration::from_micros(i as u64)).unwrap();
+        }
+        // Token 0 was used last: it stays; the next-oldest eighth goes.
+        pins.lookup(b"t0", &view, t0 + Duration::from_secs(1)).unwrap();
+        pins.lookup(b"new", &view, t0 + Duration::from_secs(1)).unwrap();
+        assert_eq!(pins.stats().tokens, MAX_TOKENS - EVICT_BATCH + 1);
+        let gone = pins.sweep(t0 + Duration::from_secs(1));
+        assert_eq!(gone.len(), EVICT_BATCH);
+        assert!(gone.iter().all(|n| &n[..] != b"t0" && &n[..] != b"new"), "the recently used stay");
+        let name = |i: usize| Box::from(format!("t{i}").as_bytes());
+        assert!(gone.contains(&name(1)) && gone.contains(&name(EVICT_BATCH)) && !gone.contains(&name(EVICT_BATCH + 1)));
     }
 }

@@ -214,7 +214,7 @@ fn pool_layout() {
 #[test]
 fn pinned_tokens_keep_their_view_until_a_bound() {
     let fx = fixture();
-    let pins = PinBounds { idle: std::time::Duration::from_millis(1500), lifetime: std::time::Duration::from_secs(60) };
+    let pins = PinBounds { idle: std::time::Duration::from_secs(3), lifetime: std::time::Duration::from_secs(60) };
     let opts = MountOptions { pins, ..MountOptions::default() };
     let files = |object| [("dists/bookworm/InRelease", object)];
     let mounted = mount(&fx.mnt, view(1, &fx.objects, &files(0)), fx.pool.clone(), opts).expect("mount");
