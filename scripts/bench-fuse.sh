@@ -108,12 +108,16 @@ now() { printf '%s' "$EPOCHREALTIME"; }
 
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 
-# The shipped server block with `listen` (first one only) and `root` replaced: nothing else differs
-# between the two nginx instances that item 2 compares.
+# The shipped server block with `listen` (first one only) and `/srv/pmirror-fs` in its `root` lines
+# replaced: nothing else differs between the two nginx instances that item 2 compares. A plain
+# directory (no .pin: not the mount) has no pinned index paths, so there the pinned roots lose
+# their `/.pin/$pmirror_pin` (the .deb rows measured here do not use them either way).
 server_block() { # PORT ROOT
-    awk -v listen="127.0.0.1:$1" -v root="$2" '
+    local pinned=1
+    [ -d "$2/.pin" ] || pinned=0
+    awk -v listen="127.0.0.1:$1" -v root="$2" -v pinned="$pinned" '
         /^[ \t]*listen[ \t]/ { if (!seen++) { sub(/listen[ \t].*;/, "listen " listen ";"); print } next }
-        /^[ \t]*root[ \t]/   { sub(/root[ \t].*;/, "root " root ";"); print; next }
+        /^[ \t]*root[ \t]/   { if (!pinned) sub(/\/\.pin\/\$pmirror_pin/, ""); sub(/\/srv\/pmirror-fs/, root); print; next }
         { print }' "$SRC/scripts/nginx/pmirror-fs.conf"
 }
 

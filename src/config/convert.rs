@@ -23,6 +23,15 @@ pub(super) fn build(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let store = ctx.store(&raw.store)?;
     let sync = ctx.sync(&raw.sync)?;
     let mount = ctx.mount(&raw.mount)?;
+    if mount.pin_lifetime > sync.grace {
+        tracing::warn!(
+            config = %path.display(),
+            pin_lifetime = %duration::format_duration(mount.pin_lifetime),
+            grace = %duration::format_duration(sync.grace),
+            "[mount] pin-lifetime is longer than [sync] grace: a connection still pinned to a superseded snapshot \
+             may ask for package files the plain paths no longer serve"
+        );
+    }
     let subscriptions =
         raw.subscription.iter().enumerate().map(|(i, s)| ctx.subscription(s, i + 1)).collect::<Result<Vec<_>, _>>()?;
     let mut ids = IdRegistry::default();
@@ -201,8 +210,8 @@ impl Ctx<'_> {
     fn mount(&self, raw: &RawMount) -> Result<MountConfig, ConfigError> {
         let positive = |text: Option<&Text>, key, default| {
             let value = self.duration_in("[mount]", text, key, default)?;
-            match text.filter(|_| value.is_zero()) {
-                Some(t) => Err(self.invalid(t.span(), "[mount]", key, "must be more than 0s")),
+            match text.filter(|_| value < MIN_PIN_BOUND) {
+                Some(t) => Err(self.invalid(t.span(), "[mount]", key, MIN_PIN_BOUND_REASON)),
                 None => Ok(value),
             }
         };

@@ -19,3 +19,9 @@ pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 pub(super) const DEFAULT_PIN_IDLE: Duration = Duration::from_secs(120);
 /// 10 minutes: a long-lived connection (a proxy's keep-alive pool) never sees an older view.
 pub(super) const DEFAULT_PIN_LIFETIME: Duration = Duration::from_secs(600);
+/// The shortest pin-idle and pin-lifetime: a busy token is looked up about once a second (the
+/// kernel keeps its entry 1 s) and swept once a second, so a shorter idle bound forgets tokens
+/// in use, and a shorter lifetime cuts apt runs short.
+pub(super) const MIN_PIN_BOUND: Duration = Duration::from_secs(5);
+pub(super) const MIN_PIN_BOUND_REASON: &str =
+    "must be at least 5s (a busy connection's token is seen about once a second)";

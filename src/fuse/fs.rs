@@ -1,6 +1,7 @@
 //! The `fuser::Filesystem` implementation: each callback is one helper returning
 //! `Result<_, Errno>` plus one reply. It reads the current [`View`] through the lock-free
-//! [`ViewHandle`] and opens pool files — nothing else (no network, no SQLite, no async).
+//! [`ViewHandle`] (and a pinned one through the pin table's short mutex) and opens pool files —
+//! nothing else (no network, no SQLite, no async).
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -93,8 +94,7 @@ impl MirrorFs {
     fn lookup_attr(&self, parent: INodeNo, name: &OsStr) -> Result<(FileAttr, Duration), Errno> {
         if parent.0 == PIN_DIR_INO {
             let current = self.views.current();
-            let slot = self.pins.lookup(name.as_bytes(), &current, Instant::now()).ok_or(Errno::ENOENT)?;
-            let view = self.pins.view(slot).ok_or(Errno::ESTALE)?;
+            let (slot, view) = self.pins.lookup(name.as_bytes(), &current, Instant::now()).ok_or(Errno::ENOENT)?;
             return Ok((placed_attr(Place::Pin(slot), &view.root()), TOKEN_TTL));
         }
         if parent == INodeNo::ROOT && name.as_bytes() == PIN_DIR.as_bytes() {

@@ -1,7 +1,8 @@
 //! The FUSE adapter — the only module that uses `fuser`. Serves a [`View`] read-only: lookups
 //! and attributes from the view, file content by passthrough to the pool object (or `pread`
 //! when the kernel refuses passthrough), inline files from memory. FUSE threads read the view
-//! through a lock-free [`ViewHandle`] and never block on the network, the async runtime or SQLite.
+//! through a lock-free [`ViewHandle`] (pinned views through the pin table's mutex, held for a few
+//! map operations) and never block on the network, the async runtime or SQLite.
 //!
 //! A switch ([`Mounted::switch`]) stores the new view in one atomic pointer store, then asks the
 //! kernel to forget the root's entries: new path walks see the new tree at once (directory
@@ -33,7 +34,7 @@ use fuser::{BackgroundSession, Config, INodeNo, MountOption, Notifier, Session, 
 pub use self::handle::ViewHandle;
 pub use self::mountpoint::check_mountpoint;
 use self::pin::Pins;
-pub use self::pin::{PinBounds, PinStats, MAX_TOKENS, MAX_TOKEN_LEN, MAX_VIEWS, PIN_DIR};
+pub use self::pin::{PinBounds, PinStats, MAX_TOKEN_LEN, PIN_DIR};
 use crate::tree::View;
 
 /// Source name of the mount in /proc/mounts (`pmirror-fs on /srv/pmirror-fs type fuse`).
@@ -107,8 +108,11 @@ fn spawn_revalidator() -> std::io::Result<std::sync::mpsc::Sender<Vec<PathBuf>>>
     Ok(tx)
 }
 
-/// How often expired pin tokens are forgotten (and dropped from the kernel's cache).
+/// How often expired pin tokens are forgotten (and dropped from the kernel's cache): at the
+/// granularity a busy token is seen with (the kernel keeps its entry 1 s).
 const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often the pin table's figures are logged (when they changed).
+const PIN_REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The thread that forgets expired pin tokens every [`SWEEP_INTERVAL`] and drops their entries
 /// from the kernel's cache (their subtrees are small: the few directories nginx walked). The
@@ -118,20 +122,37 @@ fn spawn_sweeper(pins: Arc<Pins>, notifier: Notifier) -> std::io::Result<std::sy
     use std::os::unix::ffi::OsStrExt as _;
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     std::thread::Builder::new().name("pin-sweep".into()).spawn(move || {
+        let mut reported = (std::time::Instant::now(), PinStats::default());
         while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(SWEEP_INTERVAL) {
             let expired = pins.sweep(std::time::Instant::now());
             for name in &expired {
-                // ENOENT: the kernel holds no entry for it (nothing to drop).
-                let _ = notifier.inval_entry(INodeNo(crate::tree::inode::PIN_DIR_INO), OsStr::from_bytes(name));
+                let dropped = notifier.inval_entry(INodeNo(crate::tree::inode::PIN_DIR_INO), OsStr::from_bytes(name));
+                match dropped {
+                    // The kernel held no entry for it: nothing to drop.
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                    Err(e) => tracing::debug!(error = %e, "dropping an expired pin token from the kernel cache failed"),
+                    Ok(()) => {}
+                }
             }
+            let stats = pins.stats();
             if !expired.is_empty() {
-                let stats = pins.stats();
                 tracing::debug!(
                     forgotten = expired.len(),
                     tokens = stats.tokens,
                     views = stats.views,
                     "pin tokens expired"
                 );
+            }
+            // What the table holds, in the journal every PIN_REPORT_INTERVAL while it changes.
+            if reported.0.elapsed() >= PIN_REPORT_INTERVAL && stats != reported.1 {
+                tracing::info!(
+                    tokens = stats.tokens,
+                    views = stats.views,
+                    pinned = stats.pinned,
+                    forgotten = stats.forgotten,
+                    "connection pins"
+                );
+                reported = (std::time::Instant::now(), stats);
             }
         }
     })?;
@@ -259,7 +280,7 @@ fn session(
     ];
     config.acl = if opts.allow_other { SessionACL::All } else { SessionACL::Owner };
     // One request thread per CPU, each with its own /dev/fuse fd: ≈60 % more warm opens with two
-    // readers (measured: docs/fuse-notes.md). Handlers never block, so more would only idle.
+    // readers (measured: docs/fuse-notes.md). Handlers never wait for I/O beyond the pool file, so more would only idle.
     config.n_threads = Some(std::thread::available_parallelism().map_or(1, |n| n.get()));
     config.clone_fd = true;
     let session = Session::new(fs, mountpoint, &config).map_err(|source| mount_failed(mountpoint, source))?;

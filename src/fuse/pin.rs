@@ -43,17 +43,28 @@ pub const PIN_DIR: &str = crate::config::validate::PIN_DIR;
 /// restarts) and how late after its expiry a cached entry may still lead into its old view.
 pub(super) const TOKEN_TTL: Duration = Duration::from_secs(1);
 
-/// The longest token accepted (a longer name is not found).
+/// The longest token accepted (a longer name is not found): `p-` and the 94 bytes the shipped
+/// site accepts in X-Pmirror-Pin — room for a front proxy's FQDN, pid and connection number.
 pub const MAX_TOKEN_LEN: usize = 96;
 
-/// Tokens kept at most; a new one beyond this replaces the least recently used.
+/// Tokens kept at most. A token costs ~270 bytes here and ~8 KB of kernel dentries and inodes
+/// (measured: scripts/bench-pin.sh), so the bound is ~18 MB + ~520 MB of reclaimable kernel
+/// cache, reached only by ~546 new connections a second for the 120 s idle bound (an apt update
+/// a second keeps ~120 tokens).
 pub const MAX_TOKENS: usize = 65_536;
 
 /// Tokens forgotten at once when the table is full.
 const EVICT_BATCH: usize = MAX_TOKENS / 8;
 
-/// Distinct views pinned at most; beyond this the tokens of the oldest are forgotten.
+/// Distinct view tables pinned at most (views that differ only in status.json share theirs);
+/// beyond this the tokens of the oldest view go. Each holds a mapped view image (page cache,
+/// and the disk space of a superseded image until it is let go) or, for a view built from the
+/// catalog, ~100 heap bytes an entry. 32 publishes within one pin lifetime is far beyond any
+/// sync schedule.
 pub const MAX_VIEWS: usize = 32;
+
+/// Pinned views of any tables at most (each status.json refresh is a view of its own).
+const MAX_VIEW_COUNT: usize = 8 * MAX_VIEWS;
 
 /// How long a pin holds (the shipped defaults; `[mount]` in the config sets them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,8 +84,9 @@ impl Default for PinBounds {
 /// Figures of the table, for logs, tests and the benchmark.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PinStats {
+    /// Tokens in the table now.
     pub tokens: usize,
-    /// Distinct views the tokens hold.
+    /// Views the tokens hold (one per generation).
     pub views: usize,
     /// Tokens pinned since the mount (re-pins included).
     pub pinned: u64,
@@ -82,6 +94,8 @@ pub struct PinStats {
     pub forgotten: u64,
 }
 
+/// One pinned token: its slot (the inode bits of its directories), the generation of its view,
+/// when it was pinned and last looked up.
 struct Token {
     slot: u32,
     generation: u64,
@@ -89,6 +103,7 @@ struct Token {
     last: Instant,
 }
 
+/// Everything behind the one lock.
 #[derive(Default)]
 struct Table {
     tokens: HashMap<Box<[u8]>, Token>,
@@ -102,6 +117,9 @@ struct Table {
     /// Tokens forgotten by a lookup (evicted), for the sweeper to drop from the kernel's cache:
     /// a FUSE request thread must not notify the kernel about the directory it is looking up in.
     evicted: Vec<Box<[u8]>>,
+    /// Views no token holds any more, dropped after the lock is released (dropping the last
+    /// reference unmaps an image or frees a built view: not while FUSE threads wait).
+    released: Vec<Arc<View>>,
 }
 
 impl Table {
@@ -121,11 +139,24 @@ impl Table {
         if let Some((_, count)) = self.views.get_mut(&token.generation) {
             *count -= 1;
             if *count == 0 {
-                self.views.remove(&token.generation);
+                if let Some((view, _)) = self.views.remove(&token.generation) {
+                    self.released.push(view);
+                }
             }
         }
         self.forgotten += 1;
         Some(name)
+    }
+
+    /// More pinned views than [`MAX_VIEW_COUNT`], or more distinct tables than [`MAX_VIEWS`].
+    fn over_view_bounds(&self) -> bool {
+        if self.views.len() > MAX_VIEW_COUNT {
+            return true;
+        }
+        let mut tables: Vec<usize> = self.views.values().map(|(v, _)| v.tables_id()).collect();
+        tables.sort_unstable();
+        tables.dedup();
+        tables.len() > MAX_VIEWS
     }
 
     fn pin(&mut self, name: &[u8], view: &Arc<View>, now: Instant) -> u32 {
@@ -166,6 +197,7 @@ impl Default for Pins {
 }
 
 impl Pins {
+    /// An empty table forgetting tokens after `bounds`.
     pub fn new(bounds: PinBounds) -> Pins {
         Pins { bounds, table: Mutex::default() }
     }
@@ -175,41 +207,52 @@ impl Pins {
         self.table.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Unlock, then drop the views the table let go of.
+    fn unlock(mut table: MutexGuard<'_, Table>) {
+        let released = std::mem::take(&mut table.released);
+        drop(table);
+        drop(released);
+    }
+
     fn expired(&self, token: &Token, now: Instant) -> bool {
         now.duration_since(token.last) >= self.bounds.idle || now.duration_since(token.first) >= self.bounds.lifetime
     }
 
-    /// The slot `name` is pinned to, pinning it to `current` if it is new or expired. `None`
-    /// for a name that cannot be a token.
-    pub fn lookup(&self, name: &[u8], current: &Arc<View>, now: Instant) -> Option<u32> {
+    /// The slot `name` is pinned to and its view, pinning it to `current` if it is new or
+    /// expired (under one lock: a sweep cannot forget it in between). `None` for a name that
+    /// cannot be a token.
+    pub fn lookup(&self, name: &[u8], current: &Arc<View>, now: Instant) -> Option<(u32, Arc<View>)> {
         if !valid(name) {
             return None;
         }
         let mut table = self.lock();
-        match table.tokens.get_mut(name) {
+        let kept = match table.tokens.get_mut(name) {
             Some(token) if !self.expired(token, now) => {
                 token.last = now;
-                return Some(token.slot);
+                Some((token.slot, token.generation))
             }
-            Some(_) => {
-                table.forget(name);
-            }
-            None => {}
+            _ => None,
+        };
+        if let Some((slot, view)) = kept.and_then(|(slot, g)| Some((slot, Arc::clone(&table.views.get(&g)?.0)))) {
+            return Some((slot, view));
         }
+        table.forget(name);
         if table.tokens.len() >= MAX_TOKENS {
             let mut by_age: Vec<(Instant, Box<[u8]>)> = table.tokens.iter().map(|(n, t)| (t.last, n.clone())).collect();
             by_age.select_nth_unstable_by_key(EVICT_BATCH - 1, |(last, _)| *last);
             by_age.truncate(EVICT_BATCH);
             evict(&mut table, by_age.into_iter().map(|(_, n)| n));
         }
+        let new_view = !table.views.contains_key(&current.generation());
         let slot = table.pin(name, current, now);
-        if table.views.len() > MAX_VIEWS {
+        while new_view && table.views.len() > 1 && table.over_view_bounds() {
             let oldest = table.views.keys().next().copied();
             let names: Vec<Box<[u8]>> =
                 table.tokens.iter().filter(|(_, t)| Some(t.generation) == oldest).map(|(n, _)| n.clone()).collect();
             evict(&mut table, names.into_iter());
         }
-        Some(slot)
+        Pins::unlock(table);
+        Some((slot, Arc::clone(current)))
     }
 
     /// The view pin slot `slot` shows; `None` once it was forgotten.
@@ -247,9 +290,11 @@ impl Pins {
             table.slots.shrink_to_fit();
             table.evicted.shrink_to_fit();
         }
+        Pins::unlock(table);
         gone
     }
 
+    /// The table's figures now.
     pub fn stats(&self) -> PinStats {
         let table = self.lock();
         PinStats {
@@ -264,6 +309,12 @@ impl Pins {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tree::source::ViewSource;
+
+    /// The slot of a lookup's answer.
+    fn slot_of(answer: Option<(u32, Arc<View>)>) -> Option<u32> {
+        answer.map(|(slot, _)| slot)
+    }
 
     fn bounds() -> PinBounds {
         PinBounds { idle: Duration::from_secs(10), lifetime: Duration::from_secs(60) }
@@ -274,16 +325,16 @@ mod tests {
         let pins = Pins::new(bounds());
         let t0 = Instant::now();
         let (g1, g2) = (Arc::new(View::empty(1)), Arc::new(View::empty(2)));
-        let slot = pins.lookup(b"7-1", &g1, t0).unwrap();
+        let slot = slot_of(pins.lookup(b"7-1", &g1, t0)).unwrap();
         assert_eq!(pins.view(slot).unwrap().generation(), 1);
         // Busy every 9 s: the idle bound never hits, the view stays generation 1 …
         let mut t = t0;
         for _ in 0..6 {
             t += Duration::from_secs(9);
-            assert_eq!(pins.lookup(b"7-1", &g2, t), Some(slot), "at {:?}", t - t0);
+            assert_eq!(slot_of(pins.lookup(b"7-1", &g2, t)), Some(slot), "at {:?}", t - t0);
         }
         // … until the lifetime bound: then it is pinned again, to the view current then.
-        let again = pins.lookup(b"7-1", &g2, t0 + Duration::from_secs(60)).unwrap();
+        let again = slot_of(pins.lookup(b"7-1", &g2, t0 + Duration::from_secs(60))).unwrap();
         assert_ne!(again, slot);
         assert!(pins.view(slot).is_none(), "the old slot is gone");
         assert_eq!(pins.view(again).unwrap().generation(), 2);
@@ -298,17 +349,18 @@ mod tests {
         let pins = Pins::new(bounds());
         let now = Instant::now();
         let g1 = Arc::new(View::empty(1));
-        let a = pins.lookup(b"a", &g1, now).unwrap();
+        let a = slot_of(pins.lookup(b"a", &g1, now)).unwrap();
         let g2 = Arc::new(View::empty(2));
-        let b = pins.lookup(b"b", &g2, now).unwrap();
-        let c = pins.lookup(b"c", &g2, now).unwrap();
+        let b = slot_of(pins.lookup(b"b", &g2, now)).unwrap();
+        let (c, view) = pins.lookup(b"c", &g2, now).unwrap();
+        assert_eq!(view.generation(), 2, "a lookup answers the slot's view");
         assert!(a != b && b != c && a != 0);
         assert_eq!(pins.view(a).unwrap().generation(), 1);
         assert_eq!(pins.view(c).unwrap().generation(), 2);
         assert_eq!(pins.stats().views, 2);
         assert!(pins.view_by_bits(1).is_some() && pins.view_by_bits(3).is_none());
         for bad in [&b""[..], b".", b"..", &[b'x'; MAX_TOKEN_LEN + 1]] {
-            assert_eq!(pins.lookup(bad, &g1, now), None, "{bad:?}");
+            assert!(pins.lookup(bad, &g1, now).is_none(), "{bad:?}");
         }
     }
 
@@ -324,7 +376,25 @@ mod tests {
         assert_eq!(stats.views, MAX_VIEWS, "the oldest views' tokens go first");
         assert_eq!(stats.tokens, MAX_VIEWS);
         assert_eq!(pins.sweep(t0).len(), 3, "evicted tokens leave the kernel's cache at the next sweep");
-        assert!(pins.lookup(b"t0", &Arc::new(View::empty(99)), t0).is_some(), "an evicted token pins anew");
+        let (_, view) = pins.lookup(b"t0", &Arc::new(View::empty(99)), t0).unwrap();
+        assert_eq!(view.generation(), 99, "an evicted token pins anew, to the view current then");
+    }
+
+    /// A status.json refresh makes a view of its own that shares the tables: those count once.
+    #[test]
+    fn views_sharing_tables_count_once_against_the_bound() {
+        let status = vec![("status.json".to_owned(), b"{}".to_vec())];
+        let base = View::build(&ViewSource { generation: 1, inline_files: status, ..ViewSource::default() }).unwrap();
+        let pins = Pins::new(bounds());
+        let t0 = Instant::now();
+        let refreshes = MAX_VIEWS as u64 + 8;
+        for g in 1..=refreshes {
+            let mut view = base.with_inline_file("status.json", g.to_string().into_bytes(), 0).unwrap();
+            view.restamp(g);
+            pins.lookup(format!("t{g}").as_bytes(), &Arc::new(view), t0).unwrap();
+        }
+        assert_eq!(pins.stats().views, refreshes as usize, "one table set, however many refreshes");
+        assert_eq!(pins.stats().tokens, refreshes as usize);
     }
 
     #[test]

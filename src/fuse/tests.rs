@@ -214,7 +214,7 @@ fn pool_layout() {
 #[test]
 fn pinned_tokens_keep_their_view_until_a_bound() {
     let fx = fixture();
-    let pins = PinBounds { idle: std::time::Duration::from_secs(3), lifetime: std::time::Duration::from_secs(60) };
+    let pins = PinBounds { idle: std::time::Duration::from_secs(5), lifetime: std::time::Duration::from_secs(60) };
     let opts = MountOptions { pins, ..MountOptions::default() };
     let files = |object| [("dists/bookworm/InRelease", object)];
     let mounted = mount(&fx.mnt, view(1, &fx.objects, &files(0)), fx.pool.clone(), opts).expect("mount");
@@ -250,7 +250,7 @@ fn pinned_tokens_keep_their_view_until_a_bound() {
     let long = "x".repeat(MAX_TOKEN_LEN + 1);
     assert_eq!(errno(pinned(&long, rel)), Some(libc::ENOENT), "an over-long token is not found");
     // Idle past the bound: the sweeper forgets the tokens, and the next lookup pins anew.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while mounted.pin_stats().tokens > 0 {
         assert!(std::time::Instant::now() < deadline, "tokens never expired: {:?}", mounted.pin_stats());
         std::thread::sleep(std::time::Duration::from_millis(100));

@@ -98,7 +98,8 @@ impl Inode {
         }
     }
 
-    /// `None` for numbers this layout never hands out (0, tag `01`).
+    /// `None` for numbers this layout never hands out (0, tag `01` with slot 0 and a node other
+    /// than 0).
     pub fn decode(ino: u64) -> Option<Inode> {
         let generation = ((ino >> 32) & GENERATION_MASK) as u32;
         let node = NodeId((ino & NODE_MASK) as u32);

@@ -253,6 +253,12 @@ impl View {
         self.tables.objects()
     }
 
+    /// Identifies the tables: equal for views that differ only in inline files
+    /// ([`View::with_inline_file`]), which cost nothing extra to keep.
+    pub fn tables_id(&self) -> usize {
+        Arc::as_ptr(&self.tables) as usize
+    }
+
     /// The generation directory inodes carry (the source's, unless re-stamped).
     pub fn generation(&self) -> u64 {
         self.generation
@@ -321,8 +327,8 @@ impl View {
         objects.get(i)
     }
 
-    /// What `inode` names in this view, assuming its generation bits match this view's
-    /// (callers pick the view by generation first). `None`: not in this view.
+    /// What `inode` names in this view, assuming its generation bits (or its pin slot) belong
+    /// to this view (callers pick the view by generation or slot first). `None`: not in this view.
     pub fn resolve(&self, inode: Inode) -> Option<Resolved<'_>> {
         match inode {
             Inode::Root => Some(Resolved::Node(self.root())),

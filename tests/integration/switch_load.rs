@@ -4,9 +4,10 @@
 //! through `PMIRROR_LOAD_GENERATIONS` generations (default 20), each synced and published:
 //!
 //! - directly: Debian and Proxmox layouts, one client forcing by-hash: 0 failures of any kind;
-//! - through the shipped front proxy (keep-alive pool, X-Pmirror-Pin): 0 failures, every run
-//!   sees a generation at least as new as the one current when it started, and a long-lived
-//!   keep-alive connection keeps its generation across switches but never beyond the bound;
+//! - through the shipped front proxy (keep-alive pool, X-Pmirror-Pin): 0 failures, and every
+//!   run sees a generation at least as new as the one current when it started;
+//! - a long-lived keep-alive connection through that proxy keeps its generation across
+//!   switches but is never served one older than the pin lifetime allows;
 //! - with keep-alive off, with connections the server closes every 2 requests, and through a
 //!   proxy that does not name the client: measured (printed as `SWITCH-LOAD …` lines, which
 //!   scripts/switch-load.sh collects); there the only failures allowed are the index races the
@@ -16,7 +17,7 @@ use crate::harness::{Env, Mount, DEBIAN, PVE};
 use crate::support::apt::AptClient;
 use crate::support::client::Conn;
 use crate::support::fixture::Upstream;
-use crate::support::nginx::Nginx;
+use crate::support::nginx::{Nginx, PinHeader};
 use crate::view::both;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -73,7 +74,8 @@ impl Timeline {
 
 struct Client {
     name: String,
-    by_hash: bool,
+    /// The repository has Acquire-By-Hash (the Debian layout).
+    upstream_by_hash: bool,
     apt: AptClient,
 }
 
@@ -82,7 +84,8 @@ impl Client {
         let dir = env.dir.path().join(format!("apt-{name}"));
         std::fs::create_dir_all(&dir).unwrap();
         let line = format!("{}/{} bookworm {}", base_url.trim_end_matches('/'), spec.root, spec.components);
-        Client { name: name.to_owned(), by_hash: spec.id == DEBIAN.id, apt: AptClient::new(&dir, &line, &env.key) }
+        let apt = AptClient::new(&dir, &line, &env.key);
+        Client { name: name.to_owned(), upstream_by_hash: spec.id == DEBIAN.id, apt }
     }
 
     /// The generation of the InRelease apt keeps in its lists.
@@ -225,10 +228,32 @@ fn no_apt_run_fails_across_switches() {
     assert!(!nginx.error_log().contains("[error]"), "{}", nginx.error_log());
 }
 
-/// A keep-alive connection of its own to the backend, asking for the Proxmox InRelease every
-/// 100 ms until `stop`: (when, generation) per answer.
-fn sample_one_connection(backend: &Nginx, generations: &Generations, stop: &AtomicBool) -> Vec<(Instant, u32)> {
-    let mut conn = Conn::open(&format!("127.0.0.1:{}", backend.port())).expect("connect to the backend");
+#[test]
+fn no_apt_run_fails_through_a_reverse_proxy() {
+    let count = generations();
+    let generations = Generations::build(count);
+    let (env, mnt) = setup(&generations, "");
+    let backend = Nginx::start(&mnt.dir);
+    let front = Nginx::front_proxy(&backend, PinHeader::Sent);
+    let url = front.base_url();
+    let clients = vec![
+        Client::new(&env, &url, &PVE, "proxied-pve-a"),
+        Client::new(&env, &url, &PVE, "proxied-pve-b"),
+        Client::new(&env, &url, &DEBIAN, "proxied-debian-a"),
+        Client::new(&env, &url, &DEBIAN, "proxied-debian-b"),
+    ];
+    let timeline = Timeline::default();
+    let (rounds, ()) = drive(&env, &generations, (1, count), &clients, &timeline, |_| ());
+    report("proxy", count, &clients, &rounds);
+    assert_clean("proxy", &clients, &rounds);
+    assert_fresh("proxy", &clients, &rounds, &timeline);
+    assert!(backend.access_log().lines().count() > 100, "the clients went through the proxy to the backend");
+}
+
+/// A keep-alive connection of its own through the front proxy, asking for the Proxmox InRelease
+/// every 100 ms until `stop`: (when, generation) per answer.
+fn sample_one_connection(front: &Nginx, generations: &Generations, stop: &AtomicBool) -> Vec<(Instant, u32)> {
+    let mut conn = Conn::open(&format!("127.0.0.1:{}", front.port())).expect("connect to the front proxy");
     let mut samples = Vec::new();
     while !stop.load(Ordering::SeqCst) {
         let response = conn.request("GET", &format!("/{PVE_INRELEASE}"), &[]).expect("keep-alive request");
@@ -239,43 +264,36 @@ fn sample_one_connection(backend: &Nginx, generations: &Generations, stop: &Atom
     samples
 }
 
+/// The bound: a connection that lives long (here one of ours through the front proxy; in
+/// production a proxy's pooled connection without the header) keeps one generation across
+/// switches — held across 3 or more later publishes — and moves on within the lifetime (+ the
+/// kernel's 1 s token TTL + the 1 s sweep + slack).
 #[test]
-fn no_apt_run_fails_through_a_reverse_proxy() {
-    // A lifetime short enough to see it end (twice: ~0.8 s a switch), long enough for any apt
-    // run of a loaded machine (a run that outlives it may meet a switch); idle as shipped-ish.
-    let count = generations().max(26);
-    let generations = Generations::build(count);
-    let lifetime = Duration::from_secs(8);
-    let (env, mnt) = setup(&generations, "[mount]\npin-idle = \"60s\"\npin-lifetime = \"8s\"\n");
+fn a_long_lived_connection_keeps_its_generation_within_the_bound() {
+    let generations = Generations::build(generations().max(20));
+    let lifetime = Duration::from_secs(5);
+    let (env, mnt) = setup(&generations, "[mount]\npin-idle = \"5s\"\npin-lifetime = \"5s\"\n");
     let backend = Nginx::start(&mnt.dir);
-    let front = Nginx::front_proxy(&backend, true);
-    let url = front.base_url();
-    let clients = vec![
-        Client::new(&env, &url, &PVE, "proxied-pve-a"),
-        Client::new(&env, &url, &PVE, "proxied-pve-b"),
-        Client::new(&env, &url, &DEBIAN, "proxied-debian-a"),
-        Client::new(&env, &url, &DEBIAN, "proxied-debian-b"),
-    ];
+    let front = Nginx::front_proxy(&backend, PinHeader::Sent);
     let timeline = Timeline::default();
-    let (rounds, samples) = drive(&env, &generations, (1, count), &clients, &timeline, |stop| {
-        sample_one_connection(&backend, &generations, stop)
-    });
-    report("proxy", count, &clients, &rounds);
-    assert_clean("proxy", &clients, &rounds);
-    assert_fresh("proxy", &clients, &rounds, &timeline);
-    // The long-lived connection: pinned across switches, but never older than the bound
-    // (lifetime + the kernel's 1 s token TTL + the 1 s sweep + slack).
+    let last = generations.upstreams.len() as u32 - 1;
+    let sample = |stop: &AtomicBool| sample_one_connection(&front, &generations, stop);
+    let (_, samples) = drive(&env, &generations, (1, last), &[], &timeline, sample);
     let bound = lifetime + Duration::from_secs(2) + SWITCH_SLACK;
-    let mut held_across_a_switch = false;
+    let mut held_longest = 0;
     for (t, g) in &samples {
         let floor = timeline.current_at(t.checked_sub(bound));
-        assert!(*g >= floor, "a connection was served generation {g} while {floor} was current {bound:?} before");
-        held_across_a_switch |= *g < timeline.current_at(t.checked_sub(Duration::from_millis(500)));
+        assert!(*g >= floor, "the connection was served generation {g} while {floor} was current {bound:?} before");
+        held_longest =
+            held_longest.max(timeline.current_at(t.checked_sub(Duration::from_millis(500))).saturating_sub(*g));
     }
-    assert!(held_across_a_switch, "the keep-alive connection never kept a generation across a switch");
+    assert!(held_longest >= 3, "the connection's generation was never kept across 3 publishes ({held_longest})");
     let seen: std::collections::BTreeSet<u32> = samples.iter().map(|(_, g)| *g).collect();
-    assert!(seen.len() >= 2, "the keep-alive connection never moved on: {seen:?}");
-    eprintln!("proxy: the keep-alive connection saw generations {seen:?} in {} answers", samples.len());
+    assert!(seen.len() >= 2, "the connection never moved on: {seen:?}");
+    eprintln!(
+        "long-lived connection: generations {seen:?} in {} answers, held across up to {held_longest} publishes",
+        samples.len()
+    );
 }
 
 /// The cases the issue asks to measure: the goal holds where keep-alive is on; here apt may hit
@@ -294,7 +312,7 @@ fn without_keepalive_or_across_broken_connections_only_index_races_happen() {
     let timeline = Timeline::default();
     for (i, (mode, extra, proxied)) in modes.into_iter().enumerate() {
         let backend = Nginx::start_with(&mnt.dir, extra);
-        let front = proxied.then(|| Nginx::front_proxy(&backend, false));
+        let front = proxied.then(|| Nginx::front_proxy(&backend, PinHeader::Omitted));
         let url = front.as_ref().unwrap_or(&backend).base_url();
         let clients = vec![
             Client::new(&env, &url, &PVE, &format!("{mode}-pve-a")),
@@ -307,7 +325,7 @@ fn without_keepalive_or_across_broken_connections_only_index_races_happen() {
         for (client, rounds) in clients.iter().zip(&rounds) {
             for (j, round) in rounds.iter().enumerate() {
                 let Some(error) = &round.error else { continue };
-                assert!(!client.by_hash, "{mode} {}: a by-hash client failed:\n{error}", client.name);
+                assert!(!client.upstream_by_hash, "{mode} {}: a by-hash client failed:\n{error}", client.name);
                 let race = error.contains("Packages")
                     && (error.contains("Hash Sum mismatch") || error.contains("unexpected size"));
                 assert!(race, "{mode} {}: a failure other than an index race:\n{error}", client.name);

@@ -46,7 +46,7 @@ struct Served {
 fn served(up: &Upstream) -> Served {
     let root = tempfile::tempdir().expect("tempdir");
     up.write_to(root.path()).expect("write fixture trees");
-    let nginx = Nginx::start(root.path());
+    let nginx = Nginx::start_plain(root.path());
     let mut env = Env::new(up.clone(), &[]);
     configure(&mut env, &nginx.base_url(), true);
     Served { env, root, nginx }

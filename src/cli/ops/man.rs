@@ -129,14 +129,14 @@ const KEYS: &[Key] = &[
         "pin-idle",
         None,
         "A token under .pin/ (one per nginx connection: the shipped site opens index paths there) not looked up \
-         for this long is forgotten; its next lookup sees the newest view (more than 0s).",
+         for this long is forgotten; its next lookup sees the newest view (at least 5s).",
     ),
     (
         "mount",
         "pin-lifetime",
         None,
         "A token is forgotten this long after it was pinned, however busy: no connection is served an older view \
-         than this (more than 0s).",
+         than this (at least 5s; keep it below [sync] grace, which keeps the package files of superseded snapshots).",
     ),
     (
         "subscription",

@@ -3,8 +3,8 @@
 //! master our child, Drop stops it (SIGQUIT to the master, SIGKILL to its process group if it
 //! lingers). The server block comes from `scripts/nginx/pmirror-fs.conf` when that file
 //! exists (its `listen` replaced, `/srv/pmirror-fs` in its `root` lines replaced by the served
-//! directory), so the tests exercise the configuration we ship, pinned index paths included. A
-//! plain directory (no `.pin`: not a pmirror-fs mount) gets the same block with the pinned
+//! directory), so the tests exercise the configuration we ship, pinned index paths included.
+//! [`Nginx::start_plain`] serves a plain directory (an upstream) with the same block, its pinned
 //! roots pointing at the directory itself. [`Nginx::front_proxy`] starts the shipped front-proxy
 //! block (`scripts/nginx/pmirror-fs-proxy.conf`) in front of another instance.
 //!
@@ -49,12 +49,12 @@ const PINNED_SUFFIX: &str = "/.pin/$pmirror_pin";
 
 /// `root` lines of `block` with the shipped directory replaced by `root`; for a directory that
 /// is not a pmirror-fs mount, the pinned roots point at `root` too.
-fn replace_roots(block: &str, root: &str, pinned: bool) -> String {
+fn replace_roots(block: &str, root: &str, served: Served) -> String {
     let mut out = String::new();
     for line in block.lines() {
         let mut line = line.to_owned();
         if is_directive(&line, "root") {
-            if !pinned {
+            if served == Served::Plain {
                 line = line.replace(PINNED_SUFFIX, "");
             }
             line = line.replace(SHIPPED_ROOT, root);
@@ -99,14 +99,27 @@ fn replace_directive(block: &str, directive: &str, value: &str, only_first: bool
     out
 }
 
-fn server_block(root: &Path, port: u16, extra: &str) -> String {
+/// Whether the served directory is a pmirror-fs mount (pinned roots kept) or a plain one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Served {
+    Mount,
+    Plain,
+}
+
+/// Whether the front proxy sends X-Pmirror-Pin (the shipped block does).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PinHeader {
+    Sent,
+    Omitted,
+}
+
+fn server_block(root: &Path, port: u16, extra: &str, served: Served) -> String {
     let listen = format!("127.0.0.1:{port}");
-    let pinned = root.join(".pin").is_dir();
     let root = root.display().to_string();
     match project_server_block() {
         Some(block) => {
             let block = replace_directive(&block, "listen", &listen, true);
-            with_extra(&replace_roots(&block, &root, pinned), extra)
+            with_extra(&replace_roots(&block, &root, served), extra)
         }
         None => format!("server {{\n    listen {listen};\n    root {root};\n    autoindex on;\n    sendfile on;\n}}\n"),
     }
@@ -114,7 +127,7 @@ fn server_block(root: &Path, port: u16, extra: &str) -> String {
 
 /// The shipped front-proxy block, listening on `port`, passing to `backend` (`host:port`);
 /// without `pin_header`, with its X-Pmirror-Pin line left out.
-fn proxy_block(backend: &str, port: u16, pin_header: bool) -> String {
+fn proxy_block(backend: &str, port: u16, pin_header: PinHeader) -> String {
     let block = project_file("pmirror-fs-proxy.conf").expect("scripts/nginx/pmirror-fs-proxy.conf");
     let block = replace_directive(&block, "listen", &format!("127.0.0.1:{port}"), true);
     let upstream_server = |l: &str| l.trim_start().starts_with("server ") && l.trim_end().ends_with(';');
@@ -122,7 +135,8 @@ fn proxy_block(backend: &str, port: u16, pin_header: bool) -> String {
         true => format!("        server {backend};\n"),
         false => format!("{l}\n"),
     };
-    block.lines().filter(|l| pin_header || !l.contains("X-Pmirror-Pin")).map(line).collect()
+    let keep = |l: &&str| pin_header == PinHeader::Sent || !l.contains("X-Pmirror-Pin $");
+    block.lines().filter(keep).map(line).collect()
 }
 
 fn config(tmp: &Path, server_block: &str) -> String {
@@ -146,6 +160,8 @@ fn free_port() -> u16 {
 impl Nginx {
     /// Serve `root` (absolute path) on `127.0.0.1:<free port>`; panics if nginx is missing or
     /// does not come up, with its error log in the message.
+    /// `root` must be a pmirror-fs mount: its `.pin` directory must answer (a mount without it
+    /// would silently serve index paths unpinned).
     pub fn start(root: &Path) -> Nginx {
         Nginx::start_with(root, "")
     }
@@ -154,12 +170,19 @@ impl Nginx {
     /// `keepalive_timeout 0;`).
     pub fn start_with(root: &Path, extra: &str) -> Nginx {
         let root = std::fs::canonicalize(root).unwrap_or_else(|e| panic!("nginx root {}: {e}", root.display()));
-        Nginx::launch(&root.display().to_string(), |port| server_block(&root, port, extra))
+        assert!(root.join(".pin").is_dir(), "{} has no .pin: not a pmirror-fs mount (use start_plain)", root.display());
+        Nginx::launch(&root.display().to_string(), |port| server_block(&root, port, extra, Served::Mount))
+    }
+
+    /// The shipped block over a plain directory (an upstream's files), pinned roots unpinned.
+    pub fn start_plain(root: &Path) -> Nginx {
+        let root = std::fs::canonicalize(root).unwrap_or_else(|e| panic!("nginx root {}: {e}", root.display()));
+        Nginx::launch(&root.display().to_string(), |port| server_block(&root, port, "", Served::Plain))
     }
 
     /// The shipped front-proxy block in front of `backend` (an upstream keep-alive pool), with or
     /// without the X-Pmirror-Pin header that names the client's connection.
-    pub fn front_proxy(backend: &Nginx, pin_header: bool) -> Nginx {
+    pub fn front_proxy(backend: &Nginx, pin_header: PinHeader) -> Nginx {
         let to = format!("127.0.0.1:{}", backend.port());
         Nginx::launch(&format!("a proxy to {to}"), |port| proxy_block(&to, port, pin_header))
     }
@@ -288,17 +311,20 @@ mod tests {
     #[test]
     fn pinned_roots_follow_the_served_directory() {
         let block = "server {\n    root /srv/pmirror-fs;\n    location ~ /dists/ {\n        root /srv/pmirror-fs/.pin/$pmirror_pin;\n    }\n}\n";
-        let mount = replace_roots(block, "/m", true);
+        let mount = replace_roots(block, "/m", Served::Mount);
         assert!(mount.contains("root /m;\n") && mount.contains("root /m/.pin/$pmirror_pin;\n"), "{mount}");
-        let plain = replace_roots(block, "/d", false);
+        let plain = replace_roots(block, "/d", Served::Plain);
         assert_eq!(plain.matches("root /d;\n").count(), 2, "{plain}");
         assert_eq!(
             with_extra("x\nserver {\n}\n", "keepalive_timeout 0;"),
             "x\nserver {\n    keepalive_timeout 0;\n}\n"
         );
-        let proxy = proxy_block("127.0.0.1:7", 9, false);
+        let proxy = proxy_block("127.0.0.1:7", 9, PinHeader::Omitted);
         assert!(proxy.contains("server 127.0.0.1:7;") && proxy.contains("listen 127.0.0.1:9;"), "{proxy}");
-        assert!(!proxy.contains("X-Pmirror-Pin $") && proxy_block("127.0.0.1:7", 9, true).contains("X-Pmirror-Pin $"));
+        assert!(
+            !proxy.contains("X-Pmirror-Pin $")
+                && proxy_block("127.0.0.1:7", 9, PinHeader::Sent).contains("X-Pmirror-Pin $")
+        );
         assert!(proxy.contains("server {"), "the server block itself stays: {proxy}");
     }
 }

@@ -133,7 +133,7 @@ fn nginx_serves_a_written_fixture() {
     let dir = tempfile::tempdir().expect("tempdir");
     let up = build(Flavor::Debian, 0);
     up.write_to(dir.path()).expect("write_to");
-    let nginx = Nginx::start(dir.path());
+    let nginx = Nginx::start_plain(dir.path());
     for path in ["debian/dists/bookworm/InRelease", up.deb_paths()[0]] {
         let r = client::get(&nginx.url(path)).expect("GET via nginx");
         assert_eq!((r.status, &r.body[..]), (200, up.bytes(path).expect("bytes")), "{}", nginx.error_log());
@@ -176,7 +176,7 @@ fn apt_accepts_both_flavors_through_nginx() {
         let work = tempfile::tempdir().expect("tempdir");
         let up = build(flavor, 1);
         up.write_to(&work.path().join("www")).expect("write_to");
-        let nginx = Nginx::start(&work.path().join("www"));
+        let nginx = Nginx::start_plain(&work.path().join("www"));
         let apt = apt_round_trip(&up, &nginx.base_url(), work.path());
         if flavor == Flavor::Debian {
             let log = nginx.access_log();
