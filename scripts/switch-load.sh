@@ -44,7 +44,7 @@ done
 rm -f "$log.out"
 
 echo
-echo "switch load: $RUNS runs of the three tests, $GENERATIONS generations each (measured modes: half)"
+echo "switch load: $RUNS runs of the switch_load tests, $GENERATIONS generations each (measured modes: half each)"
 printf '%-38s %6s %9s %8s %9s %8s\n' mode runs switches "apt runs" failed "failed %"
 awk '
     { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
