@@ -48,10 +48,11 @@ pub(super) const TOKEN_TTL: Duration = Duration::from_secs(1);
 pub const MAX_TOKEN_LEN: usize = 96;
 
 /// Tokens kept at most. A token costs ~270 bytes here and ~8 KB of kernel dentries and inodes
-/// (measured: scripts/bench-pin.sh), so the bound is ~18 MB + ~520 MB of reclaimable kernel
-/// cache, reached only by ~546 new connections a second for the 120 s idle bound (an apt update
-/// a second keeps ~120 tokens).
-pub const MAX_TOKENS: usize = 65_536;
+/// (measured: scripts/bench-pin.sh), so the bound is ~5 MB + ~130 MB of reclaimable kernel
+/// cache. A full table forgets the tokens idle longest, which are closed connections (an apt
+/// run's token is looked up every second while it runs): only more than this many connections
+/// busy at once could lose a live pin, far beyond nginx's worker_connections (768 a worker).
+pub const MAX_TOKENS: usize = 16_384;
 
 /// Tokens forgotten at once when the table is full.
 const EVICT_BATCH: usize = MAX_TOKENS / 8;
