@@ -259,4 +259,5 @@ fn written_tree_keeps_bytes_and_mtimes() {
 }
 
 /// The server, nginx and apt halves of the self-test.
+mod exfat;
 mod serving;

@@ -1,6 +1,7 @@
 //! Test support shared by the integration tests: signed fixture upstream repositories
 //! (`fixture`), a loopback HTTP server with fault injection (`http`), a raw HTTP client
-//! (`client`), and harnesses for the real nginx (`nginx`) and apt (`apt`).
+//! (`client`), and harnesses for the real nginx (`nginx`), apt (`apt`) and an exFAT medium
+//! (`exfat`).
 //!
 //! One signing key (and one "wrong" key) per test binary: key generation is not free, and
 //! every fixture signed by the same key lets tests share the public key file.
@@ -10,6 +11,7 @@
 
 pub mod apt;
 pub mod client;
+pub mod exfat;
 pub mod fixture;
 pub mod http;
 pub mod nginx;

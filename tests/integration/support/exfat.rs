@@ -1,0 +1,102 @@
+//! A real exFAT filesystem for the offline-media tests (issue 14): an image file made with
+//! Debian's exfatprogs (`mkfs.exfat`), attached to a loop device and mounted with exfat-fuse (the
+//! kernel here has no exfat driver; exfat-fuse run as root insists on a block device, hence the
+//! loop device). Drop unmounts it and detaches the loop device. Missing tools are a test failure
+//! (panic), never a skip.
+//!
+//! ```text
+//! <tempdir>/medium.img     the image (sparse)
+//! <tempdir>/mnt/           where it is mounted
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const MKFS_EXFAT: &str = "/usr/sbin/mkfs.exfat";
+pub const MOUNT_EXFAT: &str = "/usr/sbin/mount.exfat-fuse";
+
+pub struct Exfat {
+    dir: tempfile::TempDir,
+    loop_dev: String,
+    mounted: bool,
+}
+
+fn run(program: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(program).args(args).output().map_err(|e| format!("{program}: {e}"))?;
+    match out.status.success() {
+        true => Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned()),
+        false => Err(format!(
+            "{program} {}: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )),
+    }
+}
+
+impl Exfat {
+    /// A fresh exFAT filesystem of `bytes` (at least a few MiB), labelled `label`, mounted.
+    pub fn new(bytes: u64, label: &str) -> Exfat {
+        for tool in [MKFS_EXFAT, MOUNT_EXFAT] {
+            assert!(Path::new(tool).exists(), "{tool} not found: apt-get install exfatprogs exfat-fuse");
+        }
+        let dir = tempfile::tempdir().expect("exfat harness: tempdir");
+        let image = dir.path().join("medium.img");
+        std::fs::File::create(&image).and_then(|f| f.set_len(bytes)).expect("exfat harness: image file");
+        let image_arg = image.to_str().expect("utf-8 temp path");
+        run(MKFS_EXFAT, &["-L", label, image_arg]).unwrap_or_else(|e| panic!("exfat harness: {e}"));
+        let loop_dev = run("losetup", &["-f", "--show", image_arg]).unwrap_or_else(|e| panic!("exfat harness: {e}"));
+        let mut medium = Exfat { dir, loop_dev, mounted: false };
+        std::fs::create_dir(medium.path()).expect("exfat harness: mountpoint");
+        let mnt = medium.path();
+        run(MOUNT_EXFAT, &[&medium.loop_dev, mnt.to_str().expect("utf-8")])
+            .unwrap_or_else(|e| panic!("exfat harness: {e}"));
+        medium.mounted = true;
+        medium
+    }
+
+    /// Where the filesystem is mounted.
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("mnt")
+    }
+
+    /// Unmount (the medium pulled out); [`Exfat::remount`] brings it back with its content.
+    /// A file closed a moment ago may still be released by exfat-fuse: busy is retried for 2 s.
+    pub fn unmount(&mut self) {
+        if !self.mounted {
+            return;
+        }
+        let mnt = self.path();
+        let mut tries = 0;
+        while let Err(e) = run("umount", &[mnt.to_str().expect("utf-8")]) {
+            tries += 1;
+            assert!(tries < 20 && e.contains("busy"), "exfat harness: {e}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        self.mounted = false;
+    }
+
+    pub fn remount(&mut self) {
+        if !self.mounted {
+            let mnt = self.path();
+            run(MOUNT_EXFAT, &[&self.loop_dev, mnt.to_str().expect("utf-8")])
+                .unwrap_or_else(|e| panic!("exfat harness: {e}"));
+            self.mounted = true;
+        }
+    }
+}
+
+impl Drop for Exfat {
+    fn drop(&mut self) {
+        if self.mounted {
+            if let Err(e) = run("umount", &[self.path().to_str().unwrap_or_default()]) {
+                // Busy (a test still holds a file): detach lazily so the loop device can go.
+                tracing::warn!(error = %e, "exfat harness: umount failed; detaching lazily");
+                let _ = run("umount", &["-l", self.path().to_str().unwrap_or_default()]);
+            }
+        }
+        if let Err(e) = run("losetup", &["-d", &self.loop_dev]) {
+            tracing::warn!(error = %e, "exfat harness: losetup -d failed");
+        }
+    }
+}
