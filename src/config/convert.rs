@@ -2,12 +2,12 @@
 //! against each other (unique ids, aliases that neither hide a view nor point nowhere). The first
 //! problem in file order wins.
 
-use super::raw::{RawAlias, RawConfig, RawMirror, RawMount, RawStore, RawSubscription, RawSync, RawTree, Text};
+use super::raw::{RawAlias, RawConfig, RawMirror, RawStore, RawSubscription, RawSync, RawTree, Text};
 use super::subscription::{self, Product, ServerId, Subscription, SubscriptionKey};
 use super::{duration, validate};
 use super::{
-    AliasConfig, Config, ConfigError, KeyFileProblem, Location, MirrorConfig, MountConfig, Repository, StoreConfig,
-    SyncConfig, TreeConfig, Unusable,
+    AliasConfig, Config, ConfigError, KeyFileProblem, Location, MirrorConfig, Repository, StoreConfig, SyncConfig,
+    TreeConfig, Unusable,
 };
 use std::collections::HashMap;
 use std::ops::Range;
@@ -23,15 +23,7 @@ pub(super) fn build(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let store = ctx.store(&raw.store)?;
     let sync = ctx.sync(&raw.sync)?;
     let mount = ctx.mount(&raw.mount)?;
-    if mount.pin_lifetime > sync.grace {
-        tracing::warn!(
-            config = %path.display(),
-            pin_lifetime = %duration::format_duration(mount.pin_lifetime),
-            grace = %duration::format_duration(sync.grace),
-            "[mount] pin-lifetime is longer than [sync] grace: a connection still pinned to a superseded snapshot \
-             may ask for package files the plain paths no longer serve"
-        );
-    }
+    super::mount::warn_if_outliving_grace(&mount, &sync, path);
     let subscriptions =
         raw.subscription.iter().enumerate().map(|(i, s)| ctx.subscription(s, i + 1)).collect::<Result<Vec<_>, _>>()?;
     let mut ids = IdRegistry::default();
@@ -79,7 +71,12 @@ pub(super) fn build(text: &str, path: &Path) -> Result<Config, ConfigError> {
         .chain(unusable.iter().map(|u| u.view.as_str()))
         .collect();
     let aliases = ctx.aliases(&raw.alias, &views)?;
-    Ok(Config { path: path.to_owned(), store, sync, mount, mirrors, trees, aliases, subscriptions, unusable })
+    let entries: Vec<&str> = (mirrors.iter().map(|m| m.id.as_str()))
+        .chain(trees.iter().map(|t| t.id.as_str()))
+        .chain(unusable.iter().map(|u| u.id.as_str()))
+        .collect();
+    let media = ctx.media(&raw.medium, &entries)?;
+    Ok(Config { path: path.to_owned(), store, sync, mount, mirrors, trees, aliases, media, subscriptions, unusable })
 }
 
 /// Sorts an entry's problems: a key file that cannot be used or a subscription no
@@ -111,7 +108,7 @@ fn base_dir(path: &Path) -> PathBuf {
 }
 
 /// The text being parsed and its file name, to turn byte spans into `FILE:LINE`.
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     text: &'a str,
     path: &'a Path,
     /// See [`base_dir`].
@@ -119,7 +116,7 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn at(&self, span: Range<usize>) -> Location {
+    pub(super) fn at(&self, span: Range<usize>) -> Location {
         let before = self.text.get(..span.start).unwrap_or(self.text);
         Location { path: self.path.to_owned(), line: Some(before.matches('\n').count() + 1) }
     }
@@ -155,12 +152,19 @@ impl Ctx<'_> {
             .or_else(|| named("tree", "id", &outline.tree))
             .or(subscription)
             .or_else(|| named("alias", "path", &outline.alias))
+            .or_else(|| named("medium", "id", &outline.medium))
             .or_else(|| fixed("[store]", &outline.store))
             .or_else(|| fixed("[sync]", &outline.sync))
             .or_else(|| fixed("[mount]", &outline.mount))
     }
 
-    fn invalid(&self, span: Range<usize>, entry: &str, key: &'static str, message: impl Into<String>) -> ConfigError {
+    pub(super) fn invalid(
+        &self,
+        span: Range<usize>,
+        entry: &str,
+        key: &'static str,
+        message: impl Into<String>,
+    ) -> ConfigError {
         ConfigError::Invalid { at: self.at(span), entry: entry.to_owned(), key, message: message.into() }
     }
 
@@ -207,25 +211,11 @@ impl Ctx<'_> {
         })
     }
 
-    fn mount(&self, raw: &RawMount) -> Result<MountConfig, ConfigError> {
-        let positive = |text: Option<&Text>, key, default| {
-            let value = self.duration_in("[mount]", text, key, default)?;
-            match text.filter(|_| value < MIN_PIN_BOUND) {
-                Some(t) => Err(self.invalid(t.span(), "[mount]", key, MIN_PIN_BOUND_REASON)),
-                None => Ok(value),
-            }
-        };
-        Ok(MountConfig {
-            pin_idle: positive(raw.pin_idle.as_ref(), "pin-idle", DEFAULT_PIN_IDLE)?,
-            pin_lifetime: positive(raw.pin_lifetime.as_ref(), "pin-lifetime", DEFAULT_PIN_LIFETIME)?,
-        })
-    }
-
     fn duration(&self, raw: Option<&Text>, key: &'static str, default: Duration) -> Result<Duration, ConfigError> {
         self.duration_in("[sync]", raw, key, default)
     }
 
-    fn duration_in(
+    pub(super) fn duration_in(
         &self,
         section: &str,
         raw: Option<&Text>,
@@ -475,6 +465,8 @@ struct Outline {
     alias: Vec<Spanned<toml::Table>>,
     #[serde(default)]
     subscription: Vec<Spanned<toml::Table>>,
+    #[serde(default)]
+    medium: Vec<Spanned<toml::Table>>,
 }
 
 /// Ids claimed so far by mirrors and trees, with the line that claimed them.

@@ -4,6 +4,9 @@
 
 use super::*;
 
+/// A second medium with the id `usb` (its id on its second line).
+const MEDIUM_AGAIN: &str = "[[medium]]\nid = \"usb\"\npath = \"/mnt/b\"\nmirrors = [\"pve\"]\n";
+
 /// A valid `[[subscription]]` occupying lines 1–3.
 const SUBSCRIPTION: &str =
     "[[subscription]]\nkey = \"pve4b-1234567890\"\nserver-id = \"0123456789abcdef0123456789abcdef\"\n";
@@ -12,6 +15,8 @@ const SUBSCRIPTION: &str =
 fn invalid_cases() -> Vec<(&'static str, String, usize, Vec<&'static str>)> {
     let m = |extra: &str| format!("{MIRROR}{extra}");
     let swap = |from: &str, to: &str| MIRROR.replace(from, to);
+    // MIRROR (lines 1–5), then a medium: [[medium]] 6, id 7, path 8, then `rest` from line 9.
+    let medium = |rest: &str| format!("{MIRROR}[[medium]]\nid = \"usb\"\npath = \"/mnt/usb\"\n{rest}");
     vec![
         (
             "unknown key in [store]",
@@ -137,6 +142,32 @@ fn invalid_cases() -> Vec<(&'static str, String, usize, Vec<&'static str>)> {
         ("bad pin-lifetime", "[mount]\npin-lifetime = \"10 min\"\n".into(), 2, vec!["[mount]: pin-lifetime:"]),
         ("unknown mount key", "[mount]\npin = 1\n".into(), 2, vec!["[mount]", "pin"]),
         ("view under .pin", format!("{MIRROR}view = \".pin/x\"\n"), 6, vec!["view:", "reserved"]),
+        ("medium unknown mirror", medium("mirrors = [\"nope\"]\n"), 9, vec!["medium \"usb\": mirrors:", "not the id"]),
+        ("medium no mirrors", medium("mirrors = []\n"), 9, vec!["medium \"usb\": mirrors:", "names no mirror"]),
+        ("medium twice", medium("mirrors = [\"pve\", \"pve\"]\n"), 9, vec!["mirrors:", "listed twice"]),
+        (
+            "medium relative path",
+            format!("{MIRROR}[[medium]]\nid = \"usb\"\npath = \"mnt/usb\"\nmirrors = [\"pve\"]\n"),
+            8,
+            vec!["medium \"usb\": path:", "absolute"],
+        ),
+        ("medium newest 0", medium("mirrors = [\"pve\"]\nnewest = 0\n"), 10, vec!["newest:", "at least 1"]),
+        (
+            "medium both",
+            medium("mirrors = [\"pve\"]\nnewest = 1\nsnapshots = [\"pve/x\"]\n"),
+            11,
+            vec!["snapshots:", "not both"],
+        ),
+        ("medium bad name", medium("mirrors = [\"pve\"]\nsnapshots = [\"x\"]\n"), 10, vec!["<mirror>/<snapshot>"]),
+        ("medium foreign", medium("mirrors = [\"pve\"]\nsnapshots = [\"o/x\"]\n"), 10, vec!["not in this medium"]),
+        ("medium empty names", medium("mirrors = [\"pve\"]\nsnapshots = []\n"), 10, vec!["snapshots:", "is empty"]),
+        (
+            "medium bad id",
+            format!("{MIRROR}[[medium]]\nid = \"a b\"\npath = \"/m\"\nmirrors = [\"pve\"]\n"),
+            7,
+            vec!["medium \"a b\": id:"],
+        ),
+        ("medium duplicate", format!("{}{}", medium("mirrors = [\"pve\"]\n"), MEDIUM_AGAIN), 11, vec!["duplicate id"]),
         ("zero concurrency", "[sync]\nconcurrency = 0\n".into(), 2, vec!["[sync]: concurrency:", "at least 1"]),
         ("zero keep", "\n[sync]\nretries = 1\nkeep = 0\n".into(), 4, vec!["[sync]: keep:", "at least 1"]),
         ("empty store dir", "[store]\ndir = \"\"\n".into(), 2, vec!["[store]: dir:", "empty"]),

@@ -14,6 +14,8 @@
 //!   repository.rs  the `deb URL SUITE COMPONENT…` line
 //!   subscription.rs  Proxmox subscription keys: product rule, masking
 //!   defaults.rs    the default of every [store], [sync] and [mount] key
+//!   medium.rs      [[medium]]: offline media, checked against the entries
+//!   mount.rs       [mount]: connection pin bounds
 //!   duration.rs    `48h`, `1d12h` durations
 //!   render.rs      normalized TOML for `config show`
 //! ```
@@ -22,6 +24,8 @@ mod convert;
 mod defaults;
 pub mod duration;
 pub mod import;
+mod medium;
+mod mount;
 pub mod presets;
 mod raw;
 mod render;
@@ -57,6 +61,8 @@ pub struct Config {
     pub mirrors: Vec<MirrorConfig>,
     pub trees: Vec<TreeConfig>,
     pub aliases: Vec<AliasConfig>,
+    /// `[[medium]]` entries (offline media for air-gapped clusters).
+    pub media: Vec<MediumConfig>,
     /// `[[subscription]]` entries in file order; an entry's `use-subscription` takes the first of
     /// its product.
     pub subscriptions: Vec<Subscription>,
@@ -127,6 +133,29 @@ pub struct MountConfig {
     pub pin_idle: Duration,
     /// A token is forgotten this long after it was pinned, however busy it is.
     pub pin_lifetime: Duration,
+}
+
+/// One `[[medium]]`: an offline medium and what goes on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MediumConfig {
+    /// Letters, digits, `_ . -`; the medium's marker file names it.
+    pub id: String,
+    /// Where the medium is mounted (absolute).
+    pub path: PathBuf,
+    /// Ids of the mirrors and trees it carries.
+    pub mirrors: Vec<String>,
+    pub snapshots: MediumSnapshots,
+}
+
+/// Which snapshots of its mirrors a medium carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MediumSnapshots {
+    /// The published one of each (the default).
+    Published,
+    /// The newest N of each (the published one among them or not).
+    Newest(usize),
+    /// These, as (mirror or tree id, snapshot name).
+    Named(Vec<(String, String)>),
 }
 
 /// One `[[mirror]]`: an apt repository synced into snapshots.

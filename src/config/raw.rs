@@ -23,6 +23,8 @@ pub(super) struct RawConfig {
     pub tree: Vec<RawTree>,
     #[serde(default)]
     pub alias: Vec<RawAlias>,
+    #[serde(default)]
+    pub medium: Vec<RawMedium>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -96,4 +98,14 @@ impl std::fmt::Debug for RawSubscription {
 pub(super) struct RawAlias {
     pub path: Text,
     pub target: Text,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawMedium {
+    pub id: Text,
+    pub path: Text,
+    pub mirrors: Spanned<Vec<Text>>,
+    pub newest: Option<Spanned<usize>>,
+    pub snapshots: Option<Spanned<Vec<Text>>>,
 }

@@ -21,6 +21,20 @@ struct Document {
     tree: Vec<Tree>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     alias: Vec<Alias>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    medium: Vec<Medium>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Medium {
+    id: String,
+    path: String,
+    mirrors: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    newest: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snapshots: Option<Vec<String>>,
 }
 
 #[derive(Serialize)]
@@ -124,6 +138,7 @@ pub(super) fn to_toml(config: &Config) -> String {
         mirror: config.mirrors.iter().map(mirror).collect(),
         tree: config.trees.iter().map(tree).collect(),
         alias: config.aliases.iter().map(|a| Alias { path: a.path.clone(), target: a.target.clone() }).collect(),
+        medium: config.media.iter().map(medium).collect(),
     };
     // Strings, integers, booleans and arrays of them always serialize; an error here would be a
     // bug in the shapes above, not a property of the config.
@@ -131,6 +146,15 @@ pub(super) fn to_toml(config: &Config) -> String {
         tracing::error!(error = %e, "cannot render the config as TOML");
         format!("# cannot render config: {e}\n")
     })
+}
+
+fn medium(m: &super::MediumConfig) -> Medium {
+    let (newest, snapshots) = match &m.snapshots {
+        super::MediumSnapshots::Published => (None, None),
+        super::MediumSnapshots::Newest(n) => (Some(*n), None),
+        super::MediumSnapshots::Named(names) => (None, Some(names.iter().map(|(m, s)| format!("{m}/{s}")).collect())),
+    };
+    Medium { id: m.id.clone(), path: path_text(&m.path), mirrors: m.mirrors.clone(), newest, snapshots }
 }
 
 fn mirror(m: &super::MirrorConfig) -> Mirror {

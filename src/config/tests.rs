@@ -77,6 +77,18 @@ key = "key.gpg"
 id = "templates"
 url = "http://download.proxmox.com/images/"
 
+[[medium]]
+id = "usb"
+path = "/mnt/usb"
+mirrors = ["pve_bookworm", "iso"]
+newest = 2
+
+[[medium]]
+id = "disk"
+path = "/media/disk"
+mirrors = ["debian"]
+snapshots = ["debian/2026-12-01T10:00:00Z"]
+
 [[alias]]
 path = "debian/dists"
 target = "proxmox/pve/dists"
@@ -95,6 +107,14 @@ fn full_config_parses_with_every_value() {
     assert_eq!(sync.grace, Duration::from_secs(36 * 3600));
     assert_eq!(sync.timeout, Duration::from_secs(90));
     assert_eq!((config.mount.pin_idle, config.mount.pin_lifetime), (Duration::from_secs(30), Duration::from_secs(300)));
+    let usb = &config.media[0];
+    assert_eq!(
+        (usb.id.as_str(), usb.path.as_path(), &usb.mirrors[..]),
+        ("usb", Path::new("/mnt/usb"), &["pve_bookworm".to_owned(), "iso".to_owned()][..])
+    );
+    assert_eq!(usb.snapshots, MediumSnapshots::Newest(2));
+    let named = vec![("debian".to_owned(), "2026-12-01T10:00:00Z".to_owned())];
+    assert_eq!(config.media[1].snapshots, MediumSnapshots::Named(named));
 
     let pve = &config.mirrors[0];
     assert_eq!(pve.id, "pve_bookworm");
@@ -198,6 +218,7 @@ fn to_toml_round_trips_through_parse() {
         assert_eq!(format!("{:?}", first.sync), format!("{:?}", second.sync));
         assert_eq!(format!("{:?}", first.trees), format!("{:?}", second.trees));
         assert_eq!(format!("{:?}", first.aliases), format!("{:?}", second.aliases));
+        assert_eq!(first.media, second.media);
         for (a, b) in first.mirrors.iter().zip(&second.mirrors) {
             assert_eq!((&a.id, &a.repository, &a.view, &a.key), (&b.id, &b.repository, &b.view, &b.key));
             assert_eq!((&a.architectures, &a.skip_sections), (&b.architectures, &b.skip_sections));

@@ -190,6 +190,21 @@ const KEYS: &[Key] = &[
     ("tree", "use-subscription", Some("unset: none"), "As a mirror's."),
     ("alias", "path", Some("required"), "A path in the mount that shows another one (it may not hide a view)."),
     ("alias", "target", Some("required"), "The path it shows: inside a mirror's or tree's view, or snapshots/."),
+    ("medium", "id", Some("required"), "Letters, digits, _ . -; the medium's marker file names it."),
+    ("medium", "path", Some("required"), "Where the medium is mounted (absolute): a USB stick or disk, exFAT included."),
+    ("medium", "mirrors", Some("required"), "Ids of the mirrors and trees it carries."),
+    (
+        "medium",
+        "newest",
+        Some("unset: the published snapshot of each"),
+        "Carry the newest N snapshots of each mirror and tree (at least 1).",
+    ),
+    (
+        "medium",
+        "snapshots",
+        Some("unset: the published snapshot of each"),
+        "Carry these snapshots, as \"mirror/snapshot\" (not with newest).",
+    ),
 ];
 
 /// What each table is, in the order of the page.
@@ -201,6 +216,12 @@ const TABLES: &[(&str, &str, &str)] = &[
     ("mirror", "[[mirror]]", "One suite of an apt repository, synced into snapshots."),
     ("tree", "[[tree]]", "A plain file tree, checked against its checksum lists."),
     ("alias", "[[alias]]", "A second path for part of the view."),
+    (
+        "medium",
+        "[[medium]]",
+        "An offline medium for an air-gapped cluster, and what goes on it. Checked at every load; the medium \
+         commands that write and read media are not built yet.",
+    ),
 ];
 
 /// What `config add` writes for pve:bookworm, debian:bookworm, debian:bookworm-updates and
