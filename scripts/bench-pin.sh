@@ -61,40 +61,22 @@ WRK_THREADS=2
 WRK_CONNECTIONS=32
 NOFILE_SHIPPED=16384
 HELPERS=$SRC/scripts/bench
+# log, die, wait_gone, stop_nginx, free_port, median, paired_ratio, elapsed_ms, now, rss_kib, cpu_ticks
+# shellcheck source=bench/lib.sh
+source "$HELPERS/lib.sh"
 SIDES=(before after)
 # The table's bound, as the AFTER source states it (only used for the step past it).
 MAX_TOKENS=$(sed -n 's/^pub const MAX_TOKENS: usize = \([0-9_]*\);.*/\1/p' "$SRC/src/fuse/pin.rs" 2>/dev/null | tr -d _)
-MAX_TOKENS=${MAX_TOKENS:-65536}
+MAX_TOKENS=${MAX_TOKENS:-16384}
 # The index path the token steps look up (Proxmox style: the repository pins are for).
 PIN_PROBE_PATH=bench/pve/dists/bookworm/pve-no-subscription/binary-amd64/Packages
 
-log() { printf '%s\n' "$*" >&2; }
-die() { log "FATAL: $*"; exit 1; }
 
 # ---------------------------------------------------------------- processes we own, and cleanup
 PIDS_NGINX=()
 declare -A MOUNT_PID MOUNT_DIR
 
-# wait_gone PID TENTHS: true once PID has exited.
-wait_gone() {
-    local i
-    for ((i = 0; i < $2; i++)); do
-        kill -0 "$1" 2>/dev/null || { wait "$1" 2>/dev/null || true; return 0; }
-        sleep 0.1
-    done
-    return 1
-}
 
-stop_nginx() {
-    local pid
-    for pid in "${PIDS_NGINX[@]}"; do
-        kill -QUIT "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS_NGINX[@]}"; do
-        wait_gone "$pid" 50 || kill -KILL "$pid" 2>/dev/null || true
-    done
-    PIDS_NGINX=()
-}
 
 stop_mount() { # SIDE
     local pid=${MOUNT_PID[$1]:-} dir=${MOUNT_DIR[$1]:-}
@@ -120,15 +102,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- helpers
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-# paired_ratio FILE_A FILE_B: median over runs of A[i] / B[i] (runs next to each other in time see
-# the same background load; the median of their ratios is steadier than a ratio of medians).
-paired_ratio() { paste "$1" "$2" | awk '$2 > 0 { print $1 / $2 }' | median | awk '{ printf "%.3f", $1 }'; }
-elapsed_ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f\n", (b - a) * 1000 }'; }
-now() { printf '%s' "$EPOCHREALTIME"; }
-rss_kib() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; } # PID FIELD (VmRSS | RssAnon | VmHWM)
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 # slab NAME → "active_objs objsize" from /proc/slabinfo ("0 0" when the cache is not listed:
 # merged into another one, or slabinfo unreadable).
 slab() { awk -v n="$1" '$1 == n { print $2, $4; f = 1 } END { if (!f) print 0, 0 }' /proc/slabinfo 2>/dev/null || echo 0 0; }

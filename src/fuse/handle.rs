@@ -27,13 +27,24 @@ impl Generations {
 
     /// The kept view whose generation has these inode bits.
     pub(crate) fn by_bits(&self, bits: u32) -> Option<&Arc<View>> {
-        self.views.iter().find(|v| generation_bits(v.generation()) == bits)
+        view_by_bits(&self.views, bits)
     }
 
     /// An object by id, from the newest view that has it.
     pub(crate) fn object(&self, id: u64) -> Option<&ObjectMeta> {
-        self.views.iter().find_map(|v| v.object_by_id(id))
+        object_in(&self.views, id)
     }
+}
+
+/// The first of `views` whose generation has these inode bits (the kept views and the pinned
+/// ones are both searched this way, newest first).
+pub(super) fn view_by_bits<'a>(views: impl IntoIterator<Item = &'a Arc<View>>, bits: u32) -> Option<&'a Arc<View>> {
+    views.into_iter().find(|v| generation_bits(v.generation()) == bits)
+}
+
+/// An object by id, from the first of `views` that has it.
+pub(super) fn object_in<'a>(views: impl IntoIterator<Item = &'a Arc<View>>, id: u64) -> Option<&'a ObjectMeta> {
+    views.into_iter().find_map(|v| v.object_by_id(id))
 }
 
 /// Cheap to clone; every clone sees the same current view.

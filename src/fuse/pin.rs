@@ -267,15 +267,13 @@ impl Pins {
     /// the mount no longer keeps for its own root).
     pub fn view_by_bits(&self, bits: u32) -> Option<Arc<View>> {
         let table = self.lock();
-        let found =
-            table.views.values().rev().find(|(v, _)| crate::tree::inode::generation_bits(v.generation()) == bits);
-        found.map(|(view, _)| Arc::clone(view))
+        super::handle::view_by_bits(table.views.values().rev().map(|(view, _)| view), bits).map(Arc::clone)
     }
 
     /// An object only a pinned view still shows.
     pub fn object(&self, id: u64) -> Option<ObjectMeta> {
         let table = self.lock();
-        table.views.values().rev().find_map(|(v, _)| v.object_by_id(id).cloned())
+        super::handle::object_in(table.views.values().rev().map(|(view, _)| view), id).cloned()
     }
 
     /// Forget every expired token; returns their names and those of tokens evicted since the
