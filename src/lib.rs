@@ -13,6 +13,7 @@ pub mod fetch;
 pub mod filetree;
 pub mod fuse;
 pub mod lifecycle;
+pub mod medium;
 pub mod mirror;
 pub mod pool;
 pub mod status;

@@ -41,7 +41,7 @@ pub struct SnapshotStats {
     pub unique_bytes: u64,
 }
 
-fn sha_column(r: &Row<'_>, i: usize) -> rusqlite::Result<Sha256> {
+pub(super) fn sha_column(r: &Row<'_>, i: usize) -> rusqlite::Result<Sha256> {
     let bytes: Vec<u8> = r.get(i)?;
     <[u8; 32]>::try_from(bytes)
         .map(Sha256)

@@ -6,12 +6,14 @@
 //! counts the applied ones).
 
 pub mod lifecycle;
+mod medium;
 mod pin;
 mod retention;
 mod rows;
 mod snapshots;
 mod view;
 
+pub use medium::Imported;
 pub use pin::{Pin, PinChange};
 pub use rows::{snapshot_name, EntryKindCode, NewEntry, NewSnapshot, PublishedFile, Retention, SnapshotRow};
 pub use snapshots::{next_release_mtime, PublishOutcome};
@@ -109,6 +111,14 @@ impl Catalog {
         if store.join("catalog.db-wal").exists() {
             return Catalog::open_readonly(store)?.current_schema();
         }
+        Catalog::open_immutable(&path)
+    }
+
+    /// Opens the catalog file `path` as immutable: read-only, no locking, nothing created next to
+    /// it (a medium's catalog, which nothing writes while it is read). Its schema must be this
+    /// build's.
+    pub fn open_immutable(path: &Path) -> Result<Catalog, CatalogError> {
+        let path = path.to_owned();
         let err = |source| CatalogError::Sql { path: path.clone(), source };
         let mut uri = std::path::absolute(&path)
             .ok()

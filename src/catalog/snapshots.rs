@@ -271,7 +271,7 @@ impl Catalog {
 }
 
 /// Why [`next_generation`] failed.
-enum NextError {
+pub(super) enum NextError {
     Sql(rusqlite::Error),
     View(BuildError),
 }
@@ -283,7 +283,7 @@ impl From<rusqlite::Error> for NextError {
 }
 
 impl NextError {
-    fn at(self, path: &std::path::Path) -> CatalogError {
+    pub(super) fn at(self, path: &std::path::Path) -> CatalogError {
         match self {
             NextError::Sql(source) => CatalogError::Sql { path: path.to_owned(), source },
             NextError::View(e) => CatalogError::View(e),
@@ -293,7 +293,7 @@ impl NextError {
 
 /// Bumps the generation inside `tx`, lets `prepare` check the view it now shows (and write its
 /// image), and records the image nonce (or its absence) with the generation.
-fn next_generation(
+pub(super) fn next_generation(
     tx: &Transaction<'_>,
     now: i64,
     grace_secs: i64,

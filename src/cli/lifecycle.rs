@@ -13,6 +13,7 @@ use crate::lifecycle::verify::{self, VerifyReport};
 use crate::pool::Pool;
 use crate::store::{Settings, Store};
 use serde_json::json;
+use std::path::Path;
 use std::time::Instant;
 
 /// `gc [--dry-run]`: plan under the store lock, print it, and (unless a dry run) perform it.
@@ -65,9 +66,29 @@ fn print_plan(plan: &GcPlan) {
 pub fn verify(config: &Config, ids: &[String], json: bool) -> anyhow::Result<i32> {
     let catalog = Catalog::open(&config.store.dir)?;
     let pool = Pool::open(&config.store.dir, config.store.fsync)?;
-    let report = verify::verify(&catalog, &pool, ids)?;
+    let fix = "`pmirror-fs sync --verify` downloads them again";
+    print_verify(&verify::verify(&catalog, &pool, ids)?, json, fix)
+}
+
+/// `verify --store DIR`: a medium (or another store) re-hashed without writing to it.
+pub fn verify_store(dir: &Path, ids: &[String], json: bool) -> anyhow::Result<i32> {
+    let (catalog, pool, fix) = if crate::medium::is_medium(dir) {
+        let m = crate::medium::Medium::open(dir)?;
+        let fix = format!("`pmirror-fs medium sync {} --verify` writes them again", m.marker.id);
+        (m.catalog, m.pool, fix)
+    } else {
+        (
+            Catalog::open_untouched(dir)?,
+            Pool::existing(dir),
+            "`pmirror-fs sync --verify` downloads them again".to_owned(),
+        )
+    };
+    print_verify(&verify::verify(&catalog, &pool, ids)?, json, &fix)
+}
+
+fn print_verify(report: &verify::VerifyReport, json: bool, fix: &str) -> anyhow::Result<i32> {
     if json {
-        println!("{}", serde_json::to_string_pretty(&verify_json(&report))?);
+        println!("{}", serde_json::to_string_pretty(&verify_json(report))?);
     } else {
         for f in &report.findings {
             println!("{} ({}): {}", f.object.sha256, size(f.object.size), f.damage);
@@ -89,10 +110,7 @@ pub fn verify(config: &Config, ids: &[String], json: bool) -> anyhow::Result<i32
     if report.findings.is_empty() {
         return Ok(0);
     }
-    eprintln!(
-        "pmirror-fs: {} damaged or missing pool objects; `pmirror-fs sync --verify` downloads them again",
-        report.findings.len()
-    );
+    eprintln!("pmirror-fs: {} damaged or missing pool objects; {fix}", report.findings.len());
     Ok(1)
 }
 

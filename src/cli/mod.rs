@@ -3,6 +3,7 @@
 
 mod human;
 mod lifecycle;
+mod medium;
 mod mount;
 mod ops;
 mod progress;
@@ -73,6 +74,10 @@ pub enum Command {
         /// Stay in the foreground (systemd Type=notify/simple); default: detach once mounted
         #[arg(long)]
         foreground: bool,
+        /// Serve this store or offline medium instead of [store] dir (a medium read-only: no
+        /// lock, no migration, nothing written to it)
+        #[arg(long, value_name = "DIR")]
+        store: Option<PathBuf>,
     },
     /// Inspect and manage snapshots
     #[command(subcommand)]
@@ -105,7 +110,13 @@ pub enum Command {
         /// Print the report (counts and every damaged object with its paths) as JSON
         #[arg(long)]
         json: bool,
+        /// Re-hash this store or offline medium instead of [store] dir, writing nothing to it
+        #[arg(long, value_name = "DIR")]
+        store: Option<PathBuf>,
     },
+    /// Offline media for air-gapped clusters: write, inspect, import, apt sources
+    #[command(subcommand)]
+    Medium(medium::MediumCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,16 +185,22 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     let load = || Config::load(&path).map_err(anyhow::Error::from);
     match cli.command {
         Command::Sync { ids, verify, dry_run, json } => cmd_sync(&load()?, SyncRequest { ids, verify }, dry_run, json),
-        Command::Mount { mountpoint, allow_other, private, nonempty, foreground } => {
-            mount::run(&load()?, &mountpoint, mount::Switches { allow_other, private, nonempty, foreground })
+        Command::Mount { mountpoint, allow_other, private, nonempty, foreground, store } => {
+            let config = match store {
+                Some(dir) => medium::config_for_store(&path, &dir)?,
+                None => load()?,
+            };
+            mount::run(&config, &mountpoint, mount::Switches { allow_other, private, nonempty, foreground })
         }
+        Command::Medium(cmd) => medium::run(&load, cmd),
         Command::Snapshot(cmd) => snapshot::run(&load()?, cmd),
         Command::Status { json } => ops::status(&load()?, json),
         Command::Gen(cmd) => ops::gen(&cmd),
         Command::Config(ConfigCmd::Import(args)) => ops::import(&args),
         Command::Config(ConfigCmd::Add(args)) => ops::add(&path, &args),
         Command::Gc { dry_run, json } => lifecycle::gc(&load()?, dry_run, json),
-        Command::Verify { ids, json } => lifecycle::verify(&load()?, &ids, json),
+        Command::Verify { ids, json, store: None } => lifecycle::verify(&load()?, &ids, json),
+        Command::Verify { ids, json, store: Some(dir) } => lifecycle::verify_store(&dir, &ids, json),
         Command::Config(ConfigCmd::Check) => ops::check(&load()?),
         Command::Config(ConfigCmd::Show) => {
             // The normalized rendering holds every entry: one that cannot run has nothing to show.

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{DaemonError, Schedule};
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, CatalogError};
 use crate::config::Config;
 use crate::engine::one_line;
 use crate::store::aliases;
@@ -21,6 +21,12 @@ pub(super) struct Store {
 /// sync ran yet (so the mount can come up first at boot) and migrates an older catalog.
 pub(super) fn open_store(config: &Config) -> Result<(PathBuf, Catalog), DaemonError> {
     let store = &config.store.dir;
+    if crate::medium::is_medium(store) {
+        // A medium is served as it is: nothing is created, migrated, locked or written on it.
+        let file = crate::medium::catalog_file(store)
+            .ok_or_else(|| CatalogError::Refused(format!("{}: a medium without its catalog.db", store.display())))?;
+        return Ok((crate::pool::Pool::existing(store).objects_dir(), Catalog::open_immutable(&file)?));
+    }
     let opened = (|| -> Result<_, DaemonError> {
         let pool_dir = crate::pool::Pool::open(store, config.store.fsync)?.objects_dir();
         drop(Catalog::open(store)?);
@@ -100,11 +106,15 @@ impl Store {
     /// so an entry added and synced while the mount runs shows as it is, not as removed. A config
     /// that no longer loads leaves the one the mount started with (and a warning).
     pub(super) fn with_status(&self, view: &View, mtime: i64, min_generation: u64) -> Option<View> {
-        let current = Config::load(&self.config.path)
+        // `mount --store` on an offline host may run without a config file.
+        let current = (self.config.path.exists() || !crate::medium::is_medium(&self.config.store.dir))
+            .then(|| Config::load(&self.config.path))
+            .transpose()
             .inspect_err(
                 |e| tracing::warn!(error = %e, "status.json: cannot read the config again; using the one mounted with"),
             )
-            .ok();
+            .ok()
+            .flatten();
         let config = current.as_ref().unwrap_or(&self.config);
         let (path, content) = crate::status::inline_file(config, &self.catalog, || (self.next_schedule)());
         let mut view = view.with_inline_file(&path, content, mtime)?;

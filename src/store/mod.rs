@@ -131,6 +131,12 @@ impl Store {
         self.with_view(|catalog, prepare| catalog.forget_mirror(entry, unix_now(), grace, prepare))
     }
 
+    /// `medium import`: adds the snapshots of the medium catalog file `medium` this store lacks
+    /// (their objects must be in the pool already); publishes nothing.
+    pub fn import(&mut self, medium: &std::path::Path) -> Result<crate::catalog::Imported, StoreError> {
+        Ok(self.catalog.import_snapshots(medium)?)
+    }
+
     /// What gc would delete (nothing is deleted).
     pub fn gc_plan(&self) -> Result<GcPlan, StoreError> {
         Ok(gc::plan(&self.catalog, &self.pool, &self.lock)?)

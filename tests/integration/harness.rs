@@ -172,7 +172,12 @@ pub struct Mount {
 impl Mount {
     /// Mounts the env's store at `<env>/mnt` and waits until the view is there.
     pub fn start(env: &Env) -> Mount {
-        let dir = env.dir.path().join("mnt");
+        Mount::start_with(env, "mnt", &[])
+    }
+
+    /// Mounts at `<env>/<name>` with `extra` arguments (`--store DIR`), waiting until it is up.
+    pub fn start_with(env: &Env, name: &str, extra: &[&str]) -> Mount {
+        let dir = env.dir.path().join(name);
         // A stale mount (dead daemon) fails stat with ENOTCONN: the directory exists regardless.
         if let Err(e) = std::fs::create_dir(&dir) {
             assert!(e.kind() == std::io::ErrorKind::AlreadyExists, "create mountpoint: {e}");
@@ -182,7 +187,7 @@ impl Mount {
         let log = env.dir.path().join("mount.log");
         let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("open mount.log");
         let child = env
-            .cmd(&["mount", dir.to_str().unwrap(), "--foreground", "--allow-other"])
+            .cmd(&[&["mount", dir.to_str().unwrap(), "--foreground", "--allow-other"], extra].concat())
             .env("PMIRROR_FS_LOG", "info")
             .stderr(log_file)
             .spawn()

@@ -7,6 +7,8 @@ mod first_hour_docs;
 mod first_hour_mount;
 mod harness;
 mod lifecycle;
+mod medium;
+mod medium_faults;
 mod ops;
 mod real_upstream;
 mod subscription;

@@ -69,6 +69,27 @@ impl AptClient {
     /// An apt client in `dir` with one source, `URL SUITE COMPONENT…` (a leading `deb ` is
     /// accepted and dropped), trusting only `key` (binary or .asc public key).
     pub fn new(dir: &Path, sources_line: &str, key: &Path) -> AptClient {
+        let mut client = AptClient::empty(dir);
+        client.add_source(sources_line, key);
+        client
+    }
+
+    /// An apt client in `dir` whose sources are the deb822 `*.sources` files in `from` (their
+    /// `Signed-By` names the keys).
+    pub fn with_sources(dir: &Path, from: &Path) -> AptClient {
+        let client = AptClient::empty(dir);
+        let entries = std::fs::read_dir(from).unwrap_or_else(|e| panic!("apt harness: {}: {e}", from.display()));
+        for entry in entries.map(|e| e.expect("apt harness: read_dir")) {
+            if entry.file_name().to_string_lossy().ends_with(".sources") {
+                let to = client.dir.join("etc/sources.list.d").join(entry.file_name());
+                std::fs::copy(entry.path(), &to).unwrap_or_else(|e| panic!("apt harness: copy {}: {e}", to.display()));
+            }
+        }
+        client
+    }
+
+    /// An apt client in `dir` with no source yet.
+    fn empty(dir: &Path) -> AptClient {
         assert!(
             Path::new(APT_GET).exists(),
             "{APT_GET} not found: these tests need the real apt client (apt-get install apt)"
@@ -91,9 +112,7 @@ impl AptClient {
         write(d("state/status"), String::new());
         write(d("etc/sources.list"), String::new());
         write(d("apt.conf"), apt_conf(&dir));
-        let mut client = AptClient { dir, sources: 0 };
-        client.add_source(sources_line, key);
-        client
+        AptClient { dir, sources: 0 }
     }
 
     /// Another `deb [signed-by=key] …` line, in its own file.

@@ -76,6 +76,19 @@ impl Exfat {
         self.mounted = false;
     }
 
+    /// Bytes written to the medium's block device so far (the loop device's write sectors, after
+    /// a sync(2) so exfat-fuse's and the page cache's writes have reached it).
+    pub fn bytes_written(&self) -> u64 {
+        // SAFETY: sync(2) has no preconditions and no failure.
+        unsafe { libc::sync() };
+        let name = self.loop_dev.trim_start_matches("/dev/");
+        let stat = std::fs::read_to_string(format!("/sys/block/{name}/stat"))
+            .unwrap_or_else(|e| panic!("exfat harness: /sys/block/{name}/stat: {e}"));
+        // Field 7: sectors written, in 512-byte units whatever the device's sector size.
+        let sectors: u64 = stat.split_whitespace().nth(6).and_then(|v| v.parse().ok()).expect("write sectors");
+        sectors * 512
+    }
+
     pub fn remount(&mut self) {
         if !self.mounted {
             let mnt = self.path();

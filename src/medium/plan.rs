@@ -1,0 +1,150 @@
+//! What a medium sync would do, decided before anything is written (`medium diff` prints it,
+//! `medium sync` performs it): which snapshots of the store the medium's config picks, which
+//! objects they use, which of those the medium already has intact, and what it holds that the
+//! new state no longer uses.
+
+use super::{MediumError, MARKER};
+use crate::catalog::{Catalog, SnapshotRow};
+use crate::config::{MediumConfig, MediumSnapshots};
+use crate::digest::Sha256;
+use crate::pool::Pool;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::Path;
+
+/// One snapshot the medium will hold.
+#[derive(Debug, Clone)]
+pub struct Chosen {
+    pub row: SnapshotRow,
+    /// The medium publishes it (its mirror's published snapshot there).
+    pub publish: bool,
+}
+
+/// A medium sync, planned.
+#[derive(Debug, Default)]
+pub struct MediumPlan {
+    pub chosen: Vec<Chosen>,
+    /// Every object the chosen snapshots use.
+    pub objects: Vec<(Sha256, u64)>,
+    /// Objects to copy (absent from the medium, or of the wrong size there).
+    pub add: Vec<(Sha256, u64)>,
+    /// Objects on the medium the new state does not use (removed after the commit).
+    pub remove: Vec<(Sha256, u64)>,
+    /// `mirror/name` of snapshots the medium gains and loses.
+    pub snapshots_added: Vec<String>,
+    pub snapshots_removed: Vec<String>,
+    /// The medium's generation now (0 for a new medium).
+    pub medium_generation: u64,
+}
+
+impl MediumPlan {
+    pub fn add_bytes(&self) -> u64 {
+        self.add.iter().map(|(_, s)| s).sum()
+    }
+
+    pub fn remove_bytes(&self) -> u64 {
+        self.remove.iter().map(|(_, s)| s).sum()
+    }
+
+    pub fn total_bytes(&self) -> u64 {
+        self.objects.iter().map(|(_, s)| s).sum()
+    }
+
+    /// Nothing to copy, remove, or change in the snapshot set.
+    pub fn is_noop(&self) -> bool {
+        self.add.is_empty()
+            && self.remove.is_empty()
+            && self.snapshots_added.is_empty()
+            && self.snapshots_removed.is_empty()
+    }
+}
+
+/// The snapshots of `store` that `medium` carries, each marked with whether the medium
+/// publishes it: per entry, the store's published snapshot if it is among them, else the newest.
+pub fn choose(medium: &MediumConfig, store: &Catalog) -> Result<Vec<Chosen>, MediumError> {
+    let mut out = Vec::new();
+    for entry in &medium.mirrors {
+        let mut rows = store.snapshots(Some(entry))?;
+        rows.sort_by(|a, b| b.name.cmp(&a.name));
+        let picked: Vec<SnapshotRow> = match &medium.snapshots {
+            MediumSnapshots::Published => rows.into_iter().filter(|r| r.published).collect(),
+            MediumSnapshots::Newest(n) => rows.into_iter().take(*n).collect(),
+            MediumSnapshots::Named(names) => {
+                let wanted: Vec<&str> = names.iter().filter(|(m, _)| m == entry).map(|(_, n)| n.as_str()).collect();
+                for name in &wanted {
+                    if !rows.iter().any(|r| r.name == *name) {
+                        let message = format!("medium {}: {entry} has no snapshot named {name}", medium.id);
+                        return Err(MediumError::Selection(message));
+                    }
+                }
+                rows.into_iter().filter(|r| wanted.contains(&r.name.as_str())).collect()
+            }
+        };
+        if picked.is_empty() {
+            let message = format!("medium {}: {entry} has no published snapshot yet: sync it first", medium.id);
+            return Err(MediumError::Selection(message));
+        }
+        let publish = picked.iter().position(|r| r.published).unwrap_or(0);
+        out.extend(picked.into_iter().enumerate().map(|(i, row)| Chosen { row, publish: i == publish }));
+    }
+    Ok(out)
+}
+
+/// The objects under `<dir>/pool/sha256/`, with their sizes (a medium not synced yet has none).
+pub fn objects_on(dir: &Path) -> Result<HashMap<Sha256, u64>, MediumError> {
+    let root = Pool::existing(dir).objects_dir().join("sha256");
+    let mut out = HashMap::new();
+    let fans = match std::fs::read_dir(&root) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(MediumError::Io { path: root, source: e }),
+    };
+    for fan in fans {
+        let fan = fan.map_err(super::io_err(&root))?.path();
+        if !fan.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(&fan).map_err(super::io_err(&fan))? {
+            let file = file.map_err(super::io_err(&fan))?;
+            let Some(digest) = file.file_name().to_str().and_then(|n| n.parse::<Sha256>().ok()) else { continue };
+            let meta = file.metadata().map_err(super::io_err(&fan))?;
+            if meta.is_file() {
+                out.insert(digest, meta.len());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The plan: `chosen` (of the store catalog `store`) against what the medium at `dir` holds.
+pub fn plan(store: &Catalog, chosen: Vec<Chosen>, dir: &Path) -> Result<MediumPlan, MediumError> {
+    let ids: Vec<i64> = chosen.iter().map(|c| c.row.id).collect();
+    let objects = store.objects_of(&ids)?;
+    let present = objects_on(dir)?;
+    let wanted: HashSet<Sha256> = objects.iter().map(|(d, _)| *d).collect();
+    let add = objects.iter().filter(|(d, s)| present.get(d) != Some(s)).copied().collect();
+    let mut remove: Vec<(Sha256, u64)> =
+        present.iter().filter(|(d, _)| !wanted.contains(d)).map(|(d, s)| (*d, *s)).collect();
+    remove.sort();
+    let (held, medium_generation) = held_snapshots(dir)?;
+    let new: BTreeSet<String> = chosen.iter().map(|c| format!("{}/{}", c.row.mirror_id, c.row.name)).collect();
+    Ok(MediumPlan {
+        snapshots_added: new.difference(&held).cloned().collect(),
+        snapshots_removed: held.difference(&new).cloned().collect(),
+        chosen,
+        objects,
+        add,
+        remove,
+        medium_generation,
+    })
+}
+
+/// `mirror/name` of every snapshot the medium's catalog holds, and its generation (none and 0
+/// for a medium not synced yet).
+fn held_snapshots(dir: &Path) -> Result<(BTreeSet<String>, u64), MediumError> {
+    let Some(file) = super::catalog_file(dir).filter(|_| dir.join(MARKER).is_file()) else {
+        return Ok((BTreeSet::new(), 0));
+    };
+    let catalog = Catalog::open_immutable(&file)?;
+    let names = catalog.snapshots(None)?.into_iter().map(|r| format!("{}/{}", r.mirror_id, r.name)).collect();
+    Ok((names, catalog.generation()?))
+}
