@@ -12,6 +12,7 @@
 
 mod guided;
 mod man;
+mod man_text;
 mod metrics;
 mod status;
 

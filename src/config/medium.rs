@@ -1,8 +1,7 @@
 //! `[[medium]]`: an offline medium (a USB stick or disk carried to an air-gapped cluster) and
 //! what goes on it: which mirrors and trees, and which of their snapshots — the published one of
 //! each (the default), the newest N (`newest`), or named ones (`snapshots = ["mirror/name"]`).
-//! Checked against the entries the config defines. The `medium` commands that write and read
-//! media (issue 14) are not built yet: this is their configuration, checked at every load.
+//! Checked against the entries the config defines; `crate::medium` writes and reads the media.
 
 use super::convert::Ctx;
 use super::raw::RawMedium;

@@ -200,3 +200,54 @@ fn a_medium_on_exfat_carries_two_mirrors_and_the_iso_tree_to_an_offline_cluster(
     assert_eq!(listing(&m), before, "serving the medium wrote to it");
     assert!(!direct.store.exists(), "mount --store created the configured store");
 }
+
+#[test]
+fn sources_disable_the_valid_until_check_only_for_a_release_that_carries_one() {
+    let mut up = upstream(0);
+    let i = up.suites.iter().position(|s| s.root == PVE.root).unwrap();
+    let release = text(up.bytes(&up.suites[i].release_path()).unwrap());
+    // Valid for a few seconds: synced while valid, expired by the time apt reads the copy.
+    let until = std::time::SystemTime::now() + std::time::Duration::from_secs(4);
+    let field = format!("\nValid-Until: {}\nArchitectures:", httpdate::fmt_http_date(until));
+    up.sign_release(i, release.replacen("\nArchitectures:", &field, 1).as_bytes(), signing_key()).unwrap();
+    let mut env = Env::new(up, &[&PVE, &DEBIAN]);
+    let dir = env.dir.path().join("plain-medium");
+    std::fs::create_dir(&dir).unwrap();
+    configure(&mut env, "disk", &dir, "");
+    env.sync_ok(&[]);
+    ok(env.run(&["medium", "sync", "disk", "--init"]), "medium sync --init into a directory");
+    let d = dir.to_str().unwrap();
+    let direct = offline();
+    let mount = Mount::start_with(&direct, "direct", &["--store", d]);
+    let srcs = direct.dir.path().join("apt-src");
+    let base = format!("file://{}", mount.dir.display());
+    ok(
+        direct.run(&[
+            "medium",
+            "sources",
+            d,
+            "--base-url",
+            &base,
+            "-o",
+            srcs.to_str().unwrap(),
+            "--key-dir",
+            srcs.to_str().unwrap(),
+        ]),
+        "sources",
+    );
+    let pve = std::fs::read_to_string(srcs.join(format!("pmirror-fs-{}.sources", PVE.id))).unwrap();
+    let debian = std::fs::read_to_string(srcs.join(format!("pmirror-fs-{}.sources", DEBIAN.id))).unwrap();
+    assert!(pve.contains("Check-Valid-Until: no\n") && pve.contains("carries Valid-Until"), "{pve}");
+    assert!(!debian.contains("Valid-Until"), "{debian}");
+    while std::time::SystemTime::now() <= until {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The real client: the stanza as written reads the expired copy; without the line it refuses.
+    apt_through(&direct.dir.path().join("apt-ok"), &srcs);
+    std::fs::write(srcs.join(format!("pmirror-fs-{}.sources", PVE.id)), pve.replace("Check-Valid-Until: no\n", ""))
+        .unwrap();
+    let strict = AptClient::with_sources(&direct.dir.path().join("apt-strict"), &srcs);
+    let out = strict.update_raw().expect("apt-get update");
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(said.contains("expired"), "apt took an expired Release without Check-Valid-Until: no:\n{said}");
+}

@@ -46,8 +46,13 @@ fn readme_commands_parse_presets_exist_and_examples_load() {
     let tmp = tempfile::tempdir().unwrap();
     let key = crate::support::write_public_key(tmp.path());
     let tomls: Vec<&String> = blocks.iter().filter(|(i, _)| i == "toml").map(|(_, b)| b).collect();
-    assert_eq!(tomls.len(), 4, "TOML examples");
-    for body in tomls {
+    assert_eq!(tomls.len(), 5, "TOML examples");
+    for (i, body) in tomls.iter().enumerate() {
+        // The [[medium]] example names the mirrors of the example before it.
+        let body = match body.starts_with("[[medium]]") {
+            true => format!("{}\n{body}", tomls[i - 1]),
+            false => body.to_string(),
+        };
         let body = body.replace("/etc/apt/trusted.gpg.d/proxmox-release-bookworm.gpg", &key.display().to_string());
         Config::parse(&body, &tmp.path().join("config.toml")).unwrap_or_else(|e| panic!("README config: {e}\n{body}"));
     }
