@@ -157,6 +157,18 @@ fn a_medium_on_exfat_carries_two_mirrors_and_the_iso_tree_to_an_offline_cluster(
     let imported = json(off.run(&["medium", "import", m_arg, "--json"]), "medium import");
     assert_eq!(imported["added"].as_array().unwrap().len(), 3, "{imported}");
     ok(off.run(&["verify"]), "verify of the offline store");
+    for id in [PVE.id, DEBIAN.id, "iso"] {
+        let (here, there) = (off.published(id).expect("published offline"), env.published(id).unwrap());
+        assert_eq!((&here.name, here.files, here.release_sha256), (&there.name, there.files, there.release_sha256));
+    }
+    let rows = off.catalog().mirrors().unwrap();
+    let pve = rows.iter().find(|r| r.id == PVE.id).unwrap();
+    let connected = env.catalog().mirrors().unwrap().into_iter().find(|r| r.id == PVE.id).unwrap();
+    assert_eq!(
+        (pve.state.as_str(), pve.last_success),
+        ("success", connected.last_success),
+        "the run history came along"
+    );
     let twice = json(off.run(&["medium", "import", m_arg, "--json"]), "medium import again");
     assert_eq!((twice["added"].as_array().unwrap().len(), twice["copied"]["files"].as_u64()), (0, Some(0)));
     {
@@ -170,6 +182,13 @@ fn a_medium_on_exfat_carries_two_mirrors_and_the_iso_tree_to_an_offline_cluster(
         assert!(!stanzas.to_lowercase().contains("trusted"), "{stanzas}");
         let client = apt_through(&off.dir.path().join("apt-offline"), &srcs);
         drop(client);
+        // By-hash names came along: every index of the published PVE snapshot under its digest.
+        for (path, bytes) in env.published_files(PVE.id).iter().filter(|(p, _)| p.ends_with("/Packages.gz")) {
+            let dir = Path::new(path).parent().unwrap();
+            let by_hash = dir.join("by-hash/SHA256").join(pmirror_fs::digest::Sha256::of(bytes).to_hex());
+            let got = crate::support::client::get(&format!("{}/{}/{}", nginx.base_url(), PVE.root, by_hash.display()));
+            assert_eq!(got.map(|r| (r.status, r.body == *bytes)).ok(), Some((200, true)), "{}", by_hash.display());
+        }
         let iso = crate::support::client::get(&format!("{}/{ISO}", nginx.base_url())).expect("GET iso");
         assert_eq!((iso.status, iso.body == iso_bytes), (200, true), "the ISO through the offline mirror");
     }

@@ -38,6 +38,12 @@ fn an_incremental_medium_sync_writes_about_the_delta() {
     let (env, medium) = connected(96 * MIB);
     ok(env.run(&["medium", "sync", "usb1"]), "first medium sync");
     let before = pool_objects(&medium.path());
+    let off = offline();
+    let m = medium.path();
+    ok(off.run(&["medium", "import", m.to_str().unwrap()]), "import of generation 0");
+    let old_copy = off.dir.path().join("old-medium");
+    let copied = std::process::Command::new("cp").arg("-r").arg(&m).arg(&old_copy).status().unwrap();
+    assert!(copied.success(), "cp -r of the medium");
     env.server.swap(upstream(1));
     env.sync_ok(&[]);
     // The delta's unique bytes: objects the new published snapshots use that the medium lacks.
@@ -63,6 +69,21 @@ fn an_incremental_medium_sync_writes_about_the_delta() {
     let after = pool_objects(&medium.path());
     let expected: BTreeSet<(String, u64)> = wanted.iter().map(|(d, s)| (d.to_hex(), *s)).collect();
     assert_eq!(after, expected, "the medium holds exactly the new snapshots' objects");
+    // The offline side's next import only adds: the delta, and it publishes generation 1.
+    let imported = json(off.run(&["medium", "import", m.to_str().unwrap(), "--json"]), "import of generation 1");
+    assert_eq!(imported["copied"]["bytes"].as_u64(), Some(delta), "{imported}");
+    assert_eq!(imported["published"].as_array().unwrap().len(), 3, "{imported}");
+    for id in [PVE.id, DEBIAN.id, "iso"] {
+        assert_eq!(off.published(id).unwrap().name, env.published(id).unwrap().name);
+        assert_eq!(off.catalog().snapshots(Some(id)).unwrap().len(), 2, "generation 0's {id} is still retained");
+    }
+    // An older medium plugged in by mistake does not roll the cluster back.
+    let again = json(off.run(&["medium", "import", old_copy.to_str().unwrap(), "--json"]), "import of the old medium");
+    assert_eq!(again["kept_newer"].as_array().unwrap().len(), 3, "{again}");
+    assert!(again["published"].as_array().unwrap().is_empty(), "{again}");
+    for id in [PVE.id, DEBIAN.id, "iso"] {
+        assert_eq!(off.published(id).unwrap().name, env.published(id).unwrap().name, "{id} was rolled back");
+    }
 }
 
 /// A tiny deterministic generator (the seed is printed, so a failure can be replayed).
