@@ -151,7 +151,7 @@ fn copy_keys(medium: &Medium, store: &Path) -> Result<(), MediumError> {
             continue;
         }
         let bytes = std::fs::read(e.path()).map_err(super::io_err(&e.path()))?;
-        write_atomic(&store.join(KEYS_DIR), &name, &bytes)?;
+        write_atomic(store, &store.join(KEYS_DIR), &name, &bytes)?;
     }
     Ok(())
 }

@@ -74,6 +74,8 @@ pub enum MediumError {
         path = path.display()
     )]
     FilledUp { id: String, path: PathBuf, free: u64 },
+    #[error("{path}: the medium went away during the write (its lock file is gone); it holds its previous state", path = path.display())]
+    Gone { path: PathBuf },
     #[error("{0}")]
     Selection(String),
     #[error("{path}: {source}", path = path.display())]
@@ -172,9 +174,20 @@ pub fn key_name(id: &str, bytes: &[u8]) -> String {
     format!("{id}.{}", if armored { "asc" } else { "gpg" })
 }
 
-/// Writes `bytes` to `dir/name` whole or not at all: a temporary file in `dir`, fsync'd, renamed
-/// over `name`, the directory fsync'd. Returns the bytes written.
-pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<u64, MediumError> {
+/// The medium (or store) at `root` is still the one its writer locked: a medium unmounted under
+/// a sync leaves the bare mountpoint, which must not receive the rest of it.
+pub(crate) fn still_there(root: &Path) -> Result<(), MediumError> {
+    match root.join("lock").is_file() {
+        true => Ok(()),
+        false => Err(MediumError::Gone { path: root.to_owned() }),
+    }
+}
+
+/// Writes `bytes` to `dir/name` (below `root`, the locked medium or store) whole or not at all:
+/// a temporary file in `dir`, fsync'd, renamed over `name`, the directory fsync'd. Returns the
+/// bytes written.
+pub fn write_atomic(root: &Path, dir: &Path, name: &str, bytes: &[u8]) -> Result<u64, MediumError> {
+    still_there(root)?;
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {

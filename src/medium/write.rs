@@ -241,7 +241,7 @@ fn extras(
     let dir = medium.path.as_path();
     let mut written = 0;
     for (id, bytes) in keys(config, medium) {
-        written += write_if_changed(&dir.join(KEYS_DIR), &key_name(&id, &bytes), &bytes)?;
+        written += write_if_changed(dir, &dir.join(KEYS_DIR), &key_name(&id, &bytes), &bytes)?;
     }
     if let Some(deb) = deb {
         let (name, n) = carry_deb(dir, deb)?;
@@ -251,7 +251,7 @@ fn extras(
         report.deb = existing_deb(dir);
     }
     let text = super::readme::text(medium, plan, report.deb.as_deref());
-    written += write_if_changed(dir, super::README, text.as_bytes())?;
+    written += write_if_changed(dir, dir, super::README, text.as_bytes())?;
     Ok(written)
 }
 
@@ -268,11 +268,11 @@ fn keys(config: &Config, medium: &MediumConfig) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-fn write_if_changed(dir: &Path, name: &str, bytes: &[u8]) -> Result<u64, MediumError> {
+fn write_if_changed(root: &Path, dir: &Path, name: &str, bytes: &[u8]) -> Result<u64, MediumError> {
     if std::fs::read(dir.join(name)).is_ok_and(|old| old == bytes) {
         return Ok(0);
     }
-    write_atomic(dir, name, bytes)
+    write_atomic(root, dir, name, bytes)
 }
 
 /// This version's .deb in apt's cache, if it is there.
@@ -309,7 +309,7 @@ fn carry_deb(dir: &Path, deb: &Path) -> Result<(String, u64), MediumError> {
         return Err(MediumError::Io { path: deb.to_owned(), source });
     }
     let name = deb.file_name().and_then(|n| n.to_str()).unwrap_or("pmirror-fs.deb").replace(':', "%3a");
-    let written = write_if_changed(dir, &name, &bytes)?;
+    let written = write_if_changed(dir, dir, &name, &bytes)?;
     if written > 0 {
         for old in std::fs::read_dir(dir).map_err(io_err(dir))?.filter_map(|e| e.ok()) {
             let old_name = old.file_name().into_string().unwrap_or_default();
@@ -335,7 +335,7 @@ fn commit(
     if marker.is_none() {
         let marker = Marker { format: FORMAT, id: medium.id.clone(), created_at: now };
         let text = serde_json::to_vec_pretty(&marker).expect("marker serializes");
-        report.written += write_atomic(dir, MARKER, &text)?;
+        report.written += write_atomic(dir, dir, MARKER, &text)?;
     }
     let work = tempfile::tempdir().map_err(io_err(&std::env::temp_dir()))?;
     let ids: Vec<i64> = plan.chosen.iter().map(|c| c.row.id).collect();
@@ -379,6 +379,7 @@ fn image_bytes(dir: &Path, generation: u64) -> u64 {
 /// Copies the catalog file built in `file` to the medium: `tmp/`, fsync, rename to
 /// `catalog.db.new`, rename over `catalog.db` (the commit), the directory fsync'd after each.
 fn install_catalog(dir: &Path, file: &Path) -> Result<u64, MediumError> {
+    super::still_there(dir)?;
     let part = dir.join("tmp").join("catalog.db.part");
     let bytes = std::fs::copy(file, &part).map_err(io_err(&part))?;
     let synced = std::fs::File::open(&part).and_then(|f| f.sync_all());

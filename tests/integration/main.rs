@@ -9,6 +9,7 @@ mod harness;
 mod lifecycle;
 mod medium;
 mod medium_faults;
+mod medium_pullout;
 mod ops;
 mod real_upstream;
 mod subscription;

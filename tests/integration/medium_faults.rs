@@ -87,10 +87,10 @@ fn an_incremental_medium_sync_writes_about_the_delta() {
 }
 
 /// A tiny deterministic generator (the seed is printed, so a failure can be replayed).
-struct Lcg(u64);
+pub struct Lcg(pub u64);
 
 impl Lcg {
-    fn next(&mut self) -> f64 {
+    pub fn next(&mut self) -> f64 {
         self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
@@ -98,7 +98,7 @@ impl Lcg {
 
 /// Imports the medium into a fresh store and serves it from there and directly; returns the
 /// snapshots it holds.
-fn imports_and_serves(medium: &Path, iteration: usize) -> BTreeSet<String> {
+pub fn imports_and_serves(medium: &Path, iteration: usize) -> BTreeSet<String> {
     let status = json(offline().run(&["medium", "status", medium.to_str().unwrap(), "--json"]), "status");
     let off = offline();
     ok(off.run(&["verify", "--store", medium.to_str().unwrap()]), &format!("verify --store after kill {iteration}"));

@@ -19,6 +19,8 @@ pub struct Exfat {
     dir: tempfile::TempDir,
     loop_dev: String,
     mounted: bool,
+    /// Pulled out: the mount is there but its daemon is gone.
+    dead: bool,
 }
 
 fn run(program: &str, args: &[&str]) -> Result<String, String> {
@@ -46,7 +48,7 @@ impl Exfat {
         let image_arg = image.to_str().expect("utf-8 temp path");
         run(MKFS_EXFAT, &["-L", label, image_arg]).unwrap_or_else(|e| panic!("exfat harness: {e}"));
         let loop_dev = run("losetup", &["-f", "--show", image_arg]).unwrap_or_else(|e| panic!("exfat harness: {e}"));
-        let mut medium = Exfat { dir, loop_dev, mounted: false };
+        let mut medium = Exfat { dir, loop_dev, mounted: false, dead: false };
         std::fs::create_dir(medium.path()).expect("exfat harness: mountpoint");
         let mnt = medium.path();
         run(MOUNT_EXFAT, &[&medium.loop_dev, mnt.to_str().expect("utf-8")])
@@ -89,7 +91,36 @@ impl Exfat {
         sectors * 512
     }
 
+    /// The medium pulled out mid-write: exfat-fuse is killed with SIGKILL (whatever it had not
+    /// written to the device is lost, as on a stick pulled from its port); the mount stays, dead
+    /// (ENOTCONN), as a pulled stick's does. [`Exfat::remount`] plugs it back in.
+    pub fn pull_out(&mut self) {
+        let want = self.loop_dev.clone();
+        let pids = std::fs::read_dir("/proc").expect("/proc").flatten().filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            let exfat = args.first().is_some_and(|a| a.ends_with(b"exfat-fuse"));
+            (exfat && args.iter().any(|a| *a == want.as_bytes())).then_some(pid)
+        });
+        let pids: Vec<i32> = pids.collect();
+        assert!(!pids.is_empty(), "exfat harness: no exfat-fuse process for {want}");
+        for pid in pids {
+            // SAFETY: kill(2) on a pid of our own test's helper process.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        self.dead = true;
+    }
+
+    /// Mounts it again (after [`Exfat::unmount`], or after [`Exfat::pull_out`]: then the dead
+    /// mount is detached first, once nothing writes through it any more).
     pub fn remount(&mut self) {
+        if self.dead {
+            let mnt = self.path();
+            run("umount", &["-l", mnt.to_str().expect("utf-8")]).unwrap_or_else(|e| panic!("exfat harness: {e}"));
+            self.mounted = false;
+            self.dead = false;
+        }
         if !self.mounted {
             let mnt = self.path();
             run(MOUNT_EXFAT, &[&self.loop_dev, mnt.to_str().expect("utf-8")])
