@@ -101,7 +101,7 @@ impl Exfat {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
             let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
             let exfat = args.first().is_some_and(|a| a.ends_with(b"exfat-fuse"));
-            (exfat && args.iter().any(|a| *a == want.as_bytes())).then_some(pid)
+            (exfat && args.contains(&want.as_bytes())).then_some(pid)
         });
         let pids: Vec<i32> = pids.collect();
         assert!(!pids.is_empty(), "exfat harness: no exfat-fuse process for {want}");
