@@ -289,3 +289,103 @@ fn copy_snapshot(tx: &Transaction<'_>, id: i64) -> rusqlite::Result<i64> {
     )?;
     Ok(local)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{NewEntry, NewSnapshot, Retention};
+    use super::*;
+    use crate::tree::source::{EntryKind, Role};
+
+    fn snapshot(t: i64, release: &str, packages: &[&str]) -> NewSnapshot {
+        let entry = |path: String, content: &str, kind| NewEntry {
+            path,
+            sha256: Sha256::of(content.as_bytes()),
+            size: content.len() as u64,
+            mtime: t,
+            kind,
+            other_hashes: if kind == EntryKind::Index { vec![("MD5Sum", format!("md5-{content}"))] } else { vec![] },
+        };
+        let mut entries = vec![
+            entry("dists/bookworm/InRelease".into(), release, EntryKind::Release),
+            entry("dists/bookworm/main/binary-amd64/Packages".into(), &format!("idx-{release}"), EntryKind::Index),
+        ];
+        entries.extend(packages.iter().map(|p| entry(format!("pool/{p}.deb"), p, EntryKind::Package)));
+        NewSnapshot {
+            mirror_id: "m".into(),
+            created_at: t,
+            release_sha256: Some(Sha256::of(release.as_bytes())),
+            release_last_modified: Some(t),
+            entries,
+        }
+    }
+
+    const KEEP: Retention = Retention { keep: 5, grace_secs: 100 };
+
+    fn store() -> (tempfile::TempDir, Catalog, i64, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cat = Catalog::open(dir.path()).unwrap();
+        cat.upsert_mirror("m", "mirror", "debian/x", "http://example/debian/x").unwrap();
+        let (old, _) = cat.record_snapshot(&snapshot(1_000, "r1", &["a", "b"])).unwrap();
+        cat.publish(&[old], 1_000, KEEP, |_| Ok(None)).unwrap();
+        let (new, _) = cat.record_snapshot(&snapshot(2_000, "r2", &["b", "c"])).unwrap();
+        cat.publish(&[new], 2_000, KEEP, |_| Ok(None)).unwrap();
+        (dir, cat, old, new)
+    }
+
+    #[test]
+    fn an_export_holds_only_the_chosen_snapshots_and_an_import_takes_them_back_whole() {
+        let (dir, cat, old, _) = store();
+        let medium = tempfile::tempdir().unwrap();
+        let mut out = Catalog::open(medium.path()).unwrap();
+        let mut seen = None;
+        let generation = out
+            .export_snapshots(cat.path(), &[old], &[old], 7, 3_000, |src| {
+                seen = Some(src.snapshots.iter().map(|s| (s.name.clone(), s.role)).collect::<Vec<_>>());
+                Ok(Some(42))
+            })
+            .unwrap();
+        assert_eq!(generation, 8, "above the floor and the source's generation");
+        assert_eq!(seen.unwrap(), vec![("1970-01-01T00:16:40Z".to_owned(), Role::Published)]);
+        assert_eq!(out.objects_of(&[old]).unwrap().len(), 4, "InRelease, Packages, a, b — not c");
+        assert_eq!(out.view_pointer().unwrap(), (8, Some(42)));
+        assert_eq!(out.meta("exported_at").unwrap(), Some(3_000));
+        drop(out);
+        assert!(!medium.path().join("catalog.db-wal").exists(), "the exported catalog is one file");
+        let file = medium.path().join("catalog.db");
+        let read = Catalog::open_immutable(&file).unwrap();
+        assert_eq!(read.published("m").unwrap().unwrap().name, "1970-01-01T00:16:40Z");
+
+        // Into an empty store: names, entries and by-hash digests come along.
+        let fresh = tempfile::tempdir().unwrap();
+        let mut local = Catalog::open(fresh.path()).unwrap();
+        let imported = local.import_snapshots(&file).unwrap();
+        assert_eq!(imported.added.len(), 1);
+        let (id, label) = &imported.added[0];
+        assert_eq!(label, "m/1970-01-01T00:16:40Z");
+        assert_eq!(imported.published, vec![("m".to_owned(), *id)]);
+        local.publish(&[*id], 3_000, KEEP, |_| Ok(None)).unwrap();
+        let view = local.load_view(3_000, 100).unwrap();
+        let index = view.snapshots[0].entries.iter().find(|e| e.kind == EntryKind::Index).unwrap();
+        assert!(index.by_hash.iter().any(|h| h.algo == "MD5Sum" && h.digest == "md5-idx-r1"), "{:?}", index.by_hash);
+        // Into the store it came from: already there, nothing added.
+        let mut back = Catalog::open(dir.path()).unwrap();
+        let again = back.import_snapshots(&file).unwrap();
+        assert!(again.added.is_empty() && again.present == vec!["m/1970-01-01T00:16:40Z".to_owned()]);
+    }
+
+    #[test]
+    fn an_import_refuses_a_snapshot_whose_name_the_store_has_with_another_release() {
+        let (_dir, cat, old, _) = store();
+        let medium = tempfile::tempdir().unwrap();
+        let mut out = Catalog::open(medium.path()).unwrap();
+        out.export_snapshots(cat.path(), &[old], &[old], 0, 3_000, |_| Ok(None)).unwrap();
+        drop(out);
+        let other = tempfile::tempdir().unwrap();
+        let mut local = Catalog::open(other.path()).unwrap();
+        local.upsert_mirror("m", "mirror", "debian/x", "http://example/debian/x").unwrap();
+        local.record_snapshot(&snapshot(1_000, "another release", &["z"])).unwrap();
+        let err = local.import_snapshots(&medium.path().join("catalog.db")).unwrap_err().to_string();
+        assert!(err.contains("m/1970-01-01T00:16:40Z differs") && err.contains("nothing was imported"), "{err}");
+        assert_eq!(local.snapshots(None).unwrap().len(), 1, "the refused import added nothing");
+    }
+}
