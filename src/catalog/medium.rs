@@ -71,7 +71,7 @@ impl Catalog {
         self.conn.execute("ATTACH DATABASE ?1 AS src", params![uri(source, "mode=ro")]).map_err(err)?;
         let generation = (|| {
             let tx = self.conn.transaction().map_err(err)?;
-            copy_rows(&tx, snapshots, published, floor, now).map_err(err)?;
+            copy_rows(&tx, snapshots, published, floor, now).map_err(|e| e.at(&path))?;
             let generation = super::snapshots::next_generation(&tx, now, 0, prepare).map_err(|e| e.at(&path))?;
             tx.commit().map_err(err)?;
             Ok(generation)
@@ -125,14 +125,27 @@ fn pick_table(tx: &Transaction<'_>, ids: &[i64]) -> rusqlite::Result<()> {
 const MIRROR_COLUMNS: &str = "id, kind, view, upstream, release_mtime, state, last_started, last_ended, last_success,
     last_error, last_bytes_fetched, last_objects_fetched";
 
-fn copy_rows(tx: &Transaction<'_>, snapshots: &[i64], published: &[i64], floor: u64, now: i64) -> rusqlite::Result<()> {
+/// [`MIRROR_COLUMNS`] as a medium records them: a run in progress in the store (`syncing`) is
+/// carried as the outcome of the last one that ended, or the medium would show it forever.
+const MIRROR_EXPORT: &str = "id, kind, view, upstream, release_mtime,
+    CASE WHEN state <> 'syncing' THEN state WHEN last_error IS NOT NULL THEN 'failed'
+         WHEN last_success IS NOT NULL THEN 'success' ELSE 'new' END,
+    last_started, last_ended, last_success, last_error, last_bytes_fetched, last_objects_fetched";
+
+fn copy_rows(
+    tx: &Transaction<'_>,
+    snapshots: &[i64],
+    published: &[i64],
+    floor: u64,
+    now: i64,
+) -> Result<(), ImportError> {
     pick_table(tx, snapshots)?;
     tx.execute_batch(&format!(
         "INSERT INTO main.objects (id, sha256, size, mtime, created_at)
            SELECT id, sha256, size, mtime, created_at FROM src.objects WHERE id IN
              (SELECT object_id FROM src.entries WHERE snapshot_id IN (SELECT id FROM temp.pick));
          INSERT INTO main.mirrors ({MIRROR_COLUMNS})
-           SELECT {MIRROR_COLUMNS} FROM src.mirrors WHERE id IN
+           SELECT {MIRROR_EXPORT} FROM src.mirrors WHERE id IN
              (SELECT mirror_id FROM src.snapshots WHERE id IN (SELECT id FROM temp.pick));
          INSERT INTO main.snapshots (id, mirror_id, name, created_at, superseded_at, release_sha256,
                                      release_last_modified, files, bytes, warnings)
@@ -145,12 +158,19 @@ fn copy_rows(tx: &Transaction<'_>, snapshots: &[i64], published: &[i64], floor: 
            WHERE snapshot_id IN (SELECT id FROM temp.pick);
          DROP TABLE temp.pick;"
     ))?;
+    // The store is read without its lock: a snapshot retention pruned since the plan is missing.
+    let copied: i64 = tx.query_row("SELECT COUNT(*) FROM main.snapshots", [], |r| r.get(0))?;
+    let wanted = snapshots.iter().collect::<std::collections::BTreeSet<_>>().len() as i64;
+    if copied != wanted {
+        let message =
+            format!("the store changed during the medium sync ({copied} of {wanted} snapshots left); run it again");
+        return Err(ImportError::Refused(message));
+    }
     for &snap in published {
         // The source's pin carries over with the snapshot it pins.
         tx.execute(
             "UPDATE main.mirrors SET published = ?1,
-               pinned_at = (SELECT m.pinned_at FROM src.mirrors m WHERE m.id = main.mirrors.id AND m.published = ?1),
-               release_mtime = (SELECT m.release_mtime FROM src.mirrors m WHERE m.id = main.mirrors.id)
+               pinned_at = (SELECT m.pinned_at FROM src.mirrors m WHERE m.id = main.mirrors.id AND m.published = ?1)
              WHERE id = (SELECT mirror_id FROM main.snapshots WHERE id = ?1)",
             params![snap],
         )?;

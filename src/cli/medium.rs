@@ -78,9 +78,15 @@ pub fn run(load: &dyn Fn() -> anyhow::Result<Config>, cmd: MediumCmd) -> anyhow:
             print_sync(&report, json)?;
         }
         MediumCmd::Status { medium, json } => {
-            let dir = match medium.contains('/') {
+            // A path (the offline side has no [[medium]]), or a configured id, checked as sync checks it.
+            let dir = match medium.contains('/') || Path::new(&medium).is_dir() {
                 true => PathBuf::from(&medium),
-                false => configured(&load()?, &medium)?.path.clone(),
+                false => {
+                    let config = load()?;
+                    let configured = configured(&config, &medium)?;
+                    write::check_configured(configured)?;
+                    configured.path.clone()
+                }
             };
             print_status(&Medium::open(&dir)?.status()?, json)?;
         }
@@ -262,6 +268,10 @@ pub fn config_for_store(path: &Path, store: &Path) -> anyhow::Result<Config> {
         }
         Err(e) => return Err(e.into()),
     };
-    config.store.dir = std::path::absolute(store)?;
+    let store = std::path::absolute(store)?;
+    if !medium::is_medium(&store) && !store.join("catalog.db").is_file() {
+        anyhow::bail!("{}: neither a medium nor a store (is the medium mounted?)", store.display());
+    }
+    config.store.dir = store;
     Ok(config)
 }

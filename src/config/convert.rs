@@ -75,7 +75,7 @@ pub(super) fn build(text: &str, path: &Path) -> Result<Config, ConfigError> {
         .chain(trees.iter().map(|t| t.id.as_str()))
         .chain(unusable.iter().map(|u| u.id.as_str()))
         .collect();
-    let media = ctx.media(&raw.medium, &entries)?;
+    let media = ctx.media(&raw.medium, &entries, &store.dir)?;
     Ok(Config { path: path.to_owned(), store, sync, mount, mirrors, trees, aliases, media, subscriptions, unusable })
 }
 

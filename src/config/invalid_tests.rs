@@ -162,6 +162,12 @@ fn invalid_cases() -> Vec<(&'static str, String, usize, Vec<&'static str>)> {
         ("medium foreign", medium("mirrors = [\"pve\"]\nsnapshots = [\"o/x\"]\n"), 10, vec!["not in this medium"]),
         ("medium empty names", medium("mirrors = [\"pve\"]\nsnapshots = []\n"), 10, vec!["snapshots:", "is empty"]),
         (
+            "medium store inside",
+            format!("[store]\ndir = \"/mnt/usb/store\"\n{MIRROR}[[medium]]\nid = \"usb\"\npath = \"/mnt/usb\"\nmirrors = [\"pve\"]\n"),
+            10,
+            vec!["medium \"usb\": path:", "overlaps the store"],
+        ),
+        (
             "medium bad id",
             format!("{MIRROR}[[medium]]\nid = \"a b\"\npath = \"/m\"\nmirrors = [\"pve\"]\n"),
             7,

@@ -12,7 +12,12 @@ use std::collections::HashMap;
 impl Ctx<'_> {
     /// Every `[[medium]]`, its entries among `entries` (the ids of mirrors and trees, usable or
     /// not); ids unique among media.
-    pub(super) fn media(&self, raw: &[RawMedium], entries: &[&str]) -> Result<Vec<MediumConfig>, ConfigError> {
+    pub(super) fn media(
+        &self,
+        raw: &[RawMedium],
+        entries: &[&str],
+        store: &std::path::Path,
+    ) -> Result<Vec<MediumConfig>, ConfigError> {
         let mut seen: HashMap<&str, usize> = HashMap::new();
         let mut out = Vec::with_capacity(raw.len());
         for medium in raw {
@@ -23,15 +28,27 @@ impl Ctx<'_> {
                 let message = format!("duplicate id: also used by the medium on line {line}");
                 return Err(self.invalid(medium.id.span(), &entry, "id", message));
             }
-            out.push(self.medium(medium, entries, &entry)?);
+            out.push(self.medium(medium, entries, &entry, store)?);
         }
         Ok(out)
     }
 
-    fn medium(&self, raw: &RawMedium, entries: &[&str], entry: &str) -> Result<MediumConfig, ConfigError> {
+    fn medium(
+        &self,
+        raw: &RawMedium,
+        entries: &[&str],
+        entry: &str,
+        store: &std::path::Path,
+    ) -> Result<MediumConfig, ConfigError> {
         let path = raw.path.get_ref();
         if !path.starts_with('/') {
             return Err(self.invalid(raw.path.span(), entry, "path", "must be absolute (where the medium is mounted)"));
+        }
+        // A medium sync makes its path hold exactly the medium: never the store, or around it.
+        let (medium_dir, store_dir) = (std::path::Path::new(path), std::path::absolute(store).unwrap_or_default());
+        if store_dir.starts_with(medium_dir) || medium_dir.starts_with(&store_dir) {
+            let message = format!("{path} overlaps the store {} (a medium is a directory of its own)", store.display());
+            return Err(self.invalid(raw.path.span(), entry, "path", message));
         }
         let mirrors: Vec<String> = raw.mirrors.get_ref().iter().map(|t| t.get_ref().clone()).collect();
         if mirrors.is_empty() {
@@ -42,8 +59,10 @@ impl Ctx<'_> {
                 let message = format!("{id:?} is not the id of a mirror or tree of this config");
                 return Err(self.invalid(text.span(), entry, "mirrors", message));
             }
-            if mirrors.iter().filter(|m| *m == id).count() > 1 {
-                return Err(self.invalid(text.span(), entry, "mirrors", format!("{id:?} is listed twice")));
+            // exFAT compares names without case: keys/PVE.asc and keys/pve.asc are one file there.
+            if mirrors.iter().filter(|m| m.eq_ignore_ascii_case(id)).count() > 1 {
+                let message = format!("{id:?} is listed twice (exFAT ignores the case of names)");
+                return Err(self.invalid(text.span(), entry, "mirrors", message));
             }
         }
         let snapshots = match (&raw.newest, &raw.snapshots) {
@@ -83,6 +102,10 @@ impl Ctx<'_> {
         }
         if out.is_empty() {
             let message = "is empty (leave it out for the published snapshot of each mirror)";
+            return Err(self.invalid(raw.span(), entry, "snapshots", message));
+        }
+        if let Some(bare) = mirrors.iter().find(|m| !out.iter().any(|(n, _)| n == *m)) {
+            let message = format!("names no snapshot of {bare:?}, which `mirrors` lists");
             return Err(self.invalid(raw.span(), entry, "snapshots", message));
         }
         Ok(out)

@@ -6,9 +6,8 @@
 use super::{catalog_file, write_atomic, Medium, MediumError, KEYS_DIR};
 use crate::config::Config;
 use crate::digest::Sha256;
-use crate::pool::{Pool, PoolError};
+use crate::pool::{CopyError, Pool};
 use crate::store::{Settings, Store};
-use std::io::Read as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -45,7 +44,6 @@ pub fn import(config: &Config, dir: &Path) -> Result<ImportReport, MediumError> 
     }
     let objects = medium.catalog.objects_of(&new_ids)?;
     copy_objects(&medium, store.pool(), &objects, &mut report)?;
-    copy_keys(&medium, &config.store.dir)?;
     let before: Vec<(String, Option<String>)> =
         store.catalog().mirrors()?.into_iter().map(|m| (m.id, m.published.map(|p| p.name))).collect();
     let file = catalog_file(dir).ok_or_else(|| MediumError::NotAMedium { path: dir.to_owned() })?;
@@ -65,6 +63,9 @@ pub fn import(config: &Config, dir: &Path) -> Result<ImportReport, MediumError> 
             }
         }
     }
+    // The keys of what this import publishes: an older medium's do not replace the store's.
+    let published: Vec<&str> = report.published.iter().filter_map(|p| p.split_once('/').map(|(m, _)| m)).collect();
+    copy_keys(&medium, &config.store.dir, &published)?;
     if !picks.is_empty() || !report.added.is_empty() {
         let outcome = store.publish(&picks)?;
         report.published.retain(|p| !outcome.held.iter().any(|m| p.starts_with(&format!("{m}/"))));
@@ -91,13 +92,13 @@ fn copy_objects(
             report.already += 1;
             continue;
         }
-        match copy_one(&medium.pool, pool, digest, *size, &mut buf) {
+        match pool.copy_in(&medium.pool.object_path(digest), digest, *size, &mut buf) {
             Ok(()) => {
                 report.copied.0 += 1;
                 report.copied.1 += size;
             }
-            Err(Copy::Medium(why)) => damaged.push((*digest, why)),
-            Err(Copy::Store(e)) => return Err(e.into()),
+            Err(CopyError::Source(why)) => damaged.push((*digest, why.to_string())),
+            Err(CopyError::Dest(e)) => return Err(e.into()),
         }
     }
     let Some((digest, why)) = damaged.first() else { return Ok(()) };
@@ -110,48 +111,19 @@ fn copy_objects(
     })
 }
 
-enum Copy {
-    /// The medium's copy is missing, unreadable or does not match its name.
-    Medium(String),
-    /// Writing into the store failed.
-    Store(PoolError),
-}
-
-fn copy_one(from: &Pool, to: &Pool, digest: &Sha256, size: u64, buf: &mut [u8]) -> Result<(), Copy> {
-    let path = from.object_path(digest);
-    let mut src = std::fs::File::open(&path).map_err(|e| Copy::Medium(e.to_string()))?;
-    let mut staging = to.stage(Some(size)).map_err(Copy::Store)?;
-    loop {
-        let n = match src.read(buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Copy::Medium(e.to_string())),
-        };
-        match staging.write_all(&buf[..n]) {
-            Ok(()) => {}
-            Err(e @ PoolError::TooLarge { .. }) => return Err(Copy::Medium(e.to_string())),
-            Err(e) => return Err(Copy::Store(e)),
-        }
-    }
-    match staging.commit(size, digest) {
-        Ok(()) => Ok(()),
-        Err(e @ (PoolError::HashMismatch { .. } | PoolError::SizeMismatch { .. })) => Err(Copy::Medium(e.to_string())),
-        Err(e) => Err(Copy::Store(e)),
-    }
-}
-
 /// The medium's keys into `<store>/keys/` (what `medium sources <store>` points at).
-fn copy_keys(medium: &Medium, store: &Path) -> Result<(), MediumError> {
-    let from = medium.dir.join(KEYS_DIR);
-    let Ok(entries) = std::fs::read_dir(&from) else { return Ok(()) };
-    for e in entries.filter_map(|e| e.ok()) {
-        let name = e.file_name().into_string().unwrap_or_default();
-        if name.starts_with('.') || !(name.ends_with(".asc") || name.ends_with(".gpg")) {
-            continue;
-        }
-        let bytes = std::fs::read(e.path()).map_err(super::io_err(&e.path()))?;
+fn copy_keys(medium: &Medium, store: &Path, mirrors: &[&str]) -> Result<(), MediumError> {
+    for id in mirrors {
+        let Some(from) = super::key_file(&medium.dir, id) else { continue };
+        let name = from.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let bytes = std::fs::read(&from).map_err(super::io_err(&from))?;
         write_atomic(store, &store.join(KEYS_DIR), &name, &bytes)?;
+        let other = if name.ends_with(".asc") { format!("{id}.gpg") } else { format!("{id}.asc") };
+        match std::fs::remove_file(store.join(KEYS_DIR).join(&other)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(MediumError::Io { path: store.join(KEYS_DIR).join(other), source: e }),
+        }
     }
     Ok(())
 }

@@ -20,6 +20,7 @@
 //! medium pulled out or a process killed at any moment holds the previous state or the new one.
 //! Readers ([`Medium::open`]) write nothing to it.
 
+pub mod extras;
 pub mod import;
 pub mod plan;
 pub mod readme;
@@ -80,8 +81,31 @@ pub enum MediumError {
     Selection(String),
     #[error("{path}: {source}", path = path.display())]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("local pool object {sha256} (used by {user}): {source}; run `pmirror-fs verify`, then `pmirror-fs sync --verify`")]
-    LocalObject { sha256: String, user: String, source: PoolError },
+    #[error(
+        "the store {}: pool object {sha256}: {source}; `pmirror-fs verify` checks the store (an object gc took meanwhile: \
+         run the medium sync again)",
+        store.display()
+    )]
+    LocalObject { sha256: String, store: PathBuf, source: PoolError },
+    #[error(
+        "medium {id}: {path} is not a medium but holds a pmirror-fs store (catalog.db or pool/); a medium needs a \
+         directory of its own",
+        path = path.display()
+    )]
+    AStore { id: String, path: PathBuf },
+    #[error(
+        "medium {id}: {path}: a file is too large for this filesystem (FAT32 takes at most 4 GiB: use exFAT); the \
+         medium still holds its previous state",
+        path = path.display()
+    )]
+    TooLarge { id: String, path: PathBuf },
+    #[error(
+        "medium {id}: {path} reads back damaged right after it was written ({state}); the medium may be failing",
+        path = path.display()
+    )]
+    ReadBack { id: String, path: PathBuf, state: String },
+    #[error(transparent)]
+    Lifecycle(#[from] crate::lifecycle::LifecycleError),
     #[error(
         "{path}: {count} damaged or missing objects on the medium, first {first}; nothing was imported \
          (`pmirror-fs verify --store {path}` lists them)",
@@ -155,11 +179,6 @@ impl Medium {
         let catalog = Catalog::open_immutable(&catalog_file(dir).ok_or_else(not_a_medium)?)?;
         Ok(Medium { dir: dir.to_owned(), marker, catalog, pool: Pool::existing(dir) })
     }
-
-    /// The key file of entry `id` on the medium, if it carries one.
-    pub fn key_file(&self, id: &str) -> Option<PathBuf> {
-        key_file(&self.dir, id)
-    }
 }
 
 /// `<dir>/keys/<id>.asc` or `.gpg`, whichever exists.
@@ -189,23 +208,33 @@ pub(crate) fn still_there(root: &Path) -> Result<(), MediumError> {
 pub fn write_atomic(root: &Path, dir: &Path, name: &str, bytes: &[u8]) -> Result<u64, MediumError> {
     still_there(root)?;
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    // Staged in the writer's tmp/ (emptied whenever a writer opens the store or medium), so a
+    // kill leaves nothing half-written next to the real files.
+    let staging = root.join("tmp");
+    std::fs::create_dir_all(&staging).map_err(io_err(&staging))?;
+    let tmp = staging.join(format!("{name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()
     })();
     if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
+        remove_logged(&tmp);
         return Err(MediumError::Io { path: dir.join(name), source: e });
     }
     let dest = dir.join(name);
     if let Err(e) = std::fs::rename(&tmp, &dest) {
-        let _ = std::fs::remove_file(&tmp);
+        remove_logged(&tmp);
         return Err(MediumError::Io { path: dest, source: e });
     }
     sync_dir(dir)?;
     Ok(bytes.len() as u64)
+}
+
+fn remove_logged(path: &Path) {
+    if let Err(e) = std::fs::remove_file(path) {
+        tracing::warn!(path = %path.display(), error = %e, "removing a staged file");
+    }
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), MediumError> {

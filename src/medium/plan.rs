@@ -29,6 +29,9 @@ pub struct MediumPlan {
     pub add: Vec<(Sha256, u64)>,
     /// Objects on the medium the new state does not use (removed after the commit).
     pub remove: Vec<(Sha256, u64)>,
+    /// Objects the new state uses that are on the medium but no committed state of it uses (left
+    /// by a sync that did not commit, so maybe never made durable): re-hashed before they count.
+    pub recheck: Vec<(Sha256, u64)>,
     /// `mirror/name` of snapshots the medium gains and loses.
     pub snapshots_added: Vec<String>,
     pub snapshots_removed: Vec<String>,
@@ -91,28 +94,8 @@ pub fn choose(medium: &MediumConfig, store: &Catalog) -> Result<Vec<Chosen>, Med
 
 /// The objects under `<dir>/pool/sha256/`, with their sizes (a medium not synced yet has none).
 pub fn objects_on(dir: &Path) -> Result<HashMap<Sha256, u64>, MediumError> {
-    let root = Pool::existing(dir).objects_dir().join("sha256");
-    let mut out = HashMap::new();
-    let fans = match std::fs::read_dir(&root) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(MediumError::Io { path: root, source: e }),
-    };
-    for fan in fans {
-        let fan = fan.map_err(super::io_err(&root))?.path();
-        if !fan.is_dir() {
-            continue;
-        }
-        for file in std::fs::read_dir(&fan).map_err(super::io_err(&fan))? {
-            let file = file.map_err(super::io_err(&fan))?;
-            let Some(digest) = file.file_name().to_str().and_then(|n| n.parse::<Sha256>().ok()) else { continue };
-            let meta = file.metadata().map_err(super::io_err(&fan))?;
-            if meta.is_file() {
-                out.insert(digest, meta.len());
-            }
-        }
-    }
-    Ok(out)
+    let scan = crate::lifecycle::gc::scan_pool(&Pool::existing(dir))?;
+    Ok(scan.files.into_iter().map(|f| (f.sha256, f.size)).collect())
 }
 
 /// The plan: `chosen` (of the store catalog `store`) against what the medium at `dir` holds.
@@ -125,7 +108,9 @@ pub fn plan(store: &Catalog, chosen: Vec<Chosen>, dir: &Path) -> Result<MediumPl
     let mut remove: Vec<(Sha256, u64)> =
         present.iter().filter(|(d, _)| !wanted.contains(d)).map(|(d, s)| (*d, *s)).collect();
     remove.sort();
-    let (held, medium_generation) = held_snapshots(dir)?;
+    let (held, medium_generation, committed) = held_snapshots(dir)?;
+    let recheck =
+        objects.iter().filter(|(d, s)| present.get(d) == Some(s) && !committed.contains(d)).copied().collect();
     let new: BTreeSet<String> = chosen.iter().map(|c| format!("{}/{}", c.row.mirror_id, c.row.name)).collect();
     Ok(MediumPlan {
         snapshots_added: new.difference(&held).cloned().collect(),
@@ -134,17 +119,21 @@ pub fn plan(store: &Catalog, chosen: Vec<Chosen>, dir: &Path) -> Result<MediumPl
         objects,
         add,
         remove,
+        recheck,
         medium_generation,
     })
 }
 
-/// `mirror/name` of every snapshot the medium's catalog holds, and its generation (none and 0
-/// for a medium not synced yet).
-fn held_snapshots(dir: &Path) -> Result<(BTreeSet<String>, u64), MediumError> {
+/// `mirror/name` of every snapshot the medium's catalog holds, its generation and the objects
+/// those snapshots use (none, 0 and none for a medium not synced yet).
+fn held_snapshots(dir: &Path) -> Result<(BTreeSet<String>, u64, HashSet<Sha256>), MediumError> {
     let Some(file) = super::catalog_file(dir).filter(|_| dir.join(MARKER).is_file()) else {
-        return Ok((BTreeSet::new(), 0));
+        return Ok((BTreeSet::new(), 0, HashSet::new()));
     };
     let catalog = Catalog::open_immutable(&file)?;
-    let names = catalog.snapshots(None)?.into_iter().map(|r| format!("{}/{}", r.mirror_id, r.name)).collect();
-    Ok((names, catalog.generation()?))
+    let rows = catalog.snapshots(None)?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let objects = catalog.objects_of(&ids)?.into_iter().map(|(d, _)| d).collect();
+    let names = rows.into_iter().map(|r| format!("{}/{}", r.mirror_id, r.name)).collect();
+    Ok((names, catalog.generation()?, objects))
 }

@@ -1,29 +1,31 @@
 //! `medium sync`: make the medium hold exactly the snapshots its config picks.
 //!
 //! ```text
-//! check    the path is there, mounted (or --init), and its marker names this medium
-//! lock     <medium>/lock (one writer per medium); tmp/ emptied
+//! check    the path is there, mounted (or --init), its marker names this medium, it is no store
+//! lock     <medium>/lock (one writer per medium); tmp/ emptied; an interrupted commit finished
 //! plan     plan::plan — objects to add, objects the new state no longer uses; free space checked
+//! marker   written first on a new medium
 //! add      each missing object copied from the store's pool, hashed while written, fsync'd, renamed
-//!          into pool/ (a damaged store object stops the sync); --verify re-hashes the ones kept
-//! extras   keys, the .deb, README.txt, the marker: each written whole (tmp, fsync, rename)
+//!          into pool/ (a damaged store object stops the sync); --verify re-reads what it wrote and
+//!          re-hashes the ones kept; then the keys (each file written whole: tmp, fsync, rename)
 //! commit   a catalog of exactly those snapshots built in a local temp dir, its view image written
 //!          to views/, the file copied to catalog.db.new and renamed over catalog.db
 //! clean    objects, view images, keys no longer used go
+//! after    README.txt and the .deb, which describe and install the new state
 //! ```
 //!
 //! A failure before the commit removes the objects this run added; the medium holds its previous
-//! state, whole.
+//! state, whole. Once the rename happened the new state is the medium's: later failures remove
+//! nothing.
 
 use super::plan::{self, MediumPlan};
-use super::{io_err, is_full, key_name, sync_dir, write_atomic, Marker, MediumError, FORMAT, KEYS_DIR, MARKER};
+use super::{io_err, is_full, sync_dir, write_atomic, Marker, MediumError, FORMAT, KEYS_DIR, MARKER};
 use crate::catalog::Catalog;
 use crate::config::{Config, MediumConfig};
 use crate::digest::Sha256;
 use crate::engine::unix_now;
-use crate::pool::{ObjectState, Pool, PoolError, StoreLock};
+use crate::pool::{CopyError, ObjectState, Pool, PoolError, StoreLock};
 use crate::store::{aliases, ViewPublisher};
-use std::io::Read as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -58,6 +60,9 @@ pub struct SyncReport {
     pub elapsed: Duration,
 }
 
+/// A medium is written durably: every object, directory and catalog fsync'd before it counts.
+const FSYNC: bool = true;
+
 /// Room kept free beyond the objects: the catalog and view image of the new state (~250 bytes
 /// per file entry between them) while the old ones still exist, and filesystem metadata.
 fn margin(plan: &MediumPlan) -> u64 {
@@ -68,23 +73,32 @@ fn margin(plan: &MediumPlan) -> u64 {
 pub fn sync(config: &Config, medium: &MediumConfig, opts: &SyncOptions) -> Result<SyncReport, MediumError> {
     let started = Instant::now();
     let dir = medium.path.as_path();
-    let marker = check(medium, opts.init)?;
+    let marker = check(medium, if opts.init { Init::Allowed } else { Init::OnAMountPoint })?;
     let lock = StoreLock::acquire(dir)?;
-    let pool = Pool::open(dir, true)?;
+    // Objects are written without an fsync each and made durable together before the commit
+    // (`make_durable`): one journal commit for all of them instead of two per object.
+    let pool = Pool::open(dir, false)?;
     pool.clean_tmp(&lock)?;
+    finish_interrupted_commit(dir)?;
     let store = Catalog::open_readonly(&config.store.dir)?;
     let chosen = plan::choose(medium, &store)?;
     let plan = plan::plan(&store, chosen, dir)?;
     let free = free_bytes(dir)?;
-    let deb = opts.deb.clone().or_else(find_deb);
-    let needed = plan.add_bytes() + margin(&plan) + deb.as_deref().map_or(0, |d| deb_bytes(dir, d));
+    let deb = opts.deb.clone().or_else(super::extras::find_deb);
+    let deb_bytes = deb.as_deref().map(|d| super::extras::deb_bytes(dir, d)).transpose()?.unwrap_or(0);
+    let needed = plan.add_bytes() + margin(&plan) + deb_bytes;
     if needed > free {
         return Err(MediumError::Full { id: medium.id.clone(), path: dir.to_owned(), needed, free });
     }
     let mut report = SyncReport { id: medium.id.clone(), path: dir.to_owned(), ..SyncReport::default() };
+    if marker.is_none() {
+        let marker = Marker { format: FORMAT, id: medium.id.clone(), created_at: unix_now() };
+        let text = serde_json::to_vec_pretty(&marker).expect("marker serializes");
+        report.written += write_atomic(dir, dir, MARKER, &text)?;
+    }
     let mut added = Vec::new();
-    let result = fill((config, medium, &plan, &pool), opts, deb.as_deref(), &mut added, &mut report)
-        .and_then(|()| commit(config, medium, &store, &plan, marker, &mut report));
+    let result = fill((config, medium, &plan, &pool), opts, &mut added, &mut report)
+        .and_then(|()| commit(config, medium, &store, &plan, &mut report));
     if let Err(e) = result {
         for digest in &added {
             if let Err(e) = pool.remove(digest) {
@@ -94,23 +108,42 @@ pub fn sync(config: &Config, medium: &MediumConfig, opts: &SyncOptions) -> Resul
         return Err(full_as(e, medium, dir));
     }
     clean(dir, medium, &plan, &pool, &mut report);
+    let after = super::extras::after_commit(medium, deb.as_deref(), &plan, &mut report.deb);
+    report.written += after.map_err(|e| full_as(e, medium, dir))?;
     report.snapshots = plan.chosen.iter().map(|c| (format!("{}/{}", c.row.mirror_id, c.row.name), c.publish)).collect();
-    report.kept = (plan.objects.len() as u64 - report.copied.0, plan.total_bytes() - report.copied.1);
+    let added_bytes = plan.add_bytes();
+    report.kept = (plan.objects.len() as u64 - plan.add.len() as u64, plan.total_bytes() - added_bytes);
     report.elapsed = started.elapsed();
     drop(lock);
     Ok(report)
 }
 
+/// The checks `medium sync` makes before it writes (mounted, this medium, not a store), for
+/// `medium status ID`.
+pub fn check_configured(medium: &MediumConfig) -> Result<(), MediumError> {
+    check(medium, Init::Allowed).map(drop)
+}
+
 /// What `medium sync` would do now (`medium diff`): nothing is written, not even the lock.
 pub fn diff(config: &Config, medium: &MediumConfig) -> Result<MediumPlan, MediumError> {
-    check(medium, true)?;
+    check(medium, Init::Allowed)?;
     let store = Catalog::open_readonly(&config.store.dir)?;
     let chosen = plan::choose(medium, &store)?;
     plan::plan(&store, chosen, &medium.path)
 }
 
-/// The medium's path is there, is this medium (or none yet, on a mount point or with `--init`).
-fn check(medium: &MediumConfig, init: bool) -> Result<Option<Marker>, MediumError> {
+/// Whether [`check`] takes a directory that holds no medium yet and is not a mount point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Init {
+    /// `--init` (or a dry run, which writes nothing).
+    Allowed,
+    /// Only a mount point: an empty directory of the root filesystem is a medium not mounted.
+    OnAMountPoint,
+}
+
+/// The medium's path is there and is this medium — or none yet, on a mount point (or with
+/// `--init`), and not a store.
+fn check(medium: &MediumConfig, init: Init) -> Result<Option<Marker>, MediumError> {
     let dir = medium.path.as_path();
     let not_mounted = |reason: &str| MediumError::NotMounted {
         id: medium.id.clone(),
@@ -127,11 +160,26 @@ fn check(medium: &MediumConfig, init: bool) -> Result<Option<Marker>, MediumErro
             Err(MediumError::WrongMedium { path: dir.to_owned(), found: m.id, expected: medium.id.clone() })
         }
         Some(m) => Ok(Some(m)),
-        None if !init && !is_mount_point(dir) => {
+        None if dir.join(super::CATALOG).exists() || dir.join("pool").exists() => {
+            Err(MediumError::AStore { id: medium.id.clone(), path: dir.to_owned() })
+        }
+        None if init == Init::OnAMountPoint && !is_mount_point(dir) => {
             Err(MediumError::NotAMountPoint { id: medium.id.clone(), path: dir.to_owned() })
         }
         None => Ok(None),
     }
+}
+
+/// A commit cut off between its two renames on a filesystem that removes the target first left
+/// only `catalog.db.new`, the new state: it becomes `catalog.db` before anything else is written.
+fn finish_interrupted_commit(dir: &Path) -> Result<(), MediumError> {
+    let (current, new) = (dir.join(super::CATALOG), dir.join(super::CATALOG_NEW));
+    if current.exists() || !new.exists() {
+        return Ok(());
+    }
+    tracing::warn!(medium = %dir.display(), "finishing a commit that was cut off: catalog.db.new becomes catalog.db");
+    std::fs::rename(&new, &current).map_err(io_err(&current))?;
+    sync_dir(dir)
 }
 
 /// `dir` is the root of a mounted filesystem: its device differs from its parent's (or it is /).
@@ -147,23 +195,25 @@ fn free_bytes(dir: &Path) -> Result<u64, MediumError> {
 
 /// A write that failed because the medium is full, as the one-line "full" error.
 fn full_as(e: MediumError, medium: &MediumConfig, dir: &Path) -> MediumError {
-    let full = match &e {
-        MediumError::Io { source, .. } => is_full(source),
-        MediumError::Pool(PoolError::Io { source, .. }) => is_full(source),
-        _ => false,
+    let source = match &e {
+        MediumError::Io { source, .. } | MediumError::Pool(PoolError::Io { source, .. }) => source,
+        _ => return e,
     };
-    if !full {
+    if source.raw_os_error() == Some(libc::EFBIG) {
+        return MediumError::TooLarge { id: medium.id.clone(), path: dir.to_owned() };
+    }
+    if !is_full(source) {
         return e;
     }
     let free = free_bytes(dir).unwrap_or(0);
     MediumError::FilledUp { id: medium.id.clone(), path: dir.to_owned(), free }
 }
 
-/// Copies the objects to add (and, with `--verify`, rewrites damaged ones), then the extras.
+/// Copies the objects to add (with `--verify`, reads each back and rewrites damaged ones it
+/// kept), then the keys.
 fn fill(
     (config, medium, plan, pool): (&Config, &MediumConfig, &MediumPlan, &Pool),
     opts: &SyncOptions,
-    deb: Option<&Path>,
     added: &mut Vec<Sha256>,
     report: &mut SyncReport,
 ) -> Result<(), MediumError> {
@@ -171,154 +221,95 @@ fn fill(
     let mut buf = vec![0u8; 1 << 20];
     for (digest, size) in &plan.add {
         let existed = pool.size_of(digest).is_some();
-        copy_object(&local, pool, digest, *size, &mut buf, &config.store.dir)?;
+        copy_object(&local, pool, digest, *size, &mut buf)?;
         if !existed {
             added.push(*digest);
+        }
+        if opts.verify {
+            read_back(pool, medium, digest, *size, &mut buf)?;
         }
         report.copied.0 += 1;
         report.copied.1 += size;
     }
-    if opts.verify {
-        let adding: std::collections::HashSet<&Sha256> = plan.add.iter().map(|(d, _)| d).collect();
-        for (digest, size) in plan.objects.iter().filter(|(d, _)| !adding.contains(d)) {
-            if pool.check(digest, *size, &mut buf)? != ObjectState::Intact {
-                tracing::warn!(sha256 = %digest, medium = %medium.id, "damaged object on the medium, writing it again");
-                copy_object(&local, pool, digest, *size, &mut buf, &config.store.dir)?;
-                report.repaired += 1;
-                report.copied.1 += size;
+    let adding: std::collections::HashSet<&Sha256> = plan.add.iter().map(|(d, _)| d).collect();
+    let kept: Vec<&(Sha256, u64)> = match opts.verify {
+        true => plan.objects.iter().filter(|(d, _)| !adding.contains(d)).collect(),
+        false => plan.recheck.iter().collect(),
+    };
+    let mut rewritten = Vec::new();
+    for (digest, size) in kept {
+        if pool.check(digest, *size, &mut buf)? != ObjectState::Intact {
+            tracing::warn!(sha256 = %digest, medium = %medium.id, "damaged object on the medium, writing it again");
+            copy_object(&local, pool, digest, *size, &mut buf)?;
+            if opts.verify {
+                read_back(pool, medium, digest, *size, &mut buf)?;
             }
+            rewritten.push(*digest);
+            report.repaired += 1;
+            report.copied.1 += size;
         }
     }
+    let written: Vec<&Sha256> = plan.add.iter().map(|(d, _)| d).chain(&rewritten).collect();
+    make_durable(pool, &written)?;
     report.written += report.copied.1;
-    report.written += extras(config, medium, deb, plan, report)?;
+    report.written += super::extras::write_keys(config, medium)?;
     Ok(())
 }
 
-/// One object from the store's pool into the medium's, hashed while written: a store object
-/// that does not match its name stops the sync (it is never carried).
-fn copy_object(
-    local: &Pool,
-    to: &Pool,
+/// Makes the objects this sync wrote durable before the commit refers to them: one syncfs of the
+/// medium, then an fsync of each object (cheap once the filesystem is synced; what FUSE
+/// filesystems such as exfat-fuse flush on) and of each directory they were renamed into.
+fn make_durable(pool: &Pool, written: &[&Sha256]) -> Result<(), MediumError> {
+    if written.is_empty() {
+        return Ok(());
+    }
+    let root = pool.objects_dir();
+    let syncfs = std::fs::File::open(&root).and_then(|d| rustix::fs::syncfs(&d).map_err(std::io::Error::from));
+    syncfs.map_err(io_err(&root))?;
+    let mut dirs = std::collections::BTreeSet::new();
+    for digest in written {
+        let path = pool.object_path(digest);
+        std::fs::File::open(&path).and_then(|f| f.sync_all()).map_err(io_err(&path))?;
+        dirs.insert(path.parent().expect("object path has a parent").to_owned());
+    }
+    dirs.insert(root.join("sha256"));
+    for dir in dirs {
+        sync_dir(&dir)?;
+    }
+    Ok(())
+}
+
+/// `--verify`: an object just written, read back from the medium itself (its cached pages
+/// dropped first), must hash to its name — a failing or fake-capacity stick shows here.
+fn read_back(
+    pool: &Pool,
+    medium: &MediumConfig,
     digest: &Sha256,
     size: u64,
     buf: &mut [u8],
-    store: &Path,
 ) -> Result<(), MediumError> {
-    let local_err = |source| MediumError::LocalObject {
-        sha256: digest.to_hex(),
-        user: format!("the store {}", store.display()),
-        source,
-    };
-    let path = local.object_path(digest);
-    let mut src = std::fs::File::open(&path).map_err(|e| local_err(PoolError::Io { path: path.clone(), source: e }))?;
-    let mut staging = to.stage(Some(size))?;
-    loop {
-        let n = match src.read(buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(local_err(PoolError::Io { path, source: e })),
-        };
-        match staging.write_all(&buf[..n]) {
-            Err(PoolError::TooLarge { expected }) => return Err(local_err(PoolError::TooLarge { expected })),
-            other => other?,
+    let path = pool.object_path(digest);
+    if let Ok(f) = std::fs::File::open(&path) {
+        if let Err(e) = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed) {
+            tracing::debug!(error = %e, "fadvise(DONTNEED) before reading back");
         }
     }
-    match staging.commit(size, digest) {
-        Err(e @ (PoolError::HashMismatch { .. } | PoolError::SizeMismatch { .. })) => Err(local_err(e)),
-        other => Ok(other?),
+    match pool.check(digest, size, buf)? {
+        ObjectState::Intact => Ok(()),
+        state => Err(MediumError::ReadBack { id: medium.id.clone(), path, state: format!("{state:?}") }),
     }
 }
 
-/// Keys, the .deb, README.txt: each written only when it changed. Returns the bytes written.
-fn extras(
-    config: &Config,
-    medium: &MediumConfig,
-    deb: Option<&Path>,
-    plan: &MediumPlan,
-    report: &mut SyncReport,
-) -> Result<u64, MediumError> {
-    let dir = medium.path.as_path();
-    let mut written = 0;
-    for (id, bytes) in keys(config, medium) {
-        written += write_if_changed(dir, &dir.join(KEYS_DIR), &key_name(&id, &bytes), &bytes)?;
-    }
-    if let Some(deb) = deb {
-        let (name, n) = carry_deb(dir, deb)?;
-        written += n;
-        report.deb = Some(name);
-    } else {
-        report.deb = existing_deb(dir);
-    }
-    let text = super::readme::text(medium, plan, report.deb.as_deref());
-    written += write_if_changed(dir, dir, super::README, text.as_bytes())?;
-    Ok(written)
-}
-
-/// The key bytes of every entry the medium carries that has one.
-fn keys(config: &Config, medium: &MediumConfig) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    for id in &medium.mirrors {
-        if let Some(m) = config.mirrors.iter().find(|m| &m.id == id) {
-            out.push((id.clone(), m.key_bytes.clone()));
-        } else if let Some(bytes) = config.trees.iter().find(|t| &t.id == id).and_then(|t| t.key_bytes.clone()) {
-            out.push((id.clone(), bytes));
+/// One object from the store's pool into the medium's: a store object that does not match its
+/// name stops the sync (it is never carried).
+fn copy_object(local: &Pool, to: &Pool, digest: &Sha256, size: u64, buf: &mut [u8]) -> Result<(), MediumError> {
+    match to.copy_in(&local.object_path(digest), digest, size, buf) {
+        Ok(()) => Ok(()),
+        Err(CopyError::Source(source)) => {
+            Err(MediumError::LocalObject { sha256: digest.to_hex(), store: local.store_dir().to_owned(), source })
         }
+        Err(CopyError::Dest(e)) => Err(e.into()),
     }
-    out
-}
-
-fn write_if_changed(root: &Path, dir: &Path, name: &str, bytes: &[u8]) -> Result<u64, MediumError> {
-    if std::fs::read(dir.join(name)).is_ok_and(|old| old == bytes) {
-        return Ok(0);
-    }
-    write_atomic(root, dir, name, bytes)
-}
-
-/// This version's .deb in apt's cache, if it is there.
-fn find_deb() -> Option<PathBuf> {
-    let prefix = format!("pmirror-fs_{}", env!("CARGO_PKG_VERSION"));
-    let dir = std::fs::read_dir("/var/cache/apt/archives").ok()?;
-    dir.filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".deb")))
-}
-
-/// The bytes carrying `deb` will write: none when the medium has a file of its name and size.
-fn deb_bytes(dir: &Path, deb: &Path) -> u64 {
-    let size = std::fs::metadata(deb).map_or(0, |m| m.len());
-    let name = deb.file_name().and_then(|n| n.to_str()).unwrap_or_default().replace(':', "%3a");
-    match std::fs::metadata(dir.join(name)) {
-        Ok(m) if m.len() == size => 0,
-        _ => size,
-    }
-}
-
-fn existing_deb(dir: &Path) -> Option<String> {
-    let entries = std::fs::read_dir(dir).ok()?;
-    entries
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .find(|n| n.starts_with("pmirror-fs_") && n.ends_with(".deb"))
-}
-
-/// Copies the .deb to the medium's root under an exFAT-safe name (an epoch's `:` as `%3a`, as
-/// apt names downloads), unless the same file is there; returns its name and the bytes written.
-fn carry_deb(dir: &Path, deb: &Path) -> Result<(String, u64), MediumError> {
-    let bytes = std::fs::read(deb).map_err(io_err(deb))?;
-    if !bytes.starts_with(b"!<arch>\ndebian-binary") {
-        let source = std::io::Error::new(std::io::ErrorKind::InvalidData, "not a Debian package (.deb)");
-        return Err(MediumError::Io { path: deb.to_owned(), source });
-    }
-    let name = deb.file_name().and_then(|n| n.to_str()).unwrap_or("pmirror-fs.deb").replace(':', "%3a");
-    let written = write_if_changed(dir, dir, &name, &bytes)?;
-    if written > 0 {
-        for old in std::fs::read_dir(dir).map_err(io_err(dir))?.filter_map(|e| e.ok()) {
-            let old_name = old.file_name().into_string().unwrap_or_default();
-            if old_name != name && old_name.starts_with("pmirror-fs_") && old_name.ends_with(".deb") {
-                std::fs::remove_file(old.path()).map_err(io_err(&old.path()))?;
-            }
-        }
-    }
-    Ok((name, written))
 }
 
 /// The new catalog and its view image, then the rename that makes them the medium's state.
@@ -327,20 +318,15 @@ fn commit(
     medium: &MediumConfig,
     store: &Catalog,
     plan: &MediumPlan,
-    marker: Option<Marker>,
     report: &mut SyncReport,
 ) -> Result<(), MediumError> {
     let dir = medium.path.as_path();
     let now = unix_now();
-    if marker.is_none() {
-        let marker = Marker { format: FORMAT, id: medium.id.clone(), created_at: now };
-        let text = serde_json::to_vec_pretty(&marker).expect("marker serializes");
-        report.written += write_atomic(dir, dir, MARKER, &text)?;
-    }
+    super::still_there(dir)?;
     let work = tempfile::tempdir().map_err(io_err(&std::env::temp_dir()))?;
     let ids: Vec<i64> = plan.chosen.iter().map(|c| c.row.id).collect();
     let published: Vec<i64> = plan.chosen.iter().filter(|c| c.publish).map(|c| c.row.id).collect();
-    let mut images = ViewPublisher::for_store(dir, true, aliases(config));
+    let mut images = ViewPublisher::for_store(dir, FSYNC, aliases(config));
     let built = (|| {
         let mut catalog = Catalog::open(work.path())?;
         let floor = plan.medium_generation;
@@ -378,22 +364,48 @@ fn image_bytes(dir: &Path, generation: u64) -> u64 {
 
 /// Copies the catalog file built in `file` to the medium: `tmp/`, fsync, rename to
 /// `catalog.db.new`, rename over `catalog.db` (the commit), the directory fsync'd after each.
+/// An error means the commit did not happen (`catalog.db.new` removed again); once the rename
+/// happened — or a rename cut off after removing the old `catalog.db`, which leaves the new state
+/// in `catalog.db.new` for readers — what fails later is only logged.
 fn install_catalog(dir: &Path, file: &Path) -> Result<u64, MediumError> {
     super::still_there(dir)?;
     let part = dir.join("tmp").join("catalog.db.part");
-    let bytes = std::fs::copy(file, &part).map_err(io_err(&part))?;
-    let synced = std::fs::File::open(&part).and_then(|f| f.sync_all());
-    if let Err(e) = synced {
-        let _ = std::fs::remove_file(&part);
-        return Err(MediumError::Io { path: part, source: e });
+    let copied = std::fs::copy(file, &part).and_then(|bytes| std::fs::File::open(&part)?.sync_all().map(|()| bytes));
+    let bytes = copied.map_err(|e| {
+        remove_quietly(&part);
+        MediumError::Io { path: part.clone(), source: e }
+    })?;
+    let (new, current) = (dir.join(super::CATALOG_NEW), dir.join(super::CATALOG));
+    if let Err(e) = std::fs::rename(&part, &new).map_err(io_err(&new)).and_then(|()| sync_dir(dir)) {
+        remove_quietly(&part);
+        remove_quietly(&new);
+        return Err(e);
     }
-    let new = dir.join(super::CATALOG_NEW);
-    std::fs::rename(&part, &new).map_err(io_err(&new))?;
-    sync_dir(dir)?;
-    let current = dir.join(super::CATALOG);
-    std::fs::rename(&new, &current).map_err(io_err(&current))?;
-    sync_dir(dir)?;
+    match std::fs::rename(&new, &current) {
+        Ok(()) => {}
+        Err(e) if !current.exists() && new.exists() => {
+            tracing::warn!(error = %e, "the commit's rename was cut off; readers take catalog.db.new, the next sync renames it");
+            return Ok(bytes);
+        }
+        Err(e) => {
+            remove_quietly(&new);
+            return Err(MediumError::Io { path: current, source: e });
+        }
+    }
+    if let Err(e) = sync_dir(dir) {
+        tracing::warn!(error = %e, "syncing the medium after its commit");
+    }
     Ok(bytes)
+}
+
+/// Removes a file this sync wrote and no state uses; failing that is logged (the next sync's
+/// cleanup of `tmp/` or its own commit replaces it).
+fn remove_quietly(path: &Path) {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(path = %path.display(), error = %e, "removing a file a failed medium sync wrote"),
+    }
 }
 
 /// After the commit: what the new state does not use goes. A failure here only leaves files the

@@ -241,6 +241,48 @@ impl Pool {
     }
 }
 
+/// Why [`Pool::copy_in`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    /// The source is missing, unreadable, of another size or does not hash to its digest.
+    #[error(transparent)]
+    Source(PoolError),
+    /// Writing into this pool failed (a full disk, an I/O error).
+    #[error(transparent)]
+    Dest(PoolError),
+}
+
+impl Pool {
+    /// Copies the file `src` (another pool's object, a medium's) into this pool as object
+    /// `digest` of `size` bytes, hashed while written and committed only if it matches
+    /// ([`Staging::commit`]): a source that does not match never becomes an object here. `buf`
+    /// is the copy buffer (callers copying many objects reuse one).
+    pub fn copy_in(&self, src: &Path, digest: &Sha256, size: u64, buf: &mut [u8]) -> Result<(), CopyError> {
+        use std::io::Read as _;
+        let source = |e| CopyError::Source(PoolError::Io { path: src.to_owned(), source: e });
+        let mut from = File::open(src).map_err(source)?;
+        let mut staging = self.stage(Some(size)).map_err(CopyError::Dest)?;
+        loop {
+            let n = match from.read(buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(source(e)),
+            };
+            match staging.write_all(&buf[..n]) {
+                Ok(()) => {}
+                Err(e @ PoolError::TooLarge { .. }) => return Err(CopyError::Source(e)),
+                Err(e) => return Err(CopyError::Dest(e)),
+            }
+        }
+        match staging.commit(size, digest) {
+            Ok(()) => Ok(()),
+            Err(e @ (PoolError::HashMismatch { .. } | PoolError::SizeMismatch { .. })) => Err(CopyError::Source(e)),
+            Err(e) => Err(CopyError::Dest(e)),
+        }
+    }
+}
+
 /// `<pool>/sha256/<first two hex digits>/<hex>`.
 pub fn object_path(pool_dir: &Path, digest: &Sha256) -> PathBuf {
     let hex = digest.to_hex();

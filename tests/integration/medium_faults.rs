@@ -242,6 +242,19 @@ fn the_wrong_medium_one_not_mounted_and_damaged_objects_are_named() {
     assert!(err.contains("is not a mount point") && err.contains("--init"), "{err}");
     assert!(std::fs::read_dir(&gone).unwrap().next().is_none(), "wrote into the unmounted directory");
     ok(env.run(&["medium", "sync", "usb3", "--init"]), "--init writes there anyway");
+    // A directory holding a store is never taken for a new medium, --init or not.
+    let store_copy = env.dir.path().join("store-copy");
+    std::fs::create_dir_all(store_copy.join("pool")).unwrap();
+    std::fs::write(store_copy.join("catalog.db"), b"").unwrap();
+    configure(&mut env, "usb4", &store_copy, "");
+    let err = failed(env.run(&["medium", "sync", "usb4", "--init"]), "sync into a store");
+    assert!(err.contains("holds a pmirror-fs store"), "{err}");
+    // Serving a path that holds neither (the stick not mounted) is refused, and creates nothing.
+    let bare = env.dir.path().join("bare");
+    std::fs::create_dir(&bare).unwrap();
+    let err = failed(env.run(&["mount", "--store", bare.to_str().unwrap(), "/nonexistent-mnt"]), "mount --store bare");
+    assert!(err.contains("neither a medium nor a store"), "{err}");
+    assert!(std::fs::read_dir(&bare).unwrap().next().is_none(), "mount --store wrote into {}", bare.display());
 
     // A damaged object on the medium: verify names it, import refuses it, sync --verify repairs it.
     configure(&mut env, "usb1", &m, "");
