@@ -13,7 +13,8 @@
 #      journal initialised up front so no background ext4lazyinit writes into a sample), the order
 #      alternating per round so neither always runs second on a warmer machine:
 #        medium   `medium sync bench` of the published snapshot (copies every object, hashing
-#                 it, fsync'ing it and its directory, renames it; then catalog, view image, README);
+#                 it, renames it; all of them made durable together — syncfs, then an fsync per
+#                 object and directory — before the catalog, view image and README);
 #        cp       `cp -r` of the store's pool/ (exactly the same objects, checked below), then
 #                 `sync -f` of that filesystem; the cp alone is reported too (no durability).
 #      The page cache holds the store for both (it is read once before the first round). Prints
