@@ -137,3 +137,119 @@ fn held_snapshots(dir: &Path) -> Result<(BTreeSet<String>, u64, HashSet<Sha256>)
     let names = rows.into_iter().map(|r| format!("{}/{}", r.mirror_id, r.name)).collect();
     Ok((names, catalog.generation()?, objects))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{NewEntry, NewSnapshot, Retention};
+    use crate::tree::source::EntryKind;
+
+    const KEEP: Retention = Retention { keep: 5, grace_secs: 0 };
+
+    fn record(cat: &mut Catalog, mirror: &str, t: i64, files: &[&str]) -> i64 {
+        let entries = files
+            .iter()
+            .map(|f| NewEntry {
+                path: format!("pool/{f}"),
+                sha256: Sha256::of(f.as_bytes()),
+                size: f.len() as u64,
+                mtime: t,
+                kind: EntryKind::Package,
+                other_hashes: Vec::new(),
+            })
+            .collect();
+        let snap = NewSnapshot {
+            mirror_id: mirror.into(),
+            created_at: t,
+            release_sha256: None,
+            release_last_modified: None,
+            entries,
+        };
+        cat.record_snapshot(&snap).unwrap().0
+    }
+
+    /// Mirror `a` with snapshots at t = 1, 2, 3 (2 published, a rollback), `b` with one at 1.
+    fn store() -> (tempfile::TempDir, Catalog) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cat = Catalog::open(dir.path()).unwrap();
+        cat.upsert_mirror("a", "mirror", "a", "http://x/a").unwrap();
+        cat.upsert_mirror("b", "tree", "b", "http://x/b").unwrap();
+        let a1 = record(&mut cat, "a", 1, &["one", "shared"]);
+        let b1 = record(&mut cat, "b", 1, &["iso", "shared"]);
+        cat.publish(&[a1, b1], 1, KEEP, |_| Ok(None)).unwrap();
+        let a2 = record(&mut cat, "a", 2, &["two", "shared"]);
+        cat.publish(&[a2], 2, KEEP, |_| Ok(None)).unwrap();
+        record(&mut cat, "a", 3, &["three", "shared"]);
+        (dir, cat)
+    }
+
+    fn medium(snapshots: MediumSnapshots) -> MediumConfig {
+        MediumConfig { id: "usb".into(), path: "/nonexistent".into(), mirrors: vec!["a".into(), "b".into()], snapshots }
+    }
+
+    /// (entry, snapshot name, published on the medium)
+    type Picked = (&'static str, String, bool);
+
+    fn t(n: i64) -> String {
+        crate::catalog::snapshot_name(n)
+    }
+
+    #[test]
+    fn a_medium_picks_the_snapshots_its_config_names_and_publishes_one_per_entry() {
+        let (_d, cat) = store();
+        let named = MediumSnapshots::Named(vec![("a".into(), t(1)), ("a".into(), t(3)), ("b".into(), t(1))]);
+        let cases: [(MediumSnapshots, Vec<Picked>); 3] = [
+            (MediumSnapshots::Published, vec![("a", t(2), true), ("b", t(1), true)]),
+            (MediumSnapshots::Newest(2), vec![("a", t(3), false), ("a", t(2), true), ("b", t(1), true)]),
+            // The store's published one is not among them: the newest picked is the medium's.
+            (named, vec![("a", t(3), true), ("a", t(1), false), ("b", t(1), true)]),
+        ];
+        for (snapshots, want) in cases {
+            let got: Vec<(String, String, bool)> = choose(&medium(snapshots.clone()), &cat)
+                .unwrap()
+                .into_iter()
+                .map(|c| (c.row.mirror_id, c.row.name, c.publish))
+                .collect();
+            let want: Vec<(String, String, bool)> = want.into_iter().map(|(m, n, p)| (m.to_owned(), n, p)).collect();
+            assert_eq!(got, want, "{snapshots:?}");
+        }
+        let missing = MediumSnapshots::Named(vec![("a".into(), t(9)), ("b".into(), t(1))]);
+        let err = choose(&medium(missing), &cat).unwrap_err().to_string();
+        assert!(err.contains("a has no snapshot named"), "{err}");
+    }
+
+    #[test]
+    fn the_plan_adds_what_is_missing_or_of_the_wrong_size_and_removes_what_is_unused() {
+        let (_d, cat) = store();
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Pool::open(dir.path(), false).unwrap();
+        // On the medium: "one" intact, "two" of the wrong size, "stale" used by nothing.
+        pool.put_bytes(b"one", &Sha256::of(b"one")).unwrap();
+        let wrong = pool.object_path(&Sha256::of(b"two"));
+        std::fs::create_dir_all(wrong.parent().unwrap()).unwrap();
+        std::fs::write(&wrong, b"tw").unwrap();
+        pool.put_bytes(b"stale", &Sha256::of(b"stale")).unwrap();
+        let chosen = choose(&medium(MediumSnapshots::Newest(3)), &cat).unwrap();
+        let plan = plan(&cat, chosen, dir.path()).unwrap();
+        let names = |v: &[(Sha256, u64)]| {
+            let mut n: Vec<String> = v
+                .iter()
+                .map(|(d, _)| {
+                    ["one", "two", "three", "shared", "iso", "stale"]
+                        .into_iter()
+                        .find(|f| Sha256::of(f.as_bytes()) == *d)
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect();
+            n.sort();
+            n
+        };
+        assert_eq!(names(&plan.add), ["iso", "shared", "three", "two"]);
+        assert_eq!(names(&plan.remove), ["stale"]);
+        assert_eq!(names(&plan.objects).len(), 5, "one, two, three, shared, iso");
+        // No committed catalog on this medium: the intact leftover is re-hashed before it counts.
+        assert_eq!(names(&plan.recheck), ["one"]);
+        assert_eq!(plan.snapshots_added.len(), 4);
+    }
+}
