@@ -58,6 +58,12 @@ pub enum MediumError {
     WrongMedium { path: PathBuf, found: String, expected: String },
     #[error("{path}: not a pmirror-fs medium (no {MARKER}, or no {CATALOG})", path = path.display())]
     NotAMedium { path: PathBuf },
+    #[error(
+        "{path}: written by an older pmirror-fs (catalog schema {found}, this one reads {known}); write it again \
+         with `medium sync` on the connected side, or use the pmirror-fs .deb it carries",
+        path = path.display()
+    )]
+    OldFormat { path: PathBuf, found: usize, known: usize },
     #[error("{path}: {MARKER}: {detail}", path = path.display())]
     BadMarker { path: PathBuf, detail: String },
     #[error(
@@ -176,7 +182,14 @@ impl Medium {
     pub fn open(dir: &Path) -> Result<Medium, MediumError> {
         let not_a_medium = || MediumError::NotAMedium { path: dir.to_owned() };
         let marker = read_marker(dir)?.ok_or_else(not_a_medium)?;
-        let catalog = Catalog::open_immutable(&catalog_file(dir).ok_or_else(not_a_medium)?)?;
+        let catalog = match Catalog::open_immutable(&catalog_file(dir).ok_or_else(not_a_medium)?) {
+            Ok(c) => c,
+            // A medium is never migrated in place (nothing writes to it): say what to do instead.
+            Err(CatalogError::TooOld { found, known, .. }) => {
+                return Err(MediumError::OldFormat { path: dir.to_owned(), found, known })
+            }
+            Err(e) => return Err(e.into()),
+        };
         Ok(Medium { dir: dir.to_owned(), marker, catalog, pool: Pool::existing(dir) })
     }
 }
