@@ -75,8 +75,11 @@ fn no_command_panics_when_its_stdout_is_closed() {
     env.sync_ok(&[]);
     let new = env.published(PVE.id).unwrap().name;
     assert_ne!(old, new);
-    // PBS_CLIENT is removed from the config, for `snapshot forget`.
-    env.write_config(&[&PVE], "");
+    // PBS_CLIENT is removed from the config, for `snapshot forget`; a medium in a plain directory.
+    let medium = env.dir.path().join("medium");
+    std::fs::create_dir(&medium).unwrap();
+    let medium_block = format!("[[medium]]\nid = \"m\"\npath = \"{}\"\nmirrors = [\"{}\"]\n", medium.display(), PVE.id);
+    env.write_config(&[&PVE], &medium_block);
     let pom = env.dir.path().join("proxmox-offline-mirror.cfg");
     std::fs::write(
         &pom,
@@ -91,6 +94,7 @@ fn no_command_panics_when_its_stdout_is_closed() {
     let added = env.dir.path().join("added/config.toml");
     let (key, store, pom) = (env.key.display().to_string(), env.store.display().to_string(), pom.display().to_string());
     let id = PVE.id;
+    let medium = medium.display().to_string();
     // Read-only commands first, then those that change the store (each prints once done).
     let cases: Vec<Vec<&str>> = vec![
         vec!["--help"],
@@ -119,6 +123,11 @@ fn no_command_panics_when_its_stdout_is_closed() {
         vec!["gc", "--json", "--dry-run"],
         vec!["sync"],
         vec!["sync", "--json"],
+        vec!["medium", "diff", "m"],
+        vec!["medium", "sync", "m", "--init"],
+        vec!["medium", "status", "m"],
+        vec!["medium", "import", &medium],
+        vec!["medium", "sources", &medium, "--base-url", "http://mirror.example"],
         vec!["snapshot", "publish", id, &old],
         vec!["snapshot", "unpin", id],
         vec!["snapshot", "remove", id, &new],
@@ -177,6 +186,8 @@ fn an_unknown_mirror_id_is_one_line_naming_it_and_a_failure() {
         vec!["snapshot", "unpin", bad],
         vec!["snapshot", "remove", bad, &snap],
         vec!["snapshot", "forget", bad],
+        vec!["medium", "sync", bad],
+        vec!["medium", "diff", bad],
     ];
     let takes_id = |args: &[String]| args.iter().any(|a| a == "id" || a == "ids");
     for (words, _) in leaf_commands().into_iter().filter(|(_, args)| takes_id(args)) {
