@@ -97,7 +97,7 @@ pub fn report_json(r: &RunReport) -> Value {
                 "reused_files": m.reused_files, "reused_bytes": m.reused_bytes,
                 "skipped_packages": m.skipped_packages, "elapsed_secs": m.elapsed.as_secs_f64(),
                 "warnings": m.warnings, "repeated_warnings": m.repeated_warnings,
-                "never_served": m.never_served, "pinned_to": m.pinned_to,
+                "never_served": m.never_served, "pinned_to": m.pinned_to, "held": m.held,
             })
         })
         .collect();

@@ -57,6 +57,9 @@ pub enum Command {
         /// Print the run report as JSON
         #[arg(long)]
         json: bool,
+        /// Publish new snapshots even when they drop more than [sync] max-shrink of the published ones
+        #[arg(long)]
+        allow_shrink: bool,
     },
     /// Serve the catalog as a read-only FUSE tree at MOUNTPOINT
     Mount {
@@ -184,7 +187,9 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     let path = config::resolve_path(cli.config.as_deref());
     let load = || Config::load(&path).map_err(anyhow::Error::from);
     match cli.command {
-        Command::Sync { ids, verify, dry_run, json } => cmd_sync(&load()?, SyncRequest { ids, verify }, dry_run, json),
+        Command::Sync { ids, verify, dry_run, json, allow_shrink } => {
+            cmd_sync(&load()?, SyncRequest { ids, verify, allow_shrink }, dry_run, json)
+        }
         Command::Mount { mountpoint, allow_other, private, nonempty, foreground, store } => {
             let config = match store {
                 Some(dir) => medium::config_for_store(&path, &dir)?,
@@ -234,6 +239,9 @@ fn cmd_sync(config: &Config, request: SyncRequest, dry_run: bool, json: bool) ->
             for w in &m.warnings {
                 println!("  warning: {w}");
             }
+            if let Some(why) = &m.held {
+                println!("  held back: {why}");
+            }
         }
         if let Some(g) = report.generation {
             println!("published generation {g}");
@@ -246,6 +254,9 @@ fn cmd_sync(config: &Config, request: SyncRequest, dry_run: bool, json: bool) ->
         if let Outcome::Failed(e) = &m.outcome {
             eprintln!("pmirror-fs: {e}");
         }
+    }
+    for why in report.mirrors.iter().filter_map(|m| m.held.as_ref()) {
+        eprintln!("pmirror-fs: {why}");
     }
     if let Some(e) = &report.publish_error {
         eprintln!("pmirror-fs: {e}");

@@ -208,6 +208,12 @@ impl Ctx<'_> {
             keep: at_least_one(&raw.keep, "keep", DEFAULT_KEEP)?,
             grace: self.duration(raw.grace.as_ref(), "grace", DEFAULT_GRACE)?,
             timeout,
+            max_shrink: match &raw.max_shrink {
+                Some(t) => {
+                    validate::percent(t.get_ref()).map_err(|m| self.invalid(t.span(), "[sync]", "max-shrink", m))?
+                }
+                None => DEFAULT_MAX_SHRINK,
+            },
         })
     }
 

@@ -12,6 +12,9 @@ pub(super) const DEFAULT_RETRIES: u32 = 3;
 pub(super) const DEFAULT_KEEP: usize = 3;
 /// 48h: a client whose last `apt update` was two days ago can still fetch what its index named.
 pub(super) const DEFAULT_GRACE: Duration = Duration::from_secs(48 * 3600);
+/// 50 %: an upstream that suddenly lists half of what it did is broken (a truncated index, a
+/// half-synced mirror), not a release; a real suite shrinks that much only by hand.
+pub(super) const DEFAULT_MAX_SHRINK: u8 = 50;
 /// 60s: a stalled connection is declared dead after a minute (large ISOs keep bytes flowing).
 pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// 120s without a lookup: far longer than any pause inside one `apt update`, short enough that

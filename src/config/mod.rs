@@ -123,6 +123,9 @@ pub struct SyncConfig {
     pub grace: Duration,
     /// Per-request connect/idle timeout (more than zero).
     pub timeout: Duration,
+    /// A new snapshot with more than this percentage fewer packages (tree: files) or bytes than
+    /// the published one is recorded but not published (0–100; 100 never holds one back).
+    pub max_shrink: u8,
 }
 
 /// `[mount]`: how the mount daemon pins index paths under `.pin/<token>/` (one token per nginx

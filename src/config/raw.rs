@@ -43,6 +43,7 @@ pub(super) struct RawSync {
     pub keep: Option<Spanned<usize>>,
     pub grace: Option<Text>,
     pub timeout: Option<Text>,
+    pub max_shrink: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -53,6 +53,8 @@ struct Sync {
     keep: usize,
     grace: String,
     timeout: String,
+    #[serde(rename = "max-shrink")]
+    max_shrink: String,
 }
 
 #[derive(Serialize)]
@@ -125,6 +127,7 @@ pub(super) fn to_toml(config: &Config) -> String {
             keep: config.sync.keep,
             grace: format_duration(config.sync.grace),
             timeout: format_duration(config.sync.timeout),
+            max_shrink: format!("{}%", config.sync.max_shrink),
         },
         mount: Mount {
             pin_idle: format_duration(config.mount.pin_idle),

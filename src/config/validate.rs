@@ -15,6 +15,16 @@ pub const SNAPSHOTS_DIR: &str = "snapshots";
 pub const PIN_DIR: &str = ".pin";
 
 /// Ids name `snapshots/<id>/` directories and catalog rows: `[A-Za-z0-9_.-]+`, not `.` or `..`.
+/// `50%`: a whole percentage from 0 to 100.
+pub fn percent(text: &str) -> Result<u8, String> {
+    let bad = || format!("{text:?} is not a percentage from 0% to 100% (e.g. \"50%\")");
+    let n: u8 = text.trim().strip_suffix('%').ok_or_else(bad)?.trim().parse().map_err(|_| bad())?;
+    if n > 100 {
+        return Err(bad());
+    }
+    Ok(n)
+}
+
 pub fn id(id: &str) -> Result<(), String> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
     if id.is_empty() {

@@ -40,6 +40,8 @@ pub struct EntryReport {
     /// The snapshot the mirror is pinned to after the run (`snapshot publish` of an older one):
     /// a new snapshot it recorded is not published.
     pub pinned_to: Option<String>,
+    /// Why its new snapshot was recorded but not published (it shrank past `[sync] max-shrink`).
+    pub held: Option<String>,
 }
 
 impl EntryReport {
@@ -57,6 +59,7 @@ impl EntryReport {
             repeated_warnings: 0,
             never_served: 0,
             pinned_to: None,
+            held: None,
         }
     }
 

@@ -17,6 +17,7 @@ mod jobs;
 mod preview;
 mod report;
 mod run;
+mod shrink;
 
 pub use preview::preview;
 pub use report::RunReport;
@@ -29,6 +30,8 @@ pub struct SyncRequest {
     pub ids: Vec<String>,
     /// Re-hash reused objects, re-download damaged ones (also fetches when upstream is unchanged).
     pub verify: bool,
+    /// Publish new snapshots even when they shrink past `[sync] max-shrink`.
+    pub allow_shrink: bool,
 }
 
 /// A failure of the run as a whole (a failing entry is reported in the run's report instead).

@@ -15,6 +15,6 @@ pub struct RunReport {
 
 impl RunReport {
     pub fn success(&self) -> bool {
-        self.publish_error.is_none() && !self.mirrors.iter().any(EntryReport::failed)
+        self.publish_error.is_none() && !self.mirrors.iter().any(|m| m.failed() || m.held.is_some())
     }
 }

@@ -4,6 +4,7 @@
 //! its published snapshot alone, and its report says what it is pinned to.
 
 use super::jobs::{select, Baseline, Env, Job};
+use super::shrink;
 use super::RunReport;
 use super::{SyncError, SyncRequest};
 use crate::catalog::{CatalogError, NewSnapshot};
@@ -39,6 +40,8 @@ struct Recorded {
     snapshot: i64,
     /// Bytes and files fetched.
     fetched: (u64, u64),
+    /// Why it is not to be published (the shrink guard).
+    held: Option<String>,
 }
 
 /// Syncs one entry and records its snapshot; catalog errors abort the run, entry errors don't.
@@ -66,11 +69,24 @@ fn run_job(
     // Said once, for this run: not upstream's, so not recorded with the snapshot.
     report.warnings.extend(repairs);
     if let Some(snap) = snapshot {
-        let (snap_id, name) = store.record(&snap, &all_warnings)?;
+        let guarded = !env.request.allow_shrink && store.catalog().pin(&id)?.is_none();
+        let shrunk =
+            if guarded { shrink::check(store.catalog(), &snap, kind, env.config.sync.max_shrink)? } else { None };
+        let again = match &shrunk {
+            Some(_) => shrink::held_before(store.catalog(), &snap)?,
+            None => None,
+        };
+        let (snap_id, name) = match again {
+            Some(name) => (store.catalog().snapshot_id(&id, &name)?.expect("the newest snapshot exists"), name),
+            None => store.record(&snap, &all_warnings)?,
+        };
+        let held = shrunk.map(|s| s.line(&name));
+        report.held = held.clone();
         report.outcome = Outcome::Snapshot { name };
         // Its run succeeded only once the snapshot is published (status.json would otherwise show
         // "success" beside the previous snapshot until the publish, or even if it is refused).
-        recorded.push(Recorded { id, snapshot: snap_id, fetched: (report.fetched_bytes, report.fetched_files) });
+        let fetched = (report.fetched_bytes, report.fetched_files);
+        recorded.push(Recorded { id, snapshot: snap_id, fetched, held });
         return Ok(report);
     }
     let outcome = match &report.outcome {
@@ -144,7 +160,8 @@ fn publish(store: &mut Store, recorded: &[Recorded], report: &mut RunReport) -> 
     if recorded.is_empty() {
         return Ok(());
     }
-    let ids: Vec<i64> = recorded.iter().map(|r| r.snapshot).collect();
+    // Held snapshots are not picked; the transaction still runs, so `snapshots/` shows them.
+    let ids: Vec<i64> = recorded.iter().filter(|r| r.held.is_none()).map(|r| r.snapshot).collect();
     match store.publish(&ids) {
         Ok(out) => {
             report.generation = Some(out.generation);
@@ -153,7 +170,7 @@ fn publish(store: &mut Store, recorded: &[Recorded], report: &mut RunReport) -> 
         }
         Err(StoreError::Catalog(CatalogError::View(why))) => {
             let line = format!("publish refused, previous snapshots stay published: {why}");
-            for r in recorded {
+            for r in recorded.iter().filter(|r| r.held.is_none()) {
                 // A pinned mirror's snapshot was not going to be published: its run did not fail.
                 if store.catalog().pin(&r.id)?.is_none() {
                     store.catalog().mark_finished(&r.id, unix_now(), Err(&line))?;
@@ -177,6 +194,10 @@ fn finish_recorded(
     let catalog = store.catalog();
     for r in recorded {
         let pinned = catalog.pin(&r.id)?.is_some();
+        if let Some(why) = &r.held {
+            catalog.mark_finished(&r.id, unix_now(), Err(why))?;
+            continue;
+        }
         match (published, refused) {
             (Err(e), _) => {
                 let line = format!("publish failed, previous snapshot stays published: {e}");

@@ -12,6 +12,7 @@ mod medium_faults;
 mod medium_pullout;
 mod ops;
 mod real_upstream;
+mod shrink;
 mod subscription;
 mod support;
 mod support_selftest;

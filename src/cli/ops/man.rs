@@ -46,6 +46,14 @@ const KEYS: &[Key] = &[
     ),
     ("sync", "timeout", None, "Per-request connect and idle timeout (more than 0s)."),
     (
+        "sync",
+        "max-shrink",
+        None,
+        "A new snapshot with more than this share fewer packages (a tree: files) or bytes than the published one \
+         is recorded, not published, and its run fails with the reason (\"0%\" to \"100%\"; 100% never holds \
+         one back); `sync --allow-shrink` or `snapshot publish` publishes it.",
+    ),
+    (
         "mount",
         "pin-idle",
         None,
