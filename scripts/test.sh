@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 # systemd: systemd-analyze verifies the shipped units (tests/integration/ops.rs).
 # debian-archive-keyring: the real-upstream tier verifies deb.debian.org with it, and the Debian
 # presets' test loads it. groff-base: the man pages must render without a warning.
+# exfatprogs, exfat-fuse: the offline-media tests write a real exFAT medium. tinyproxy: the
+# proxy tests sync through a real HTTP proxy.
 need=(fuse3 nginx gpg gpgv dpkg-dev apt-utils ca-certificates systemd debian-archive-keyring groff-base
-      exfatprogs exfat-fuse)
+      exfatprogs exfat-fuse tinyproxy)
 missing=()
 for p in "${need[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -127,11 +127,24 @@ pub struct Fetcher {
     client: reqwest::Client,
     retries: u32,
     access: std::sync::Arc<Access>,
+    /// The proxy requests go through, password masked (for the errors that may be its).
+    proxy: Option<std::sync::Arc<str>>,
 }
 
 impl Fetcher {
-    pub fn new(timeout: Duration, retries: u32) -> Result<Fetcher, FetchError> {
-        let client = reqwest::Client::builder()
+    /// A client with `timeout` and `retries`, through `proxy` when one is configured — else
+    /// through the proxies of the environment (`http_proxy`, `https_proxy`, `all_proxy`,
+    /// `no_proxy`, upper or lower case, as curl and apt read them): https goes through CONNECT,
+    /// credentials in the proxy URL are sent as Proxy-Authorization.
+    pub fn new(timeout: Duration, retries: u32, proxy: Option<&Url>) -> Result<Fetcher, FetchError> {
+        let client_err =
+            |e: reqwest::Error| FetchError::Transport { url: "(client)".to_owned(), message: e.to_string() };
+        let mut builder = reqwest::Client::builder();
+        if let Some(url) = proxy {
+            let proxy = reqwest::Proxy::all(url.as_str()).map_err(client_err)?;
+            builder = builder.proxy(proxy.no_proxy(reqwest::NoProxy::from_env()));
+        }
+        let client = builder
             .user_agent(concat!("pmirror-fs/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(timeout)
             .read_timeout(timeout)
@@ -140,14 +153,16 @@ impl Fetcher {
             .pool_max_idle_per_host(64)
             .redirect(redirect_policy())
             .build()
-            .map_err(|e| FetchError::Transport { url: "(client)".to_owned(), message: e.to_string() })?;
-        Ok(Fetcher { client, retries, access: Default::default() })
+            .map_err(client_err)?;
+        let shown = proxy.map(crate::config::validate::masked).or_else(environment_proxy);
+        Ok(Fetcher { client, retries, access: Default::default(), proxy: shown.map(Into::into) })
     }
 
     /// This fetcher (same connection pool) for one mirror or tree: its credentials go with every
     /// request to their origin, and a 401/403 carries the matching hint.
     pub fn for_upstream(&self, access: Access) -> Fetcher {
-        Fetcher { client: self.client.clone(), retries: self.retries, access: std::sync::Arc::new(access) }
+        let (client, retries, proxy) = (self.client.clone(), self.retries, self.proxy.clone());
+        Fetcher { client, retries, access: std::sync::Arc::new(access), proxy }
     }
 
     /// The credentials for `url`, when it is at their origin.
@@ -213,6 +228,10 @@ impl Fetcher {
             return Ok(resp);
         }
         let (url_text, code) = (url.to_string(), status.as_u16());
+        if let (reqwest::StatusCode::PROXY_AUTHENTICATION_REQUIRED, Some(proxy)) = (status, &self.proxy) {
+            let hint = format!("the proxy {proxy} wants credentials (user:password in its URL)");
+            return Err(FetchError::Denied { url: url_text, status: code, hint });
+        }
         if !matches!(status, reqwest::StatusCode::UNAUTHORIZED | reqwest::StatusCode::FORBIDDEN) {
             return Err(FetchError::Status { url: url_text, status: code });
         }
@@ -222,6 +241,12 @@ impl Fetcher {
                 format!("needs credentials; the subscription key is sent only to {}", kept.origin.ascii_serialization())
             }
             (None, None) => self.access.missing_hint.clone(),
+        };
+        // A proxy that refuses its credentials may answer 401 itself (tinyproxy does).
+        let hint = match (&self.proxy, hint.is_empty()) {
+            (Some(proxy), true) => format!("the upstream or the proxy {proxy} refused the request"),
+            (Some(proxy), false) => format!("{hint} (or the proxy {proxy} refused its credentials)"),
+            (None, _) => hint,
         };
         if hint.is_empty() {
             return Err(FetchError::Status { url: url_text, status: code });
@@ -361,6 +386,16 @@ fn body_error(url: &Url, e: reqwest::Error, got: u64, declared: Option<u64>) -> 
 /// already visited, never from https to http. reqwest drops `Authorization` when the host or port
 /// changes; the one scheme change that would keep it on the same host and port in clear text
 /// (`https://h:8443/` → `http://h:8443/`) is a downgrade, refused.
+/// The proxy of the environment, as reqwest reads it (`http_proxy`, `https_proxy`, `all_proxy`,
+/// upper or lower case), password masked; for error messages only.
+fn environment_proxy() -> Option<String> {
+    let names = ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"];
+    let text = names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))?;
+    Some(
+        Url::parse(&text).map_or_else(|_| "(from the environment)".to_owned(), |u| crate::config::validate::masked(&u)),
+    )
+}
+
 fn redirect_policy() -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(|attempt| {
         if attempt.previous().len() > MAX_REDIRECTS {
@@ -411,57 +446,5 @@ fn http_date(unix: i64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn url(text: &str) -> Url {
-        Url::parse(text).expect("url")
-    }
-
-    #[test]
-    fn credentials_go_to_their_origin_only() {
-        let upstream = url("https://enterprise.proxmox.com/debian/pve/");
-        let creds = Credentials::basic(&upstream, "pve4b-1234567890", "0123456789abcdef", "rejected".into());
-        let fetcher = Fetcher::new(Duration::from_secs(1), 0).expect("client");
-        let scoped = fetcher.for_upstream(Access { credentials: Some(creds), missing_hint: String::new() });
-        let cases: &[(&str, bool)] = &[
-            ("https://enterprise.proxmox.com/debian/pve/dists/bookworm/InRelease", true),
-            ("https://enterprise.proxmox.com:443/debian/pbs/", true),
-            ("https://enterprise.proxmox.com:8443/debian/pve/", false),
-            ("http://enterprise.proxmox.com/debian/pve/", false),
-            ("https://download.proxmox.com/debian/pve/", false),
-            ("https://enterprise.proxmox.com.evil.example/debian/pve/", false),
-        ];
-        for (target, sent) in cases {
-            assert_eq!(scoped.credentials_for(&url(target)).is_some(), *sent, "{target}");
-            assert!(fetcher.credentials_for(&url(target)).is_none(), "{target}: unscoped fetcher has credentials");
-        }
-        let shown = format!("{:?} {:?}", scoped.access, scoped.access.credentials);
-        assert!(!shown.contains("1234567890") && !shown.contains("0123456789abcdef"), "{shown}");
-    }
-
-    #[test]
-    fn redirects_follow_apts_rule() {
-        let cases: &[(&str, &str, bool)] = &[
-            ("https://h:8443/a", "http://h:8443/a", true),
-            ("https://h/a", "http://h/a", true),
-            ("https://h/a", "http://mirror.example/a", true),
-            ("http://h:8080/a", "https://h:8080/a", false),
-            ("http://h/a", "https://h/a", false),
-            ("http://h/a", "http://mirror.example/a", false),
-            ("https://h/a", "https://h/b", false),
-            ("https://h/a", "https://mirror.example/a", false),
-            ("http://h/a", "ftp://h/a", true),
-        ];
-        for (from, to, refused) in cases {
-            assert_eq!(downgrades(&url(from), &url(to)), *refused, "{from} → {to}");
-        }
-    }
-
-    #[test]
-    fn denied_is_final_and_says_why() {
-        let e = FetchError::Denied { url: "https://h/x".into(), status: 401, hint: "needs a subscription".into() };
-        assert!(!e.is_transient() && !e.is_not_found());
-        assert_eq!(e.to_string(), "https://h/x: HTTP 401: needs a subscription");
-    }
-}
+#[path = "fetch_tests.rs"]
+mod tests;

@@ -2,12 +2,12 @@
 //! against each other (unique ids, aliases that neither hide a view nor point nowhere). The first
 //! problem in file order wins.
 
-use super::raw::{RawAlias, RawConfig, RawMirror, RawStore, RawSubscription, RawSync, RawTree, Text};
+use super::raw::{RawAlias, RawConfig, RawMirror, RawStore, RawSubscription, RawTree, Text};
 use super::subscription::{self, Product, ServerId, Subscription, SubscriptionKey};
 use super::{duration, validate};
 use super::{
-    AliasConfig, Config, ConfigError, KeyFileProblem, Location, MirrorConfig, Repository, StoreConfig, SyncConfig,
-    TreeConfig, Unusable,
+    AliasConfig, Config, ConfigError, KeyFileProblem, Location, MirrorConfig, Repository, StoreConfig, TreeConfig,
+    Unusable,
 };
 use std::collections::HashMap;
 use std::ops::Range;
@@ -191,33 +191,12 @@ impl Ctx<'_> {
         Ok(StoreConfig { dir, fsync: raw.fsync.unwrap_or(true), metrics_textfile })
     }
 
-    fn sync(&self, raw: &RawSync) -> Result<SyncConfig, ConfigError> {
-        let at_least_one = |value: &Option<Spanned<usize>>, key, default| match value {
-            Some(v) if *v.get_ref() == 0 => Err(self.invalid(v.span(), "[sync]", key, "must be at least 1")),
-            Some(v) => Ok(*v.get_ref()),
-            None => Ok(default),
-        };
-        let timeout = self.duration(raw.timeout.as_ref(), "timeout", DEFAULT_TIMEOUT)?;
-        if let Some(raw_timeout) = raw.timeout.as_ref().filter(|_| timeout.is_zero()) {
-            let message = "must be more than 0s";
-            return Err(self.invalid(raw_timeout.span(), "[sync]", "timeout", message));
-        }
-        Ok(SyncConfig {
-            concurrency: at_least_one(&raw.concurrency, "concurrency", DEFAULT_CONCURRENCY)?,
-            retries: raw.retries.unwrap_or(DEFAULT_RETRIES),
-            keep: at_least_one(&raw.keep, "keep", DEFAULT_KEEP)?,
-            grace: self.duration(raw.grace.as_ref(), "grace", DEFAULT_GRACE)?,
-            timeout,
-            max_shrink: match &raw.max_shrink {
-                Some(t) => {
-                    validate::percent(t.get_ref()).map_err(|m| self.invalid(t.span(), "[sync]", "max-shrink", m))?
-                }
-                None => DEFAULT_MAX_SHRINK,
-            },
-        })
-    }
-
-    fn duration(&self, raw: Option<&Text>, key: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+    pub(super) fn duration(
+        &self,
+        raw: Option<&Text>,
+        key: &'static str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
         self.duration_in("[sync]", raw, key, default)
     }
 

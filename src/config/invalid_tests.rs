@@ -161,6 +161,8 @@ fn invalid_cases() -> Vec<(&'static str, String, usize, Vec<&'static str>)> {
         ("medium bad name", medium("mirrors = [\"pve\"]\nsnapshots = [\"x\"]\n"), 10, vec!["<mirror>/<snapshot>"]),
         ("medium foreign", medium("mirrors = [\"pve\"]\nsnapshots = [\"o/x\"]\n"), 10, vec!["not in this medium"]),
         ("max-shrink not a percentage", format!("[sync]\nmax-shrink = \"half\"\n{MIRROR}"), 2, vec!["[sync]: max-shrink:", "percentage"]),
+        ("proxy socks", format!("[sync]\nproxy = \"socks5://u:pw@p:1080\"\n{MIRROR}"), 2, vec!["[sync]: proxy:", "u:***@p", "http://"]),
+        ("proxy path", format!("[sync]\nproxy = \"http://p:3128/x\"\n{MIRROR}"), 2, vec!["proxy:", "host and port only"]),
         ("max-shrink over 100", format!("[sync]\nmax-shrink = \"150%\"\n{MIRROR}"), 2, vec!["max-shrink:", "0% to 100%"]),
         ("medium empty names", medium("mirrors = [\"pve\"]\nsnapshots = []\n"), 10, vec!["snapshots:", "is empty"]),
         (

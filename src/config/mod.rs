@@ -31,6 +31,7 @@ mod raw;
 mod render;
 mod repository;
 pub mod subscription;
+mod sync;
 #[cfg(test)]
 mod tests;
 pub mod validate;
@@ -123,6 +124,9 @@ pub struct SyncConfig {
     pub grace: Duration,
     /// Per-request connect/idle timeout (more than zero).
     pub timeout: Duration,
+    /// `proxy`: the HTTP(S) proxy every request goes through, credentials and all (unset: the
+    /// `http_proxy`/`https_proxy`/`no_proxy` environment, as apt and curl read it).
+    pub proxy: Option<url::Url>,
     /// A new snapshot with more than this percentage fewer packages (tree: files) or bytes than
     /// the published one is recorded but not published (0–100; 100 never holds one back).
     pub max_shrink: u8,

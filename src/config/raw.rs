@@ -44,6 +44,7 @@ pub(super) struct RawSync {
     pub grace: Option<Text>,
     pub timeout: Option<Text>,
     pub max_shrink: Option<Text>,
+    pub proxy: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -55,6 +55,9 @@ struct Sync {
     timeout: String,
     #[serde(rename = "max-shrink")]
     max_shrink: String,
+    /// Shown with its password masked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    proxy: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -128,6 +131,7 @@ pub(super) fn to_toml(config: &Config) -> String {
             grace: format_duration(config.sync.grace),
             timeout: format_duration(config.sync.timeout),
             max_shrink: format!("{}%", config.sync.max_shrink),
+            proxy: config.sync.proxy.as_ref().map(super::validate::masked),
         },
         mount: Mount {
             pin_idle: format_duration(config.mount.pin_idle),

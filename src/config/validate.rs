@@ -15,6 +15,28 @@ pub const SNAPSHOTS_DIR: &str = "snapshots";
 pub const PIN_DIR: &str = ".pin";
 
 /// Ids name `snapshots/<id>/` directories and catalog rows: `[A-Za-z0-9_.-]+`, not `.` or `..`.
+/// A proxy URL: `http://` or `https://`, a host, optionally a port and `user:password@`, no path.
+pub fn proxy(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text.trim()).map_err(|e| format!("not a URL ({e})"))?;
+    let masked = masked(&url);
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{masked}: a proxy is http:// or https://"));
+    }
+    if url.host_str().is_none_or(str::is_empty) || !matches!(url.path(), "" | "/") || url.query().is_some() {
+        return Err(format!("{masked}: give scheme, host and port only (http://proxy.example:3128)"));
+    }
+    Ok(url)
+}
+
+/// `url` with its password replaced by `***`, for every output that shows it.
+pub fn masked(url: &url::Url) -> String {
+    let mut shown = url.clone();
+    if shown.password().is_some() && shown.set_password(Some("***")).is_err() {
+        return format!("{}://***@{}", url.scheme(), url.host_str().unwrap_or_default());
+    }
+    shown.to_string()
+}
+
 /// `50%`: a whole percentage from 0 to 100.
 pub fn percent(text: &str) -> Result<u8, String> {
     let bad = || format!("{text:?} is not a percentage from 0% to 100% (e.g. \"50%\")");

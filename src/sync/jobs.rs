@@ -121,7 +121,11 @@ impl<'a> Env<'a> {
             .enable_all()
             .build()
             .map_err(SyncError::Runtime)?;
-        let fetcher = Fetcher::new(config.sync.timeout, config.sync.retries)?;
+        let proxy = config.sync.proxy.as_ref();
+        if let Some(url) = proxy {
+            tracing::info!(proxy = %crate::config::validate::masked(url), "every request goes through the configured proxy");
+        }
+        let fetcher = Fetcher::new(config.sync.timeout, config.sync.retries, proxy)?;
         Ok(Env { config, pool, fetcher, rt, progress, request, now: crate::engine::unix_now() })
     }
 

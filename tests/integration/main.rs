@@ -11,6 +11,7 @@ mod medium;
 mod medium_faults;
 mod medium_pullout;
 mod ops;
+mod proxy;
 mod real_upstream;
 mod shrink;
 mod subscription;

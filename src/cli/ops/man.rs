@@ -47,6 +47,13 @@ const KEYS: &[Key] = &[
     ("sync", "timeout", None, "Per-request connect and idle timeout (more than 0s)."),
     (
         "sync",
+        "proxy",
+        Some("unset: http_proxy, https_proxy, all_proxy and no_proxy from the environment"),
+        "The HTTP proxy every request goes through (\"http://user:password@proxy:3128\"; https through CONNECT); \
+         no_proxy still applies. Its password is masked in every output.",
+    ),
+    (
+        "sync",
         "max-shrink",
         None,
         "A new snapshot with more than this share fewer packages (a tree: files) or bytes than the published one \

@@ -81,6 +81,8 @@ pub(crate) struct State {
     log: Mutex<Vec<RequestRecord>>,
     faults: Mutex<HashMap<String, Vec<Rule>>>,
     auth: Mutex<Vec<AuthRule>>,
+    /// A header every request must carry (lower case), else 403: `via`, which a proxy adds.
+    required_header: Mutex<Option<String>>,
     shutdown: AtomicBool,
 }
 
@@ -124,6 +126,7 @@ impl TestServer {
             log: Mutex::default(),
             faults: Mutex::default(),
             auth: Mutex::default(),
+            required_header: Mutex::default(),
             shutdown: AtomicBool::new(false),
         });
         let st = state.clone();
@@ -228,6 +231,12 @@ impl TestServer {
     pub fn require_basic_auth(&self, prefix: &str, user: &str, password: &str) {
         let header = format!("Basic {}", base64(format!("{user}:{password}").as_bytes()));
         lock(&self.state.auth).push(AuthRule { prefix: key(prefix), header });
+    }
+
+    /// Every request must carry header `name` (e.g. `via`: only what came through a proxy is
+    /// answered — the direct route is closed); without it, 403.
+    pub fn require_header(&self, name: &str) {
+        *lock(&self.state.required_header) = Some(name.to_ascii_lowercase());
     }
 
     pub fn clear_faults(&self, path: &str) {
@@ -365,6 +374,10 @@ impl State {
     }
 
     /// Whether the request carries the credentials its path requires (if any).
+    pub(crate) fn has_required_header(&self, req: &Request) -> bool {
+        lock(&self.required_header).as_ref().is_none_or(|name| req.headers.contains_key(name))
+    }
+
     pub(crate) fn authorized(&self, req: &Request) -> bool {
         let rules = lock(&self.auth);
         let sent = req.headers.get("authorization");

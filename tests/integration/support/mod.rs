@@ -15,6 +15,7 @@ pub mod exfat;
 pub mod fixture;
 pub mod http;
 pub mod nginx;
+pub mod proxy;
 
 use fixture::SigningKey;
 use pmirror_fs::apt::signature::testkey;

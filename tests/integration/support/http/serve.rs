@@ -28,6 +28,10 @@ enum Found {
 /// Write the response; `Ok(false)` when the connection must close afterwards.
 pub(super) fn respond(state: &State, req: &Request, w: &mut impl Write) -> io::Result<bool> {
     state.record_hit(&req.path);
+    if !state.has_required_header(req) {
+        state.log(req, 403);
+        return empty(w, 403, &[]);
+    }
     if !state.authorized(req) {
         state.log(req, 401);
         return empty(w, 401, &[("WWW-Authenticate", "Basic realm=\"pmirror-fs-test\"".into())]);
