@@ -129,6 +129,8 @@ pub struct Fetcher {
     access: std::sync::Arc<Access>,
     /// The proxy requests go through, password masked (for the errors that may be its).
     proxy: Option<std::sync::Arc<str>>,
+    /// The run's bandwidth cap, shared by every connection.
+    limit: Option<std::sync::Arc<RateLimit>>,
 }
 
 impl Fetcher {
@@ -136,7 +138,7 @@ impl Fetcher {
     /// through the proxies of the environment (`http_proxy`, `https_proxy`, `all_proxy`,
     /// `no_proxy`, upper or lower case, as curl and apt read them): https goes through CONNECT,
     /// credentials in the proxy URL are sent as Proxy-Authorization.
-    pub fn new(timeout: Duration, retries: u32, proxy: Option<&Url>) -> Result<Fetcher, FetchError> {
+    pub fn new(timeout: Duration, retries: u32, proxy: Option<&Url>, rate: Option<u64>) -> Result<Fetcher, FetchError> {
         let client_err =
             |e: reqwest::Error| FetchError::Transport { url: "(client)".to_owned(), message: e.to_string() };
         let mut builder = reqwest::Client::builder();
@@ -155,14 +157,16 @@ impl Fetcher {
             .build()
             .map_err(client_err)?;
         let shown = proxy.map(crate::config::validate::masked).or_else(environment_proxy);
-        Ok(Fetcher { client, retries, access: Default::default(), proxy: shown.map(Into::into) })
+        let limit = rate.map(|r| std::sync::Arc::new(RateLimit::new(r)));
+        Ok(Fetcher { client, retries, access: Default::default(), proxy: shown.map(Into::into), limit })
     }
 
     /// This fetcher (same connection pool) for one mirror or tree: its credentials go with every
     /// request to their origin, and a 401/403 carries the matching hint.
     pub fn for_upstream(&self, access: Access) -> Fetcher {
-        let (client, retries, proxy) = (self.client.clone(), self.retries, self.proxy.clone());
-        Fetcher { client, retries, access: std::sync::Arc::new(access), proxy }
+        let (client, retries, proxy, limit) =
+            (self.client.clone(), self.retries, self.proxy.clone(), self.limit.clone());
+        Fetcher { client, retries, access: std::sync::Arc::new(access), proxy, limit }
     }
 
     /// The credentials for `url`, when it is at their origin.
@@ -266,6 +270,9 @@ impl Fetcher {
         let mut bytes = Vec::new();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| body_error(url, e, bytes.len() as u64, declared))?;
+            if let Some(limit) = &self.limit {
+                limit.take(chunk.len()).await;
+            }
             if bytes.len() as u64 + chunk.len() as u64 > cap {
                 return Err(FetchError::TooLarge { url: url.to_string(), cap });
             }
@@ -291,7 +298,7 @@ impl Fetcher {
         // workers never block on the disk.
         let (tx, rx) = tokio::sync::mpsc::channel(WRITE_QUEUE_CHUNKS);
         let writer = tokio::task::spawn_blocking(move || write_staged(staging, rx, expect));
-        let received = forward_body(url, resp, &tx, declared).await;
+        let received = forward_body(url, resp, &tx, declared, self.limit.as_deref()).await;
         let finished = match received {
             Ok(()) => tx.send(Chunk::Done).await.is_ok(),
             Err(_) => false,
@@ -325,11 +332,15 @@ async fn forward_body(
     resp: reqwest::Response,
     tx: &tokio::sync::mpsc::Sender<Chunk>,
     declared: Option<u64>,
+    limit: Option<&RateLimit>,
 ) -> Result<(), FetchError> {
     let mut received = 0u64;
     let mut stream = resp.bytes_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| body_error(url, e, received, declared))?;
+        if let Some(limit) = limit {
+            limit.take(chunk.len()).await;
+        }
         received += chunk.len() as u64;
         if tx.send(Chunk::Data(chunk)).await.is_err() {
             // The writer refused a chunk (over the declared size); its error is the one to report.
@@ -448,3 +459,7 @@ fn http_date(unix: i64) -> String {
 #[cfg(test)]
 #[path = "fetch_tests.rs"]
 mod tests;
+
+#[path = "fetch_limit.rs"]
+mod limit;
+use limit::RateLimit;

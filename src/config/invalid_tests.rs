@@ -163,6 +163,8 @@ fn invalid_cases() -> Vec<(&'static str, String, usize, Vec<&'static str>)> {
         ("max-shrink not a percentage", format!("[sync]\nmax-shrink = \"half\"\n{MIRROR}"), 2, vec!["[sync]: max-shrink:", "percentage"]),
         ("proxy socks", format!("[sync]\nproxy = \"socks5://u:pw@p:1080\"\n{MIRROR}"), 2, vec!["[sync]: proxy:", "u:***@p", "http://"]),
         ("proxy path", format!("[sync]\nproxy = \"http://p:3128/x\"\n{MIRROR}"), 2, vec!["proxy:", "host and port only"]),
+        ("rate-limit words", format!("[sync]\nrate-limit = \"fast\"\n{MIRROR}"), 2, vec!["[sync]: rate-limit:", "bytes per second"]),
+        ("rate-limit zero", format!("[sync]\nrate-limit = \"0M\"\n{MIRROR}"), 2, vec!["rate-limit:", "not a rate"]),
         ("max-shrink over 100", format!("[sync]\nmax-shrink = \"150%\"\n{MIRROR}"), 2, vec!["max-shrink:", "0% to 100%"]),
         ("medium empty names", medium("mirrors = [\"pve\"]\nsnapshots = []\n"), 10, vec!["snapshots:", "is empty"]),
         (

@@ -127,6 +127,9 @@ pub struct SyncConfig {
     /// `proxy`: the HTTP(S) proxy every request goes through, credentials and all (unset: the
     /// `http_proxy`/`https_proxy`/`no_proxy` environment, as apt and curl read it).
     pub proxy: Option<url::Url>,
+    /// `rate-limit`: bytes per second a run takes from the network, all its connections
+    /// together (unset: no limit).
+    pub rate_limit: Option<u64>,
     /// A new snapshot with more than this percentage fewer packages (tree: files) or bytes than
     /// the published one is recorded but not published (0–100; 100 never holds one back).
     pub max_shrink: u8,

@@ -45,6 +45,7 @@ pub(super) struct RawSync {
     pub timeout: Option<Text>,
     pub max_shrink: Option<Text>,
     pub proxy: Option<Text>,
+    pub rate_limit: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -55,6 +55,8 @@ struct Sync {
     timeout: String,
     #[serde(rename = "max-shrink")]
     max_shrink: String,
+    #[serde(rename = "rate-limit", skip_serializing_if = "Option::is_none")]
+    rate_limit: Option<String>,
     /// Shown with its password masked.
     #[serde(skip_serializing_if = "Option::is_none")]
     proxy: Option<String>,
@@ -132,6 +134,7 @@ pub(super) fn to_toml(config: &Config) -> String {
             timeout: format_duration(config.sync.timeout),
             max_shrink: format!("{}%", config.sync.max_shrink),
             proxy: config.sync.proxy.as_ref().map(super::validate::masked),
+            rate_limit: config.sync.rate_limit.map(|b| b.to_string()),
         },
         mount: Mount {
             pin_idle: format_duration(config.mount.pin_idle),

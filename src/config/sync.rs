@@ -25,6 +25,12 @@ impl Ctx<'_> {
             keep: at_least_one(&raw.keep, "keep", DEFAULT_KEEP)?,
             grace: self.duration(raw.grace.as_ref(), "grace", DEFAULT_GRACE)?,
             timeout,
+            rate_limit: match &raw.rate_limit {
+                Some(t) => {
+                    Some(validate::rate(t.get_ref()).map_err(|m| self.invalid(t.span(), "[sync]", "rate-limit", m))?)
+                }
+                None => None,
+            },
             proxy: match &raw.proxy {
                 Some(t) => {
                     Some(validate::proxy(t.get_ref()).map_err(|m| self.invalid(t.span(), "[sync]", "proxy", m))?)

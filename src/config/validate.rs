@@ -15,6 +15,28 @@ pub const SNAPSHOTS_DIR: &str = "snapshots";
 pub const PIN_DIR: &str = ".pin";
 
 /// Ids name `snapshots/<id>/` directories and catalog rows: `[A-Za-z0-9_.-]+`, not `.` or `..`.
+/// `20M`: bytes per second, with an optional K, M or G (1024-based, as wget's and curl's
+/// `--limit-rate` count; `KiB`, `MB` and the like are read the same); more than 0.
+pub fn rate(text: &str) -> Result<u64, String> {
+    let bad = || format!("{text:?} is not a rate in bytes per second (e.g. \"20M\", \"500K\", \"1048576\")");
+    let t = text.trim();
+    let digits = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let number: f64 = t[..digits].parse().map_err(|_| bad())?;
+    let unit = t[digits..].trim().to_ascii_uppercase();
+    let factor = match unit.trim_end_matches('B').trim_end_matches('I') {
+        "" => 1u64,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    let bytes = (number * factor as f64).round();
+    if !(bytes >= 1.0 && bytes < u64::MAX as f64) {
+        return Err(bad());
+    }
+    Ok(bytes as u64)
+}
+
 /// A proxy URL: `http://` or `https://`, a host, optionally a port and `user:password@`, no path.
 pub fn proxy(text: &str) -> Result<url::Url, String> {
     let url = url::Url::parse(text.trim()).map_err(|e| format!("not a URL ({e})"))?;
@@ -149,6 +171,15 @@ pub fn is_within(path: &str, dir: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates_count_1024() {
+        let cases =
+            [("20M", 20 << 20), ("500K", 500 << 10), ("1048576", 1 << 20), ("1.5MiB", 3 << 19), ("2 gb", 2 << 30)];
+        for (text, bytes) in cases {
+            assert_eq!(rate(text), Ok(bytes), "{text}");
+        }
+    }
 
     #[test]
     fn ids() {

@@ -12,6 +12,7 @@ mod medium_faults;
 mod medium_pullout;
 mod ops;
 mod proxy;
+mod rate_limit;
 mod real_upstream;
 mod shrink;
 mod subscription;

@@ -47,6 +47,13 @@ const KEYS: &[Key] = &[
     ("sync", "timeout", None, "Per-request connect and idle timeout (more than 0s)."),
     (
         "sync",
+        "rate-limit",
+        Some("unset: no limit"),
+        "Bytes per second a sync takes from the network, all its connections together (\"20M\": K, M, G count \
+         1024, as wget and curl do).",
+    ),
+    (
+        "sync",
         "proxy",
         Some("unset: http_proxy, https_proxy, all_proxy and no_proxy from the environment"),
         "The HTTP proxy every request goes through (\"http://user:password@proxy:3128\"; https through CONNECT); \
