@@ -44,6 +44,9 @@ pub enum FetchError {
     /// cap on bodies held in memory).
     #[error("{url}: body larger than the declared {cap} bytes")]
     TooLarge { url: String, cap: u64 },
+    /// The slow-transfer guard gave up on it (`[sync] slow-rate`).
+    #[error("{url}: abandoned: {rate} bytes/s, below [sync] slow-rate ({min} bytes/s) for {secs} s")]
+    Slow { url: String, rate: u64, min: u64, secs: u64 },
 }
 
 impl FetchError {
@@ -56,7 +59,7 @@ impl FetchError {
     fn is_transient(&self) -> bool {
         match self {
             FetchError::Status { status, .. } => *status >= 500 || *status == 408 || *status == 429,
-            FetchError::Transport { .. } | FetchError::Truncated { .. } => true,
+            FetchError::Transport { .. } | FetchError::Truncated { .. } | FetchError::Slow { .. } => true,
             FetchError::Pool { .. } | FetchError::Denied { .. } | FetchError::TooLarge { .. } => false,
         }
     }
@@ -131,6 +134,8 @@ pub struct Fetcher {
     proxy: Option<std::sync::Arc<str>>,
     /// The run's bandwidth cap, shared by every connection.
     limit: Option<std::sync::Arc<RateLimit>>,
+    /// The slow-transfer guard: bytes per second over a window.
+    slow: Option<(u64, Duration)>,
 }
 
 impl Fetcher {
@@ -138,7 +143,7 @@ impl Fetcher {
     /// through the proxies of the environment (`http_proxy`, `https_proxy`, `all_proxy`,
     /// `no_proxy`, upper or lower case, as curl and apt read them): https goes through CONNECT,
     /// credentials in the proxy URL are sent as Proxy-Authorization.
-    pub fn new(timeout: Duration, retries: u32, proxy: Option<&Url>, rate: Option<u64>) -> Result<Fetcher, FetchError> {
+    pub fn new(timeout: Duration, retries: u32, proxy: Option<&Url>, limits: Limits) -> Result<Fetcher, FetchError> {
         let client_err =
             |e: reqwest::Error| FetchError::Transport { url: "(client)".to_owned(), message: e.to_string() };
         let mut builder = reqwest::Client::builder();
@@ -157,8 +162,9 @@ impl Fetcher {
             .build()
             .map_err(client_err)?;
         let shown = proxy.map(crate::config::validate::masked).or_else(environment_proxy);
-        let limit = rate.map(|r| std::sync::Arc::new(RateLimit::new(r)));
-        Ok(Fetcher { client, retries, access: Default::default(), proxy: shown.map(Into::into), limit })
+        let limit = limits.rate.map(|r| std::sync::Arc::new(RateLimit::new(r)));
+        let proxy = shown.map(Into::into);
+        Ok(Fetcher { client, retries, access: Default::default(), proxy, limit, slow: limits.slow })
     }
 
     /// This fetcher (same connection pool) for one mirror or tree: its credentials go with every
@@ -166,7 +172,7 @@ impl Fetcher {
     pub fn for_upstream(&self, access: Access) -> Fetcher {
         let (client, retries, proxy, limit) =
             (self.client.clone(), self.retries, self.proxy.clone(), self.limit.clone());
-        Fetcher { client, retries, access: std::sync::Arc::new(access), proxy, limit }
+        Fetcher { client, retries, access: std::sync::Arc::new(access), proxy, limit, slow: self.slow }
     }
 
     /// The credentials for `url`, when it is at their origin.
@@ -225,6 +231,11 @@ impl Fetcher {
         req.send().await.map_err(|e| transport(url, e))
     }
 
+    fn too_slow(&self, url: &Url, rate: u64) -> FetchError {
+        let (min, window) = self.slow.unwrap_or_default();
+        FetchError::Slow { url: url.to_string(), rate, min, secs: window.as_secs() }
+    }
+
     /// A success response, or the error for its status.
     fn check_status(&self, url: &Url, resp: reqwest::Response) -> Result<reqwest::Response, FetchError> {
         let status = resp.status();
@@ -268,11 +279,10 @@ impl Fetcher {
         let declared = resp.content_length();
         let mut stream = resp.bytes_stream();
         let mut bytes = Vec::new();
+        let mut flow = Flow::new(self.limit.as_deref(), self.slow);
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| body_error(url, e, bytes.len() as u64, declared))?;
-            if let Some(limit) = &self.limit {
-                limit.take(chunk.len()).await;
-            }
+            flow.chunk(chunk.len()).await.map_err(|rate| self.too_slow(url, rate))?;
             if bytes.len() as u64 + chunk.len() as u64 > cap {
                 return Err(FetchError::TooLarge { url: url.to_string(), cap });
             }
@@ -298,7 +308,11 @@ impl Fetcher {
         // workers never block on the disk.
         let (tx, rx) = tokio::sync::mpsc::channel(WRITE_QUEUE_CHUNKS);
         let writer = tokio::task::spawn_blocking(move || write_staged(staging, rx, expect));
-        let received = forward_body(url, resp, &tx, declared, self.limit.as_deref()).await;
+        let flow = Flow::new(self.limit.as_deref(), self.slow);
+        let received = forward_body(url, resp, &tx, declared, flow).await.map_err(|e| match e {
+            Forward::Slow(rate) => self.too_slow(url, rate),
+            Forward::Fetch(e) => e,
+        });
         let finished = match received {
             Ok(()) => tx.send(Chunk::Done).await.is_ok(),
             Err(_) => false,
@@ -332,22 +346,27 @@ async fn forward_body(
     resp: reqwest::Response,
     tx: &tokio::sync::mpsc::Sender<Chunk>,
     declared: Option<u64>,
-    limit: Option<&RateLimit>,
-) -> Result<(), FetchError> {
+    mut flow: Flow<'_>,
+) -> Result<(), Forward> {
     let mut received = 0u64;
     let mut stream = resp.bytes_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| body_error(url, e, received, declared))?;
-        if let Some(limit) = limit {
-            limit.take(chunk.len()).await;
-        }
+        let chunk = chunk.map_err(|e| Forward::Fetch(body_error(url, e, received, declared)))?;
+        flow.chunk(chunk.len()).await.map_err(Forward::Slow)?;
         received += chunk.len() as u64;
         if tx.send(Chunk::Data(chunk)).await.is_err() {
             // The writer refused a chunk (over the declared size); its error is the one to report.
             return Ok(());
         }
     }
-    check_complete(url, received, declared)
+    check_complete(url, received, declared).map_err(Forward::Fetch)
+}
+
+/// Why [`forward_body`] stopped.
+enum Forward {
+    Fetch(FetchError),
+    /// The slow-transfer guard: the rate it had.
+    Slow(u64),
 }
 
 /// The writer thread: hash and write every chunk, then commit on `Done`; anything else drops the
@@ -462,4 +481,5 @@ mod tests;
 
 #[path = "fetch_limit.rs"]
 mod limit;
-use limit::RateLimit;
+pub use limit::Limits;
+use limit::{Flow, RateLimit};

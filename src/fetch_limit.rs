@@ -1,6 +1,9 @@
-//! The bandwidth cap of a sync run (`[sync] rate-limit`): one token bucket that every
-//! connection's received chunks draw from. A connection that must wait stops reading, so TCP's
-//! window throttles the sender: the cap is what the site's uplink sees, not a pause after the fact.
+//! Flow control of a sync run's transfers. The bandwidth cap (`[sync] rate-limit`): one token
+//! bucket that every connection's received chunks draw from; a connection that must wait stops
+//! reading, so TCP's window throttles the sender — the cap is what the site's uplink sees. The
+//! slow-transfer guard (`[sync] slow-rate`, `slow-time`): a transfer that receives less than
+//! the rate over that long (time spent waiting on the cap not counted) is abandoned, and the
+//! request retried like any transient failure.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -20,12 +23,13 @@ impl RateLimit {
         RateLimit { bytes_per_sec: bytes_per_sec.max(1) as f64, paid_until: Mutex::new(Instant::now()) }
     }
 
-    /// Takes `n` bytes' worth, waiting until the rate allows them.
-    pub async fn take(&self, n: usize) {
+    /// Takes `n` bytes' worth, waiting until the rate allows them; returns how long it waited.
+    pub async fn take(&self, n: usize) -> Duration {
         let wait = self.reserve(n, Instant::now());
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
+        wait
     }
 
     /// Books `n` bytes at `now`; returns how long to wait before using them.
@@ -34,6 +38,50 @@ impl RateLimit {
         let start = (*paid).max(now.checked_sub(BURST).unwrap_or(now));
         *paid = start + Duration::from_secs_f64(n as f64 / self.bytes_per_sec);
         paid.saturating_duration_since(now + BURST)
+    }
+}
+
+/// What a run's transfers are held to: the shared cap and the slow-transfer guard.
+#[derive(Debug, Clone, Default)]
+pub struct Limits {
+    /// Bytes per second for the whole run.
+    pub rate: Option<u64>,
+    /// Abandon a transfer below this many bytes per second over this long.
+    pub slow: Option<(u64, Duration)>,
+}
+
+/// One transfer's view of the limits: waits on the cap, watches its own rate.
+pub(super) struct Flow<'a> {
+    limit: Option<&'a RateLimit>,
+    slow: Option<(u64, Duration)>,
+    since: Instant,
+    bytes: u64,
+    waited: Duration,
+}
+
+impl<'a> Flow<'a> {
+    pub(super) fn new(limit: Option<&'a RateLimit>, slow: Option<(u64, Duration)>) -> Flow<'a> {
+        Flow { limit, slow, since: Instant::now(), bytes: 0, waited: Duration::ZERO }
+    }
+
+    /// A chunk of `n` bytes arrived: wait for the cap, then `Err(bytes per second)` when the
+    /// transfer has been slower than the guard allows for its whole window.
+    pub(super) async fn chunk(&mut self, n: usize) -> Result<(), u64> {
+        if let Some(limit) = self.limit {
+            self.waited += limit.take(n).await;
+        }
+        let Some((min, window)) = self.slow else { return Ok(()) };
+        self.bytes += n as u64;
+        let active = self.since.elapsed().saturating_sub(self.waited);
+        if active < window {
+            return Ok(());
+        }
+        let rate = (self.bytes as f64 / active.as_secs_f64()) as u64;
+        if rate < min {
+            return Err(rate);
+        }
+        (self.since, self.bytes, self.waited) = (Instant::now(), 0, Duration::ZERO);
+        Ok(())
     }
 }
 

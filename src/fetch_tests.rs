@@ -10,7 +10,7 @@ fn url(text: &str) -> Url {
 fn credentials_go_to_their_origin_only() {
     let upstream = url("https://enterprise.proxmox.com/debian/pve/");
     let creds = Credentials::basic(&upstream, "pve4b-1234567890", "0123456789abcdef", "rejected".into());
-    let fetcher = Fetcher::new(Duration::from_secs(1), 0, None, None).expect("client");
+    let fetcher = Fetcher::new(Duration::from_secs(1), 0, None, Limits::default()).expect("client");
     let scoped = fetcher.for_upstream(Access { credentials: Some(creds), missing_hint: String::new() });
     let cases: &[(&str, bool)] = &[
         ("https://enterprise.proxmox.com/debian/pve/dists/bookworm/InRelease", true),

@@ -15,6 +15,9 @@ pub(super) const DEFAULT_GRACE: Duration = Duration::from_secs(48 * 3600);
 /// 50 %: an upstream that suddenly lists half of what it did is broken (a truncated index, a
 /// half-synced mirror), not a release; a real suite shrinks that much only by hand.
 pub(super) const DEFAULT_MAX_SHRINK: u8 = 50;
+/// 30s below `slow-rate` before a transfer is abandoned: long enough to ride out a congested
+/// moment's dip, short enough that a crawling source does not hold a run for hours.
+pub(super) const DEFAULT_SLOW_TIME: Duration = Duration::from_secs(30);
 /// 60s: a stalled connection is declared dead after a minute (large ISOs keep bytes flowing).
 pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// 120s without a lookup: far longer than any pause inside one `apt update`, short enough that

@@ -130,6 +130,9 @@ pub struct SyncConfig {
     /// `rate-limit`: bytes per second a run takes from the network, all its connections
     /// together (unset: no limit).
     pub rate_limit: Option<u64>,
+    /// `slow-rate` over `slow-time`: a transfer below it that long is abandoned and retried
+    /// (unset: only `timeout` ends a stalled one).
+    pub slow: Option<(u64, Duration)>,
     /// A new snapshot with more than this percentage fewer packages (tree: files) or bytes than
     /// the published one is recorded but not published (0–100; 100 never holds one back).
     pub max_shrink: u8,

@@ -46,6 +46,8 @@ pub(super) struct RawSync {
     pub max_shrink: Option<Text>,
     pub proxy: Option<Text>,
     pub rate_limit: Option<Text>,
+    pub slow_rate: Option<Text>,
+    pub slow_time: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -57,6 +57,10 @@ struct Sync {
     max_shrink: String,
     #[serde(rename = "rate-limit", skip_serializing_if = "Option::is_none")]
     rate_limit: Option<String>,
+    #[serde(rename = "slow-rate", skip_serializing_if = "Option::is_none")]
+    slow_rate: Option<String>,
+    #[serde(rename = "slow-time", skip_serializing_if = "Option::is_none")]
+    slow_time: Option<String>,
     /// Shown with its password masked.
     #[serde(skip_serializing_if = "Option::is_none")]
     proxy: Option<String>,
@@ -135,6 +139,8 @@ pub(super) fn to_toml(config: &Config) -> String {
             max_shrink: format!("{}%", config.sync.max_shrink),
             proxy: config.sync.proxy.as_ref().map(super::validate::masked),
             rate_limit: config.sync.rate_limit.map(|b| b.to_string()),
+            slow_rate: config.sync.slow.map(|(b, _)| b.to_string()),
+            slow_time: config.sync.slow.map(|(_, t)| format_duration(t)),
         },
         mount: Mount {
             pin_idle: format_duration(config.mount.pin_idle),

@@ -25,6 +25,13 @@ impl Ctx<'_> {
             keep: at_least_one(&raw.keep, "keep", DEFAULT_KEEP)?,
             grace: self.duration(raw.grace.as_ref(), "grace", DEFAULT_GRACE)?,
             timeout,
+            slow: match &raw.slow_rate {
+                Some(t) => Some((
+                    validate::rate(t.get_ref()).map_err(|m| self.invalid(t.span(), "[sync]", "slow-rate", m))?,
+                    self.duration(raw.slow_time.as_ref(), "slow-time", DEFAULT_SLOW_TIME)?,
+                )),
+                None => None,
+            },
             rate_limit: match &raw.rate_limit {
                 Some(t) => {
                     Some(validate::rate(t.get_ref()).map_err(|m| self.invalid(t.span(), "[sync]", "rate-limit", m))?)

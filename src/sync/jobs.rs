@@ -125,7 +125,8 @@ impl<'a> Env<'a> {
         if let Some(url) = proxy {
             tracing::info!(proxy = %crate::config::validate::masked(url), "every request goes through the configured proxy");
         }
-        let fetcher = Fetcher::new(config.sync.timeout, config.sync.retries, proxy, config.sync.rate_limit)?;
+        let limits = crate::fetch::Limits { rate: config.sync.rate_limit, slow: config.sync.slow };
+        let fetcher = Fetcher::new(config.sync.timeout, config.sync.retries, proxy, limits)?;
         Ok(Env { config, pool, fetcher, rt, progress, request, now: crate::engine::unix_now() })
     }
 

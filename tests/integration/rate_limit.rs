@@ -34,3 +34,48 @@ fn a_run_takes_no_more_than_its_rate_limit_across_all_connections() {
     assert!(elapsed >= 5.0, "the measurement must span 5 s: {elapsed:.2} s for {fetched} B");
     assert!((measured / rate as f64 - 1.0).abs() <= 0.10, "{measured:.0} B/s against a limit of {rate} B/s");
 }
+
+/// The ISO tree of generation 0, synced under `[sync]` settings `extra`.
+fn iso_env(extra: &str) -> Env {
+    let mut env = Env::new(trees(0, signing_key()), &[]);
+    let base = env.server.base_url();
+    let tree = format!(
+        "[[tree]]\nid = \"iso\"\nurl = \"{}/iso/\"\nkey = \"{}\"\n",
+        base.trim_end_matches('/'),
+        env.key.display()
+    );
+    env.write_config(&[], &tree);
+    let config = std::fs::read_to_string(&env.config).unwrap().replace("[sync]\n", &format!("[sync]\n{extra}"));
+    std::fs::write(&env.config, config).unwrap();
+    env
+}
+
+#[test]
+fn a_crawling_transfer_is_abandoned_and_retried() {
+    const ISO: &str = "iso/proxmox-ve_8.2-1.iso";
+    let env = iso_env("slow-rate = \"100K\"\nslow-time = \"2s\"\n");
+    // 4 KiB every 100 ms: 40 KiB/s, far below 100K, for 3 MiB — 80 s if nothing gave up.
+    env.server.trickle_next(ISO, 4096, std::time::Duration::from_millis(100), 1);
+    let started = Instant::now();
+    let out = env.run(&["sync"]);
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let gets = env.server.requests().iter().filter(|r| r.path == ISO && r.method == "GET").count();
+    assert_eq!(gets, 2, "abandoned once, then fetched again");
+    assert!(elapsed < 20.0, "the crawling transfer held the sync {elapsed:.1} s");
+    let iso = crate::tree_fixture::trees(0, signing_key());
+    let published = env.published_files("iso");
+    assert_eq!(published.get("proxmox-ve_8.2-1.iso").map(Vec::as_slice), iso.bytes(ISO), "the retried ISO is whole");
+}
+
+#[test]
+fn a_source_that_always_crawls_fails_its_entry_with_the_reason() {
+    const ISO: &str = "iso/proxmox-ve_8.2-1.iso";
+    let env = iso_env("slow-rate = \"100K\"\nslow-time = \"1s\"\n");
+    env.server.trickle_next(ISO, 4096, std::time::Duration::from_millis(100), 10);
+    let out = env.run(&["sync"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains(ISO) && err.contains("below [sync] slow-rate (102400 bytes/s) for 1 s"), "{err}");
+    assert!(env.published("iso").is_none());
+}

@@ -54,6 +54,14 @@ const KEYS: &[Key] = &[
     ),
     (
         "sync",
+        "slow-rate",
+        Some("unset: only timeout ends a stalled transfer"),
+        "A transfer that receives less than this many bytes per second (\"10K\") for slow-time is abandoned and \
+         retried like any transient failure (waiting on rate-limit does not count).",
+    ),
+    ("sync", "slow-time", Some("30s (with slow-rate)"), "How long a transfer may stay below slow-rate."),
+    (
+        "sync",
         "proxy",
         Some("unset: http_proxy, https_proxy, all_proxy and no_proxy from the environment"),
         "The HTTP proxy every request goes through (\"http://user:password@proxy:3128\"; https through CONNECT); \

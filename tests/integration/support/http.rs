@@ -45,6 +45,8 @@ pub enum FaultKind {
     Delay(Duration),
     /// Answer 302 with this `Location`.
     Redirect(String),
+    /// Send the body `chunk` bytes at a time, sleeping `every` between them (a crawling link).
+    Trickle { chunk: usize, every: Duration },
 }
 
 #[derive(Debug)]
@@ -214,6 +216,11 @@ impl TestServer {
     /// Every GET for `path` serves more bytes than the file has, until cleared.
     pub fn oversize(&self, path: &str) {
         self.add_rule(path, FaultKind::Oversize, None);
+    }
+
+    /// The next `n` GETs for `path` send `chunk` bytes every `every` (then a full-speed one).
+    pub fn trickle_next(&self, path: &str, chunk: usize, every: Duration, n: usize) {
+        self.add_rule(path, FaultKind::Trickle { chunk, every }, Some(n));
     }
 
     /// Every GET for `path` stalls `dur` half-way through the body, until cleared.

@@ -200,6 +200,15 @@ fn serve_file(
             w.write_all(&big)?;
             Ok(true)
         }
+        Some(FaultKind::Trickle { chunk, every }) if !head_only => {
+            write_head(w, status, body.len(), &extra)?;
+            for part in body.chunks(chunk.max(1)) {
+                w.write_all(part)?;
+                w.flush()?;
+                std::thread::sleep(every);
+            }
+            Ok(true)
+        }
         Some(FaultKind::Delay(dur)) if !head_only => {
             write_head(w, status, body.len(), &extra)?;
             let (first, rest) = body.split_at(body.len() / 2);
