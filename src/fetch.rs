@@ -56,7 +56,7 @@ impl FetchError {
 
     /// Transient failures worth another attempt: 5xx, 408/429, resets, timeouts, truncated bodies.
     /// Never a 404 or a hash/size mismatch (the file is what it is).
-    fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         match self {
             FetchError::Status { status, .. } => *status >= 500 || *status == 408 || *status == 429,
             FetchError::Transport { .. } | FetchError::Truncated { .. } | FetchError::Slow { .. } => true,
@@ -196,7 +196,8 @@ impl Fetcher {
     /// Streams `url` into the pool: capped at the declared size, hashed while written, renamed into
     /// place only when size and digest match.
     pub async fn download(&self, url: &Url, pool: &Pool, expect: Expect) -> Result<Stored, FetchError> {
-        self.with_retries(url, || self.download_once(url, pool, expect)).await
+        let partial = std::sync::Mutex::new(None);
+        self.with_retries(url, || self.download_once(url, pool, expect, &partial)).await
     }
 
     async fn with_retries<T, F, Fut>(&self, url: &Url, mut attempt: F) -> Result<T, FetchError>
@@ -291,103 +292,6 @@ impl Fetcher {
         check_complete(url, bytes.len() as u64, declared)?;
         Ok(Conditional::Modified(Body { bytes, last_modified }))
     }
-
-    async fn download_once(&self, url: &Url, pool: &Pool, expect: Expect) -> Result<Stored, FetchError> {
-        let resp = self.check_status(url, self.send(url, None).await?)?;
-        let last_modified = last_modified(&resp);
-        let declared = resp.content_length();
-        let cap = match expect {
-            Expect::Exactly { size, .. } => Some(size),
-            Expect::Unverified => None,
-        };
-        let pool_err = |source| FetchError::Pool { url: url.to_string(), source: Box::new(source) };
-        let staging = pool.stage(cap).map_err(pool_err)?;
-        // Hashing, writing, fsync and rename run on a blocking thread fed through a bounded
-        // queue: the network side keeps receiving while earlier chunks are hashed and written, so
-        // a large download costs max(network, hash + disk) instead of their sum, and the async
-        // workers never block on the disk.
-        let (tx, rx) = tokio::sync::mpsc::channel(WRITE_QUEUE_CHUNKS);
-        let writer = tokio::task::spawn_blocking(move || write_staged(staging, rx, expect));
-        let flow = Flow::new(self.limit.as_deref(), self.slow);
-        let received = forward_body(url, resp, &tx, declared, flow).await.map_err(|e| match e {
-            Forward::Slow(rate) => self.too_slow(url, rate),
-            Forward::Fetch(e) => e,
-        });
-        let finished = match received {
-            Ok(()) => tx.send(Chunk::Done).await.is_ok(),
-            Err(_) => false,
-        };
-        drop(tx);
-        let written = writer.await.map_err(|e| pool_err(PoolError::Task(e.to_string())))?;
-        received?;
-        match (written, finished) {
-            (Ok((sha256, size)), true) => Ok(Stored { sha256, size, last_modified }),
-            (Err(e), _) => Err(pool_err(e)),
-            // The writer commits only after Done; without it it returns Aborted. Kept total.
-            (Ok(_), false) => Err(pool_err(PoolError::Aborted)),
-        }
-    }
-}
-
-/// Chunks between the network side and the writer thread of one download.
-enum Chunk {
-    Data(bytes::Bytes),
-    /// The body arrived complete: commit (a closed queue without it aborts).
-    Done,
-}
-
-/// Chunks queued per download (reqwest yields ≤ 16 KiB–1 MiB chunks): enough to ride over a disk
-/// stall without letting a fast network fill memory.
-const WRITE_QUEUE_CHUNKS: usize = 16;
-
-/// Sends the body's chunks to the writer; stops early when the writer gave up (cap exceeded).
-async fn forward_body(
-    url: &Url,
-    resp: reqwest::Response,
-    tx: &tokio::sync::mpsc::Sender<Chunk>,
-    declared: Option<u64>,
-    mut flow: Flow<'_>,
-) -> Result<(), Forward> {
-    let mut received = 0u64;
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| Forward::Fetch(body_error(url, e, received, declared)))?;
-        flow.chunk(chunk.len()).await.map_err(Forward::Slow)?;
-        received += chunk.len() as u64;
-        if tx.send(Chunk::Data(chunk)).await.is_err() {
-            // The writer refused a chunk (over the declared size); its error is the one to report.
-            return Ok(());
-        }
-    }
-    check_complete(url, received, declared).map_err(Forward::Fetch)
-}
-
-/// Why [`forward_body`] stopped.
-enum Forward {
-    Fetch(FetchError),
-    /// The slow-transfer guard: the rate it had.
-    Slow(u64),
-}
-
-/// The writer thread: hash and write every chunk, then commit on `Done`; anything else drops the
-/// staging file (removing it).
-fn write_staged(
-    mut staging: crate::pool::Staging,
-    mut rx: tokio::sync::mpsc::Receiver<Chunk>,
-    expect: Expect,
-) -> Result<(Sha256, u64), PoolError> {
-    while let Some(chunk) = rx.blocking_recv() {
-        match chunk {
-            Chunk::Data(bytes) => staging.write_all(&bytes)?,
-            Chunk::Done => {
-                return match expect {
-                    Expect::Exactly { size, sha256 } => staging.commit(size, &sha256).map(|()| (sha256, size)),
-                    Expect::Unverified => staging.commit_unverified(),
-                }
-            }
-        }
-    }
-    Err(PoolError::Aborted)
 }
 
 fn transport(url: &Url, e: reqwest::Error) -> FetchError {
@@ -479,7 +383,10 @@ fn http_date(unix: i64) -> String {
 #[path = "fetch_tests.rs"]
 mod tests;
 
+#[path = "fetch_download.rs"]
+mod download;
 #[path = "fetch_limit.rs"]
 mod limit;
+
 pub use limit::Limits;
 use limit::{Flow, RateLimit};

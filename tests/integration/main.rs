@@ -14,6 +14,7 @@ mod ops;
 mod proxy;
 mod rate_limit;
 mod real_upstream;
+mod resume;
 mod shrink;
 mod subscription;
 mod support;

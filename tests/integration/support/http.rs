@@ -85,6 +85,8 @@ pub(crate) struct State {
     auth: Mutex<Vec<AuthRule>>,
     /// A header every request must carry (lower case), else 403: `via`, which a proxy adds.
     required_header: Mutex<Option<String>>,
+    /// Answer every request whole, `Range` or not (a server without range support).
+    pub(crate) no_ranges: AtomicBool,
     shutdown: AtomicBool,
 }
 
@@ -129,6 +131,7 @@ impl TestServer {
             faults: Mutex::default(),
             auth: Mutex::default(),
             required_header: Mutex::default(),
+            no_ranges: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
         });
         let st = state.clone();
@@ -238,6 +241,11 @@ impl TestServer {
     pub fn require_basic_auth(&self, prefix: &str, user: &str, password: &str) {
         let header = format!("Basic {}", base64(format!("{user}:{password}").as_bytes()));
         lock(&self.state.auth).push(AuthRule { prefix: key(prefix), header });
+    }
+
+    /// Ignore `Range` from now on: every GET is answered 200 with the whole file.
+    pub fn ignore_ranges(&self) {
+        self.state.no_ranges.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Every request must carry header `name` (e.g. `via`: only what came through a proxy is

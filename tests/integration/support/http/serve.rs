@@ -174,7 +174,9 @@ fn serve_file(
         write_head(w, 304, 0, &[last_modified])?;
         return Ok(true);
     }
-    let (status, body, mut extra) = match byte_range(req, bytes.len(), mtime) {
+    let ranges = !state.no_ranges.load(std::sync::atomic::Ordering::SeqCst);
+    let range = if ranges { byte_range(req, bytes.len(), mtime) } else { None };
+    let (status, body, mut extra) = match range {
         Some(Err(())) => {
             state.log(req, 416);
             return empty(w, 416, &[("Content-Range", format!("bytes */{}", bytes.len()))]);
