@@ -12,7 +12,11 @@ const CUT: usize = 1_500_000;
 fn iso_env() -> Env {
     let mut env = Env::new(trees(0, signing_key()), &[]);
     let base = env.server.base_url();
-    let tree = format!("[[tree]]\nid = \"iso\"\nurl = \"{}/iso/\"\nkey = \"{}\"\n", base.trim_end_matches('/'), env.key.display());
+    let tree = format!(
+        "[[tree]]\nid = \"iso\"\nurl = \"{}/iso/\"\nkey = \"{}\"\n",
+        base.trim_end_matches('/'),
+        env.key.display()
+    );
     env.write_config(&[], &tree);
     env
 }
