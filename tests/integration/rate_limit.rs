@@ -8,17 +8,8 @@ use std::time::Instant;
 
 #[test]
 fn a_run_takes_no_more_than_its_rate_limit_across_all_connections() {
-    let mut env = Env::new(trees(0, signing_key()), &[]);
-    let base = env.server.base_url();
-    let tree = format!(
-        "[[tree]]\nid = \"iso\"\nurl = \"{}/iso/\"\nkey = \"{}\"\n",
-        base.trim_end_matches('/'),
-        env.key.display()
-    );
-    env.write_config(&[], &tree);
+    let env = iso_env("rate-limit = \"1M\"\n");
     let rate: u64 = 1 << 20;
-    let config = std::fs::read_to_string(&env.config).unwrap().replace("[sync]\n", "[sync]\nrate-limit = \"1M\"\n");
-    std::fs::write(&env.config, config).unwrap();
     let started = Instant::now();
     let out = env.run(&["sync", "--json"]);
     let elapsed = started.elapsed().as_secs_f64();
@@ -35,8 +26,9 @@ fn a_run_takes_no_more_than_its_rate_limit_across_all_connections() {
     assert!((measured / rate as f64 - 1.0).abs() <= 0.10, "{measured:.0} B/s against a limit of {rate} B/s");
 }
 
-/// The ISO tree of generation 0, synced under `[sync]` settings `extra`.
-fn iso_env(extra: &str) -> Env {
+/// The ISO tree of generation 0 as a `[[tree]]`, with `[sync]` settings `extra` (shared by the
+/// flow-control and resume tests).
+pub fn iso_env(extra: &str) -> Env {
     let mut env = Env::new(trees(0, signing_key()), &[]);
     let base = env.server.base_url();
     let tree = format!(

@@ -3,23 +3,12 @@
 //! decides; a server that answers the ranged request with the whole file starts it over.
 
 use crate::harness::{text, Env};
+use crate::rate_limit::iso_env;
 use crate::support::signing_key;
 use crate::tree_fixture::trees;
 
 const ISO: &str = "iso/proxmox-ve_8.2-1.iso";
 const CUT: usize = 1_500_000;
-
-fn iso_env() -> Env {
-    let mut env = Env::new(trees(0, signing_key()), &[]);
-    let base = env.server.base_url();
-    let tree = format!(
-        "[[tree]]\nid = \"iso\"\nurl = \"{}/iso/\"\nkey = \"{}\"\n",
-        base.trim_end_matches('/'),
-        env.key.display()
-    );
-    env.write_config(&[], &tree);
-    env
-}
 
 fn synced_whole(env: &Env) {
     let out = env.run(&["sync"]);
@@ -31,7 +20,7 @@ fn synced_whole(env: &Env) {
 
 #[test]
 fn a_download_cut_off_part_way_resumes_where_it_stopped() {
-    let env = iso_env();
+    let env = iso_env("");
     env.server.truncate_next(ISO, CUT, 1);
     synced_whole(&env);
     let gets: Vec<_> = env.server.requests().into_iter().filter(|r| r.path == ISO && r.method == "GET").collect();
@@ -44,7 +33,7 @@ fn a_download_cut_off_part_way_resumes_where_it_stopped() {
 
 #[test]
 fn a_server_without_ranges_starts_the_file_over() {
-    let env = iso_env();
+    let env = iso_env("");
     env.server.ignore_ranges();
     env.server.truncate_next(ISO, CUT, 1);
     synced_whole(&env);
