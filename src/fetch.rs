@@ -47,6 +47,9 @@ pub enum FetchError {
     /// The slow-transfer guard gave up on it (`[sync] slow-rate`).
     #[error("{url}: abandoned: {rate} bytes/s, below [sync] slow-rate ({min} bytes/s) for {secs} s")]
     Slow { url: String, rate: u64, min: u64, secs: u64 },
+    /// Every source of the mirror or tree served a bad file earlier in the run.
+    #[error("{url}: no source left to ask: every one served a bad file this run")]
+    NoSource { url: String },
 }
 
 impl FetchError {
@@ -60,7 +63,10 @@ impl FetchError {
         match self {
             FetchError::Status { status, .. } => *status >= 500 || *status == 408 || *status == 429,
             FetchError::Transport { .. } | FetchError::Truncated { .. } | FetchError::Slow { .. } => true,
-            FetchError::Pool { .. } | FetchError::Denied { .. } | FetchError::TooLarge { .. } => false,
+            FetchError::Pool { .. }
+            | FetchError::Denied { .. }
+            | FetchError::TooLarge { .. }
+            | FetchError::NoSource { .. } => false,
         }
     }
 }
@@ -136,6 +142,12 @@ pub struct Fetcher {
     limit: Option<std::sync::Arc<RateLimit>>,
     /// The slow-transfer guard: bytes per second over a window.
     slow: Option<(u64, Duration)>,
+    /// The slots of every host the run talks to.
+    hosts: std::sync::Arc<Hosts>,
+    /// The sources of this fetcher's mirror or tree, when it has more than one.
+    sources: Option<std::sync::Arc<Sources>>,
+    /// Only this source (no failover): how each source's InRelease is read.
+    pin: Option<usize>,
 }
 
 impl Fetcher {
@@ -151,7 +163,19 @@ impl Fetcher {
             let proxy = reqwest::Proxy::all(url.as_str()).map_err(client_err)?;
             builder = builder.proxy(proxy.no_proxy(reqwest::NoProxy::from_env()));
         }
+        if let Some(path) = &limits.ca_file {
+            let ca_err = |message: String| FetchError::Transport { url: path.display().to_string(), message };
+            let pem = std::fs::read(path).map_err(|e| ca_err(format!("[sync] ca-file: {e}")))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| ca_err(format!("[sync] ca-file: not PEM certificates: {e}")))?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
         let client = builder
+            // HTTP/2 (negotiated over https): flow-control windows sized to the measured
+            // bandwidth-delay product, or a far upstream is capped at window / round trip.
+            .http2_adaptive_window(true)
             .user_agent(concat!("pmirror-fs/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(timeout)
             .read_timeout(timeout)
@@ -164,15 +188,15 @@ impl Fetcher {
         let shown = proxy.map(crate::config::validate::masked).or_else(environment_proxy);
         let limit = limits.rate.map(|r| std::sync::Arc::new(RateLimit::new(r)));
         let proxy = shown.map(Into::into);
-        Ok(Fetcher { client, retries, access: Default::default(), proxy, limit, slow: limits.slow })
+        let hosts = std::sync::Arc::new(Hosts::new(limits.slots.0, limits.slots.1));
+        let (access, slow) = (Default::default(), limits.slow);
+        Ok(Fetcher { client, retries, access, proxy, limit, slow, hosts, sources: None, pin: None })
     }
 
     /// This fetcher (same connection pool) for one mirror or tree: its credentials go with every
     /// request to their origin, and a 401/403 carries the matching hint.
     pub fn for_upstream(&self, access: Access) -> Fetcher {
-        let (client, retries, proxy, limit) =
-            (self.client.clone(), self.retries, self.proxy.clone(), self.limit.clone());
-        Fetcher { client, retries, access: std::sync::Arc::new(access), proxy, limit, slow: self.slow }
+        Fetcher { access: std::sync::Arc::new(access), sources: None, pin: None, ..self.clone() }
     }
 
     /// The credentials for `url`, when it is at their origin.
@@ -182,42 +206,37 @@ impl Fetcher {
 
     /// GET into memory, with `If-Modified-Since` when given.
     pub async fn get_conditional(&self, url: &Url, since: Option<i64>) -> Result<Conditional, FetchError> {
-        self.with_retries(url, || self.get_once(url, since, MAX_MEMORY_BODY)).await
+        self.with_retries(url, |url, slot| async move { self.get_once(&url, since, MAX_MEMORY_BODY, slot).await }).await
     }
 
     /// GET into memory; the body may not exceed `cap` bytes.
     pub async fn get(&self, url: &Url, cap: u64) -> Result<Body, FetchError> {
-        match self.with_retries(url, || self.get_once(url, None, cap)).await? {
+        let got = self.with_retries(url, |url, slot| async move { self.get_once(&url, None, cap, slot).await });
+        match got.await? {
             Conditional::Modified(body) => Ok(body),
             Conditional::NotModified => Err(FetchError::Status { url: url.to_string(), status: 304 }),
         }
+    }
+
+    /// GET into memory of a file of known size and sha256: a source that serves other bytes is
+    /// a bad source, and another one is asked.
+    pub async fn get_exact(&self, url: &Url, size: u64, sha256: &Sha256) -> Result<Body, FetchError> {
+        let got = self.with_retries(url, |url, slot| async move {
+            match self.get_once(&url, None, size, slot).await? {
+                Conditional::Modified(body) => check_bytes(&url, body, size, sha256),
+                Conditional::NotModified => Err(FetchError::Status { url: url.to_string(), status: 304 }),
+            }
+        });
+        got.await
     }
 
     /// Streams `url` into the pool: capped at the declared size, hashed while written, renamed into
     /// place only when size and digest match.
     pub async fn download(&self, url: &Url, pool: &Pool, expect: Expect) -> Result<Stored, FetchError> {
         let partial = std::sync::Mutex::new(None);
-        self.with_retries(url, || self.download_once(url, pool, expect, &partial)).await
-    }
-
-    async fn with_retries<T, F, Fut>(&self, url: &Url, mut attempt: F) -> Result<T, FetchError>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, FetchError>>,
-    {
-        let mut delay = BACKOFF_BASE;
-        let mut tries = 0;
-        loop {
-            match attempt().await {
-                Err(e) if e.is_transient() && tries < self.retries => {
-                    tries += 1;
-                    tracing::warn!(%url, error = %e, attempt = tries, "transient failure, retrying");
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                }
-                other => return other,
-            }
-        }
+        let partial = &partial;
+        self.with_retries(url, |url, slot| async move { self.download_once(&url, pool, expect, partial, slot).await })
+            .await
     }
 
     async fn send(&self, url: &Url, since: Option<i64>) -> Result<reqwest::Response, FetchError> {
@@ -270,9 +289,17 @@ impl Fetcher {
         Err(FetchError::Denied { url: url_text, status: code, hint })
     }
 
-    async fn get_once(&self, url: &Url, since: Option<i64>, cap: u64) -> Result<Conditional, FetchError> {
+    async fn get_once(
+        &self,
+        url: &Url,
+        since: Option<i64>,
+        cap: u64,
+        mut slot: Slot,
+    ) -> Result<Conditional, FetchError> {
         let resp = self.send(url, since).await?;
+        slot.answered(resp.version());
         if resp.status() == reqwest::StatusCode::NOT_MODIFIED {
+            slot.finished();
             return Ok(Conditional::NotModified);
         }
         let resp = self.check_status(url, resp)?;
@@ -290,6 +317,7 @@ impl Fetcher {
             bytes.extend_from_slice(&chunk);
         }
         check_complete(url, bytes.len() as u64, declared)?;
+        slot.finished();
         Ok(Conditional::Modified(Body { bytes, last_modified }))
     }
 }
@@ -356,6 +384,19 @@ fn downgrades(from: &Url, to: &Url) -> bool {
     from.scheme() != to.scheme() && !(from.scheme() == "http" && to.scheme() == "https")
 }
 
+/// A body held to its size and sha256.
+fn check_bytes(url: &Url, body: Body, size: u64, sha: &Sha256) -> Result<Body, FetchError> {
+    let pool = |source| FetchError::Pool { url: url.to_string(), source: Box::new(source) };
+    if body.bytes.len() as u64 != size {
+        return Err(pool(PoolError::SizeMismatch { expected: size, actual: body.bytes.len() as u64 }));
+    }
+    let actual = Sha256::of(&body.bytes);
+    if actual != *sha {
+        return Err(pool(PoolError::HashMismatch { expected: *sha, actual }));
+    }
+    Ok(body)
+}
+
 fn check_complete(url: &Url, got: u64, declared: Option<u64>) -> Result<(), FetchError> {
     match declared {
         Some(expected) if got < expected => Err(FetchError::Truncated { url: url.to_string(), got, expected }),
@@ -387,6 +428,9 @@ mod tests;
 mod download;
 #[path = "fetch_limit.rs"]
 mod limit;
+#[path = "fetch_sources.rs"]
+mod sources;
 
 pub use limit::Limits;
 use limit::{Flow, RateLimit};
+use sources::{Hosts, Slot, Sources};

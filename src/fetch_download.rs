@@ -24,6 +24,7 @@ impl Fetcher {
         pool: &Pool,
         expect: Expect,
         partial: &Partial,
+        mut slot: super::Slot,
     ) -> Result<Stored, FetchError> {
         let held = partial.lock().unwrap_or_else(|p| p.into_inner()).take();
         let cap = match expect {
@@ -46,6 +47,7 @@ impl Fetcher {
             }
             None => (self.check_status(url, self.send(url, None).await?)?, pool.stage(cap).map_err(pool_err)?),
         };
+        slot.answered(resp.version());
         let last_modified = last_modified(&resp);
         let validator = validator(&resp);
         let declared = resp.content_length();
@@ -78,7 +80,10 @@ impl Fetcher {
             return Err(e);
         }
         match (written, finished) {
-            (Ok((sha256, size)), true) => Ok(Stored { sha256, size, last_modified }),
+            (Ok((sha256, size)), true) => {
+                slot.finished();
+                Ok(Stored { sha256, size, last_modified })
+            }
             (Err(stopped), _) => Err(pool_err(stopped.0)),
             // The writer commits only after Done; without it it returns Aborted. Kept total.
             (Ok(_), false) => Err(pool_err(PoolError::Aborted)),

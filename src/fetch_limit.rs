@@ -44,6 +44,11 @@ impl RateLimit {
 /// What a run's transfers are held to: the shared cap and the slow-transfer guard.
 #[derive(Debug, Clone, Default)]
 pub struct Limits {
+    /// Requests in flight per host at the start, and how far plain http may grow (`concurrency`,
+    /// `max-concurrency`).
+    pub slots: (usize, usize),
+    /// `[sync] ca-file`.
+    pub ca_file: Option<std::path::PathBuf>,
     /// Bytes per second for the whole run.
     pub rate: Option<u64>,
     /// Abandon a transfer below this many bytes per second over this long.

@@ -169,7 +169,7 @@ impl Ctx<'_> {
     }
 
     /// A path from the config, relative ones taken from the config file's directory.
-    fn resolve(&self, configured: &str) -> PathBuf {
+    pub(super) fn resolve(&self, configured: &str) -> PathBuf {
         self.base.join(configured)
     }
 
@@ -231,6 +231,7 @@ impl Ctx<'_> {
         let patterns = texts(raw.skip_packages.as_deref());
         let skip_packages = self.globs(raw.skip_packages.as_deref(), &entry, "skip-packages")?;
         let skip_sections = self.words(raw.skip_sections.as_deref(), &entry, "skip-sections")?;
+        let sources = self.sources(raw.sources.as_deref(), &repository.url, &entry)?;
         let mirror = MirrorConfig {
             id: id.clone(),
             repository,
@@ -244,6 +245,7 @@ impl Ctx<'_> {
             skip_package_patterns: patterns,
             skip_sections,
             subscription: None,
+            sources,
         };
         Ok((mirror, key_problem))
     }
@@ -257,6 +259,7 @@ impl Ctx<'_> {
         let view = self.view(raw.view.as_ref(), &url, &raw.url, &entry)?;
         self.globs(raw.include.as_deref(), &entry, "include")?;
         self.globs(raw.exclude.as_deref(), &entry, "exclude")?;
+        let sources = self.sources(raw.sources.as_deref(), &url, &entry)?;
         let (key, key_bytes, key_problem) = match &raw.key {
             Some(key) => match self.key(key, &entry)? {
                 (path, Ok(bytes)) => (Some(path), Some(bytes), None),
@@ -273,6 +276,7 @@ impl Ctx<'_> {
             key,
             key_bytes,
             subscription: None,
+            sources,
         };
         Ok((tree, key_problem))
     }

@@ -6,6 +6,8 @@ use std::time::Duration;
 pub(super) const DEFAULT_STORE_DIR: &str = "/var/lib/pmirror-fs";
 /// Enough parallel downloads to hide latency without hammering a public mirror.
 pub(super) const DEFAULT_CONCURRENCY: usize = 8;
+/// Plain-http downloads to one host grow to at most this many while latency-bound.
+pub(super) const DEFAULT_MAX_CONCURRENCY: usize = 32;
 /// Transient upstream errors rarely survive three more attempts; more only delays the failure.
 pub(super) const DEFAULT_RETRIES: u32 = 3;
 /// Three snapshots: the published one plus two to roll back to.

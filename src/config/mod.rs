@@ -136,6 +136,12 @@ pub struct SyncConfig {
     /// A new snapshot with more than this percentage fewer packages (tree: files) or bytes than
     /// the published one is recorded but not published (0–100; 100 never holds one back).
     pub max_shrink: u8,
+    /// `max-concurrency`: how far plain-http downloads to one host may grow past `concurrency`
+    /// while they wait on round trips rather than bandwidth (HTTP/2 multiplexes instead).
+    pub max_concurrency: usize,
+    /// `ca-file`: PEM certificates trusted for https besides the built-in roots (a TLS-inspecting
+    /// proxy, a private upstream), resolved against the config file's directory.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[mount]`: how the mount daemon pins index paths under `.pin/<token>/` (one token per nginx
@@ -196,6 +202,9 @@ pub struct MirrorConfig {
     pub skip_sections: Vec<String>,
     /// `use-subscription`, resolved: the credentials sent to the repository's origin.
     pub subscription: Option<Subscription>,
+    /// `sources`: more base URLs serving the same repository (same suite and components), tried
+    /// after the repository's own; everything from them is verified like the rest.
+    pub sources: Vec<url::Url>,
 }
 
 /// One `[[tree]]`: a plain file tree (ISO images, CT templates) listed from autoindex pages.
@@ -216,6 +225,8 @@ pub struct TreeConfig {
     pub key_bytes: Option<Vec<u8>>,
     /// `use-subscription`, resolved: the credentials sent to the tree's origin.
     pub subscription: Option<Subscription>,
+    /// `sources`: more base URLs serving the same tree, tried after `url`.
+    pub sources: Vec<url::Url>,
 }
 
 /// One `[[alias]]`: `path` in the view shows what is at `target`.

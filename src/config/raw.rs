@@ -48,6 +48,8 @@ pub(super) struct RawSync {
     pub rate_limit: Option<Text>,
     pub slow_rate: Option<Text>,
     pub slow_time: Option<Text>,
+    pub max_concurrency: Option<Spanned<usize>>,
+    pub ca_file: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -70,6 +72,7 @@ pub(super) struct RawMirror {
     pub skip_packages: Option<Vec<Text>>,
     pub skip_sections: Option<Vec<Text>>,
     pub use_subscription: Option<Text>,
+    pub sources: Option<Vec<Text>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,6 +85,7 @@ pub(super) struct RawTree {
     pub exclude: Option<Vec<Text>>,
     pub key: Option<Text>,
     pub use_subscription: Option<Text>,
+    pub sources: Option<Vec<Text>>,
 }
 
 #[derive(Deserialize)]

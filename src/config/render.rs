@@ -64,6 +64,10 @@ struct Sync {
     /// Shown with its password masked.
     #[serde(skip_serializing_if = "Option::is_none")]
     proxy: Option<String>,
+    #[serde(rename = "max-concurrency")]
+    max_concurrency: usize,
+    #[serde(rename = "ca-file", skip_serializing_if = "Option::is_none")]
+    ca_file: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -87,6 +91,8 @@ struct Mirror {
     skip_sections: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     use_subscription: Option<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    sources: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -101,6 +107,8 @@ struct Tree {
     key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     use_subscription: Option<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    sources: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -141,6 +149,8 @@ pub(super) fn to_toml(config: &Config) -> String {
             rate_limit: config.sync.rate_limit.map(|b| b.to_string()),
             slow_rate: config.sync.slow.map(|(b, _)| b.to_string()),
             slow_time: config.sync.slow.map(|(_, t)| format_duration(t)),
+            max_concurrency: config.sync.max_concurrency,
+            ca_file: config.sync.ca_file.as_deref().map(path_text),
         },
         mount: Mount {
             pin_idle: format_duration(config.mount.pin_idle),
@@ -185,6 +195,7 @@ fn mirror(m: &super::MirrorConfig) -> Mirror {
         skip_packages: m.skip_package_patterns.clone(),
         skip_sections: m.skip_sections.clone(),
         use_subscription: m.subscription.as_ref().map(|s| s.product.name()),
+        sources: m.sources.iter().map(ToString::to_string).collect(),
     }
 }
 
@@ -197,5 +208,6 @@ fn tree(t: &super::TreeConfig) -> Tree {
         exclude: t.exclude.clone(),
         key: t.key.as_deref().map(path_text),
         use_subscription: t.subscription.as_ref().map(|s| s.product.name()),
+        sources: t.sources.iter().map(ToString::to_string).collect(),
     }
 }

@@ -20,6 +20,9 @@ impl Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
         fs::write(dir.path().join("key.gpg"), KEY).expect("write key");
         fs::write(dir.path().join("empty.gpg"), b"").expect("write empty key");
+        // Only its form is checked when the config loads (reqwest parses it at sync).
+        fs::write(dir.path().join("ca.pem"), "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n")
+            .expect("write ca");
         Fixture { dir }
     }
 
@@ -43,6 +46,8 @@ retries = 5
 keep = 2
 grace = "1d12h"
 timeout = "90s"
+max-concurrency = 16
+ca-file = "ca.pem"
 
 [mount]
 pin-idle = "30s"
@@ -64,6 +69,7 @@ id = "debian"
 repository = "deb https://deb.debian.org/debian/ bookworm main contrib"
 architectures = ["arm64"]
 key = "key.gpg"
+sources = ["http://ftp.tw.debian.org/debian", "https://mirrors.tuna.tsinghua.edu.cn/debian/"]
 
 [[tree]]
 id = "iso"
@@ -106,6 +112,10 @@ fn full_config_parses_with_every_value() {
     assert_eq!((sync.concurrency, sync.retries, sync.keep), (4, 5, 2));
     assert_eq!(sync.grace, Duration::from_secs(36 * 3600));
     assert_eq!(sync.timeout, Duration::from_secs(90));
+    assert_eq!((sync.max_concurrency, sync.ca_file.as_deref()), (16, Some(fx.dir.path().join("ca.pem").as_path())));
+    let sources: Vec<&str> = config.mirrors[1].sources.iter().map(url::Url::as_str).collect();
+    assert_eq!(sources, ["http://ftp.tw.debian.org/debian/", "https://mirrors.tuna.tsinghua.edu.cn/debian/"]);
+    assert!(config.mirrors[0].sources.is_empty());
     assert_eq!((config.mount.pin_idle, config.mount.pin_lifetime), (Duration::from_secs(30), Duration::from_secs(300)));
     let usb = &config.media[0];
     assert_eq!(
@@ -163,6 +173,7 @@ fn missing_tables_take_defaults() {
         assert!(config.store.fsync);
         let sync = &config.sync;
         assert_eq!((sync.concurrency, sync.retries, sync.keep), (8, 3, 3));
+        assert_eq!((sync.max_concurrency, &sync.ca_file), (32, &None));
         assert_eq!(sync.grace, Duration::from_secs(48 * 3600));
         assert_eq!(sync.timeout, Duration::from_secs(60));
         assert_eq!(
@@ -224,6 +235,7 @@ fn to_toml_round_trips_through_parse() {
             assert_eq!((&a.architectures, &a.skip_sections), (&b.architectures, &b.skip_sections));
             assert_eq!(a.skip_package_patterns, b.skip_package_patterns);
             assert_eq!((a.verify, a.ignore_errors), (b.verify, b.ignore_errors));
+            assert_eq!(a.sources, b.sources);
         }
         assert_eq!(first.mirrors.len(), second.mirrors.len());
     }

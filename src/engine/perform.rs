@@ -1,5 +1,5 @@
 //! Carries out a [`Plan`] of any entry kind: one job per unique object (however many paths carry
-//! it), bounded by `sync.concurrency`; verified bytes from memory written, downloads streamed into
+//! it), requests held to their host's slots by the fetcher; verified bytes from memory written, downloads streamed into
 //! the pool and held to the file's [`Check`], reused objects re-hashed when verifying. The first
 //! failure that is not allowed to leave a file out cancels the downloads in flight (their
 //! staging files are removed) and fails the entry; a pool write already on a blocking thread
@@ -26,10 +26,16 @@ use url::Url;
 /// `Acquire::CompressionTypes`: xz, bzip2, lzma, gzip, zstd, lz4).
 const COMPRESSED_VARIANTS: [&str; 6] = [".xz", ".gz", ".bz2", ".lzma", ".zst", ".lz4"];
 
+/// Objects in flight at once. Network requests are held to their host's slots by the fetcher
+/// (`concurrency`, growing for HTTP/2 and latency-bound http), local work (hashing, writing
+/// from memory) to `local`; this only bounds the bookkeeping.
+const IN_FLIGHT: usize = 512;
+
 pub struct PerformCtx<'a> {
     pub fetcher: &'a Fetcher,
     pub pool: &'a Pool,
-    pub concurrency: usize,
+    /// Pool work on blocking threads at once (`sync.concurrency`).
+    pub local: tokio::sync::Semaphore,
     /// Re-hash reused objects and fetch damaged or missing ones again.
     pub verify: bool,
     pub progress: &'a dyn Progress,
@@ -94,7 +100,7 @@ pub async fn perform(ctx: &PerformCtx<'_>, plan: Plan) -> Result<Performed, Entr
                 _ => Ok((i, attempt)),
             }
         })
-        .buffer_unordered(ctx.concurrency.max(1))
+        .buffer_unordered(IN_FLIGHT)
         .try_collect()
         .await?;
     let mut attempts: Vec<Option<Attempt>> = (0..groups.len()).map(|_| None).collect();
@@ -260,7 +266,7 @@ async fn obtain(ctx: &PerformCtx<'_>, f: &PlannedFile) -> Result<Got, Cause> {
             let Check::Digest(expected) = f.check else {
                 return Ok(Got { sha256: *sha256, size: *size, last_modified: Some(*mtime), how: How::Reused });
             };
-            if digest_like(ctx.pool, *sha256, expected).await? == Some(expected) {
+            if digest_like(ctx, *sha256, expected).await? == Some(expected) {
                 return Ok(Got { sha256: *sha256, size: *size, last_modified: Some(*mtime), how: How::Reused });
             }
             tracing::info!(path = %f.path, "listing shows a change the previous object does not match; downloading");
@@ -277,7 +283,7 @@ async fn write_memory(
     sha256: Sha256,
 ) -> Result<Got, Cause> {
     let (pool, body, verify) = (ctx.pool.clone(), bytes.clone(), ctx.verify);
-    let put = blocking(move || pool.store_bytes(&body, &sha256, verify)).await?;
+    let put = blocking(ctx, move || pool.store_bytes(&body, &sha256, verify)).await?;
     let how = match put {
         Put::Repaired => How::Repaired(true),
         Put::Wrote => How::Fetched(true),
@@ -289,7 +295,7 @@ async fn write_memory(
 /// `verify`: re-hash a reused object; fetch it again when damaged or missing.
 async fn verify_or_repair(ctx: &PerformCtx<'_>, f: &PlannedFile, sha256: Sha256, size: u64) -> Result<Got, Cause> {
     let pool = ctx.pool.clone();
-    let state = blocking(move || pool.check(&sha256, size, &mut crate::digest::hash_buffer(size))).await?;
+    let state = blocking(ctx, move || pool.check(&sha256, size, &mut crate::digest::hash_buffer(size))).await?;
     if state == ObjectState::Intact {
         return Ok(Got { sha256, size, last_modified: None, how: How::Reused });
     }
@@ -344,7 +350,7 @@ async fn fetch_checked(ctx: &PerformCtx<'_>, f: &PlannedFile, url: &Url) -> Resu
         }
         (Check::Digest(expected), _) => {
             let stored = unverified().await.map_err(fetch_err)?;
-            match digest_like(ctx.pool, stored.sha256, expected).await? {
+            match digest_like(ctx, stored.sha256, expected).await? {
                 Some(actual) if actual == expected => Ok(stored),
                 actual => {
                     Err(mismatch(expected.to_string(), actual.map_or_else(|| "nothing".to_owned(), |a| a.to_string())))
@@ -370,13 +376,17 @@ fn is_mismatch(e: &PoolError) -> bool {
 }
 
 /// The digest of a pool object in the algorithm of `like`, off the async threads.
-async fn digest_like(pool: &Pool, sha256: Sha256, like: Expected) -> Result<Option<Expected>, Cause> {
-    let pool = pool.clone();
-    blocking(move || pool.digest_like(&sha256, like)).await
+async fn digest_like(ctx: &PerformCtx<'_>, sha256: Sha256, like: Expected) -> Result<Option<Expected>, Cause> {
+    let pool = ctx.pool.clone();
+    blocking(ctx, move || pool.digest_like(&sha256, like)).await
 }
 
 /// Runs pool I/O (hashing, writing) on a blocking thread.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, PoolError> + Send + 'static) -> Result<T, Cause> {
+async fn blocking<T: Send + 'static>(
+    ctx: &PerformCtx<'_>,
+    work: impl FnOnce() -> Result<T, PoolError> + Send + 'static,
+) -> Result<T, Cause> {
+    let _turn = ctx.local.acquire().await.map_err(|e| Cause::from(PoolError::Task(e.to_string())))?;
     match tokio::task::spawn_blocking(work).await {
         Ok(result) => result.map_err(Cause::from),
         Err(e) => Err(Cause::from(PoolError::Task(e.to_string()))),

@@ -118,6 +118,7 @@ fn tree(include: &[&str], exclude: &[&str]) -> TreeConfig {
         key: None,
         key_bytes: None,
         subscription: None,
+        sources: Vec::new(),
     }
 }
 

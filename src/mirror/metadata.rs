@@ -12,7 +12,6 @@ use crate::config::MirrorConfig;
 use crate::digest::Sha256;
 use crate::engine::{Cause, EntryError};
 use crate::fetch::FetchError;
-use crate::pool::PoolError;
 use std::collections::BTreeMap;
 use url::Url;
 
@@ -174,15 +173,15 @@ async fn fetch_index(ctx: &MirrorCtx<'_>, f: &ReleaseFile, by_hash: bool) -> Res
         Err(e) => tracing::warn!(%path, sha256 = %f.sha256, error = %e, "pool copy of an index unusable, fetching it"),
     }
     let url = |p: &str| ctx.mirror.repository.url.join(p);
+    let exact = |u: Url| async move { ctx.fetcher.get_exact(&u, f.size, &f.sha256).await };
     let body = if by_hash {
-        match ctx.fetcher.get(&url(&by_hash_path(&path, &f.sha256))?, f.size).await {
-            Err(e) if e.is_not_found() => ctx.fetcher.get(&url(&path)?, f.size).await?,
+        match exact(url(&by_hash_path(&path, &f.sha256))?).await {
+            Err(e) if e.is_not_found() => exact(url(&path)?).await?,
             other => other?,
         }
     } else {
-        ctx.fetcher.get(&url(&path)?, f.size).await?
+        exact(url(&path)?).await?
     };
-    check_bytes(&url(&path)?, &body.bytes, f.size, &f.sha256)?;
     Ok(body.bytes)
 }
 
@@ -190,18 +189,6 @@ async fn fetch_index(ctx: &MirrorCtx<'_>, f: &ReleaseFile, by_hash: bool) -> Res
 pub fn by_hash_path(path: &str, sha: &Sha256) -> String {
     let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
     format!("{dir}/by-hash/SHA256/{sha}")
-}
-
-fn check_bytes(url: &Url, bytes: &[u8], size: u64, sha: &Sha256) -> Result<(), FetchError> {
-    let pool = |source| FetchError::Pool { url: url.to_string(), source: Box::new(source) };
-    if bytes.len() as u64 != size {
-        return Err(pool(PoolError::SizeMismatch { expected: size, actual: bytes.len() as u64 }));
-    }
-    let actual = Sha256::of(bytes);
-    if actual != *sha {
-        return Err(pool(PoolError::HashMismatch { expected: *sha, actual }));
-    }
-    Ok(())
 }
 
 /// Adds the patches a pdiff Index names (they are not in the Release). A pdiff Index that cannot

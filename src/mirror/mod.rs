@@ -13,6 +13,7 @@ mod ctx;
 mod metadata;
 mod plan;
 mod release;
+mod sources;
 
 pub use ctx::{MirrorCtx, Previous};
 pub use metadata::by_hash_path;

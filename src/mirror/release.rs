@@ -42,34 +42,67 @@ pub(super) fn check_dates(ctx: &MirrorCtx<'_>, release: &ReleaseFiles, now: i64)
     }
 }
 
-/// InRelease (conditional), else Release + Release.gpg; `None` when unchanged since last time.
+/// The signed file(s) of the suite as one source serves them, verified.
+pub(super) struct Signed {
+    pub files: Vec<(String, Body)>,
+    pub verified: VerifiedRelease,
+    /// Of the file carrying the signature (InRelease, else Release).
+    pub digest: Sha256,
+    pub last_modified: Option<i64>,
+    /// InRelease (not Release + Release.gpg).
+    pub clearsigned: bool,
+}
+
+/// InRelease (conditional), else Release + Release.gpg — from the one source, or the best of
+/// several ([`super::sources::choose`]); `None` when unchanged since last time.
 pub(super) async fn fetch_release(ctx: &MirrorCtx<'_>) -> Result<Option<ReleaseFiles>, EntryError> {
     let keyring = Keyring::from_bytes(&ctx.mirror.key_bytes)
         .map_err(|e| ctx.err(&ctx.mirror.key.display().to_string(), Cause::Key(e.into())))?;
+    let unchanged = ctx.previous.release_sha256.filter(|_| !ctx.force);
+    let signed = if ctx.fetcher.source_count() > 1 {
+        super::sources::choose(ctx, &keyring).await?
+    } else {
+        let since = if ctx.force { None } else { ctx.previous.release_last_modified };
+        match fetch_signed(ctx, ctx.fetcher, since, unchanged, &keyring).await? {
+            Some(signed) => signed,
+            None => return Ok(None),
+        }
+    };
+    if unchanged == Some(signed.digest) {
+        return Ok(None);
+    }
+    let Signed { mut files, verified, digest, last_modified, clearsigned } = signed;
+    let mut warnings = Vec::new();
+    if clearsigned {
+        let (companions, found) = detached_companions(ctx, &keyring, &verified).await;
+        (warnings, files) = (found, files.into_iter().chain(companions).collect());
+    }
+    Ok(Some(ReleaseFiles { files, verified, release_sha256: digest, release_last_modified: last_modified, warnings }))
+}
+
+/// InRelease (with `If-Modified-Since` when `since`), else Release + Release.gpg, verified, as
+/// `fetcher` gets them; `None` when not modified or when the signed file's digest is `unchanged`.
+pub(super) async fn fetch_signed(
+    ctx: &MirrorCtx<'_>,
+    fetcher: &crate::fetch::Fetcher,
+    since: Option<i64>,
+    unchanged: Option<Sha256>,
+    keyring: &Keyring,
+) -> Result<Option<Signed>, EntryError> {
     let inrelease = format!("{}/InRelease", ctx.dists());
-    let since = if ctx.force { None } else { ctx.previous.release_last_modified };
-    match ctx.fetcher.get_conditional(&ctx.url(&inrelease)?, since).await {
+    match fetcher.get_conditional(&ctx.url(&inrelease)?, since).await {
         Ok(Conditional::NotModified) => Ok(None),
         Ok(Conditional::Modified(body)) => {
             let digest = Sha256::of(&body.bytes);
-            if !ctx.force && ctx.previous.release_sha256 == Some(digest) {
+            if unchanged == Some(digest) {
                 return Ok(None);
             }
-            let verified = verify_inrelease(&body.bytes, &keyring).map_err(|e| ctx.err(&inrelease, e))?;
+            let verified = verify_inrelease(&body.bytes, keyring).map_err(|e| ctx.err(&inrelease, e))?;
             let last_modified = body.last_modified;
-            let mut files = vec![(inrelease, body)];
-            let (companions, warnings) = detached_companions(ctx, &keyring, &verified).await;
-            files.extend(companions);
-            Ok(Some(ReleaseFiles {
-                files,
-                verified,
-                release_sha256: digest,
-                release_last_modified: last_modified,
-                warnings,
-            }))
+            Ok(Some(Signed { files: vec![(inrelease, body)], verified, digest, last_modified, clearsigned: true }))
         }
         // apt falls back to Release + Release.gpg on a 404 only (pkgAcqMetaClearSig::Failed).
-        Err(FetchError::Status { status: 404, .. }) => fetch_detached(ctx, &keyring).await,
+        Err(FetchError::Status { status: 404, .. }) => fetch_detached(ctx, fetcher, unchanged, keyring).await,
         Err(e) => Err(ctx.err(&inrelease, e)),
     }
 }
@@ -189,16 +222,21 @@ fn companion_verdict(
     }
 }
 
-async fn fetch_detached(ctx: &MirrorCtx<'_>, keyring: &Keyring) -> Result<Option<ReleaseFiles>, EntryError> {
+async fn fetch_detached(
+    ctx: &MirrorCtx<'_>,
+    fetcher: &crate::fetch::Fetcher,
+    unchanged: Option<Sha256>,
+    keyring: &Keyring,
+) -> Result<Option<Signed>, EntryError> {
     let release_path = format!("{}/Release", ctx.dists());
     let gpg_path = format!("{}/Release.gpg", ctx.dists());
-    let release = ctx.fetcher.get(&ctx.url(&release_path)?, MAX_RELEASE_SIZE).await;
+    let release = fetcher.get(&ctx.url(&release_path)?, MAX_RELEASE_SIZE).await;
     let release = release.map_err(|e| ctx.err(&release_path, e))?;
     let digest = Sha256::of(&release.bytes);
-    if !ctx.force && ctx.previous.release_sha256 == Some(digest) {
+    if unchanged == Some(digest) {
         return Ok(None);
     }
-    let sig = match ctx.fetcher.get(&ctx.url(&gpg_path)?, MAX_RELEASE_SIZE).await {
+    let sig = match fetcher.get(&ctx.url(&gpg_path)?, MAX_RELEASE_SIZE).await {
         Ok(sig) => sig,
         Err(e) if e.is_not_found() => {
             return Err(ctx.err(&release_path, "unsigned: neither InRelease nor Release.gpg exists upstream"))
@@ -207,13 +245,8 @@ async fn fetch_detached(ctx: &MirrorCtx<'_>, keyring: &Keyring) -> Result<Option
     };
     let verified = verify_detached(&release.bytes, &sig.bytes, keyring).map_err(|e| ctx.err(&gpg_path, e))?;
     let last_modified = release.last_modified;
-    Ok(Some(ReleaseFiles {
-        files: vec![(release_path, release), (gpg_path, sig)],
-        verified,
-        release_sha256: digest,
-        release_last_modified: last_modified,
-        warnings: Vec::new(),
-    }))
+    let files = vec![(release_path, release), (gpg_path, sig)];
+    Ok(Some(Signed { files, verified, digest, last_modified, clearsigned: false }))
 }
 
 #[cfg(test)]

@@ -125,7 +125,12 @@ impl<'a> Env<'a> {
         if let Some(url) = proxy {
             tracing::info!(proxy = %crate::config::validate::masked(url), "every request goes through the configured proxy");
         }
-        let limits = crate::fetch::Limits { rate: config.sync.rate_limit, slow: config.sync.slow };
+        let limits = crate::fetch::Limits {
+            slots: (config.sync.concurrency, config.sync.max_concurrency),
+            ca_file: config.sync.ca_file.clone(),
+            rate: config.sync.rate_limit,
+            slow: config.sync.slow,
+        };
         let fetcher = Fetcher::new(config.sync.timeout, config.sync.retries, proxy, limits)?;
         Ok(Env { config, pool, fetcher, rt, progress, request, now: crate::engine::unix_now() })
     }
@@ -135,11 +140,19 @@ impl<'a> Env<'a> {
         job.verifies(self.request)
     }
 
-    /// The fetcher for the job's upstream, with its subscription's credentials.
+    /// The fetcher for the job's upstream and its other sources, with its subscription's
+    /// credentials (sent to the upstream's own origin only).
     pub fn fetcher(&self, job: Job<'_>) -> Fetcher {
+        let bases = |own: &url::Url, more: &[url::Url]| std::iter::once(own).chain(more).cloned().collect();
         match job {
-            Job::Mirror(m) => self.fetcher.for_upstream(access(&m.repository.url, m.subscription.as_ref())),
-            Job::Tree(t) => self.fetcher.for_upstream(access(&t.url, t.subscription.as_ref())),
+            Job::Mirror(m) => self
+                .fetcher
+                .for_upstream(access(&m.repository.url, m.subscription.as_ref()))
+                .with_sources(bases(&m.repository.url, &m.sources), Some("dists/")),
+            Job::Tree(t) => self
+                .fetcher
+                .for_upstream(access(&t.url, t.subscription.as_ref()))
+                .with_sources(bases(&t.url, &t.sources), None),
             Job::Unusable(_) => self.fetcher.clone(),
         }
     }
@@ -174,7 +187,7 @@ impl<'a> Env<'a> {
         let ctx = PerformCtx {
             fetcher,
             pool: &self.pool,
-            concurrency: self.config.sync.concurrency,
+            local: tokio::sync::Semaphore::new(self.config.sync.concurrency),
             verify: self.verify(job),
             progress: self.progress,
             now: self.now,

@@ -118,6 +118,7 @@ fn sync_job(env: &Env<'_>, job: Job<'_>, base: &Baseline) -> Result<Synced, Entr
         (done.fetched_files, done.fetched_bytes, done.reused_files, done.reused_bytes);
     r.skipped_packages = skipped_packages;
     r.warnings = done.warnings;
+    r.warnings.extend(fetcher.source_notes());
     r.never_served = done.never_served;
     let unchanged = base.same_files(&done.entries);
     // A run that ends where its baseline was wrote only what that snapshot was missing; any

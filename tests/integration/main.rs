@@ -16,6 +16,7 @@ mod rate_limit;
 mod real_upstream;
 mod resume;
 mod shrink;
+mod sources;
 mod subscription;
 mod support;
 mod support_selftest;

@@ -29,7 +29,28 @@ const KEYS: &[Key] = &[
         Some("unset: none"),
         "After each sync, write Prometheus metrics to this file (node_exporter's textfile collector).",
     ),
-    ("sync", "concurrency", None, "Parallel downloads (at least 1)."),
+    (
+        "sync",
+        "concurrency",
+        None,
+        "Requests in flight to one host at the start (at least 1). A host that answers in HTTP/2 (https) gets up \
+         to 100 streams over one connection; over plain http they grow up to max-concurrency while transfers \
+         wait on round trips (a far upstream), not bandwidth.",
+    ),
+    (
+        "sync",
+        "max-concurrency",
+        Some("32 (at least concurrency)"),
+        "How many connections plain-http downloads to one host may grow to while latency-bound: each time as \
+         many transfers in a row as there are connections took longer (and at least 25 ms) to answer than to \
+         arrive, by half again.",
+    ),
+    (
+        "sync",
+        "ca-file",
+        Some("unset: the built-in web roots"),
+        "PEM certificates also trusted for https upstreams (a private upstream, a TLS-inspecting proxy).",
+    ),
     ("sync", "retries", None, "Further attempts after a transient failure (connection, timeout, 5xx), with backoff."),
     (
         "sync",
@@ -123,6 +144,16 @@ const KEYS: &[Key] = &[
     ("mirror", "skip-sections", Some("[]"), "Sections whose packages to leave out (\"debug\")."),
     (
         "mirror",
+        "sources",
+        Some("[]"),
+        "More base URLs serving the same repository (\"http://mirror-a/debian/pve\"), tried after the repository's \
+         own. The newest InRelease that verifies (by Date, not older than the published snapshot's) is the run's; \
+         a source with an older or another one serves no metadata that run; every file is fetched by its verified \
+         hash from whichever source answers (failing over on errors, timeouts, 5xx, 404 and bad bytes); one that \
+         served a bad file is not asked again that run; each is named in the run's warnings.",
+    ),
+    (
+        "mirror",
         "use-subscription",
         Some("unset: none"),
         "pve, pbs, pmg or pom: send that product's first subscription key to this upstream's origin only.",
@@ -139,6 +170,13 @@ const KEYS: &[Key] = &[
         "Key file: every checksum list's detached signature (SHA256SUMS.asc, aplinfo) must verify with it.",
     ),
     ("tree", "use-subscription", Some("unset: none"), "As a mirror's."),
+    (
+        "tree",
+        "sources",
+        Some("[]"),
+        "More base URLs serving the same tree, tried in order after url: listings and checksum lists from the \
+         first that answers, files held to those lists from whichever answers.",
+    ),
     ("alias", "path", Some("required"), "A path in the mount that shows another one (it may not hide a view)."),
     ("alias", "target", Some("required"), "The path it shows: inside a mirror's or tree's view, or snapshots/."),
     ("medium", "id", Some("required"), "Letters, digits, _ . -; the medium's marker file names it."),
