@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 # debian-archive-keyring: the real-upstream tier verifies deb.debian.org with it, and the Debian
 # presets' test loads it. groff-base: the man pages must render without a warning.
 # exfatprogs, exfat-fuse: the offline-media tests write a real exFAT medium. tinyproxy: the
-# proxy tests sync through a real HTTP proxy.
+# proxy tests sync through a real HTTP proxy. openssl: the HTTP/2 test makes a CA and a
+# certificate for its TLS nginx.
 need=(fuse3 nginx gpg gpgv dpkg-dev apt-utils ca-certificates systemd debian-archive-keyring groff-base
-      exfatprogs exfat-fuse tinyproxy)
+      exfatprogs exfat-fuse tinyproxy openssl)
 missing=()
 for p in "${need[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -6,6 +6,7 @@ mod first_hour;
 mod first_hour_docs;
 mod first_hour_mount;
 mod harness;
+mod latency;
 mod lifecycle;
 mod medium;
 mod medium_faults;

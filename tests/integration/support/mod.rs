@@ -11,6 +11,7 @@
 
 pub mod apt;
 pub mod client;
+pub mod delay;
 pub mod exfat;
 pub mod fixture;
 pub mod http;

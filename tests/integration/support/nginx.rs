@@ -180,6 +180,40 @@ impl Nginx {
         Nginx::launch(&root.display().to_string(), |port| server_block(&root, port, "", Served::Plain))
     }
 
+    /// A plain upstream over `root` that logs every request to `requests.log` as `$connection
+    /// $server_protocol $msec $uri`; over TLS with HTTP/2 when given a certificate and key.
+    pub fn start_logged(root: &Path, tls: Option<(&Path, &Path)>) -> Nginx {
+        let root = std::fs::canonicalize(root).unwrap_or_else(|e| panic!("nginx root {}: {e}", root.display()));
+        let tls_lines = match tls {
+            Some((cert, key)) => {
+                format!(
+                    " ssl http2;\n    ssl_certificate {};\n    ssl_certificate_key {}",
+                    cert.display(),
+                    key.display()
+                )
+            }
+            None => String::new(),
+        };
+        let block = |port: u16| {
+            format!(
+                "log_format requests '$connection $server_protocol $msec $uri';\nserver {{\n    listen 127.0.0.1:{port}{tls_lines};\n\
+                 \x20   root {};\n    access_log requests.log requests;\n    keepalive_requests 100000;\n}}\n",
+                root.display()
+            )
+        };
+        Nginx::launch(&root.display().to_string(), block)
+    }
+
+    /// `requests.log` of [`Nginx::start_logged`]: (connection, protocol, unix seconds, path).
+    pub fn requests(&self) -> Vec<(u64, String, f64, String)> {
+        let text = std::fs::read_to_string(self.dir.path().join("requests.log")).unwrap_or_default();
+        let parse = |l: &str| {
+            let f: Vec<&str> = l.split(' ').collect();
+            Some((f.first()?.parse().ok()?, f.get(1)?.to_string(), f.get(2)?.parse().ok()?, f.get(3)?.to_string()))
+        };
+        text.lines().filter_map(parse).collect()
+    }
+
     /// The shipped front-proxy block in front of `backend` (an upstream keep-alive pool), with or
     /// without the X-Pmirror-Pin header that names the client's connection.
     pub fn front_proxy(backend: &Nginx, pin_header: PinHeader) -> Nginx {
