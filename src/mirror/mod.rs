@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! release::fetch_release  InRelease (If-Modified-Since) → verify with the key → companions, dates
+//!   sources::choose       (several sources) every source's InRelease; the newest that verifies
 //! metadata::fetch         wanted indices → one variant of each Packages family → packages
 //! plan::plan              every file → reuse (in pool) | verified bytes in memory | download
 //! ```

@@ -40,10 +40,10 @@ const KEYS: &[Key] = &[
     (
         "sync",
         "max-concurrency",
-        Some("32 (at least concurrency)"),
-        "How many connections plain-http downloads to one host may grow to while latency-bound: each time as \
-         many transfers in a row as there are connections took longer (and at least 25 ms) to answer than to \
-         arrive, by half again.",
+        None,
+        "How many connections plain-http downloads to one host may grow to while latency-bound (at least \
+         concurrency): each time as many transfers in a row as there are connections took longer (and at least \
+         25 ms) to answer than to arrive, by half again.",
     ),
     (
         "sync",
