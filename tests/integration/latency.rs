@@ -16,13 +16,13 @@ use std::process::Command;
 const DELAY_MS: u64 = 50;
 
 /// Both fixtures (Proxmox's `debian/pve`, Debian's `debian`) on disk under `dir`.
-fn upstream_dir(dir: &Path) {
+pub fn upstream_dir(dir: &Path) {
     Upstream::proxmox(0, signing_key()).unwrap().write_to(dir).unwrap();
     Upstream::debian(0, signing_key()).unwrap().write_to(dir).unwrap();
 }
 
 /// An env mirroring PVE and DEBIAN from `base`, with `sync` lines added to `[sync]`.
-fn env_for(base: &str, sync: &str) -> Env {
+pub fn env_for(base: &str, sync: &str) -> Env {
     let mut env = Env::new(Upstream::proxmox(0, signing_key()).unwrap(), &[]);
     let mut block = String::new();
     for m in [&PVE, &DEBIAN] {
@@ -101,7 +101,7 @@ fn plain_http_grows_its_connections_while_latency_bound_up_to_the_cap() {
 }
 
 /// A CA and a certificate for 127.0.0.1 it signed, made with the real openssl.
-fn certificates(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+pub fn certificates(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
     let run = |args: &[&str]| {
         let out =
             Command::new("openssl").args(args).current_dir(dir).output().expect("openssl (apt-get install openssl)");

@@ -84,3 +84,27 @@ fn a_refused_proxy_is_one_line_that_never_shows_its_password() {
     let err = refused(&run(&env, &["sync"], &[]), "a sync without the proxy's credentials");
     assert!(err.contains("407") && err.contains("wants credentials"), "{err}");
 }
+
+#[test]
+fn https_goes_through_the_proxy_with_connect() {
+    let proxy = Tinyproxy::start(USER, PASSWORD);
+    let root = tempfile::tempdir().unwrap();
+    crate::latency::upstream_dir(root.path());
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = crate::latency::certificates(certs.path());
+    let nginx = crate::support::nginx::Nginx::start_logged(root.path(), Some((&cert, &key)));
+    let base = format!("https://127.0.0.1:{}", nginx.port());
+    let env = crate::latency::env_for(&base, &format!("ca-file = \"{}\"\n", ca.display()));
+    // https_proxy at a dead port: the sync fails, so it does not go direct.
+    let dead = format!("http://{USER}:{PASSWORD}@127.0.0.1:1");
+    let err = refused(&run(&env, &["sync"], &[("https_proxy", &dead)]), "a sync through a dead proxy");
+    assert!(!err.contains(PASSWORD), "{err}");
+    let out = run(&env, &["sync"], &[("https_proxy", &proxy.url(USER, PASSWORD))]);
+    assert!(out.status.success(), "sync through https_proxy:\n{}", text(&out.stderr));
+    let log = proxy.log();
+    assert!(
+        log.contains(&format!("CONNECT 127.0.0.1:{}", nginx.port())),
+        "tinyproxy saw no CONNECT to the upstream:\n{log}"
+    );
+    assert!(!nginx.requests().is_empty(), "nothing reached the upstream");
+}

@@ -17,7 +17,8 @@ pub struct Tinyproxy {
 }
 
 impl Tinyproxy {
-    /// tinyproxy on a free loopback port, accepting only `user`:`password`.
+    /// tinyproxy on a free loopback port, accepting only `user`:`password`; CONNECT to any port
+    /// (no `ConnectPort` line: the test upstreams listen on free ports).
     pub fn start(user: &str, password: &str) -> Tinyproxy {
         assert!(std::path::Path::new(TINYPROXY).exists(), "{TINYPROXY} not found: apt-get install tinyproxy");
         let dir = tempfile::tempdir().expect("tinyproxy: tempdir");
@@ -26,7 +27,7 @@ impl Tinyproxy {
         let conf = dir.path().join("tinyproxy.conf");
         let text = format!(
             "Port {port}\nListen 127.0.0.1\nAllow 127.0.0.1\nBasicAuth {user} {password}\nTimeout 30\nMaxClients 64\n\
-             LogLevel Info\nLogFile \"{}\"\nConnectPort 443\nConnectPort 80\n",
+             LogLevel Info\nLogFile \"{}\"\n",
             log.display()
         );
         std::fs::write(&conf, text).expect("tinyproxy: config");
