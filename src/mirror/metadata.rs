@@ -86,9 +86,13 @@ async fn select_indices(ctx: &MirrorCtx<'_>, meta: &mut Metadata) -> Result<(), 
     for f in wanted.iter().filter(|f| is_packages(&f.path)) {
         families.entry(strip_compression(&f.path)).or_default().push(f);
     }
+    // Every family at once: on a far upstream each fetch is a round trip (or more).
+    let by_hash = meta.release.verified.release().acquire_by_hash;
+    let got = futures_util::future::join_all(families.iter().map(|(f, v)| fetch_family(ctx, by_hash, f, v))).await;
     let mut parsed = BTreeMap::new();
-    for (family, variants) in &families {
-        let (path, text) = fetch_family(ctx, meta, family, variants).await?;
+    for family in got {
+        let (path, text, bytes) = family?;
+        meta.fetched.insert(path.clone(), bytes);
         parsed.insert(path, text);
     }
     for f in &wanted {
@@ -123,20 +127,20 @@ fn index_file(ctx: &MirrorCtx<'_>, f: &ReleaseFile, optional: bool) -> IndexFile
     IndexFile { path: index_path(ctx, &f.path), size: f.size, sha256: f.sha256, other_hashes: other, optional }
 }
 
-/// Fetches the preferred available variant of one Packages family; returns its path and text.
+/// Fetches the preferred available variant of one Packages family; returns its path, text and
+/// bytes as fetched.
 async fn fetch_family(
     ctx: &MirrorCtx<'_>,
-    meta: &mut Metadata,
+    by_hash: bool,
     family: &str,
     variants: &[&ReleaseFile],
-) -> Result<(String, String), EntryError> {
+) -> Result<(String, String, Vec<u8>), EntryError> {
     let mut ordered: Vec<&ReleaseFile> = variants.to_vec();
     let rank = |p: &str| {
         let ext = &p[strip_compression(p).len()..];
         COMPRESSION_PREFERENCE.iter().position(|e| *e == ext).unwrap_or(usize::MAX)
     };
     ordered.sort_by_key(|f| rank(&f.path));
-    let by_hash = meta.release.verified.release().acquire_by_hash;
     let mut last_err = None;
     for f in ordered {
         let path = index_path(ctx, &f.path);
@@ -146,8 +150,7 @@ async fn fetch_family(
                 // apt reads bytes: a Latin-1 Maintainer does not break an index. A Filename that
                 // is not UTF-8 shows as U+FFFD and is refused per package (parse_packages).
                 let text = String::from_utf8_lossy(&text).into_owned();
-                meta.fetched.insert(path.clone(), bytes);
-                return Ok((path, text));
+                return Ok((path, text, bytes));
             }
             Err(e) if e.fetch().is_some_and(FetchError::is_not_found) => {
                 tracing::debug!(mirror = %ctx.mirror.id, %path, "Packages variant not served upstream");

@@ -122,8 +122,8 @@ async fn detached_companions(
 ) -> (Vec<(String, Body)>, Vec<String>) {
     let release_path = format!("{}/Release", ctx.dists());
     let gpg_path = format!("{}/Release.gpg", ctx.dists());
-    let release = fetch_companion(ctx, &release_path).await;
-    let gpg = fetch_companion(ctx, &gpg_path).await;
+    // Both at once: on a far upstream each is a round trip.
+    let (release, gpg) = futures_util::join!(fetch_companion(ctx, &release_path), fetch_companion(ctx, &gpg_path));
     let mut warnings: Vec<String> = [(&release_path, &release), (&gpg_path, &gpg)]
         .into_iter()
         .filter_map(|(path, got)| got.as_ref().err().map(|e| format!("{path}: left out: {e}")))
