@@ -20,7 +20,7 @@ mod progress;
 mod report;
 
 pub use error::{one_line, Cause, EntryError, Mismatch};
-pub use perform::{perform, PerformCtx, Performed};
+pub use perform::{perform, InFlight, PerformCtx, Performed};
 pub use plan::{Check, Plan, PlanTotals, PlannedFile, ReleaseMark, Size, Source};
 pub use progress::{Progress, SilentProgress};
 pub use report::{EntryReport, Outcome};

@@ -31,8 +31,21 @@ const COMPRESSED_VARIANTS: [&str; 6] = [".xz", ".gz", ".bz2", ".lzma", ".zst", "
 /// from memory) to `local`; this only bounds the bookkeeping.
 const IN_FLIGHT: usize = 512;
 
+/// The objects a run is downloading, by sha256: jobs run at once, so two may plan the same new
+/// object (a package in two suites); the second waits for the first and then reuses it.
+#[derive(Default)]
+pub struct InFlight(std::sync::Mutex<HashMap<Sha256, std::sync::Arc<tokio::sync::Mutex<()>>>>);
+
+impl InFlight {
+    fn turn(&self, sha256: Sha256) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).entry(sha256).or_default().clone()
+    }
+}
+
 pub struct PerformCtx<'a> {
     pub fetcher: &'a Fetcher,
+    /// Shared by the run's jobs.
+    pub in_flight: &'a InFlight,
     pub pool: &'a Pool,
     /// Pool work on blocking threads at once (`sync.concurrency`).
     pub local: tokio::sync::Semaphore,
@@ -261,7 +274,18 @@ async fn obtain(ctx: &PerformCtx<'_>, f: &PlannedFile) -> Result<Got, Cause> {
             Ok(Got { sha256: *sha256, size: *size, last_modified: None, how: How::Reused })
         }
         Source::Memory { bytes, sha256 } => write_memory(ctx, f, bytes, *sha256).await,
-        Source::Download { by_hash } => download(ctx, f, by_hash.as_ref()).await,
+        Source::Download { by_hash } => {
+            let Some(sha256) = f.known_sha256() else { return download(ctx, f, by_hash.as_ref()).await };
+            let turn = ctx.in_flight.turn(sha256);
+            let _mine = turn.lock().await;
+            // Another job of this run brought it in meanwhile: this is a reuse.
+            match ctx.pool.size_of(&sha256) {
+                Some(size) if f.size.exact().is_none_or(|s| s == size) => {
+                    Ok(Got { sha256, size, last_modified: None, how: How::Reused })
+                }
+                _ => download(ctx, f, by_hash.as_ref()).await,
+            }
+        }
         Source::Recheck { sha256, size, mtime } => {
             let Check::Digest(expected) = f.check else {
                 return Ok(Got { sha256: *sha256, size: *size, last_modified: Some(*mtime), how: How::Reused });

@@ -106,6 +106,8 @@ pub struct Env<'a> {
     pub progress: &'a dyn Progress,
     pub request: &'a SyncRequest,
     pub now: i64,
+    /// Downloads in progress, shared by the jobs that run at once.
+    pub in_flight: crate::engine::InFlight,
 }
 
 impl<'a> Env<'a> {
@@ -132,7 +134,8 @@ impl<'a> Env<'a> {
             slow: config.sync.slow,
         };
         let fetcher = Fetcher::new(config.sync.timeout, config.sync.retries, proxy, limits)?;
-        Ok(Env { config, pool, fetcher, rt, progress, request, now: crate::engine::unix_now() })
+        let (now, in_flight) = (crate::engine::unix_now(), Default::default());
+        Ok(Env { config, pool, fetcher, rt, progress, request, now, in_flight })
     }
 
     /// Whether the job re-hashes what it reuses (`sync --verify`, or the mirror's `verify`).
@@ -186,6 +189,7 @@ impl<'a> Env<'a> {
         self.progress.mirror_started(&id, files, totals.fetch_bytes + totals.reuse_bytes);
         let ctx = PerformCtx {
             fetcher,
+            in_flight: &self.in_flight,
             pool: &self.pool,
             local: tokio::sync::Semaphore::new(self.config.sync.concurrency),
             verify: self.verify(job),

@@ -1,5 +1,7 @@
-//! A sync run: the store opened for writing, one job after the other, a snapshot recorded per
-//! changed entry, and one publish for all of them at the end. A pinned mirror (`snapshot publish`
+//! A sync run: the store opened for writing, every job started in the catalog, the network part
+//! of up to [`PARALLEL_JOBS`] jobs at once (a far upstream costs round trips per phase, and each
+//! job's phases are sequential), a snapshot recorded per changed entry in config order, and one
+//! publish for all of them at the end. A pinned mirror (`snapshot publish`
 //! of an older snapshot) is synced and its snapshot recorded like any other; the publish leaves
 //! its published snapshot alone, and its report says what it is pinned to.
 
@@ -21,9 +23,18 @@ pub fn run(config: &Config, request: &SyncRequest, progress: &dyn Progress) -> R
     let env = Env::new(config, store.pool().clone(), progress, request)?;
     let mut report = RunReport::default();
     let mut recorded = Vec::new();
-    for job in jobs {
-        let r = run_job(&env, &mut store, job, &mut recorded)?;
+    let mut bases = Vec::new();
+    for job in &jobs {
+        bases.push(start_job(&env, &mut store, *job)?);
+    }
+    let synced = network(&env, &jobs, &bases);
+    for ((job, base), done) in jobs.iter().zip(&bases).zip(synced) {
+        let r = conclude_job(&env, &mut store, *job, base, done, &mut recorded)?;
         report.mirrors.push(r);
+    }
+    for (host, slots, h2) in env.fetcher.widened_hosts(config.sync.concurrency) {
+        let how = if h2 { "HTTP/2 streams" } else { "connections (latency-bound http)" };
+        tracing::info!(%host, slots, "requests in flight grew past [sync] concurrency: up to {slots} {how}");
     }
     let published = publish(&mut store, &recorded, &mut report);
     finish_recorded(&store, &recorded, &published, report.publish_error.as_deref())?;
@@ -44,24 +55,61 @@ struct Recorded {
     held: Option<String>,
 }
 
-/// Syncs one entry and records its snapshot; catalog errors abort the run, entry errors don't.
-fn run_job(
+/// Jobs whose network part runs at once: enough to overlap the round trips of far upstreams
+/// (their requests to one host still share its slots), few enough to bound the memory of the
+/// plans held together (a Debian suite's parsed indices).
+pub const PARALLEL_JOBS: usize = 4;
+
+/// One job's network part as it ended: its result, how long it took, and when (unix).
+struct Done {
+    synced: Result<Synced, EntryError>,
+    elapsed: std::time::Duration,
+    ended: i64,
+}
+
+/// Marks the entry started in the catalog and reads its baseline; catalog errors abort the run.
+fn start_job(env: &Env<'_>, store: &mut Store, job: Job<'_>) -> Result<Baseline, SyncError> {
+    let (kind, view, upstream) = job.catalog_row();
+    store.catalog().upsert_mirror(job.id(), kind, view, upstream)?;
+    store.catalog().mark_started(job.id(), unix_now())?;
+    Baseline::read(Some(store.catalog()), job, env.request)
+}
+
+/// The network part of every job, [`PARALLEL_JOBS`] at a time, results in job order.
+fn network(env: &Env<'_>, jobs: &[Job<'_>], bases: &[Baseline]) -> Vec<Done> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Done>>> = jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..PARALLEL_JOBS.min(jobs.len()) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(job) = jobs.get(i) else { break };
+                let started = Instant::now();
+                let synced = sync_job(env, *job, &bases[i]);
+                let done = Done { synced, elapsed: started.elapsed(), ended: unix_now() };
+                *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(done);
+            });
+        }
+    });
+    results.into_iter().map(|r| r.into_inner().unwrap_or_else(|p| p.into_inner()).expect("every job ran")).collect()
+}
+
+/// Records what one job's network part brought; catalog errors abort the run, entry errors don't.
+fn conclude_job(
     env: &Env<'_>,
     store: &mut Store,
     job: Job<'_>,
+    base: &Baseline,
+    done: Done,
     recorded: &mut Vec<Recorded>,
 ) -> Result<EntryReport, SyncError> {
-    let started = Instant::now();
     let id = job.id().to_owned();
-    let (kind, view, upstream) = job.catalog_row();
-    store.catalog().upsert_mirror(&id, kind, view, upstream)?;
-    store.catalog().mark_started(&id, unix_now())?;
-    let base = Baseline::read(Some(store.catalog()), job, env.request)?;
-    let Synced { mut report, snapshot, repairs } = match sync_job(env, job, &base) {
-        Ok(done) => done,
-        Err(e) => Synced::failed(&id, e, started),
+    let kind = job.catalog_row().0;
+    let Synced { mut report, snapshot, repairs } = match done.synced {
+        Ok(synced) => synced,
+        Err(e) => Synced::failed(&id, e, done.elapsed),
     };
-    report.elapsed = started.elapsed();
+    report.elapsed = done.elapsed;
     let all_warnings = report.warnings.clone();
     let known = base.snapshot.as_ref().map_or(&[][..], |s| s.warnings.as_slice());
     report.warnings.retain(|w| !known.contains(w));
@@ -98,7 +146,7 @@ fn run_job(
         }
         _ => Ok((report.fetched_bytes, report.fetched_files)),
     };
-    store.catalog().mark_finished(&id, unix_now(), outcome.as_ref().map(|v| *v).map_err(String::as_str))?;
+    store.catalog().mark_finished(&id, done.ended, outcome.as_ref().map(|v| *v).map_err(String::as_str))?;
     Ok(report)
 }
 
@@ -149,8 +197,8 @@ struct Synced {
 }
 
 impl Synced {
-    fn failed(id: &str, e: EntryError, started: Instant) -> Synced {
-        Synced { report: EntryReport::new(id, Outcome::Failed(e), started.elapsed()), snapshot: None, repairs: None }
+    fn failed(id: &str, e: EntryError, elapsed: std::time::Duration) -> Synced {
+        Synced { report: EntryReport::new(id, Outcome::Failed(e), elapsed), snapshot: None, repairs: None }
     }
 }
 
