@@ -32,12 +32,16 @@ const COMPRESSED_VARIANTS: [&str; 6] = [".xz", ".gz", ".bz2", ".lzma", ".zst", "
 const IN_FLIGHT: usize = 512;
 
 /// The objects a run is downloading, by sha256: jobs run at once, so two may plan the same new
-/// object (a package in two suites); the second waits for the first and then reuses it.
+/// object (a package in two suites); the second waits for the first and then reuses it, with
+/// the upstream Last-Modified the first one got (the object's mtime, whichever records first).
 #[derive(Default)]
-pub struct InFlight(std::sync::Mutex<HashMap<Sha256, std::sync::Arc<tokio::sync::Mutex<()>>>>);
+pub struct InFlight(std::sync::Mutex<HashMap<Sha256, Turn>>);
+
+/// One object's downloads: `Some(last_modified)` once one of them stored it.
+type Turn = std::sync::Arc<tokio::sync::Mutex<Option<Option<i64>>>>;
 
 impl InFlight {
-    fn turn(&self, sha256: Sha256) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    fn turn(&self, sha256: Sha256) -> Turn {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).entry(sha256).or_default().clone()
     }
 }
@@ -277,13 +281,17 @@ async fn obtain(ctx: &PerformCtx<'_>, f: &PlannedFile) -> Result<Got, Cause> {
         Source::Download { by_hash } => {
             let Some(sha256) = f.known_sha256() else { return download(ctx, f, by_hash.as_ref()).await };
             let turn = ctx.in_flight.turn(sha256);
-            let _mine = turn.lock().await;
+            let mut stored = turn.lock().await;
             // Another job of this run brought it in meanwhile: this is a reuse.
-            match ctx.pool.size_of(&sha256) {
-                Some(size) if f.size.exact().is_none_or(|s| s == size) => {
-                    Ok(Got { sha256, size, last_modified: None, how: How::Reused })
+            match (*stored, ctx.pool.size_of(&sha256)) {
+                (Some(last_modified), Some(size)) if f.size.exact().is_none_or(|s| s == size) => {
+                    Ok(Got { sha256, size, last_modified, how: How::Reused })
                 }
-                _ => download(ctx, f, by_hash.as_ref()).await,
+                _ => {
+                    let got = download(ctx, f, by_hash.as_ref()).await?;
+                    *stored = Some(got.last_modified).filter(|_| got.sha256 == sha256);
+                    Ok(got)
+                }
             }
         }
         Source::Recheck { sha256, size, mtime } => {
