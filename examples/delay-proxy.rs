@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! delay-proxy --listen 127.0.0.1:0 --to 127.0.0.1:PORT [--delay-ms N] [--rate BYTES_PER_SEC]
-//!     [--cut N1,N2,...] [--log FILE] [--no-connect-delay]
+//!     [--cut N1,N2,...] [--cut-any N1,N2,...] [--log FILE] [--no-connect-delay]
 //! ```
 //!
 //! Once bound it prints one line, `listening on 127.0.0.1:PORT`, to stdout, then serves until
@@ -25,6 +25,11 @@
 //!   bytes upstream→client: the client gets a FIN there (its further data is read and dropped),
 //!   the upstream connection is shut down. An entry `-` means "do not cut this one"; connections
 //!   beyond the list are not cut.
+//! - `--cut-any N1,N2,...`: the first connection whose upstream→client bytes reach N1 is cut
+//!   there, then the first to reach N2 (another one, or a reused connection counting all it carried
+//!   so far), and so on: a big download cut at given points whichever connection carries it (a
+//!   client may open its connections in any order, or resume on a pooled one). A connection with
+//!   its own `--cut` entry is left to that.
 //! - `--log FILE`: on each connection close, appends `conn K up=BYTES down=BYTES cut=yes|no`
 //!   (up = client→upstream bytes forwarded, down = upstream→client).
 //!
@@ -42,13 +47,13 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: delay-proxy --listen ADDR --to ADDR [--delay-ms N] [--rate BYTES_PER_SEC] \
-                     [--cut N1,N2,...] [--log FILE] [--no-connect-delay]";
+                     [--cut N1,N2,...] [--cut-any N1,N2,...] [--log FILE] [--no-connect-delay]";
 /// Bytes a reader asks for at once.
 const READ_CHUNK: usize = 64 << 10;
 /// Most bytes queued (in flight) per direction; the reader blocks beyond it (backpressure).
 const QUEUE_MAX: usize = 64 << 20;
 /// Least queue per direction, whatever the delay and rate.
-const QUEUE_MIN: usize = 4 << 20;
+const QUEUE_MIN: usize = 1 << 20;
 /// Throughput assumed for sizing an uncapped direction's queue (bytes/s).
 const ASSUMED_RATE: f64 = 1e9;
 /// How long a cut connection's client may keep sending before the proxy gives up on it.
@@ -61,6 +66,8 @@ struct Opts {
     delay: Duration,
     rate: Option<f64>,
     cuts: Vec<Option<u64>>,
+    /// `--cut-any`: the cut points not reached yet, in order.
+    cut_any: Mutex<VecDeque<u64>>,
     log: Option<Mutex<File>>,
     connect_delay: bool,
 }
@@ -68,6 +75,7 @@ struct Opts {
 fn parse_args() -> Result<Opts, String> {
     let mut args = std::env::args().skip(1);
     let (mut listen, mut to, mut delay_ms, mut rate, mut cuts, mut log) = (None, None, 0u64, None, vec![], None);
+    let mut cut_any = VecDeque::new();
     let mut connect_delay = true;
     while let Some(arg) = args.next() {
         if arg == "--no-connect-delay" {
@@ -91,6 +99,7 @@ fn parse_args() -> Result<Opts, String> {
                     .map(|v| if v == "-" { Ok(None) } else { num(v).map(Some) })
                     .collect::<Result<_, _>>()?
             }
+            "--cut-any" => cut_any = value.split(',').map(num).collect::<Result<_, _>>()?,
             "--log" => {
                 let file = OpenOptions::new().create(true).append(true).open(&value);
                 log = Some(Mutex::new(file.map_err(|e| format!("--log {value}: {e}"))?));
@@ -104,6 +113,7 @@ fn parse_args() -> Result<Opts, String> {
         delay: Duration::from_millis(delay_ms),
         rate,
         cuts,
+        cut_any: Mutex::new(cut_any),
         log,
         connect_delay,
     })
@@ -150,11 +160,10 @@ fn main() {
     }
 }
 
+/// Up: client → upstream; Down: upstream → client.
 #[derive(Clone, Copy, PartialEq)]
 enum Dir {
-    /// client → upstream
     Up,
-    /// upstream → client
     Down,
 }
 
@@ -246,20 +255,11 @@ struct Conn {
 }
 
 impl Conn {
-    fn queue(&self, dir: Dir) -> &Queue {
-        if dir == Dir::Up {
-            &self.up_q
-        } else {
-            &self.down_q
-        }
-    }
-
-    /// (source, destination) sockets of a direction.
-    fn ends(&self, dir: Dir) -> (&TcpStream, &TcpStream) {
-        if dir == Dir::Up {
-            (&self.client, &self.upstream)
-        } else {
-            (&self.upstream, &self.client)
+    /// (source, destination, queue) of a direction.
+    fn ends(&self, dir: Dir) -> (&TcpStream, &TcpStream, &Queue) {
+        match dir {
+            Dir::Up => (&self.client, &self.upstream, &self.up_q),
+            Dir::Down => (&self.upstream, &self.client, &self.down_q),
         }
     }
 
@@ -360,8 +360,7 @@ fn write_log(opts: &Opts, k: u64, up: u64, down: u64, cut: bool) {
 
 /// Reads a direction's source into its queue, stamping each chunk with its delivery time.
 fn read_side(conn: &Conn, dir: Dir) {
-    let (mut src, _) = conn.ends(dir);
-    let queue = conn.queue(dir);
+    let (mut src, _, queue) = conn.ends(dir);
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
         match src.read(&mut buf) {
@@ -386,8 +385,7 @@ fn read_side(conn: &Conn, dir: Dir) {
 
 /// Writes a direction's queue to its destination when each chunk is due.
 fn write_side(conn: &Conn, dir: Dir) {
-    let (_, dst) = conn.ends(dir);
-    let queue = conn.queue(dir);
+    let (_, dst, queue) = conn.ends(dir);
     let mut bucket = if dir == Dir::Down { conn.opts.rate.map(Bucket::new) } else { None };
     while let Some(item) = queue.pop() {
         match item {
@@ -421,14 +419,13 @@ fn write_side(conn: &Conn, dir: Dir) {
 fn send(conn: &Conn, dir: Dir, mut dst: &TcpStream, data: &[u8], bucket: Option<&mut Bucket>) -> std::io::Result<bool> {
     let counter = if dir == Dir::Up { &conn.up_bytes } else { &conn.down_bytes };
     let mut data = data;
-    let mut cut = false;
-    if let (Dir::Down, Some(limit)) = (dir, conn.cut_at) {
-        let left = limit.saturating_sub(counter.load(Ordering::SeqCst));
-        if data.len() as u64 >= left {
+    let cut = dir == Dir::Down && {
+        let left = cut_point(conn, counter.load(Ordering::SeqCst), data.len() as u64);
+        if let Some(left) = left {
             data = &data[..left as usize];
-            cut = true;
         }
-    }
+        left.is_some()
+    };
     match bucket {
         None => {
             dst.write_all(data)?;
@@ -446,6 +443,22 @@ fn send(conn: &Conn, dir: Dir, mut dst: &TcpStream, data: &[u8], bucket: Option<
         conn.cut_now();
     }
     Ok(!cut)
+}
+
+/// Some(bytes to write before cutting) when this connection is to be cut within its next `len`
+/// bytes (having forwarded `done`): its own --cut entry, else the next --cut-any point (claimed).
+fn cut_point(conn: &Conn, done: u64, len: u64) -> Option<u64> {
+    if let Some(limit) = conn.cut_at {
+        let left = limit.saturating_sub(done);
+        return (len >= left).then_some(left);
+    }
+    let mut points = conn.opts.cut_any.lock().unwrap();
+    let left = points.front()?.saturating_sub(done);
+    if len >= left {
+        points.pop_front();
+        return Some(left);
+    }
+    None
 }
 
 fn sleep_until(at: Instant) {
