@@ -305,7 +305,7 @@ impl Fetcher {
         let resp = self.send(url, since).await?;
         slot.answered(resp.version());
         if resp.status() == reqwest::StatusCode::NOT_MODIFIED {
-            slot.finished();
+            slot.finished(0);
             return Ok(Conditional::NotModified);
         }
         let resp = self.check_status(url, resp)?;
@@ -323,7 +323,7 @@ impl Fetcher {
             bytes.extend_from_slice(&chunk);
         }
         check_complete(url, bytes.len() as u64, declared)?;
-        slot.finished();
+        slot.finished(bytes.len() as u64);
         Ok(Conditional::Modified(Body { bytes, last_modified }))
     }
 }

@@ -81,7 +81,7 @@ impl Fetcher {
         }
         match (written, finished) {
             (Ok((sha256, size)), true) => {
-                slot.finished();
+                slot.finished(size);
                 Ok(Stored { sha256, size, last_modified })
             }
             (Err(stopped), _) => Err(pool_err(stopped.0)),

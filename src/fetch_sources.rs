@@ -9,7 +9,10 @@
 //! bytes is not used again for the run, one that failed to answer is tried only when the others
 //! failed too, and one whose InRelease is not the chosen one (stale, or not heard in time) never
 //! serves the run's metadata (paths under `dists/` of an apt mirror). What happened to each
-//! source is kept as notes for the run's warnings.
+//! source is kept as notes for the run's warnings. Work goes to the first source in order with a
+//! slot free, so several sources share it — except one whose connections are [`SLOWER`] times
+//! slower than another's (the best rate a transfer of 64 KiB or more reached): it only takes
+//! over when the faster ones fail.
 //!
 //! **Slots.** Every request holds a slot of its host (origin) from before it is sent until its
 //! body has arrived. A host starts with `concurrency` slots. When it answers in HTTP/2 its slots
@@ -35,6 +38,13 @@ pub(super) const H2_STREAMS: usize = 100;
 /// round trip, not on bandwidth: only then do plain-http connections grow. A host nearer than
 /// this is served well by `concurrency` connections.
 pub(super) const LATENCY_BOUND: Duration = Duration::from_millis(25);
+/// Transfers at least this big say how fast a connection to the host is.
+const RATE_SAMPLE: u64 = 64 << 10;
+/// A source whose connections are this many times slower than another's takes no work while
+/// that one can: with as many slots it would add at most a fifth of the capacity, and hold the
+/// files it took (an ISO at its speed) long after the fast one is done. It is still failed
+/// over to.
+const SLOWER: f64 = 4.0;
 
 /// The slots of every host of a run, shared by all its fetchers.
 pub(super) struct Hosts {
@@ -69,6 +79,10 @@ pub(super) struct Gate {
     h2: AtomicBool,
     /// Latency-bound HTTP/1.1 transfers in a row.
     waiting: AtomicUsize,
+    /// The best bytes per second one transfer of at least RATE_SAMPLE reached: what a
+    /// connection to the host can do (an average would follow this machine's own load, which
+    /// slows every source alike).
+    rate: Mutex<Option<f64>>,
     grow: Mutex<()>,
 }
 
@@ -80,6 +94,7 @@ impl Gate {
             max_h1,
             h2: AtomicBool::new(false),
             waiting: AtomicUsize::new(0),
+            rate: Mutex::new(None),
             grow: Mutex::new(()),
         }
     }
@@ -111,7 +126,18 @@ impl Gate {
         }
     }
 
-    fn finished(&self, waited: Duration, body: Duration) {
+    /// Per-connection bytes per second, when known.
+    fn rate(&self) -> Option<f64> {
+        *self.rate.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn finished(&self, waited: Duration, body: Duration, bytes: u64) {
+        let secs = (waited + body).as_secs_f64();
+        if bytes >= RATE_SAMPLE && secs > 0.0 {
+            let sample = bytes as f64 / secs;
+            let mut rate = self.rate.lock().unwrap_or_else(|p| p.into_inner());
+            *rate = Some(rate.map_or(sample, |r| r.max(sample)));
+        }
         if self.h2.load(Ordering::Relaxed) {
             return;
         }
@@ -142,10 +168,10 @@ impl Slot {
         self.gate.answered(version);
     }
 
-    /// The body arrived whole.
-    pub(super) fn finished(self) {
+    /// The body (`bytes`) arrived whole.
+    pub(super) fn finished(self, bytes: u64) {
         if let Some(at) = self.answered {
-            self.gate.finished(at - self.sent, at.elapsed());
+            self.gate.finished(at - self.sent, at.elapsed(), bytes);
         }
     }
 }
@@ -384,7 +410,8 @@ impl super::Fetcher {
     async fn pick(&self, url: &Url, tried: &[usize]) -> Option<(usize, Url, Slot)> {
         loop {
             let targets = self.targets(url, tried);
-            let gates: Vec<Arc<Gate>> = targets.iter().map(|(_, t)| self.hosts.gate(t)).collect();
+            let mut gates: Vec<Arc<Gate>> = targets.iter().map(|(_, t)| self.hosts.gate(t)).collect();
+            let targets = without_slow(targets, &mut gates);
             for ((i, t), g) in targets.iter().zip(&gates) {
                 if let Some(slot) = g.try_slot() {
                     return Some((*i, t.clone(), slot));
@@ -410,3 +437,17 @@ impl super::Fetcher {
         }
     }
 }
+
+/// `targets` without those [`SLOWER`] times slower per connection than the fastest known one.
+fn without_slow(targets: Vec<(usize, Url)>, gates: &mut Vec<Arc<Gate>>) -> Vec<(usize, Url)> {
+    let rates: Vec<Option<f64>> = gates.iter().map(|g| g.rate()).collect();
+    let Some(best) = rates.iter().flatten().copied().reduce(f64::max) else { return targets };
+    let keep: Vec<bool> = rates.iter().map(|r| r.is_none_or(|r| r * SLOWER >= best)).collect();
+    let mut k = keep.iter();
+    gates.retain(|_| *k.next().expect("a rate per gate"));
+    targets.into_iter().zip(keep).filter(|(_, k)| *k).map(|(t, _)| t).collect()
+}
+
+#[cfg(test)]
+#[path = "fetch_sources_tests.rs"]
+mod tests;
