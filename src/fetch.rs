@@ -27,7 +27,9 @@ pub const MAX_MEMORY_BODY: u64 = 1 << 30;
 /// that invents a new URL at every hop.
 const MAX_REDIRECTS: usize = 30;
 /// HTTP/2 flow-control window per connection (bytes in flight a far upstream may send ahead).
-const H2_WINDOW: u32 = 64 << 20;
+const H2_WINDOW: u32 = 32 << 20;
+/// HTTP/2 connections per host (clients), at most: the bound is 8.
+pub(super) const H2_CONNECTIONS: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -135,7 +137,8 @@ pub struct Access {
 
 #[derive(Clone)]
 pub struct Fetcher {
-    client: reqwest::Client,
+    /// H2_CONNECTIONS clients (one pool each); plain http and the first requests use the first.
+    clients: std::sync::Arc<[reqwest::Client]>,
     retries: u32,
     access: std::sync::Arc<Access>,
     /// The proxy requests go through, password masked (for the errors that may be its).
@@ -160,43 +163,30 @@ impl Fetcher {
     pub fn new(timeout: Duration, retries: u32, proxy: Option<&Url>, limits: Limits) -> Result<Fetcher, FetchError> {
         let client_err =
             |e: reqwest::Error| FetchError::Transport { url: "(client)".to_owned(), message: e.to_string() };
-        let mut builder = reqwest::Client::builder();
-        if let Some(url) = proxy {
-            let proxy = reqwest::Proxy::all(url.as_str()).map_err(client_err)?;
-            builder = builder.proxy(proxy.no_proxy(reqwest::NoProxy::from_env()));
-        }
-        if let Some(path) = &limits.ca_file {
-            let ca_err = |message: String| FetchError::Transport { url: path.display().to_string(), message };
-            let pem = std::fs::read(path).map_err(|e| ca_err(format!("[sync] ca-file: {e}")))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| ca_err(format!("[sync] ca-file: not PEM certificates: {e}")))?;
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
+        let certs = match &limits.ca_file {
+            Some(path) => {
+                let ca_err = |message: String| FetchError::Transport { url: path.display().to_string(), message };
+                let pem = std::fs::read(path).map_err(|e| ca_err(format!("[sync] ca-file: {e}")))?;
+                reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|e| ca_err(format!("[sync] ca-file: not PEM certificates: {e}")))?
             }
-        }
-        let client = builder
-            // HTTP/2 (negotiated over https): one connection carries every stream, so its
-            // flow-control window caps it at window / round trip. hyper's adaptive window
-            // stayed near 1 MiB through a 100 ms delay (8 MB/s); fixed windows of H2_WINDOW
-            // per connection (a quarter per stream) allow 200 MB/s at 300 ms. Bounded memory:
-            // a window is what the server may send ahead of what the pool writer consumed.
-            .http2_initial_connection_window_size(H2_WINDOW)
-            .http2_initial_stream_window_size(H2_WINDOW / 4)
-            .user_agent(concat!("pmirror-fs/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(timeout)
-            .read_timeout(timeout)
-            // Mirrors talk to one or two hosts; keep plenty of idle connections for the
-            // parallel downloads so each one reuses a connection.
-            .pool_max_idle_per_host(64)
-            .redirect(redirect_policy())
-            .build()
-            .map_err(client_err)?;
+            None => Vec::new(),
+        };
+        let proxy_of = match proxy {
+            Some(url) => Some(reqwest::Proxy::all(url.as_str()).map_err(client_err)?),
+            None => None,
+        };
+        // reqwest keeps one HTTP/2 connection per host and client: H2_CONNECTIONS clients give
+        // a far HTTP/2 host that many, each under the server's own stream limit.
+        let clients = (0..H2_CONNECTIONS)
+            .map(|_| client(timeout, proxy_of.clone(), &certs).map_err(client_err))
+            .collect::<Result<Vec<_>, _>>()?;
         let shown = proxy.map(crate::config::validate::masked).or_else(environment_proxy);
         let limit = limits.rate.map(|r| std::sync::Arc::new(RateLimit::new(r)));
         let proxy = shown.map(Into::into);
         let hosts = std::sync::Arc::new(Hosts::new(limits.slots.0, limits.slots.1));
-        let (access, slow) = (Default::default(), limits.slow);
-        Ok(Fetcher { client, retries, access, proxy, limit, slow, hosts, sources: None, pin: None })
+        let (access, slow, clients) = (Default::default(), limits.slow, clients.into());
+        Ok(Fetcher { clients, retries, access, proxy, limit, slow, hosts, sources: None, pin: None })
     }
 
     /// This fetcher (same connection pool) for one mirror or tree: its credentials go with every
@@ -245,8 +235,8 @@ impl Fetcher {
             .await
     }
 
-    async fn send(&self, url: &Url, since: Option<i64>) -> Result<reqwest::Response, FetchError> {
-        let mut req = self.client.get(url.clone());
+    async fn send(&self, url: &Url, since: Option<i64>, client: usize) -> Result<reqwest::Response, FetchError> {
+        let mut req = self.clients[client % self.clients.len()].get(url.clone());
         if let Some(t) = since {
             req = req.header(reqwest::header::IF_MODIFIED_SINCE, http_date(t));
         }
@@ -302,7 +292,7 @@ impl Fetcher {
         cap: u64,
         mut slot: Slot,
     ) -> Result<Conditional, FetchError> {
-        let resp = self.send(url, since).await?;
+        let resp = self.send(url, since, slot.client).await?;
         slot.answered(resp.version());
         if resp.status() == reqwest::StatusCode::NOT_MODIFIED {
             slot.finished(0);
@@ -326,6 +316,38 @@ impl Fetcher {
         slot.finished(bytes.len() as u64);
         Ok(Conditional::Modified(Body { bytes, last_modified }))
     }
+}
+
+/// One reqwest client as every fetcher of the run uses it.
+fn client(
+    timeout: Duration,
+    proxy: Option<reqwest::Proxy>,
+    certs: &[reqwest::Certificate],
+) -> Result<reqwest::Client, reqwest::Error> {
+    let mut builder = reqwest::Client::builder();
+    if let Some(proxy) = proxy {
+        builder = builder.proxy(proxy.no_proxy(reqwest::NoProxy::from_env()));
+    }
+    for cert in certs {
+        builder = builder.add_root_certificate(cert.clone());
+    }
+    builder
+        // HTTP/2 (negotiated over https): one connection carries every stream, so its
+        // flow-control window caps it at window / round trip. hyper's adaptive window
+        // stayed near 1 MiB through a 100 ms delay (8 MB/s); fixed windows of H2_WINDOW
+        // per connection (a quarter per stream) allow 100 MB/s per connection at 300 ms.
+        // Bounded memory: a window is what the server may send ahead of what the pool
+        // writer consumed.
+        .http2_initial_connection_window_size(H2_WINDOW)
+        .http2_initial_stream_window_size(H2_WINDOW / 4)
+        .user_agent(concat!("pmirror-fs/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(timeout)
+        .read_timeout(timeout)
+        // Mirrors talk to one or two hosts; keep plenty of idle connections for the
+        // parallel downloads so each one reuses a connection.
+        .pool_max_idle_per_host(64)
+        .redirect(redirect_policy())
+        .build()
 }
 
 fn transport(url: &Url, e: reqwest::Error) -> FetchError {

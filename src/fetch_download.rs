@@ -35,7 +35,7 @@ impl Fetcher {
         let (resp, staging) = match held {
             Some((staging, validator)) => {
                 let from = staging.written();
-                let resp = self.check_status(url, self.send_range(url, from, &validator).await?)?;
+                let resp = self.check_status(url, self.send_range(url, from, &validator, slot.client).await?)?;
                 match resumes_at(&resp) == Some(from) {
                     true => {
                         tracing::info!(%url, from, "resuming a download cut off part-way");
@@ -45,7 +45,9 @@ impl Fetcher {
                     false => (resp, pool.stage(cap).map_err(pool_err)?),
                 }
             }
-            None => (self.check_status(url, self.send(url, None).await?)?, pool.stage(cap).map_err(pool_err)?),
+            None => {
+                (self.check_status(url, self.send(url, None, slot.client).await?)?, pool.stage(cap).map_err(pool_err)?)
+            }
         };
         slot.answered(resp.version());
         let last_modified = last_modified(&resp);
@@ -91,8 +93,14 @@ impl Fetcher {
     }
 
     /// GET of `url` from byte `from` on, if the file is still the one `validator` names.
-    async fn send_range(&self, url: &Url, from: u64, validator: &str) -> Result<reqwest::Response, FetchError> {
-        let mut req = self.client.get(url.clone());
+    async fn send_range(
+        &self,
+        url: &Url,
+        from: u64,
+        validator: &str,
+        client: usize,
+    ) -> Result<reqwest::Response, FetchError> {
+        let mut req = self.clients[client % self.clients.len()].get(url.clone());
         req = req.header(reqwest::header::RANGE, format!("bytes={from}-"));
         req = req.header(reqwest::header::IF_RANGE, validator);
         if let Some(c) = self.credentials_for(url) {

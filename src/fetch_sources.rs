@@ -16,9 +16,9 @@
 //!
 //! **Slots.** Every request holds a slot of its host (origin) from before it is sent until its
 //! body has arrived. A host starts with `concurrency` slots. When it answers in HTTP/2 its slots
-//! grow to [`H2_STREAMS`]: they are streams multiplexed over the one connection reqwest keeps
-//! per host, so latency costs one round trip per batch instead of one per file, on one
-//! connection. Over HTTP/1.1 each slot is a connection; they grow by half, up to
+//! grow to [`H2_STREAMS`]: streams multiplexed over the one connection each of the fetcher's
+//! [`super::H2_CONNECTIONS`] clients keeps per host, so latency costs one round trip per batch
+//! instead of one per file, on at most that many connections. Over HTTP/1.1 each slot is a connection; they grow by half, up to
 //! `max-concurrency`, each time as many transfers in a row as there are slots were
 //! latency-bound: the answer took longer than the body and at least [`LATENCY_BOUND`]. A
 //! bandwidth-bound transfer resets the count, so a near or saturated upstream keeps its
@@ -31,9 +31,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
-/// Requests in flight to one host that answers in HTTP/2 (one connection; nginx allows 128
-/// concurrent streams by default, and a server's own SETTINGS limit is honoured below this).
-pub(super) const H2_STREAMS: usize = 100;
+/// Requests in flight to one host that answers in HTTP/2: 100 streams on each of
+/// [`super::H2_CONNECTIONS`] connections (nginx allows 128 concurrent streams per connection by
+/// default; a server's own SETTINGS limit is honoured below this).
+pub(super) const H2_STREAMS: usize = 100 * super::H2_CONNECTIONS;
 /// A transfer whose answer took at least this long (and longer than its body) waited on the
 /// round trip, not on bandwidth: only then do plain-http connections grow. A host nearer than
 /// this is served well by `concurrency` connections.
@@ -79,6 +80,8 @@ pub(super) struct Gate {
     h2: AtomicBool,
     /// Latency-bound HTTP/1.1 transfers in a row.
     waiting: AtomicUsize,
+    /// The next client (connection) an HTTP/2 request goes to.
+    next: AtomicUsize,
     /// The best bytes per second one transfer of at least RATE_SAMPLE reached: what a
     /// connection to the host can do (an average would follow this machine's own load, which
     /// slows every source alike).
@@ -94,6 +97,7 @@ impl Gate {
             max_h1,
             h2: AtomicBool::new(false),
             waiting: AtomicUsize::new(0),
+            next: AtomicUsize::new(0),
             rate: Mutex::new(None),
             grow: Mutex::new(()),
         }
@@ -101,13 +105,24 @@ impl Gate {
 
     pub(super) fn try_slot(self: &Arc<Self>) -> Option<Slot> {
         let permit = self.sem.clone().try_acquire_owned().ok()?;
-        Some(Slot { permit: Arc::new(permit), gate: self.clone(), sent: Instant::now(), answered: None })
+        let client = self.client();
+        Some(Slot { permit: Arc::new(permit), gate: self.clone(), client, sent: Instant::now(), answered: None })
     }
 
     pub(super) async fn slot(self: Arc<Self>) -> Slot {
         // The semaphore is never closed.
         let permit = self.sem.clone().acquire_owned().await.expect("slots are never closed");
-        Slot { permit: Arc::new(permit), gate: self, sent: Instant::now(), answered: None }
+        let client = self.client();
+        Slot { permit: Arc::new(permit), gate: self, client, sent: Instant::now(), answered: None }
+    }
+
+    /// Plain http (and a host not heard yet) uses the first client: its connections are the
+    /// slots; HTTP/2 requests go round the clients, one connection each.
+    fn client(&self) -> usize {
+        match self.h2.load(Ordering::Relaxed) {
+            true => self.next.fetch_add(1, Ordering::Relaxed) % super::H2_CONNECTIONS,
+            false => 0,
+        }
     }
 
     fn widen_to(&self, size: usize) {
@@ -157,6 +172,8 @@ impl Gate {
 pub(super) struct Slot {
     permit: Arc<OwnedSemaphorePermit>,
     gate: Arc<Gate>,
+    /// Which of the fetcher's clients sends it.
+    pub(super) client: usize,
     sent: Instant,
     answered: Option<Instant>,
 }

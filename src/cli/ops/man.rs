@@ -34,7 +34,7 @@ const KEYS: &[Key] = &[
         "concurrency",
         None,
         "Requests in flight to one host at the start (at least 1). A host that answers in HTTP/2 (https) gets up \
-         to 100 streams over one connection; over plain http they grow up to max-concurrency while transfers \
+         to 100 streams on each of 4 connections; over plain http they grow up to max-concurrency while transfers \
          wait on round trips (a far upstream), not bandwidth.",
     ),
     (
