@@ -133,34 +133,15 @@ log "upstream: $PACKAGES packages, $(du -sm "$W/up" | cut -f1) MiB, written in $
 PORT=$(free_port)
 mkdir -p "$W/nginx"
 {
-    echo "daemon off;"
-    id www-data >/dev/null 2>&1 && echo "user www-data;"
+    nginx_conf_head "$W/nginx" 768
     cat <<EOF
-worker_processes auto;
-pid $W/nginx/nginx.pid;
-error_log $W/nginx/error.log warn;
-events { worker_connections 768; }
-http {
     access_log off;
-    client_body_temp_path $W/nginx/body;
-    proxy_temp_path $W/nginx/proxy;
-    fastcgi_temp_path $W/nginx/fastcgi;
-    uwsgi_temp_path $W/nginx/uwsgi;
-    scgi_temp_path $W/nginx/scgi;
-    default_type application/octet-stream;
-    server { listen 127.0.0.1:$PORT; root $W/up; sendfile on; }
+    server { listen 127.0.0.1:$PORT; root $W/up; }
 }
 EOF
 } >"$W/nginx/nginx.conf"
-/usr/sbin/nginx -c "$W/nginx/nginx.conf" -p "$W/nginx" &
-PIDS_NGINX+=("$!")
 INRELEASE=http://127.0.0.1:$PORT/bench/deb/dists/bookworm/InRelease
-for _ in $(seq 100); do
-    curl -sf -o /dev/null "$INRELEASE" && break
-    kill -0 "${PIDS_NGINX[0]}" 2>/dev/null || { cat "$W/nginx/error.log" >&2; die "nginx exited"; }
-    sleep 0.1
-done
-curl -sf -o /dev/null "$INRELEASE" || die "nginx did not come up on $PORT"
+start_nginx "$W/nginx" "$INRELEASE"
 
 cat >"$W/config.toml" <<EOF
 [store]

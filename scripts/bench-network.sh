@@ -133,24 +133,11 @@ make_tls() {
 make_tls
 chmod 644 "$W/tls/server.key"
 {
-    echo "daemon off;"
-    [ "$(id -u)" = 0 ] && id www-data >/dev/null 2>&1 && echo "user www-data;"
+    nginx_conf_head "$W/nginx" 2048
     cat <<EOF
-worker_processes auto;
-pid $W/nginx/nginx.pid;
-error_log $W/nginx/error.log warn;
-events { worker_connections 2048; }
-http {
     log_format bench '\$connection \$server_port \$status \$body_bytes_sent \$server_protocol \$request_uri'
                      ' \$msec \$request_time';
     access_log $W/nginx/access.log bench;
-    client_body_temp_path $W/nginx/body;
-    proxy_temp_path $W/nginx/proxy;
-    fastcgi_temp_path $W/nginx/fastcgi;
-    uwsgi_temp_path $W/nginx/uwsgi;
-    scgi_temp_path $W/nginx/scgi;
-    default_type application/octet-stream;
-    sendfile on;
     server {
         listen 127.0.0.1:$HTTP_PORT;
         listen 127.0.0.1:$HTTPS_PORT ssl http2;
@@ -162,13 +149,7 @@ http {
 }
 EOF
 } >"$W/nginx/nginx.conf"
-"$NGINX" -c "$W/nginx/nginx.conf" -p "$W/nginx" &
-PIDS_NGINX+=($!)
-for _ in $(seq 100); do
-    curl -sf -o /dev/null "http://127.0.0.1:$HTTP_PORT/" && break
-    kill -0 "${PIDS_NGINX[0]}" 2>/dev/null || { cat "$W/nginx/error.log" >&2; die "nginx exited"; }
-    sleep 0.1
-done
+start_nginx "$W/nginx" "http://127.0.0.1:$HTTP_PORT/"
 curl -sf -o /dev/null --cacert "$W/tls/ca.pem" "https://127.0.0.1:$HTTPS_PORT/" || die "nginx is not up on $HTTPS_PORT"
 ACCESS=$W/nginx/access.log
 # nginx appends (O_APPEND): truncating between runs leaves each run's requests alone in it.

@@ -1,5 +1,6 @@
-# Helpers the benchmark scripts share (sourced by bench-fuse.sh and bench-pin.sh): logging,
-# process waits, nginx shutdown, ports, medians and paired ratios, timing, /proc readings.
+# Helpers the benchmark scripts share (sourced by bench-fuse.sh, bench-pin.sh, bench-medium.sh and
+# bench-network.sh): logging, process waits, an nginx config head, nginx start and shutdown, ports,
+# medians and paired ratios, timing, /proc readings.
 # The sourcing script owns PIDS_NGINX (the nginx masters it started).
 
 log() { printf '%s\n' "$*" >&2; }
@@ -25,6 +26,42 @@ stop_nginx() {
         wait_gone "$pid" 50 || kill -KILL "$pid" 2>/dev/null || true
     done
     PIDS_NGINX=()
+}
+
+# nginx_conf_head DIR CONNECTIONS: an nginx.conf up to the inside of `http {` (daemon off, www-data
+# workers when run as root, pid/logs/temp paths under DIR); the caller adds its log and server
+# blocks and the closing brace.
+nginx_conf_head() {
+    echo "daemon off;"
+    [ "$(id -u)" = 0 ] && id www-data >/dev/null 2>&1 && echo "user www-data;"
+    cat <<EOF
+worker_processes auto;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections $2; }
+http {
+    client_body_temp_path $1/body;
+    proxy_temp_path $1/proxy;
+    fastcgi_temp_path $1/fastcgi;
+    uwsgi_temp_path $1/uwsgi;
+    scgi_temp_path $1/scgi;
+    default_type application/octet-stream;
+    sendfile on;
+EOF
+}
+
+# start_nginx DIR URL: nginx on DIR/nginx.conf (its master added to PIDS_NGINX), waited for until
+# URL answers; dies with its error log if it exits or does not come up within 10 s.
+start_nginx() {
+    "${NGINX:-/usr/sbin/nginx}" -c "$1/nginx.conf" -p "$1" &
+    local pid=$! _
+    PIDS_NGINX+=("$pid")
+    for _ in $(seq 100); do
+        curl -sf -o /dev/null "$2" && return 0
+        kill -0 "$pid" 2>/dev/null || { cat "$1/error.log" >&2; die "nginx exited"; }
+        sleep 0.1
+    done
+    die "nginx did not answer $2 within 10 s"
 }
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
