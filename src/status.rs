@@ -8,6 +8,21 @@
 
 use crate::catalog::{Catalog, CatalogError, MirrorRow};
 use crate::config::Config;
+use std::sync::OnceLock;
+
+/// Where the writer of a shared store learns when the sync timer fires next (the CLI asks
+/// systemd); unset, status documents it writes show no next run.
+static SCHEDULE: OnceLock<fn() -> Option<i64>> = OnceLock::new();
+
+/// Sets where [`next_schedule`] asks (once per process; later calls are ignored).
+pub fn set_schedule(ask: fn() -> Option<i64>) {
+    let _ = SCHEDULE.set(ask);
+}
+
+/// When the sync timer fires next (Unix seconds), if a source was set and knows.
+pub fn next_schedule() -> Option<i64> {
+    SCHEDULE.get().and_then(|ask| ask())
+}
 
 /// Where the mount serves the JSON (root of the view).
 pub use crate::tree::STATUS_FILE;

@@ -186,6 +186,33 @@ impl Catalog {
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
 
+    /// When gc first found each object it lists unreferenced (`gc_pending`), by object id.
+    pub fn gc_pending(&self) -> Result<HashMap<i64, i64>, CatalogError> {
+        let mut stmt = self.conn.prepare("SELECT object_id, since FROM gc_pending").map_err(self.err())?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
+    /// Notes that gc found the objects `ids` unreferenced at `now` (those already noted keep
+    /// their first time), in one transaction.
+    pub fn mark_gc_pending(&mut self, ids: &[i64], now: i64) -> Result<(), CatalogError> {
+        let path = self.path.clone();
+        let err = |source| CatalogError::Sql { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut stmt = tx
+                .prepare(
+                    "INSERT OR IGNORE INTO gc_pending (object_id, since) SELECT id, ?2 FROM objects WHERE id = ?1
+                     AND NOT EXISTS (SELECT 1 FROM entries WHERE object_id = ?1)",
+                )
+                .map_err(err)?;
+            for id in ids {
+                stmt.execute(params![id, now]).map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
     /// Deletes the object rows among `ids` that no entry references (a row that became referenced
     /// since it was planned is kept), in one transaction; returns how many were deleted.
     pub fn delete_unreferenced_objects(&mut self, ids: &[i64]) -> Result<u64, CatalogError> {

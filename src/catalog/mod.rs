@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_snapshot_totals.sql"),
     include_str!("../../migrations/0003_pinned.sql"),
     include_str!("../../migrations/0004_snapshot_warnings.sql"),
+    include_str!("../../migrations/0005_gc_pending.sql"),
 ];
 
 /// How long a writer waits for another connection's transaction (the mount daemon reads while
@@ -86,6 +87,21 @@ impl Catalog {
         let conn = Connection::open(&path).map_err(|source| CatalogError::Sql { path: path.clone(), source })?;
         let mut cat = Catalog { conn, path };
         cat.configure()?;
+        cat.migrate()?;
+        Ok(cat)
+    }
+
+    /// Opens (creating if needed) the catalog of a shared store (`[store] shared`): in
+    /// rollback-journal mode, since WAL's shared memory works only among processes of one host
+    /// (and a writer may move to another node). Migrated like [`Catalog::open`].
+    pub fn open_shared(store: &Path) -> Result<Catalog, CatalogError> {
+        let path = store.join("catalog.db");
+        let conn = Connection::open(&path).map_err(|source| CatalogError::Sql { path: path.clone(), source })?;
+        let mut cat = Catalog { conn, path };
+        cat.conn.busy_timeout(BUSY_TIMEOUT).map_err(cat.err())?;
+        cat.conn
+            .execute_batch("PRAGMA journal_mode = DELETE; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+            .map_err(cat.err())?;
         cat.migrate()?;
         Ok(cat)
     }

@@ -29,6 +29,7 @@ pub fn gc(config: &Config, dry_run: bool, json: bool) -> anyhow::Result<i32> {
             "dry_run": dry_run, "objects": files, "bytes": bytes, "rows": rows,
             "kept_objects": plan.kept_objects, "kept_bytes": plan.kept_bytes, "missing": plan.missing,
             "foreign": plan.foreign.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "waiting_objects": plan.waiting.len(), "waiting_bytes": waiting_bytes(&plan), "due_ts": plan.due,
             "elapsed_secs": secs,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -44,6 +45,15 @@ pub fn gc(config: &Config, dry_run: bool, json: bool) -> anyhow::Result<i32> {
         plan.kept_objects,
         size(plan.kept_bytes)
     );
+    if let Some(due) = plan.due {
+        println!(
+            "gc: {} unreferenced objects ({}) wait until {} ([store] gc-delay: serving nodes may still show them); a \
+             gc then deletes them",
+            plan.waiting.len(),
+            size(waiting_bytes(&plan)),
+            crate::status::tunasync_time(Some(due)).0
+        );
+    }
     if plan.missing > 0 {
         println!("gc: {} referenced objects are missing from the pool (see `pmirror-fs verify`)", plan.missing);
     }
@@ -51,6 +61,10 @@ pub fn gc(config: &Config, dry_run: bool, json: bool) -> anyhow::Result<i32> {
         println!("gc: left alone (not a pool object): {}", p.display());
     }
     Ok(0)
+}
+
+fn waiting_bytes(plan: &GcPlan) -> u64 {
+    plan.waiting.iter().filter_map(|d| d.file_bytes).sum()
 }
 
 fn print_plan(plan: &GcPlan) {

@@ -184,6 +184,7 @@ fn init_tracing() {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    crate::status::set_schedule(ops::next_schedule);
     let path = config::resolve_path(cli.config.as_deref());
     let load = || Config::load(&path).map_err(anyhow::Error::from);
     match cli.command {

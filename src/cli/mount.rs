@@ -8,13 +8,14 @@
 //! module is its process around it: arguments, fork-after-ready, signals, sd_notify, printing.
 
 use crate::config::Config;
-use crate::daemon::{Daemon, Ended};
+use crate::daemon::{Daemon, DaemonError, Ended};
 use crate::engine::unix_now;
 use crate::fuse::{self, MountOptions};
+use crate::pool::cache::{Objects, ReadCache};
 use anyhow::Context as _;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -77,7 +78,18 @@ pub fn run(config: &Config, mountpoint: &Path, switches: Switches) -> anyhow::Re
     // Fork before any thread exists (FUSE session, tracing): the parent waits until the child
     // reports "mounted" or an error, so `mount` exits non-zero when mounting fails.
     let mut ready = if switches.foreground { None } else { Some(daemonize()?) };
-    let mount = |view, pool_dir| Ok(fuse::mount(mountpoint, view, pool_dir, opts)?);
+    let cache = config.mount.cache.clone();
+    let mount = |view, pool_dir: PathBuf| {
+        let objects = match cache {
+            // The cache is opened in the daemon (after the fork), so its lock is the daemon's.
+            Some(c) => Objects::Cached(
+                ReadCache::open(&c.dir, c.size, pool_dir)
+                    .map_err(|source| DaemonError::Cache { dir: c.dir.clone(), source })?,
+            ),
+            None => Objects::Pool(pool_dir),
+        };
+        Ok(fuse::mount(mountpoint, view, objects, opts)?)
+    };
     let daemon = match Daemon::start(config.clone(), Box::new(super::ops::next_schedule), unix_now(), mount) {
         Ok(daemon) => daemon,
         // The waiting parent prints the error (on the terminal or in the cron mail that ran

@@ -22,7 +22,8 @@ pub(super) fn build(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| ctx.syntax(&e))?;
     let store = ctx.store(&raw.store)?;
     let sync = ctx.sync(&raw.sync)?;
-    let mount = ctx.mount(&raw.mount)?;
+    let mount = ctx.mount(&raw.mount, &store)?;
+    ctx.gc_delay_covers_pins((&raw.store, &raw.mount), &store, &mount)?;
     super::mount::warn_if_outliving_grace(&mount, &sync, path);
     let subscriptions =
         raw.subscription.iter().enumerate().map(|(i, s)| ctx.subscription(s, i + 1)).collect::<Result<Vec<_>, _>>()?;
@@ -188,7 +189,9 @@ impl Ctx<'_> {
             Some(file) => Some(self.resolve(file.get_ref())),
             None => None,
         };
-        Ok(StoreConfig { dir, fsync: raw.fsync.unwrap_or(true), metrics_textfile })
+        let gc_delay = self.duration_in("[store]", raw.gc_delay.as_ref(), "gc-delay", DEFAULT_GC_DELAY)?;
+        let shared = raw.shared.unwrap_or(false);
+        Ok(StoreConfig { dir, fsync: raw.fsync.unwrap_or(true), metrics_textfile, shared, gc_delay })
     }
 
     pub(super) fn duration(

@@ -30,6 +30,16 @@ pub(super) const DEFAULT_PIN_LIFETIME: Duration = Duration::from_secs(600);
 /// The shortest pin-idle and pin-lifetime: a busy token is looked up about once a second (the
 /// kernel keeps its entry 1 s) and swept once a second, so a shorter idle bound forgets tokens
 /// in use, and a shorter lifetime cuts apt runs short.
+/// 15 minutes: longer than the default pin-lifetime (10 min), the longest a serving node keeps
+/// serving a superseded view, with room for a node that polls late.
+pub(super) const DEFAULT_GC_DELAY: Duration = Duration::from_secs(900);
+/// What gc-delay must exceed pin-lifetime by: a serving node sees a publish within a second and
+/// forgets a pinned view within 2 s of its lifetime.
+pub(super) const GC_DELAY_MARGIN: Duration = Duration::from_secs(5);
+/// 10 GiB of local disk per serving node: a few Proxmox suites' packages plus some ISOs.
+pub(super) const DEFAULT_CACHE_SIZE: u64 = 10 << 30;
+/// The smallest cache worth having (and the size of the largest index it must hold).
+pub(super) const MIN_CACHE_SIZE: u64 = 1 << 20;
 pub(super) const MIN_PIN_BOUND: Duration = Duration::from_secs(5);
 pub(super) const MIN_PIN_BOUND_REASON: &str =
     "must be at least 5s (a busy connection's token is seen about once a second)";

@@ -109,6 +109,12 @@ pub struct StoreConfig {
     /// Prometheus textfile (node_exporter textfile collector) rewritten after every sync;
     /// relative paths resolve against the config file's directory.
     pub metrics_textfile: Option<PathBuf>,
+    /// `shared`: the store is on a filesystem several hosts mount (CephFS): mount daemons read
+    /// only what the writer publishes for them (`views/`), never the catalog.
+    pub shared: bool,
+    /// `gc-delay`: on a shared store, how long an object no snapshot references any more stays
+    /// in the pool before gc deletes it (serving nodes may still show it in an older view).
+    pub gc_delay: Duration,
 }
 
 /// `[sync]`: how downloads run and how long old content stays.
@@ -152,6 +158,17 @@ pub struct MountConfig {
     pub pin_idle: Duration,
     /// A token is forgotten this long after it was pinned, however busy it is.
     pub pin_lifetime: Duration,
+    /// `cache-dir` and `cache-size`: a local copy of the pool objects this node serves.
+    pub cache: Option<CacheConfig>,
+}
+
+/// `[mount] cache-dir`, `cache-size`: objects are copied from the (shared) pool into `dir` on
+/// their first open, verified while copied, and served from there; least recently used first
+/// out once they hold more than `size` bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheConfig {
+    pub dir: PathBuf,
+    pub size: u64,
 }
 
 /// One `[[medium]]`: an offline medium and what goes on it.

@@ -33,6 +33,8 @@ pub(super) struct RawStore {
     pub dir: Option<Text>,
     pub fsync: Option<bool>,
     pub metrics_textfile: Option<Text>,
+    pub shared: Option<bool>,
+    pub gc_delay: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -57,6 +59,8 @@ pub(super) struct RawSync {
 pub(super) struct RawMount {
     pub pin_idle: Option<Text>,
     pub pin_lifetime: Option<Text>,
+    pub cache_dir: Option<Text>,
+    pub cache_size: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -44,6 +44,8 @@ struct Store {
     fsync: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     metrics_textfile: Option<String>,
+    shared: bool,
+    gc_delay: String,
 }
 
 #[derive(Serialize)]
@@ -75,6 +77,10 @@ struct Sync {
 struct Mount {
     pin_idle: String,
     pin_lifetime: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_dir: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_size: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -137,6 +143,8 @@ pub(super) fn to_toml(config: &Config) -> String {
             dir: path_text(&config.store.dir),
             fsync: config.store.fsync,
             metrics_textfile: config.store.metrics_textfile.as_deref().map(path_text),
+            shared: config.store.shared,
+            gc_delay: format_duration(config.store.gc_delay),
         },
         sync: Sync {
             concurrency: config.sync.concurrency,
@@ -155,6 +163,8 @@ pub(super) fn to_toml(config: &Config) -> String {
         mount: Mount {
             pin_idle: format_duration(config.mount.pin_idle),
             pin_lifetime: format_duration(config.mount.pin_lifetime),
+            cache_dir: config.mount.cache.as_ref().map(|c| path_text(&c.dir)),
+            cache_size: config.mount.cache.as_ref().map(|c| c.size.to_string()),
         },
         subscription: config
             .subscriptions

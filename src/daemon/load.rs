@@ -1,25 +1,46 @@
 //! What the daemon reads: the store (opened, created at first start), the current generation's
 //! view (mapped from its image, else built from the catalog) and the status.json it fills in.
+//!
+//! A shared store (`[store] shared`, several hosts mounting it) is read without the catalog:
+//! the pointer file names the image to map, the writer's status document is status.json, and
+//! nothing in the store is created or written (`crate::store::shared`).
 
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
 use super::{DaemonError, Schedule};
-use crate::catalog::{Catalog, CatalogError};
+use crate::catalog::{Catalog, CatalogError, StatusStamp};
 use crate::config::Config;
 use crate::engine::one_line;
-use crate::store::aliases;
-use crate::tree::{image, View};
+use crate::store::{aliases, shared};
+use crate::tree::source::ViewSource;
+use crate::tree::{image, View, STATUS_FILE};
 
-/// The config, the catalog (read-only) and where the next scheduled run comes from.
+/// The config, the catalog (read-only; none on a shared store) and where the next scheduled
+/// run comes from.
 pub(super) struct Store {
     pub(super) config: Config,
-    pub(super) catalog: Catalog,
+    pub(super) catalog: Option<Catalog>,
     pub(super) next_schedule: Schedule,
 }
 
 /// The pool's object directory and the catalog, read-only. Creates the store and catalog if no
-/// sync ran yet (so the mount can come up first at boot) and migrates an older catalog.
-pub(super) fn open_store(config: &Config) -> Result<(PathBuf, Catalog), DaemonError> {
+/// sync ran yet (so the mount can come up first at boot) and migrates an older catalog. A shared
+/// store is only read (no catalog): it must exist, since an absent one means the shared
+/// filesystem is not mounted.
+pub(super) fn open_store(config: &Config) -> Result<(PathBuf, Option<Catalog>), DaemonError> {
+    let store = &config.store.dir;
+    if config.store.shared {
+        if !store.is_dir() {
+            return Err(DaemonError::SharedMissing { store: store.clone() });
+        }
+        return Ok((crate::pool::Pool::existing(store).objects_dir(), None));
+    }
+    let (pool, catalog) = open_local(config)?;
+    Ok((pool, Some(catalog)))
+}
+
+fn open_local(config: &Config) -> Result<(PathBuf, Catalog), DaemonError> {
     let store = &config.store.dir;
     if crate::medium::is_medium(store) {
         // A medium is served as it is: nothing is created, migrated, locked or written on it.
@@ -55,14 +76,51 @@ pub(super) struct Loaded {
 }
 
 impl Store {
+    fn images(&self) -> PathBuf {
+        crate::store::images_dir(&self.config.store.dir)
+    }
+
+    /// The generation to serve and its image's nonce: the catalog's, or a shared store's pointer
+    /// (`(0, None)` before its first publish).
+    pub(super) fn pointer(&self) -> Result<(u64, Option<u64>), DaemonError> {
+        match &self.catalog {
+            Some(catalog) => Ok(catalog.view_pointer()?),
+            None => {
+                let pointer = shared::read_pointer(&self.images())
+                    .map_err(|source| DaemonError::Shared { path: shared::pointer_path(&self.images()), source })?;
+                Ok(pointer.map_or((0, None), |(generation, nonce)| (generation, Some(nonce))))
+            }
+        }
+    }
+
+    /// What status.json depends on: the catalog's runs, or the writer's status document (its
+    /// mtime, and its inode and size, which every rename changes).
+    pub(super) fn status_stamp(&self) -> Result<StatusStamp, DaemonError> {
+        if let Some(catalog) = &self.catalog {
+            return Ok(catalog.status_stamp()?);
+        }
+        let path = self.images().join(shared::STATUS_DOC);
+        match std::fs::metadata(&path) {
+            Ok(m) => Ok(StatusStamp { newest: m.mtime(), runs: format!("{} {} {}", m.ino(), m.mtime_nsec(), m.len()) }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(StatusStamp { newest: 0, runs: String::new() }),
+            Err(source) => Err(DaemonError::Shared { path, source }),
+        }
+    }
+
     /// The current generation's view as of `now`: its image when the publisher wrote one that is
-    /// still valid (a map, whatever the catalog's size), else built from the catalog here.
+    /// still valid (a map, whatever the catalog's size), else built from the catalog here. On a
+    /// shared store only the image will do — an expired one is served until the writer's next
+    /// publish (the writer publishes once it expires), and before the first publish the view
+    /// is empty.
     pub(super) fn load(&self, now: i64) -> Result<Loaded, DaemonError> {
-        let images = crate::store::images_dir(&self.config.store.dir);
+        if self.catalog.is_none() {
+            return self.load_shared();
+        }
+        let images = self.images();
         // A publish between reading the pointer and opening its image deletes the image: read the
         // pointer again once.
         for _ in 0..2 {
-            let pointer = self.catalog.view_pointer()?;
+            let pointer = self.pointer()?;
             let (generation, Some(nonce)) = pointer else { break };
             let path = images.join(image::file_name(generation, nonce));
             match image::map(&path) {
@@ -85,10 +143,33 @@ impl Store {
         self.build(now)
     }
 
+    /// A shared store's view: the image its pointer names (read again once if the image went
+    /// between the two reads), or an empty view before the first publish.
+    fn load_shared(&self) -> Result<Loaded, DaemonError> {
+        let mut last = None;
+        for _ in 0..2 {
+            let pointer = self.pointer()?;
+            let (generation, Some(nonce)) = pointer else {
+                let view = crate::store::build_view(&mut ViewSource::default(), Vec::new())?;
+                return Ok(Loaded { view, pointer, valid_until: None, from: "nothing published yet" });
+            };
+            let path = self.images().join(image::file_name(generation, nonce));
+            match image::map(&path) {
+                Ok((view, info)) if info.generation == generation => {
+                    return Ok(Loaded { view, pointer, valid_until: None, from: "image" })
+                }
+                Ok(_) => return Err(image::ImageError::Invalid { path, reason: "another generation".into() }.into()),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.map_or_else(|| DaemonError::SharedMissing { store: self.config.store.dir.clone() }, Into::into))
+    }
+
     /// Loads the catalog's view as of `now` and builds the tree (aliases from the config).
     fn build(&self, now: i64) -> Result<Loaded, DaemonError> {
-        let pointer = self.catalog.view_pointer()?;
-        let mut src = self.catalog.load_view(now, self.config.sync.grace.as_secs() as i64)?;
+        let Some(catalog) = &self.catalog else { return self.load_shared() };
+        let pointer = catalog.view_pointer()?;
+        let mut src = catalog.load_view(now, self.config.sync.grace.as_secs() as i64)?;
         let view = crate::store::build_view(&mut src, aliases(&self.config))?;
         let valid_until = src.valid_until;
         // The pointer read before the view may be older than the view: then the next poll reloads.
@@ -116,12 +197,32 @@ impl Store {
             .ok()
             .flatten();
         let config = current.as_ref().unwrap_or(&self.config);
-        let (path, content) = crate::status::inline_file(config, &self.catalog, || (self.next_schedule)());
+        let (path, content) = match &self.catalog {
+            Some(catalog) => crate::status::inline_file(config, catalog, || (self.next_schedule)()),
+            None => (STATUS_FILE.to_owned(), self.shared_status()),
+        };
         let mut view = view.with_inline_file(&path, content, mtime)?;
         if view.generation() < min_generation {
             view.restamp(min_generation);
         }
         Some(view)
+    }
+}
+
+impl Store {
+    /// The writer's status document of a shared store ("[]" while there is none, logged when it
+    /// cannot be read).
+    fn shared_status(&self) -> Vec<u8> {
+        let path = self.images().join(shared::STATUS_DOC);
+        match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot read the writer's status.json");
+                }
+                b"[]\n".to_vec()
+            }
+        }
     }
 }
 

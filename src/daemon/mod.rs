@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::catalog::{Catalog, CatalogError, StatusStamp};
+use crate::catalog::{CatalogError, StatusStamp};
 use crate::config::Config;
 use crate::engine::{one_line, unix_now};
 use crate::fuse::{FuseError, Mounted, ViewHandle};
@@ -96,6 +96,19 @@ pub enum DaemonError {
     Build(#[from] BuildError),
     #[error(transparent)]
     Mount(#[from] FuseError),
+    #[error(transparent)]
+    Image(#[from] crate::tree::image::ImageError),
+    /// A shared store that is not there: the shared filesystem is not mounted (yet).
+    #[error(
+        "the shared store {} does not exist: is the shared filesystem mounted? ([store] shared: the mount daemon \
+         creates nothing in it)",
+        store.display()
+    )]
+    SharedMissing { store: PathBuf },
+    #[error("{}: {source}", path.display())]
+    Shared { path: PathBuf, source: std::io::Error },
+    #[error("[mount] cache-dir {}: {source}", dir.display())]
+    Cache { dir: PathBuf, source: std::io::Error },
 }
 
 /// What one poll of the catalog read.
@@ -140,6 +153,8 @@ pub struct Daemon<T> {
     /// The runs status.json shows, and its mtime.
     status: StatusStamp,
     status_mtime: i64,
+    /// After a failed poll or load, the next attempt waits until this second.
+    retry_at: i64,
 }
 
 impl<T: ViewTarget> Daemon<T> {
@@ -155,13 +170,13 @@ impl<T: ViewTarget> Daemon<T> {
         let (pool_dir, catalog) = load::open_store(&config)?;
         let store = Store { config, catalog, next_schedule };
         let loaded = store.load(now)?;
-        let status = store.catalog.status_stamp()?;
+        let status = store.status_stamp()?;
         let status_mtime = status.newest.max(1);
         let view = store.with_status(&loaded.view, status_mtime, 0).unwrap_or(loaded.view);
         let target = mount(view, pool_dir)?;
         tracing::info!(generation = loaded.pointer.0, from = loaded.from, "view loaded");
         let (pointer, valid_until) = (loaded.pointer, loaded.valid_until);
-        Ok(Daemon { store, target, pointer, valid_until, status, status_mtime })
+        Ok(Daemon { store, target, pointer, valid_until, status, status_mtime, retry_at: 0 })
     }
 
     /// The catalog generation the served view shows.
@@ -177,10 +192,10 @@ impl<T: ViewTarget> Daemon<T> {
         self.target
     }
 
-    /// The catalog's generation and status stamp, read now.
-    pub fn poll(&self) -> Result<Poll, CatalogError> {
-        let catalog: &Catalog = &self.store.catalog;
-        Ok(Poll { pointer: catalog.view_pointer()?, status: catalog.status_stamp()? })
+    /// The catalog's generation and status stamp (a shared store's pointer and status
+    /// document), read now.
+    pub fn poll(&self) -> Result<Poll, DaemonError> {
+        Ok(Poll { pointer: self.store.pointer()?, status: self.store.status_stamp()? })
     }
 
     /// Whether the served view changed without a publish by `now`: a superseded snapshot left
@@ -236,10 +251,14 @@ impl<T: ViewTarget> Daemon<T> {
     /// One poll as of `now`: switch to a new generation's view (or rebuild after a grace
     /// expiry), or refresh status.json after a run; failures are logged and keep the view.
     pub fn tick(&mut self, now: i64) -> Tick {
+        if now < self.retry_at {
+            return Tick::Kept;
+        }
         let poll = match self.poll() {
             Ok(poll) => poll,
             Err(e) => {
-                tracing::warn!(error = %e, "reading the catalog generation failed; keeping the current view");
+                tracing::warn!(error = %one_line(&e), "reading the catalog generation failed; keeping the current view");
+                self.retry_at = now + 1;
                 return Tick::Kept;
             }
         };
@@ -247,7 +266,10 @@ impl<T: ViewTarget> Daemon<T> {
             match self.switch(poll.status, now) {
                 Ok(generation) => Tick::Switched { generation },
                 Err(e) => {
+                    // Tried again in a second, not at every poll (an image a shared filesystem
+                    // cannot read now may be readable then; the log is not flooded meanwhile).
                     tracing::error!(error = %one_line(&e), "loading the new view failed; keeping the current one");
+                    self.retry_at = now + 1;
                     Tick::Kept
                 }
             }

@@ -3,6 +3,7 @@
 //! and time is passed in, so a grace window expires without sleeping.
 
 use super::*;
+use crate::catalog::Catalog;
 use crate::catalog::{NewEntry, NewSnapshot, Retention};
 use crate::digest::Sha256;
 use crate::store::ViewPublisher;
@@ -239,4 +240,118 @@ fn a_failed_mount_is_the_start_error() {
         Err(DaemonError::Catalog(CatalogError::Refused("no mount today".into())))
     });
     assert_eq!(refused.err().map(|e| e.to_string()).as_deref(), Some("no mount today"));
+}
+
+/// A shared store: the writer (a real `Store`) publishes the pointer, the image and the status
+/// document; the daemon serves them with no catalog to read — the test deletes it — and writes
+/// nothing into the store.
+#[test]
+fn a_shared_store_is_served_without_its_catalog() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("key.gpg"), b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n").unwrap();
+    let store_dir = dir.path().join("store");
+    std::fs::create_dir(&store_dir).unwrap();
+    let path = dir.path().join("config.toml");
+    let text = config_text(&store_dir, true).replace("fsync = false\n", "fsync = false\nshared = true\n");
+    std::fs::write(&path, text).unwrap();
+    let config = Config::load(&path).unwrap();
+    let settings = crate::store::Settings::of(&config);
+    let publish = |t: i64, packages: &[&str]| {
+        let mut store = crate::store::Store::open(settings.clone()).unwrap();
+        store.catalog().upsert_mirror("m", "mirror", "debian", "http://example.org/debian").unwrap();
+        store.catalog().mark_started("m", t).unwrap();
+        let entry = |path: String, content: &str, kind| NewEntry {
+            path,
+            sha256: Sha256::of(content.as_bytes()),
+            size: content.len() as u64,
+            mtime: t,
+            kind,
+            other_hashes: vec![],
+        };
+        let mut entries = vec![entry("dists/bookworm/InRelease".into(), &format!("r{t}"), EntryKind::Release)];
+        entries.extend(packages.iter().map(|p| entry(format!("pool/{p}.deb"), p, EntryKind::Package)));
+        let release_sha256 = Some(Sha256::of(format!("r{t}").as_bytes()));
+        let snapshot = NewSnapshot {
+            mirror_id: "m".into(),
+            created_at: t,
+            release_sha256,
+            release_last_modified: Some(t),
+            entries,
+        };
+        let (id, _) = store.record(&snapshot, &[]).unwrap();
+        let generation = store.publish(&[id]).unwrap().generation;
+        store.catalog().mark_finished("m", t, Ok((1, 1))).unwrap();
+        generation
+    };
+    let views = crate::store::images_dir(&store_dir);
+    let no_catalog = || {
+        for name in ["catalog.db", "catalog.db-journal", "catalog.db-wal", "catalog.db-shm"] {
+            let _ = std::fs::rename(store_dir.join(name), dir.path().join(name));
+        }
+    };
+    let with_catalog = || {
+        for name in ["catalog.db", "catalog.db-journal"] {
+            let _ = std::fs::rename(dir.path().join(name), store_dir.join(name));
+        }
+    };
+    let listing = || {
+        let mut names: Vec<String> = walkdir(&store_dir);
+        names.sort();
+        names
+    };
+
+    assert_eq!(publish(1_000, &["a"]), 1);
+    assert!(!store_dir.join("catalog.db-wal").exists(), "a shared store's catalog keeps a rollback journal");
+    assert_eq!(crate::store::shared::read_pointer(&views).unwrap().map(|p| p.0), Some(1));
+    no_catalog();
+    let before = listing();
+    let schedule: Schedule = Box::new(|| Some(NEXT_RUN));
+    let mut daemon = Daemon::start(config.clone(), schedule, 1_000, |view, _| Ok(ViewHandle::new(view))).unwrap();
+    assert_eq!(daemon.generation(), 1);
+    assert!(has(&daemon, "debian/pool/a.deb") && mapped(&daemon) > 0, "the image, mapped");
+    let (doc, _) = status(&daemon);
+    assert_eq!((doc[0]["name"].as_str(), doc[0]["status"].as_str()), (Some("m"), Some("success")), "{doc}");
+
+    with_catalog();
+    assert_eq!(publish(1_010, &["a", "b"]), 2);
+    no_catalog();
+    assert_eq!(daemon.tick(1_011), Tick::Switched { generation: 2 });
+    assert!(has(&daemon, "debian/pool/b.deb"));
+    assert!(has(&daemon, "debian/pool/a.deb"), "the superseded image's objects are still there");
+    assert_eq!(daemon.tick(1_012), Tick::Unchanged);
+    let after: Vec<String> =
+        listing().into_iter().filter(|n| !n.contains(".view") && !n.starts_with("pool/")).collect();
+    let before: Vec<String> = before.into_iter().filter(|n| !n.contains(".view") && !n.starts_with("pool/")).collect();
+    assert_eq!(after, before, "the daemon wrote nothing into the store");
+    assert_eq!(
+        std::fs::read_dir(&views)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "view"))
+            .count(),
+        2,
+        "a superseded image stays for gc-delay on a shared store"
+    );
+
+    // A writer that died between its commit and the pointer: the next one writes it again.
+    with_catalog();
+    crate::store::shared::write_pointer(&views, 1, 0, false).unwrap();
+    drop(crate::store::Store::open(settings.clone()).unwrap());
+    assert_eq!(crate::store::shared::read_pointer(&views).unwrap().map(|p| p.0), Some(2));
+}
+
+/// Every file under `root`, relative.
+fn walkdir(root: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut dirs = vec![root.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                out.push(path.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    out
 }

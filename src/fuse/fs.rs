@@ -7,7 +7,7 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -50,7 +50,7 @@ const WANTED_FLAGS: [(InitFlags, &str); 5] = [
 
 pub(super) struct MirrorFs {
     pub views: ViewHandle,
-    pub pool: PathBuf,
+    pub pool: crate::pool::cache::Objects,
     pub open: OpenFiles,
     /// Set at init when the kernel grants passthrough; cleared if registering a backing file fails.
     pub passthrough: Arc<AtomicBool>,
@@ -144,7 +144,7 @@ impl MirrorFs {
             Content::Inline(bytes) => return Ok((self.open.insert(Handle::Inline(bytes)), cached, None)),
             Content::Object(sha256, size) => (sha256, size),
         };
-        let file = self.open_pool_file(&crate::pool::object_path(&self.pool, &sha256), size)?;
+        let file = self.open_pool_file(&sha256, size)?;
         if self.passthrough.load(Ordering::Relaxed) {
             match self.open.backing(ino.0, || reply.open_backing(&file)) {
                 Ok(backing) => {
@@ -160,16 +160,9 @@ impl MirrorFs {
         Ok((self.open.insert(Handle::Pread(Arc::new(file))), cached, None))
     }
 
-    fn open_pool_file(&self, path: &Path, size: u64) -> Result<File, Errno> {
-        let checked = File::open(path).and_then(|f| {
-            let len = f.metadata()?.len();
-            match len == size {
-                true => Ok(f),
-                false => Err(io::Error::other(format!("pool object has {len} bytes, the catalog says {size}"))),
-            }
-        });
-        checked.map_err(|e| {
-            tracing::error!(path = %path.display(), error = %e, "cannot serve pool object");
+    fn open_pool_file(&self, sha256: &crate::digest::Sha256, size: u64) -> Result<File, Errno> {
+        self.pool.open(sha256, size).map_err(|e| {
+            tracing::error!(object = %sha256, error = %e, "cannot serve pool object");
             Errno::EIO
         })
     }

@@ -35,6 +35,7 @@ pub use self::handle::ViewHandle;
 pub use self::mountpoint::check_mountpoint;
 use self::pin::Pins;
 pub use self::pin::{PinBounds, PinStats, MAX_TOKEN_LEN, PIN_DIR};
+use crate::pool::cache::Objects;
 use crate::tree::View;
 
 /// Source name of the mount in /proc/mounts (`pmirror-fs on /srv/pmirror-fs type fuse`).
@@ -210,16 +211,16 @@ impl std::fmt::Debug for Mounted {
     }
 }
 
-/// Mount `view` read-only at `mountpoint`, serving file content from `pool_dir` (the directory
-/// holding `sha256/`). Checks the mountpoint first ([`check_mountpoint`]). Returns once the
+/// Mount `view` read-only at `mountpoint`, serving file content from `objects` (the pool
+/// directory holding `sha256/`, or a read cache in front of it). Checks the mountpoint first ([`check_mountpoint`]). Returns once the
 /// kernel handshake is done; requests are served by background threads (one per CPU).
 pub fn mount(
     mountpoint: &Path,
     view: impl Into<ViewHandle>,
-    pool_dir: PathBuf,
+    objects: impl Into<Objects>,
     opts: MountOptions,
 ) -> Result<Mounted, FuseError> {
-    mount_with(mountpoint, view.into(), pool_dir, opts, ReadPath::Passthrough)
+    mount_with(mountpoint, view.into(), objects.into(), opts, ReadPath::Passthrough)
 }
 
 /// How file content reaches readers.
@@ -235,7 +236,7 @@ enum ReadPath {
 fn mount_with(
     mountpoint: &Path,
     views: ViewHandle,
-    pool_dir: PathBuf,
+    pool_dir: Objects,
     opts: MountOptions,
     read_path: ReadPath,
 ) -> Result<Mounted, FuseError> {
@@ -262,12 +263,15 @@ fn mount_with(
 fn session(
     mountpoint: &Path,
     views: ViewHandle,
-    pool: PathBuf,
+    pool: Objects,
     opts: MountOptions,
     read_path: ReadPath,
     pins: Arc<Pins>,
 ) -> Result<(Session<fs::MirrorFs>, Arc<AtomicBool>), FuseError> {
     let passthrough = Arc::new(AtomicBool::new(read_path == ReadPath::Passthrough));
+    // A read cache copies objects of up to 64 MiB while their open waits: two more threads keep
+    // lookups answered meanwhile.
+    let copy_threads = if matches!(pool, Objects::Cached(_)) { 2 } else { 0 };
     let fs = fs::MirrorFs { views, pool, open: Default::default(), passthrough: Arc::clone(&passthrough), pins };
     let mut config = Config::default();
     config.mount_options = vec![
@@ -281,7 +285,7 @@ fn session(
     config.acl = if opts.allow_other { SessionACL::All } else { SessionACL::Owner };
     // One request thread per CPU, each with its own /dev/fuse fd: ≈60 % more warm opens with two
     // readers (measured: docs/fuse-notes.md). Handlers never wait for I/O beyond the pool file, so more would only idle.
-    config.n_threads = Some(std::thread::available_parallelism().map_or(1, |n| n.get()));
+    config.n_threads = Some(std::thread::available_parallelism().map_or(1, |n| n.get()) + copy_threads);
     config.clone_fd = true;
     let session = Session::new(fs, mountpoint, &config).map_err(|source| mount_failed(mountpoint, source))?;
     Ok((session, passthrough))

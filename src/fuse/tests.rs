@@ -84,7 +84,7 @@ fn errno<T: std::fmt::Debug>(result: std::io::Result<T>) -> Option<i32> {
 fn serve_read_only_and_switch(read_path: ReadPath) {
     let fx = fixture();
     let first = view(1, &fx.objects, &[("dists/bookworm/InRelease", 0), ("pool/p.deb", 2)]);
-    let mounted = mount_with(&fx.mnt, first.into(), fx.pool.clone(), MountOptions::default(), read_path)
+    let mounted = mount_with(&fx.mnt, first.into(), fx.pool.clone().into(), MountOptions::default(), read_path)
         .expect("mounting must work here (root, /dev/fuse)");
     let root = fx.mnt.join("debian/pve");
     let (release, package) = (root.join("dists/bookworm/InRelease"), root.join("pool/p.deb"));
@@ -172,7 +172,7 @@ fn duplicate_and_stale_mounts_are_handled() {
     let (session, _) = session(
         &fx.mnt,
         View::empty(1).into(),
-        fx.pool.clone(),
+        fx.pool.clone().into(),
         MountOptions::default(),
         ReadPath::Pread,
         Default::default(),

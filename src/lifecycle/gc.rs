@@ -9,6 +9,13 @@
 //! them. Their `objects` rows are deleted too (a later sync that needs the content again downloads
 //! it and records it afresh).
 //!
+//! On a shared store (`[store] shared`) serving nodes may still show an object in a view they
+//! keep after a publish dropped it (a connection pinned to it, up to `[mount] pin-lifetime`), so
+//! gc deletes an unreferenced object only once it has been unreferenced for `[store] gc-delay`:
+//! the first gc that finds it notes the time (`gc_pending`), a later one deletes it. A new
+//! reference in between clears the note. Pool files the catalog never recorded were never in a
+//! view and go at once.
+//!
 //! Safety: planning and performing need the [`StoreLock`] — no sync, publish or remove can add a
 //! reference in between. The mount daemon needs no lock: a file it has open keeps its inode when
 //! gc unlinks it (reads through an open fd keep working); the view it serves references only
@@ -55,6 +62,10 @@ pub struct GcPlan {
     /// Referenced objects whose pool file is missing (`verify` reports them; `sync --verify` repairs).
     pub missing: u64,
     pub foreign: Vec<PathBuf>,
+    /// Unreferenced objects a shared store keeps until they have been so for `gc-delay`.
+    pub waiting: Vec<Doomed>,
+    /// When the first of `waiting` may go (Unix seconds).
+    pub due: Option<i64>,
 }
 
 impl GcPlan {
@@ -82,11 +93,40 @@ pub struct GcOutcome {
     pub rows: u64,
 }
 
-/// Plans a gc from the catalog and the pool as they are now.
-pub fn plan(catalog: &Catalog, pool: &Pool, _lock: &StoreLock) -> Result<GcPlan, LifecycleError> {
+/// Plans a gc from the catalog and the pool as they are now; with `delay` (a shared store's
+/// `gc-delay` in seconds, and now), objects unreferenced for less than that wait.
+pub fn plan(
+    catalog: &Catalog,
+    pool: &Pool,
+    _lock: &StoreLock,
+    delay: Option<(i64, i64)>,
+) -> Result<GcPlan, LifecycleError> {
     let rows = catalog.object_liveness()?;
     let scan = scan_pool(pool)?;
-    Ok(plan_from(rows, scan))
+    let plan = plan_from(rows, scan);
+    Ok(match delay {
+        Some((delay, now)) => hold_back(plan, &catalog.gc_pending()?, delay, now),
+        None => plan,
+    })
+}
+
+/// Moves the doomed objects with a catalog row that have not been unreferenced for `delay`
+/// seconds by `now` (per `pending`: object id → when gc first found it so) to `waiting`.
+pub fn hold_back(mut plan: GcPlan, pending: &HashMap<i64, i64>, delay: i64, now: i64) -> GcPlan {
+    let (mut go, mut wait) = (Vec::new(), Vec::new());
+    for d in plan.doomed {
+        let since = d.row.map(|id| pending.get(&id).copied().unwrap_or(now));
+        match since {
+            Some(since) if since + delay > now => {
+                plan.due = Some(plan.due.map_or(since + delay, |due: i64| due.min(since + delay)));
+                wait.push(d);
+            }
+            _ => go.push(d),
+        }
+    }
+    plan.doomed = go;
+    plan.waiting = wait;
+    plan
 }
 
 /// The pure part: which files and rows go, given every object row (with whether a snapshot
@@ -141,6 +181,8 @@ pub fn perform(
     }
     let ids: Vec<i64> = plan.doomed.iter().filter_map(|d| d.row).collect();
     out.rows = catalog.delete_unreferenced_objects(&ids)?;
+    let waiting: Vec<i64> = plan.waiting.iter().filter_map(|d| d.row).collect();
+    catalog.mark_gc_pending(&waiting, crate::engine::unix_now())?;
     tracing::info!(files = out.files, bytes = out.bytes, rows = out.rows, "gc done");
     Ok(out)
 }
@@ -205,6 +247,20 @@ mod tests {
 
     fn file(content: &str) -> PoolFile {
         PoolFile { sha256: Sha256::of(content.as_bytes()), size: content.len() as u64 }
+    }
+
+    #[test]
+    fn a_shared_store_waits_out_the_delay() {
+        let rows = vec![(row(1, "old"), false), (row(2, "new"), false), (row(3, "live"), true)];
+        let files = vec![file("old"), file("new"), file("live"), file("orphan")];
+        let plan = plan_from(rows, PoolScan { files, foreign: vec![] });
+        let pending = HashMap::from([(1, 1_000)]);
+        let held = hold_back(plan, &pending, 600, 1_700);
+        let go: Vec<_> = held.doomed.iter().map(|d| d.row).collect();
+        assert_eq!(go, vec![Some(1), None], "unreferenced 700 s of 600, and the orphan the catalog never knew");
+        let wait: Vec<_> = held.waiting.iter().map(|d| d.row).collect();
+        assert_eq!(wait, vec![Some(2)], "first found unreferenced now");
+        assert_eq!(held.due, Some(2_300));
     }
 
     #[test]

@@ -136,7 +136,7 @@ impl World {
 
     fn gc(&mut self) {
         let lock = StoreLock::acquire(&self.store).unwrap();
-        let plan = gc::plan(&self.catalog, &self.pool, &lock).unwrap();
+        let plan = gc::plan(&self.catalog, &self.pool, &lock, None).unwrap();
         gc::perform(&plan, &mut self.catalog, &self.pool, &lock).unwrap();
     }
 

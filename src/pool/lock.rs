@@ -1,5 +1,6 @@
-//! The store lock: one `sync` or `gc` per store at a time (`flock -n` semantics). The holder's pid
-//! is written into the lock file so a second run can say who holds it. Taking it is the first
+//! The store lock: one `sync` or `gc` per store at a time (`flock -n` semantics). The holder's
+//! host and pid are written into the lock file so a second run can say who holds it — on a
+//! store several hosts mount (CephFS, whose flock is cluster-wide), a writer on another node. Taking it is the first
 //! write a mutating command makes, so a user who may not write the store learns it here, with
 //! whom the store belongs to.
 
@@ -12,8 +13,8 @@ use rustix::fs::{Access, FlockOperation};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("another sync or gc (pid {pid}) holds {path}; try again when it has finished")]
-    Busy { path: PathBuf, pid: String },
+    #[error("another sync or gc ({holder}) holds {path}; try again when it has finished")]
+    Busy { path: PathBuf, holder: String },
     #[error("cannot lock the store {}: {source}: this command writes the store, {hint}", path.display())]
     Denied { path: PathBuf, source: io::Error, hint: String },
     #[error("{path}: {source}")]
@@ -66,6 +67,21 @@ fn user_name(uid: u32) -> Option<String> {
     }
 }
 
+/// This host's name (uname's nodename), as lock files and messages name the writer's host.
+pub fn host_name() -> String {
+    rustix::system::uname().nodename().to_string_lossy().into_owned()
+}
+
+/// `pid N on host H` from a lock file's `N H` (older versions wrote the pid alone).
+fn holder(text: &str) -> String {
+    let mut words = text.split_whitespace();
+    match (words.next(), words.next()) {
+        (Some(pid), Some(host)) => format!("pid {pid} on host {host}"),
+        (Some(pid), None) => format!("pid {pid}"),
+        _ => "pid unknown".to_owned(),
+    }
+}
+
 /// Held for the duration of a sync/gc; released when dropped (or when the process dies).
 #[derive(Debug)]
 pub struct StoreLock {
@@ -82,16 +98,15 @@ impl StoreLock {
         if let Err(errno) = rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
             let err = io::Error::from(errno);
             if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                let mut pid = String::new();
-                file.read_to_string(&mut pid).map_err(io)?;
-                let pid = if pid.trim().is_empty() { "unknown".into() } else { pid.trim().into() };
-                return Err(LockError::Busy { path, pid });
+                let mut text = String::new();
+                file.read_to_string(&mut text).map_err(io)?;
+                return Err(LockError::Busy { path, holder: holder(&text) });
             }
             return Err(io(err));
         }
         file.set_len(0).map_err(io)?;
         file.rewind().map_err(io)?;
-        write!(file, "{}", std::process::id()).map_err(io)?;
+        write!(file, "{} {}", std::process::id(), host_name()).map_err(io)?;
         file.flush().map_err(io)?;
         Ok(StoreLock { _file: file })
     }
@@ -106,7 +121,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first = StoreLock::acquire(dir.path()).unwrap();
         match StoreLock::acquire(dir.path()) {
-            Err(LockError::Busy { pid, .. }) => assert_eq!(pid, std::process::id().to_string()),
+            Err(LockError::Busy { holder, .. }) => {
+                assert_eq!(holder, format!("pid {} on host {}", std::process::id(), host_name()))
+            }
             other => panic!("expected Busy, got {other:?}"),
         }
         drop(first);

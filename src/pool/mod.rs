@@ -13,6 +13,7 @@
 //! `fsync`, the directory) was synced, and then it is renamed into place. A reader therefore never
 //! sees a partial or unverified object under `pool/`.
 
+pub mod cache;
 mod lock;
 
 pub use lock::{may_write, who_may_write, LockError, StoreLock};

@@ -8,7 +8,8 @@
 //! ├── pool/       objects (crate::pool)
 //! ├── tmp/        staging, emptied when the writer opens the store
 //! ├── catalog.db  snapshots, generations (crate::catalog)
-//! └── views/      view images, one per published generation (views.rs)
+//! └── views/      view images, one per published generation (views.rs); on a shared store
+//!                 also the serving nodes' pointer and status document (shared.rs)
 //! ```
 //!
 //! `sync`, `snapshot publish|remove|forget` and `gc` open a [`Store`]; readers (status, list,
@@ -16,6 +17,7 @@
 //! that takes no lock: it changes only a pin, which a running sync reads inside its publish
 //! transaction (so it either still holds its new snapshot back or already publishes it).
 
+pub mod shared;
 mod views;
 
 pub use views::{build_view, images_dir, ViewPublisher};
@@ -29,6 +31,8 @@ use crate::pool::{LockError, Pool, PoolError, StoreLock};
 use crate::tree::source::{Alias, ViewSource};
 use crate::tree::BuildError;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// How a store is laid out and published, from the config (or given by parts).
 #[derive(Debug, Clone)]
@@ -38,15 +42,42 @@ pub struct Settings {
     /// The configured aliases every published view carries.
     pub aliases: Vec<Alias>,
     pub retention: Retention,
+    /// A shared store (`[store] shared`): what its serving nodes read instead of the catalog.
+    pub shared: Option<Shared>,
+}
+
+/// A shared store's `[store] gc-delay` and the status document its writer publishes.
+#[derive(Clone)]
+pub struct Shared {
+    pub gc_delay: Duration,
+    /// The status document (`/status.json`) as of the catalog given.
+    pub status: StatusDoc,
+}
+
+/// The status document as of a catalog.
+pub type StatusDoc = Arc<dyn Fn(&Catalog) -> Vec<u8> + Send + Sync>;
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("gc_delay", &self.gc_delay).finish_non_exhaustive()
+    }
 }
 
 impl Settings {
     pub fn of(config: &Config) -> Settings {
+        let shared = config.store.shared.then(|| {
+            let gc_delay = config.store.gc_delay;
+            let config = config.clone();
+            let status =
+                move |catalog: &Catalog| crate::status::inline_file(&config, catalog, crate::status::next_schedule).1;
+            Shared { gc_delay, status: Arc::new(status) }
+        });
         Settings {
             dir: config.store.dir.clone(),
             fsync: config.store.fsync,
             aliases: aliases(config),
             retention: Retention { keep: config.sync.keep, grace_secs: config.sync.grace.as_secs() as i64 },
+            shared,
         }
     }
 }
@@ -79,6 +110,9 @@ pub struct Store {
 impl Store {
     /// Takes the store lock (one writer at a time), creates the pool's directories, removes what
     /// an interrupted run left in `tmp/`, and opens the catalog (migrating it).
+    ///
+    /// On a shared store the catalog keeps a rollback journal (WAL needs one host), and a pointer
+    /// an interrupted publish left behind is written again.
     pub fn open(settings: Settings) -> Result<Store, StoreError> {
         let lock = StoreLock::acquire(&settings.dir)?;
         let pool = Pool::open(&settings.dir, settings.fsync)?;
@@ -86,8 +120,47 @@ impl Store {
         if n > 0 {
             tracing::info!(removed = n, "removed leftovers of an interrupted run from tmp/");
         }
-        let catalog = Catalog::open(&settings.dir)?;
+        let catalog = match settings.shared {
+            Some(_) => Catalog::open_shared(&settings.dir)?,
+            None => Catalog::open(&settings.dir)?,
+        };
+        if settings.shared.is_some() {
+            let dir = images_dir(&settings.dir);
+            match shared::repair_pointer(&dir, catalog.view_pointer()?, settings.fsync) {
+                Ok(true) => {
+                    tracing::warn!(dir = %dir.display(), "the serving nodes' pointer was behind the catalog; written again")
+                }
+                Ok(false) => {}
+                Err(source) => return Err(PoolError::Io { path: shared::pointer_path(&dir), source }.into()),
+            }
+        }
         Ok(Store { settings, lock, pool, catalog })
+    }
+
+    /// On a shared store, whether the published view image has expired (a superseded snapshot
+    /// left the grace window since): serving nodes keep serving it until the next publish.
+    pub fn view_expired(&self) -> bool {
+        let Some(_) = &self.settings.shared else { return false };
+        let Ok((generation, Some(nonce))) = self.catalog.view_pointer() else { return false };
+        let path = images_dir(&self.settings.dir).join(crate::tree::image::file_name(generation, nonce));
+        matches!(crate::tree::image::map(&path), Ok((_, info)) if info.valid_until <= unix_now())
+    }
+
+    /// Whether this is a shared store (`[store] shared`).
+    pub fn is_shared(&self) -> bool {
+        self.settings.shared.is_some()
+    }
+
+    /// On a shared store, writes the status document serving nodes show as `/status.json`
+    /// (also done when the `Store` is dropped); a failure is logged, never fatal.
+    pub fn publish_status(&self) {
+        let Some(shared) = &self.settings.shared else { return };
+        let dir = images_dir(&self.settings.dir);
+        if let Err(e) =
+            shared::replace_file(&dir, shared::STATUS_DOC, &(shared.status)(&self.catalog), self.settings.fsync)
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "writing the serving nodes' status.json failed");
+        }
     }
 
     pub fn pool(&self) -> &Pool {
@@ -139,7 +212,8 @@ impl Store {
 
     /// What gc would delete (nothing is deleted).
     pub fn gc_plan(&self) -> Result<GcPlan, StoreError> {
-        Ok(gc::plan(&self.catalog, &self.pool, &self.lock)?)
+        let delay = self.settings.shared.as_ref().map(|s| (s.gc_delay.as_secs() as i64, unix_now()));
+        Ok(gc::plan(&self.catalog, &self.pool, &self.lock, delay)?)
     }
 
     /// Deletes what `plan` found unreferenced.
@@ -159,8 +233,18 @@ impl Store {
     ) -> Result<T, StoreError> {
         let s = &self.settings;
         let mut images = ViewPublisher::for_store(&s.dir, s.fsync, s.aliases.clone());
+        if let Some(shared) = &s.shared {
+            images = images.shared(shared.gc_delay);
+        }
         let result = publish(&mut self.catalog, &mut |src| images.prepare(src));
         images.finish(result.is_ok());
         Ok(result?)
+    }
+}
+
+impl Drop for Store {
+    /// A writer's last word to the serving nodes of a shared store: the status as it leaves it.
+    fn drop(&mut self) {
+        self.publish_status();
     }
 }

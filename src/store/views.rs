@@ -5,6 +5,9 @@
 //! transaction records, so the daemon never maps an image of an attempt that did not commit.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use super::shared;
 
 use crate::tree::source::{Alias, ViewSource};
 use crate::tree::{image, BuildError, View, STATUS_FILE};
@@ -27,19 +30,30 @@ pub struct ViewPublisher {
     dir: PathBuf,
     fsync: bool,
     aliases: Vec<Alias>,
-    written: Option<String>,
+    /// The image written: its file name, generation and nonce.
+    written: Option<(String, u64, u64)>,
+    /// On a shared store, how long a superseded image stays (`[store] gc-delay`).
+    shared: Option<Duration>,
 }
 
 impl ViewPublisher {
     /// For the store in `store`, writing images with `fsync` and the configured `aliases` (the
     /// `Store` builds one per publish; tools and tests that build catalogs use it directly).
     pub fn for_store(store: &Path, fsync: bool, aliases: Vec<Alias>) -> Self {
-        ViewPublisher { dir: images_dir(store), fsync, aliases, written: None }
+        ViewPublisher { dir: images_dir(store), fsync, aliases, written: None, shared: None }
+    }
+
+    /// For a shared store (`super::shared`): an image that cannot be written refuses the publish,
+    /// the commit is followed by the pointer file, and superseded images stay for `gc_delay`.
+    pub fn shared(mut self, gc_delay: Duration) -> Self {
+        self.shared = Some(gc_delay);
+        self
     }
 
     /// Build the view `src` describes (with the configured aliases and the status placeholder
     /// the daemon fills) and write its image. A view that does not build refuses the publish;
-    /// an image that cannot be written only costs the daemon a build of its own (logged).
+    /// an image that cannot be written only costs the daemon a build of its own (logged) — on a
+    /// shared store it refuses the publish, since serving nodes cannot build one.
     pub fn prepare(&mut self, src: &mut ViewSource) -> Result<Option<u64>, BuildError> {
         let view = build_view(src, self.aliases.clone())?;
         let nonce = random_nonce();
@@ -47,9 +61,10 @@ impl ViewPublisher {
         let valid_until = src.valid_until.unwrap_or(i64::MAX);
         match image::write_file(&view, valid_until, &self.dir, &name, self.fsync) {
             Ok(_) => {
-                self.written = Some(name);
+                self.written = Some((name, view.generation(), nonce));
                 Ok(Some(nonce))
             }
+            Err(e) if self.shared.is_some() => Err(BuildError::ImageNotWritten { reason: e.to_string() }),
             Err(e) => {
                 tracing::warn!(error = %e, "writing the view image failed; the mount daemon will build the view itself");
                 Ok(None)
@@ -58,13 +73,25 @@ impl ViewPublisher {
     }
 
     /// After the transaction: committed, every other image goes (a daemon that maps one keeps
-    /// it until it switches); not committed, the image written for it goes.
+    /// it until it switches) — on a shared store, the pointer names the new image and only
+    /// images superseded `gc-delay` ago go; not committed, the image written for it goes.
     pub fn finish(self, committed: bool) {
         let dir = &self.dir;
-        let result = match (&self.written, committed) {
-            (written, true) => image::prune(dir, written.as_deref()).map(drop),
-            (Some(name), false) => std::fs::remove_file(dir.join(name)),
-            (None, false) => Ok(()),
+        let written = self.written.as_ref().map(|(name, _, _)| name.as_str());
+        if let (true, Some(_), Some((_, generation, nonce))) = (committed, self.shared, &self.written) {
+            if let Err(e) = shared::write_pointer(dir, *generation, *nonce, self.fsync) {
+                tracing::error!(
+                    dir = %dir.display(), error = %e,
+                    "published, but the serving nodes' pointer could not be written: they keep the previous view until \
+                     the next writer opens the store"
+                );
+            }
+        }
+        let result = match (written, committed, self.shared) {
+            (written, true, Some(delay)) => shared::prune_images(dir, written, delay, SystemTime::now()).map(drop),
+            (written, true, None) => image::prune(dir, written).map(drop),
+            (Some(name), false, _) => std::fs::remove_file(dir.join(name)),
+            (None, false, _) => Ok(()),
         };
         if let Err(e) = result {
             tracing::warn!(dir = %dir.display(), error = %e, "removing old view images failed");

@@ -27,6 +27,7 @@ pub fn run(config: &Config, request: &SyncRequest, progress: &dyn Progress) -> R
     for job in &jobs {
         bases.push(start_job(&env, &mut store, *job)?);
     }
+    store.publish_status();
     let synced = network(&env, &jobs, &bases);
     for ((job, base), done) in jobs.iter().zip(&bases).zip(synced) {
         let r = conclude_job(&env, &mut store, *job, base, done, &mut recorded)?;
@@ -206,7 +207,9 @@ impl Synced {
 /// catalog holds back the snapshots of pinned mirrors (recorded, shown under `snapshots/`, not
 /// published); the transaction still runs for them, so the view shows them.
 fn publish(store: &mut Store, recorded: &[Recorded], report: &mut RunReport) -> Result<(), SyncError> {
-    if recorded.is_empty() {
+    // A shared store's serving nodes do not rebuild a view whose grace window ended: the writer
+    // publishes it again, changed or not.
+    if recorded.is_empty() && !store.view_expired() {
         return Ok(());
     }
     // Held snapshots are not picked; the transaction still runs, so `snapshots/` shows them.

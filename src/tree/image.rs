@@ -171,6 +171,13 @@ pub fn write_file(view: &View, valid_until: i64, dir: &Path, name: &str, fsync: 
     Ok(path)
 }
 
+/// The generation and nonce of an image's file name (what [`file_name`] made), else `None`.
+pub fn parse_name(name: &str) -> Option<(u64, u64)> {
+    let (generation, nonce) = name.strip_suffix(SUFFIX)?.split_once('-')?;
+    let ok = generation.len() == 12 && nonce.len() == 16;
+    ok.then(|| Some((generation.parse().ok()?, u64::from_str_radix(nonce, 16).ok()?))).flatten()
+}
+
 /// Delete every image (and leftover temporary file) in `dir` but `keep`; returns how many went.
 /// A daemon that has one of them mapped keeps it until it switches away.
 pub fn prune(dir: &Path, keep: Option<&str>) -> io::Result<usize> {

@@ -144,6 +144,10 @@ pub enum BuildError {
     ObjectIdTooLarge { id: u64 },
     #[error("view too large: more {what} than a 32-bit index can address")]
     TooLarge { what: &'static str },
+    /// On a shared store the serving nodes read only view images: one that cannot be written
+    /// refuses the publish.
+    #[error("the view image could not be written ({reason}): serving nodes of a shared store read only images")]
+    ImageNotWritten { reason: String },
 }
 
 /// Where the tables of a view live: built in memory, or mapped from a view image ([`image`]).

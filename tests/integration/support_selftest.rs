@@ -258,6 +258,7 @@ fn written_tree_keeps_bytes_and_mtimes() {
     }
 }
 
+mod ceph;
 /// The server, nginx and apt halves of the self-test.
 mod exfat;
 mod serving;

@@ -30,6 +30,22 @@ const KEYS: &[Key] = &[
         "After each sync, write Prometheus metrics to this file (node_exporter's textfile collector).",
     ),
     (
+        "store",
+        "shared",
+        None,
+        "The store is on a filesystem several hosts mount (CephFS): one writer at a time cluster-wide (the lock \
+         names its host and pid), mount daemons read only views/ (the pointer, view images, status.json) and pool \
+         objects — never catalog.db — and write nothing. See docs/cluster.md.",
+    ),
+    (
+        "store",
+        "gc-delay",
+        None,
+        "On a shared store, gc deletes an object only once no snapshot has referenced it for this long, and a \
+         superseded view image stays as long: serving nodes may still serve an older view (at least [mount] \
+         pin-lifetime + 5s).",
+    ),
+    (
         "sync",
         "concurrency",
         None,
@@ -109,6 +125,20 @@ const KEYS: &[Key] = &[
         None,
         "A token is forgotten this long after it was pinned, however busy: no connection is served an older view \
          than this (at least 5s; keep it below [sync] grace, which keeps the package files of superseded snapshots).",
+    ),
+    (
+        "mount",
+        "cache-dir",
+        Some("unset: none"),
+        "A local directory (not inside the store) where the mount copies each object on its first open, verified \
+         while copied, and serves it from then on (passthrough); for a store on a shared filesystem.",
+    ),
+    (
+        "mount",
+        "cache-size",
+        Some("10G"),
+        "The most bytes cache-dir holds; the least recently opened objects go first. An object larger than this is \
+         served from the pool.",
     ),
     (
         "subscription",

@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod apt;
+pub mod ceph;
 pub mod client;
 pub mod delay;
 pub mod exfat;

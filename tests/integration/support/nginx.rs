@@ -174,6 +174,13 @@ impl Nginx {
         Nginx::launch(&root.display().to_string(), |port| server_block(&root, port, extra, Served::Mount))
     }
 
+    /// [`Nginx::start`] for a mount that only the processes `enter` sets up can see (a node's
+    /// mount namespace): nginx is spawned through `enter`, and `root` is not checked from here.
+    pub fn start_entered(root: &Path, enter: &dyn Fn(&mut Command)) -> Nginx {
+        let block = |port| server_block(root, port, "", Served::Mount);
+        Nginx::launch_with(&root.display().to_string(), block, enter)
+    }
+
     /// The shipped block over a plain directory (an upstream's files), pinned roots unpinned.
     pub fn start_plain(root: &Path) -> Nginx {
         let root = std::fs::canonicalize(root).unwrap_or_else(|e| panic!("nginx root {}: {e}", root.display()));
@@ -222,6 +229,10 @@ impl Nginx {
     }
 
     fn launch(what: &str, block: impl Fn(u16) -> String) -> Nginx {
+        Nginx::launch_with(what, block, &|_| {})
+    }
+
+    fn launch_with(what: &str, block: impl Fn(u16) -> String, enter: &dyn Fn(&mut Command)) -> Nginx {
         assert!(
             Path::new(NGINX_BIN).exists(),
             "{NGINX_BIN} not found: install nginx (apt-get install nginx-light) — these tests need the real server"
@@ -232,7 +243,7 @@ impl Nginx {
             let port = free_port();
             let conf = dir.path().join("nginx.conf");
             std::fs::write(&conf, config(dir.path(), &block(port))).expect("nginx harness: write config");
-            match spawn_and_wait(&conf, dir.path(), port) {
+            match spawn_and_wait(&conf, dir.path(), port, enter) {
                 Ok(child) => return Nginx { child, port, dir },
                 Err(log) => last_log = log,
             }
@@ -268,8 +279,10 @@ impl Nginx {
 }
 
 /// Spawn nginx in its own process group and wait for the port; `Err(error log)` if it exits.
-fn spawn_and_wait(conf: &Path, prefix: &Path, port: u16) -> Result<Child, String> {
-    let mut child = Command::new(NGINX_BIN)
+fn spawn_and_wait(conf: &Path, prefix: &Path, port: u16, enter: &dyn Fn(&mut Command)) -> Result<Child, String> {
+    let mut command = Command::new(NGINX_BIN);
+    enter(&mut command);
+    let mut child = command
         .arg("-c")
         .arg(conf)
         .arg("-p")
