@@ -2,6 +2,7 @@
 //! fixtures), one module per area.
 
 mod architecture;
+mod cluster;
 mod first_hour;
 mod first_hour_docs;
 mod first_hour_mount;

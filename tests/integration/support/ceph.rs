@@ -308,12 +308,17 @@ impl Node {
     /// `program` to be run inside this node's mount namespace (the working directory, if set,
     /// is the same path seen from inside). The spawned pid is `program`'s own.
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
-        let ns = self.ns.try_clone().expect("duplicate the namespace fd");
         let mut cmd = Command::new(program);
+        self.enter(&mut cmd);
+        cmd
+    }
+
+    /// Makes `cmd` run inside this node's mount namespace (as [`Node::command`] does).
+    pub fn enter(&self, cmd: &mut Command) {
+        let ns = self.ns.try_clone().expect("duplicate the namespace fd");
         // SAFETY: the closure runs in the forked child before exec; enter_namespace makes only
         // system calls on memory it owns and allocates nothing.
         unsafe { cmd.pre_exec(move || enter_namespace(&ns)) };
-        cmd
     }
 
     /// `/bin/sh -c script` inside the node, for test setup; panics with its output on failure.
