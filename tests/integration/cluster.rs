@@ -295,6 +295,12 @@ fn second_writer_refused(world: &World, serve1: &Serving) {
         assert!(Instant::now() < deadline, "the writer's sync never took the lock");
         std::thread::sleep(Duration::from_millis(10));
     }
+    // The writer's run start reaches the serving nodes' status.json without any catalog.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while status_of(serve1) != "syncing" {
+        assert!(Instant::now() < deadline, "status.json on serve1 never showed the run: {}", status_of(serve1));
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let started = Instant::now();
     let second = run(&serve1.node, &serve1.config, &["sync"]);
     let took = started.elapsed();
@@ -306,7 +312,18 @@ fn second_writer_refused(world: &World, serve1: &Serving) {
     let holder = format!("pid {} on host {host}", first.id());
     assert!(stderr.contains(&holder) && stderr.contains("store/lock"), "names the holder ({holder}): {stderr}");
     assert!(took < Duration::from_secs(3), "refused at once, took {took:?}");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while status_of(serve1) != "success" {
+        assert!(Instant::now() < deadline, "status.json on serve1 never showed the run's end: {}", status_of(serve1));
+        std::thread::sleep(Duration::from_millis(20));
+    }
     eprintln!("cluster: second writer refused in {took:?}: {}", stderr.trim());
+}
+
+/// The mirror's state in a node's `/status.json`.
+fn status_of(node: &Serving) -> String {
+    let doc: serde_json::Value = serde_json::from_slice(&node.get("status.json").body).expect("status.json");
+    doc[0]["status"].as_str().unwrap_or_default().to_owned()
 }
 
 /// Phase 3: serve1 dies and comes back; apt through serve2 never notices.
@@ -377,6 +394,16 @@ fn gc_waits_for_serving_nodes(world: &World, serve2: &Serving) {
     let v: serde_json::Value = serde_json::from_str(&second).expect("gc --json");
     assert!(v["objects"].as_u64() > Some(0), "after gc-delay gc deletes them: {second}");
     eprintln!("cluster: gc first: {}; after {GC_DELAY:?}: deleted {} objects", first.trim(), v["objects"]);
+
+    // Generation 10 left the grace window long ago: the image of 11 expired, and serving nodes
+    // do not rebuild views, so a sync publishes again, changed or not — once.
+    let pointer = || std::fs::read_to_string(world.writer.host_path("store/views/current")).expect("views/current");
+    let expired = pointer();
+    run_ok(&world.writer, &world.writer_config, &["sync"]);
+    let republished = pointer();
+    assert_ne!(republished, expired, "an expired view is published again");
+    run_ok(&world.writer, &world.writer_config, &["sync"]);
+    assert_eq!(pointer(), republished, "a view that has not expired is not");
 }
 
 fn walk_files(dir: &Path) -> Vec<PathBuf> {

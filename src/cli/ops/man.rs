@@ -35,7 +35,7 @@ const KEYS: &[Key] = &[
         None,
         "The store is on a filesystem several hosts mount (CephFS): one writer at a time cluster-wide (the lock \
          names its host and pid), mount daemons read only views/ (the pointer, view images, status.json) and pool \
-         objects — never catalog.db — and write nothing. See docs/cluster.md.",
+         objects, never catalog.db, and write nothing. See docs/cluster.md.",
     ),
     (
         "store",
