@@ -30,8 +30,10 @@
 #               from S1's ceph-fuse (also read once first).
 #      Before the wrk rounds, each side gets a 3 s unrecorded wrk warm-up (fills nginx's fd cache).
 #      RUNS rounds, the order rotated every round. Ratios: view/local (target >= 0.9), view/ceph
-#      (median of the per-round ratios, lib.sh paired_ratio). Also the first, cold read of every
-#      file on S1 (page cache dropped): through the view (the cache filling) vs from ceph-fuse.
+#      (median of the per-round ratios, lib.sh paired_ratio). Before all that, the first, cold
+#      read (page cache dropped, files that node's ceph-fuse never read) of min(1000, SMALL_FILES)
+#      files, one at a time, each timed (median, p90, max and the slowest logged): on S1 through
+#      the view first (the cache filling) then from ceph-fuse, on S2 the other way round.
 #   b. a BIG_MB MiB file, `dd bs=1M` to /dev/null, page cache dropped before every read, and a
 #      fresh ceph-fuse on S1 (unmounted and mounted again: ceph-fuse has its own object cache)
 #      before every cold read, RUNS rounds:
@@ -41,8 +43,10 @@
 #        view, cached   after the background copy finished: from the local cache (passthrough);
 #        ceph direct    the pool object itself, read through ceph-fuse;
 #        local          the same bytes in the upstream directory on local disk.
-#      The file the daemon has open (pool or cache) is sampled from /proc/<daemon>/fd during each
-#      view read. The OSD keeps its own cache (bluestore, osd_memory_target 1 GiB), which a fresh
+#      During each read: the bytes S1's ceph-fuse received (/proc/<pid>/io rchar: ~0 means the
+#      bytes came from local disk) and the object's files S1's daemon has open 0.2 s in
+#      (/proc/<daemon>/fd: pool, copy = a cache copy being written, cache; a passthrough open's
+#      backing file does not stay open in the daemon, so "-" is normal for cache hits). The OSD keeps its own cache (bluestore, osd_memory_target 1 GiB), which a fresh
 #      ceph-fuse does not clear: "cold" Ceph reads may be partly served from OSD memory.
 #   c. publish → visible: PUBLISHES (5) times, the upstream moves one generation (Release
 #      re-signed with a new Date: InRelease changes, packages do not), W syncs; from the moment
@@ -60,7 +64,8 @@
 #
 # Run as root (ceph daemons, FUSE, mount namespaces, drop_caches, nginx as www-data). Needs
 # Debian's ceph-mon ceph-mgr ceph-mds ceph-osd ceph-fuse ceph-common, nginx, wrk, fuse3, gpg,
-# python3, curl, util-linux. A default run takes about 6–8 minutes on 2 cores.
+# python3, curl, util-linux. A default run took 5.5 minutes on 2 cores (the initial sync of 1.2 GB
+# into CephFS about 1 minute of it).
 #
 # Usage: scripts/bench-cluster.sh          (RUNS=1 SMALL_FILES=1000 BIG_MB=256 … for a quick look)
 set -euo pipefail
@@ -383,21 +388,58 @@ for side in "${SIDES[@]}"; do
     cmp -s "$W/first-$side" "$W/up$FIRST" || die "nginx $side serves other bytes for $FIRST"
 done
 
-# read_all NODE ROOT: cat every small file under ROOT inside NODE; prints the milliseconds.
+# read_all NODE ROOT [LIST]: cat every file of LIST (default: all small files) under ROOT inside
+# NODE; prints the milliseconds.
 read_all() {
     local t0
     t0=$(now)
-    in_node "$1" sh -c "sed 's|^|$2|' '$W/paths.txt' | xargs -d '\n' cat >/dev/null" || die "reading the files under $2 on $1 failed"
+    in_node "$1" sh -c "sed 's|^|$2|' '${3:-$W/paths.txt}' | xargs -d '\n' cat >/dev/null" || die "reading the files under $2 on $1 failed"
     elapsed_ms "$t0" "$(now)"
 }
+# timed_read NODE ROOT LIST: like read_all, but one file at a time, each timed (python3); prints the
+# total milliseconds, and logs the median, p90, max and the slowest files (with when they were read).
+cat >"$W/timed-read.py" <<'PY'
+import sys, time
+root, listing = sys.argv[1], sys.argv[2]
+times, start = [], time.monotonic()
+for path in open(listing):
+    path = path.strip()
+    t0 = time.monotonic()
+    with open(root + path, "rb") as f:
+        while f.read(1 << 20):
+            pass
+    times.append((time.monotonic() - t0, t0 - start, path))
+total = time.monotonic() - start
+s = sorted(t for t, _, _ in times)
+slow = ", ".join("%.0f ms at +%.1f s" % (t * 1e3, at) for t, at, _ in sorted(times, reverse=True)[:3])
+print("%.1f" % (total * 1e3))
+print("%d files: per file median %.1f ms, p90 %.1f ms, max %.1f ms; slowest: %s"
+      % (len(s), s[len(s) // 2] * 1e3, s[int(len(s) * 0.9)] * 1e3, s[-1] * 1e3, slow), file=sys.stderr)
+PY
+timed_read() {
+    local out
+    out=$(in_node "$1" python3 "$W/timed-read.py" "$2" "$3" 2>"$W/timed-read.err") || { cat "$W/timed-read.err" >&2; die "reading the files under $2 on $1 failed"; }
+    log "  $1 $2: $(cat "$W/timed-read.err")"
+    echo "$out"
+}
+# The first, cold read (neither node's ceph-fuse has read these files; page cache dropped) of
+# FILL_N files: on S1 through the view first (the cache filling) then straight from ceph-fuse,
+# on S2 the other way round. Then the rest through S1's view, which warms S1's cache fully.
+FILL_N=$((SMALL_FILES < 1000 ? SMALL_FILES : 1000))
+head -n "$FILL_N" "$W/paths.txt" >"$W/paths-fill.txt"
+tail -n +$((FILL_N + 1)) "$W/paths.txt" >"$W/paths-rest.txt"
 drop_caches
-FILL_VIEW_MS=$(read_all S1 "$W/S1-mnt")
+FILL_S1_VIEW=$(timed_read S1 "$W/S1-mnt" "$W/paths-fill.txt")
+FILL_S1_CEPH=$(timed_read S1 "$DIRECT" "$W/paths-fill.txt")
+drop_caches
+FILL_S2_CEPH=$(timed_read S2 "$DIRECT" "$W/paths-fill.txt")
+FILL_S2_VIEW=$(timed_read S2 "$W/S2-mnt" "$W/paths-fill.txt")
+log "first read of $FILL_N files: S1 view (cache filling) $FILL_S1_VIEW ms, then ceph-fuse $FILL_S1_CEPH ms; S2 ceph-fuse $FILL_S2_CEPH ms, then view $FILL_S2_VIEW ms"
+FILL_REST_MS=0
+[ ! -s "$W/paths-rest.txt" ] || FILL_REST_MS=$(read_all S1 "$W/S1-mnt" "$W/paths-rest.txt")
 CACHE_FILES=$(find "$W/S1-cache/sha256" -type f 2>/dev/null | wc -l)
 CACHE_MB=$(du -sm "$W/S1-cache" | cut -f1)
-log "first read of $SMALL_FILES files through the view on S1 (cache filling): $FILL_VIEW_MS ms; cache now $CACHE_FILES objects, $CACHE_MB MiB"
-drop_caches
-FILL_CEPH_MS=$(read_all S1 "$DIRECT")
-log "first read of $SMALL_FILES files from ceph-fuse on S1: $FILL_CEPH_MS ms"
+log "the other $((SMALL_FILES - FILL_N)) files through S1's view: $FILL_REST_MS ms; S1's cache now $CACHE_FILES objects, $CACHE_MB MiB"
 ((CACHE_FILES >= SMALL_FILES)) || log "WARNING: the read cache holds $CACHE_FILES objects after reading $SMALL_FILES files"
 # Warm: everything once more (page cache), then nginx's fd caches by a short unrecorded wrk run.
 for side in "${SIDES[@]}"; do read_all S1 "${ROOT[$side]}" >/dev/null; done
@@ -429,23 +471,27 @@ stop_nginx
 PIDS_NGINX=("${UP_NGINX[@]}")
 
 # ================================================================ b. 1 GiB read
-# dd_mbs NODE FILE [SAMPLE_OUT]: dd bs=1M of FILE inside NODE → 10^6 bytes/s; with SAMPLE_OUT,
-# what S1's daemon has open for the object 0.3 s in (pool, cache, or none) goes to that file.
+# rchar PID: bytes a process read (read/recv syscalls: for ceph-fuse, what came from the OSD).
+rchar() { awk '$1 == "rchar:" { print $2 }' "/proc/$1/io"; }
+# dd_mbs NODE FILE [SAMPLE_OUT]: dd bs=1M of FILE inside NODE → 10^6 bytes/s. With SAMPLE_OUT,
+# into that file: which files of the object S1's daemon has open 0.2 s in (pool: the pool's
+# object, copy: a cache copy being written, cache: the cache's entry; a passthrough open's
+# backing file need not stay open in the daemon), and the MB S1's ceph-fuse received during the read.
 dd_mbs() {
-    local node=$1 file=$2 out=$W/dd.out pid
+    local node=$1 file=$2 out=$W/dd.out pid fds what="" rx0
+    [ -z "${3:-}" ] || rx0=$(rchar "${CEPHFUSE[S1]}")
     nsenter -t "${HOLDER[$node]}" -m -- dd if="$file" of=/dev/null bs=1M >"$out" 2>&1 &
     pid=$!
-    if [ -n "${3:-}" ]; then
-        sleep 0.3
-        local fds
-        fds=$(ls -l "/proc/${PMOUNT[S1]}/fd" 2>/dev/null | grep -o "[^ ]*$BIG_SHA[^ ]*" | sort -u | tr '\n' ' ')
-        case $fds in
-            *"$W/S1-cache"*) echo cache ;;
-            *"$STORE/pool"*) echo pool ;;
-            *) echo "none${fds:+ ($fds)}" ;;
-        esac >"$3"
+    if [ -n "${3:-}" ] && [ -n "${PMOUNT[S1]:-}" ]; then
+        sleep 0.2
+        fds=$(ls -l "/proc/${PMOUNT[S1]}/fd" 2>/dev/null | grep -o "[^ ]*$BIG_SHA[^ ]*" || true)
+        [[ $fds != *"$STORE/pool/"* ]] || what+=pool+
+        [[ $fds != *"$W/S1-cache/tmp/"* ]] || what+=copy+
+        [[ $fds != *"$W/S1-cache/sha256/"* ]] || what+=cache+
+        what=${what%+}
     fi
     wait "$pid" || { cat "$out" >&2; die "dd $file on $node failed"; }
+    [ -z "${3:-}" ] || echo "${what:--} $(awk -v a="$rx0" -v b="$(rchar "${CEPHFUSE[S1]}")" 'BEGIN { printf "%.0f", (b - a) / 1e6 }')" >"$3"
     awk '/copied/ { printf "%.1f\n", $1 / $(NF - 3) / 1e6 }' "$out"
 }
 BIG_CACHE=$W/S1-cache/sha256/${BIG_SHA:0:2}/$BIG_SHA
@@ -468,6 +514,7 @@ bg_copy_wait() {
     for ((i = 0; i < 6000; i++)); do
         if [ -f "$BIG_CACHE" ] && [ "$(stat -c %s "$BIG_CACHE")" = $((BIG_MB << 20)) ] && [ -z "$(ls -A "$W/S1-cache/tmp" 2>/dev/null)" ]; then
             secs_since "$1"
+            echo
             return 0
         fi
         sleep 0.1
@@ -484,13 +531,21 @@ big_view() { # ROUND
     drop_caches
     dd_mbs S1 "$BIG_VIEW" "$W/backing-cached-$1" >>"$W/dd-view-cached"
     cmp -s "$BIG_CACHE" "$BIG_LOCAL" || die "the cache's copy of the big object differs from upstream"
-    log "round $1 view: cold $(tail -n 1 "$W/dd-view-cold") MB/s (daemon had open: $(cat "$W/backing-cold-$1")), background copy done $(tail -n 1 "$W/bgcopy-s") s after the read began; cached $(tail -n 1 "$W/dd-view-cached") MB/s (daemon had open: $(cat "$W/backing-cached-$1"))"
+    local b_cold b_cached
+    read -r b_cold rx_cold <"$W/backing-cold-$1"
+    read -r b_cached rx_cached <"$W/backing-cached-$1"
+    echo "$rx_cold" >>"$W/rx-view-cold"
+    echo "$rx_cached" >>"$W/rx-view-cached"
+    log "round $1 view: cold $(tail -n 1 "$W/dd-view-cold") MB/s (daemon had open: $b_cold; S1's ceph-fuse received $rx_cold MB), background copy done $(tail -n 1 "$W/bgcopy-s") s after the read began; cached $(tail -n 1 "$W/dd-view-cached") MB/s (daemon had open: $b_cached; ceph-fuse received $rx_cached MB)"
 }
 big_ceph() { # ROUND
     fresh_s1
     drop_caches
-    dd_mbs S1 "$BIG_POOL" >>"$W/dd-ceph"
-    log "round $1 ceph direct: $(tail -n 1 "$W/dd-ceph") MB/s"
+    dd_mbs S1 "$BIG_POOL" "$W/backing-ceph-$1" >>"$W/dd-ceph"
+    local rx
+    read -r _ rx <"$W/backing-ceph-$1"
+    echo "$rx" >>"$W/rx-ceph"
+    log "round $1 ceph direct: $(tail -n 1 "$W/dd-ceph") MB/s (ceph-fuse received $rx MB)"
 }
 big_local() { # ROUND
     drop_caches
@@ -588,9 +643,14 @@ row "local plain directory (req/s)" "$rl" "" "" ""
 row "straight from ceph-fuse (req/s)" "$rc" "" "" ""
 row "view warm / local" "$rv" "$rl" "$ratio_vl" "≥ $TARGET_LOCAL $(verdict "$ratio_vl" "$TARGET_LOCAL")"
 row "view warm / ceph-fuse direct" "$rv" "$rc" "$ratio_vc" ""
-row "first cold read of all files: view, cache filling (s)" "$(awk -v m="$FILL_VIEW_MS" 'BEGIN { printf "%.2f", m / 1000 }')" \
-    "$(awk -v m="$FILL_CEPH_MS" 'BEGIN { printf "%.2f", m / 1000 }')" "$(awk -v a="$FILL_VIEW_MS" -v b="$FILL_CEPH_MS" 'BEGIN { printf "%.3f", a / b }')" "(baseline: the same from ceph-fuse)"
-echo "   S1 read cache: $CACHE_FILES objects ($CACHE_MB MiB) after the first read, $CACHE_FILES_AFTER after the wrk rounds"
+fill_row() { # LABEL VIEW_MS CEPH_MS
+    row "$1" "$(awk -v m="$2" 'BEGIN { printf "%.2f", m / 1000 }')" "$(awk -v m="$3" 'BEGIN { printf "%.2f", m / 1000 }')" \
+        "$(awk -v a="$2" -v b="$3" 'BEGIN { printf "%.3f", a / b }')" "base: the same files from ceph-fuse"
+}
+echo "   first cold read (cat) of $FILL_N files, page cache dropped, files never read by that node's ceph-fuse (s):"
+fill_row "  S1, through the view first (cache filling)" "$FILL_S1_VIEW" "$FILL_S1_CEPH"
+fill_row "  S2, from ceph-fuse first, then the view" "$FILL_S2_VIEW" "$FILL_S2_CEPH"
+echo "   S1 read cache: $CACHE_FILES objects ($CACHE_MB MiB) before the wrk rounds, $CACHE_FILES_AFTER after"
 echo
 echo "b. $BIG_MB MiB dd bs=1M on S1, page cache dropped before each read, fresh ceph-fuse before each cold read (MB/s = 10^6 B/s)"
 row "measure" "median" "baseline" "ratio" "note"
@@ -598,10 +658,11 @@ dvc=$(med1 "$W/dd-view-cold")
 dvk=$(med1 "$W/dd-view-cached")
 dc=$(med1 "$W/dd-ceph")
 dl=$(med1 "$W/dd-local")
-row "view, cold (pool by passthrough + background copy)" "$dvc" "$dc" "$(paired_ratio "$W/dd-view-cold" "$W/dd-ceph")" "base: ceph direct; daemon had open: $(cat "$W"/backing-cold-* | sort | uniq -c | awk '{ printf "%s×%s ", $2, $1 }')"
-row "view, from the local cache" "$dvk" "$dc" "$(paired_ratio "$W/dd-view-cached" "$W/dd-ceph")" "base: ceph direct; daemon had open: $(cat "$W"/backing-cached-* | sort | uniq -c | awk '{ printf "%s×%s ", $2, $1 }')"
+opened() { cut -d' ' -f1 "$@" | sort | uniq -c | awk '{ printf "%s%s×%s", (NR > 1 ? ", " : ""), $2, $1 }'; }
+row "view, cold (pool by passthrough + background copy)" "$dvc" "$dc" "$(paired_ratio "$W/dd-view-cold" "$W/dd-ceph")" "base: ceph direct; ceph-fuse got $(med1 "$W/rx-view-cold") MB; daemon had open: $(opened "$W"/backing-cold-*)"
+row "view, from the local cache" "$dvk" "$dc" "$(paired_ratio "$W/dd-view-cached" "$W/dd-ceph")" "base: ceph direct; ceph-fuse got $(med1 "$W/rx-view-cached") MB; daemon had open: $(opened "$W"/backing-cached-*)"
 row "view, from the local cache / local disk" "$dvk" "$dl" "$(paired_ratio "$W/dd-view-cached" "$W/dd-local")" "base: the same bytes on local disk"
-row "ceph-fuse direct, cold (the pool object)" "$dc" "" "" ""
+row "ceph-fuse direct, cold (the pool object)" "$dc" "" "" "ceph-fuse got $(med1 "$W/rx-ceph") MB"
 row "local disk, cold" "$dl" "" "" ""
 row "background copy into the cache done after (s)" "$(med1 "$W/bgcopy-s")" "" "" "from the start of the cold read; max $(maximum <"$W/bgcopy-s")"
 echo

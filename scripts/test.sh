@@ -10,9 +10,11 @@ cd "$(dirname "$0")/.."
 # exfatprogs, exfat-fuse: the offline-media tests write a real exFAT medium. tinyproxy: the
 # proxy tests sync through a real HTTP proxy. openssl: the HTTP/2 test makes a CA and a
 # certificate for its TLS nginx. ceph-*: the cluster tier (tests/integration/cluster.rs) starts a
-# real single-node Ceph and mounts its CephFS with ceph-fuse (scripts/ceph-single.sh).
+# real single-node Ceph and mounts its CephFS with ceph-fuse (scripts/ceph-single.sh). chromium:
+# the front-page test (tests/integration/web.rs) loads the page in a real headless browser.
 need=(fuse3 nginx gpg gpgv dpkg-dev apt-utils ca-certificates systemd debian-archive-keyring groff-base
-      exfatprogs exfat-fuse tinyproxy openssl ceph-mon ceph-mgr ceph-mds ceph-osd ceph-fuse ceph-common)
+      exfatprogs exfat-fuse tinyproxy openssl ceph-mon ceph-mgr ceph-mds ceph-osd ceph-fuse ceph-common
+      chromium)
 missing=()
 for p in "${need[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -20,3 +20,4 @@ pub mod status;
 pub mod store;
 pub mod sync;
 pub mod tree;
+pub mod web;

@@ -12,11 +12,13 @@ mod retention;
 mod rows;
 mod snapshots;
 mod view;
+mod web;
 
 pub use medium::Imported;
 pub use pin::{Pin, PinChange};
 pub use rows::{snapshot_name, EntryKindCode, NewEntry, NewSnapshot, PublishedFile, Retention, SnapshotRow};
 pub use snapshots::{next_release_mtime, PublishOutcome};
+pub use web::RunRow;
 
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
@@ -29,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_pinned.sql"),
     include_str!("../../migrations/0004_snapshot_warnings.sql"),
     include_str!("../../migrations/0005_gc_pending.sql"),
+    include_str!("../../migrations/0006_web.sql"),
 ];
 
 /// How long a writer waits for another connection's transaction (the mount daemon reads while

@@ -77,7 +77,20 @@ pub(super) fn build(text: &str, path: &Path) -> Result<Config, ConfigError> {
         .chain(unusable.iter().map(|u| u.id.as_str()))
         .collect();
     let media = ctx.media(&raw.medium, &entries, &store.dir)?;
-    Ok(Config { path: path.to_owned(), store, sync, mount, mirrors, trees, aliases, media, subscriptions, unusable })
+    let web = raw.web.as_ref().map(|w| ctx.web(w)).transpose()?;
+    Ok(Config {
+        path: path.to_owned(),
+        store,
+        sync,
+        mount,
+        mirrors,
+        trees,
+        aliases,
+        media,
+        subscriptions,
+        unusable,
+        web,
+    })
 }
 
 /// Sorts an entry's problems: a key file that cannot be used or a subscription no
@@ -157,6 +170,7 @@ impl Ctx<'_> {
             .or_else(|| fixed("[store]", &outline.store))
             .or_else(|| fixed("[sync]", &outline.sync))
             .or_else(|| fixed("[mount]", &outline.mount))
+            .or_else(|| fixed("[web]", &outline.web))
     }
 
     pub(super) fn invalid(
@@ -446,6 +460,7 @@ fn texts(raw: Option<&[Text]>) -> Vec<String> {
 /// Where each table of the file is, to name the entry in a shape error.
 #[derive(serde::Deserialize)]
 struct Outline {
+    web: Option<Spanned<toml::Table>>,
     store: Option<Spanned<toml::Table>>,
     sync: Option<Spanned<toml::Table>>,
     mount: Option<Spanned<toml::Table>>,

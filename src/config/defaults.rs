@@ -40,6 +40,10 @@ pub(super) const GC_DELAY_MARGIN: Duration = Duration::from_secs(5);
 pub(super) const DEFAULT_CACHE_SIZE: u64 = 10 << 30;
 /// The smallest cache worth having (and the size of the largest index it must hold).
 pub(super) const MIN_CACHE_SIZE: u64 = 1 << 20;
+/// `[web] base-url` when the table leaves it out: the client snippets say where to put the real one.
+pub(super) const DEFAULT_WEB_BASE_URL: &str = "http://mirror.example.org";
+/// `[web] title` when the table leaves it out.
+pub(super) const DEFAULT_WEB_TITLE: &str = "pmirror-fs mirror";
 pub(super) const MIN_PIN_BOUND: Duration = Duration::from_secs(5);
 pub(super) const MIN_PIN_BOUND_REASON: &str =
     "must be at least 5s (a busy connection's token is seen about once a second)";

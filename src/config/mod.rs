@@ -64,6 +64,8 @@ pub struct Config {
     pub aliases: Vec<AliasConfig>,
     /// `[[medium]]` entries (offline media for air-gapped clusters).
     pub media: Vec<MediumConfig>,
+    /// `[web]`: the front page (`/index.html`, `/status/<id>.html`); none without the table.
+    pub web: Option<WebConfig>,
     /// `[[subscription]]` entries in file order; an entry's `use-subscription` takes the first of
     /// its product.
     pub subscriptions: Vec<Subscription>,
@@ -160,6 +162,17 @@ pub struct MountConfig {
     pub pin_lifetime: Duration,
     /// `cache-dir` and `cache-size`: a local copy of the pool objects this node serves.
     pub cache: Option<CacheConfig>,
+}
+
+/// `[web]`: what the mount's front page says about the site.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebConfig {
+    /// `base-url`: where clients reach the mirror (the client snippets use it), no trailing slash.
+    pub base_url: String,
+    /// `title`: the page's heading.
+    pub title: String,
+    /// `notice`: one line shown above the table (maintenance, a new host name).
+    pub notice: Option<String>,
 }
 
 /// `[mount] cache-dir`, `cache-size`: objects are copied from the (shared) pool into `dir` on

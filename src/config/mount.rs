@@ -4,8 +4,8 @@
 
 use super::convert::Ctx;
 use super::defaults::*;
-use super::raw::{RawMount, RawStore, Text};
-use super::{duration, validate, CacheConfig, ConfigError, MountConfig, StoreConfig, SyncConfig};
+use super::raw::{RawMount, RawStore, RawWeb, Text};
+use super::{duration, validate, CacheConfig, ConfigError, MountConfig, StoreConfig, SyncConfig, WebConfig};
 use std::path::Path;
 
 impl Ctx<'_> {
@@ -22,6 +22,25 @@ impl Ctx<'_> {
             pin_lifetime: positive(raw.pin_lifetime.as_ref(), "pin-lifetime", DEFAULT_PIN_LIFETIME)?,
             cache: self.cache(raw, store)?,
         })
+    }
+
+    /// `[web]`: `base-url` an http(s) URL (kept without its trailing slash), a title, a notice.
+    pub(super) fn web(&self, raw: &RawWeb) -> Result<WebConfig, ConfigError> {
+        let base_url = match &raw.base_url {
+            Some(t) => validate::http_url(t.get_ref())
+                .map_err(|m| self.invalid(t.span(), "[web]", "base-url", m))?
+                .as_str()
+                .trim_end_matches('/')
+                .to_owned(),
+            None => DEFAULT_WEB_BASE_URL.to_owned(),
+        };
+        let one_line = |t: &Text, key| match t.get_ref().contains(['\n', '\r']) {
+            true => Err(self.invalid(t.span(), "[web]", key, "must be one line")),
+            false => Ok(t.get_ref().trim().to_owned()),
+        };
+        let title = raw.title.as_ref().map(|t| one_line(t, "title")).transpose()?;
+        let notice = raw.notice.as_ref().map(|t| one_line(t, "notice")).transpose()?.filter(|n| !n.is_empty());
+        Ok(WebConfig { base_url, title: title.unwrap_or_else(|| DEFAULT_WEB_TITLE.to_owned()), notice })
     }
 
     /// `cache-dir` (not inside the store, nor the store inside it) and `cache-size` (at least

@@ -25,6 +25,15 @@ pub(super) struct RawConfig {
     pub alias: Vec<RawAlias>,
     #[serde(default)]
     pub medium: Vec<RawMedium>,
+    pub web: Option<RawWeb>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawWeb {
+    pub base_url: Option<Text>,
+    pub title: Option<Text>,
+    pub notice: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -23,6 +23,17 @@ struct Document {
     alias: Vec<Alias>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     medium: Vec<Medium>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    web: Option<Web>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Web {
+    base_url: String,
+    title: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notice: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -175,6 +186,11 @@ pub(super) fn to_toml(config: &Config) -> String {
         tree: config.trees.iter().map(tree).collect(),
         alias: config.aliases.iter().map(|a| Alias { path: a.path.clone(), target: a.target.clone() }).collect(),
         medium: config.media.iter().map(medium).collect(),
+        web: config.web.as_ref().map(|w| Web {
+            base_url: w.base_url.clone(),
+            title: w.title.clone(),
+            notice: w.notice.clone(),
+        }),
     };
     // Strings, integers, booleans and arrays of them always serialize; an error here would be a
     // bug in the shapes above, not a property of the config.

@@ -150,7 +150,8 @@ impl Store {
         for _ in 0..2 {
             let pointer = self.pointer()?;
             let (generation, Some(nonce)) = pointer else {
-                let view = crate::store::build_view(&mut ViewSource::default(), Vec::new())?;
+                let web = crate::web::placeholders(&self.config);
+                let view = crate::store::build_view(&mut ViewSource::default(), Vec::new(), &web)?;
                 return Ok(Loaded { view, pointer, valid_until: None, from: "nothing published yet" });
             };
             let path = self.images().join(image::file_name(generation, nonce));
@@ -170,7 +171,7 @@ impl Store {
         let Some(catalog) = &self.catalog else { return self.load_shared() };
         let pointer = catalog.view_pointer()?;
         let mut src = catalog.load_view(now, self.config.sync.grace.as_secs() as i64)?;
-        let view = crate::store::build_view(&mut src, aliases(&self.config))?;
+        let view = crate::store::build_view(&mut src, aliases(&self.config), &crate::web::placeholders(&self.config))?;
         let valid_until = src.valid_until;
         // The pointer read before the view may be older than the view: then the next poll reloads.
         let pointer = if src.generation == pointer.0 { pointer } else { (src.generation, None) };
@@ -197,11 +198,18 @@ impl Store {
             .ok()
             .flatten();
         let config = current.as_ref().unwrap_or(&self.config);
+        let next = (self.next_schedule)();
         let (path, content) = match &self.catalog {
-            Some(catalog) => crate::status::inline_file(config, catalog, || (self.next_schedule)()),
-            None => (STATUS_FILE.to_owned(), self.shared_status()),
+            Some(catalog) => crate::status::inline_file(config, catalog, || next),
+            None => (STATUS_FILE.to_owned(), self.shared_file(shared::STATUS_DOC).unwrap_or_else(|| b"[]\n".to_vec())),
         };
         let mut view = view.with_inline_file(&path, content, mtime)?;
+        for (path, content) in self.web_pages(config, next) {
+            // A page the view has no place for (an entry added since its publish) waits for the next.
+            if let Some(with_page) = view.with_inline_file(&path, content, mtime) {
+                view = with_page;
+            }
+        }
         if view.generation() < min_generation {
             view.restamp(min_generation);
         }
@@ -210,18 +218,34 @@ impl Store {
 }
 
 impl Store {
-    /// The writer's status document of a shared store ("[]" while there is none, logged when it
-    /// cannot be read).
-    fn shared_status(&self) -> Vec<u8> {
-        let path = self.images().join(shared::STATUS_DOC);
+    /// A file the writer of a shared store published in `views/` (`None` while there is none,
+    /// logged when it cannot be read).
+    fn shared_file(&self, name: &str) -> Option<Vec<u8>> {
+        let path = self.images().join(name);
         match std::fs::read(&path) {
-            Ok(bytes) => bytes,
+            Ok(bytes) => Some(bytes),
             Err(e) => {
                 if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot read the writer's status.json");
+                    tracing::warn!(path = %path.display(), error = %e, "cannot read a file the writer published");
                 }
-                b"[]\n".to_vec()
+                None
             }
+        }
+    }
+
+    /// The front page's files now (`[web]`): rendered from the catalog, or as the writer of a
+    /// shared store rendered them into `views/web/`.
+    fn web_pages(&self, config: &Config, next: Option<i64>) -> Vec<(String, Vec<u8>)> {
+        match &self.catalog {
+            Some(catalog) => crate::web::render(config, Some(catalog), next).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "rendering the front page failed; the pages stay as they were");
+                Vec::new()
+            }),
+            None => crate::web::placeholders(config)
+                .into_iter()
+                .filter(|(path, _)| path.ends_with(".html"))
+                .filter_map(|(path, _)| Some((path.clone(), self.shared_file(&format!("{}/{path}", shared::WEB_DIR))?)))
+                .collect(),
         }
     }
 }

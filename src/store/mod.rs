@@ -44,6 +44,8 @@ pub struct Settings {
     pub retention: Retention,
     /// A shared store (`[store] shared`): what its serving nodes read instead of the catalog.
     pub shared: Option<Shared>,
+    /// The front page's files every view carries (`[web]`; `crate::web::placeholders`).
+    pub web: Vec<(String, Vec<u8>)>,
 }
 
 /// A shared store's `[store] gc-delay` and the status document its writer publishes.
@@ -54,8 +56,9 @@ pub struct Shared {
     pub status: StatusDoc,
 }
 
-/// The status document as of a catalog.
-pub type StatusDoc = Arc<dyn Fn(&Catalog) -> Vec<u8> + Send + Sync>;
+/// The files serving nodes show as of a catalog, by their path in `views/`: the front page's
+/// (`web/…`), then the status document last (serving nodes poll it).
+pub type StatusDoc = Arc<dyn Fn(&Catalog) -> Vec<(String, Vec<u8>)> + Send + Sync>;
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -68,8 +71,15 @@ impl Settings {
         let shared = config.store.shared.then(|| {
             let gc_delay = config.store.gc_delay;
             let config = config.clone();
-            let status =
-                move |catalog: &Catalog| crate::status::inline_file(&config, catalog, crate::status::next_schedule).1;
+            let status = move |catalog: &Catalog| {
+                let next = crate::status::next_schedule();
+                let mut files = crate::web::render(&config, Some(catalog), next)
+                    .inspect_err(|e| tracing::warn!(error = %e, "rendering the front page failed"))
+                    .unwrap_or_default();
+                files.iter_mut().for_each(|(path, _)| *path = format!("{}/{path}", shared::WEB_DIR));
+                files.push((shared::STATUS_DOC.to_owned(), crate::status::inline_file(&config, catalog, || next).1));
+                files
+            };
             Shared { gc_delay, status: Arc::new(status) }
         });
         Settings {
@@ -78,6 +88,7 @@ impl Settings {
             aliases: aliases(config),
             retention: Retention { keep: config.sync.keep, grace_secs: config.sync.grace.as_secs() as i64 },
             shared,
+            web: crate::web::placeholders(config),
         }
     }
 }
@@ -156,10 +167,11 @@ impl Store {
     pub fn publish_status(&self) {
         let Some(shared) = &self.settings.shared else { return };
         let dir = images_dir(&self.settings.dir);
-        if let Err(e) =
-            shared::replace_file(&dir, shared::STATUS_DOC, &(shared.status)(&self.catalog), self.settings.fsync)
-        {
-            tracing::warn!(dir = %dir.display(), error = %e, "writing the serving nodes' status.json failed");
+        for (path, bytes) in (shared.status)(&self.catalog) {
+            let (sub, name) = path.rsplit_once('/').map_or((dir.clone(), path.as_str()), |(d, n)| (dir.join(d), n));
+            if let Err(e) = shared::replace_file(&sub, name, &bytes, self.settings.fsync) {
+                tracing::warn!(dir = %dir.display(), file = %path, error = %e, "writing a file for the serving nodes failed");
+            }
         }
     }
 
@@ -232,7 +244,7 @@ impl Store {
         ) -> Result<T, CatalogError>,
     ) -> Result<T, StoreError> {
         let s = &self.settings;
-        let mut images = ViewPublisher::for_store(&s.dir, s.fsync, s.aliases.clone());
+        let mut images = ViewPublisher::for_store(&s.dir, s.fsync, s.aliases.clone()).with_web(s.web.clone());
         if let Some(shared) = &s.shared {
             images = images.shared(shared.gc_delay);
         }

@@ -7,6 +7,7 @@
 //! views/
 //! ├── current                      "<generation> <nonce>\n": the image to serve (after the commit)
 //! ├── status.json                  the status document (at a run's start and end, after a publish)
+//! ├── web/index.html, web/status/  the front page's files ([web]), written before status.json
 //! └── <generation>-<nonce>.view    view images; a superseded one stays for [store] gc-delay
 //! ```
 //!
@@ -25,6 +26,8 @@ use crate::tree::image;
 pub const POINTER_FILE: &str = "current";
 /// The status document in `views/` (the serving nodes' `/status.json`).
 pub const STATUS_DOC: &str = "status.json";
+/// The front page's files in `views/` (`[web]`), by their path in the view.
+pub const WEB_DIR: &str = "web";
 
 /// `views/current` of the images directory `dir`.
 pub fn pointer_path(dir: &Path) -> PathBuf {

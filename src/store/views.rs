@@ -18,10 +18,12 @@ pub fn images_dir(store: &Path) -> PathBuf {
 }
 
 /// The view `src` shows, as publishers and the mount daemon build it: with the configured
-/// aliases and an empty status.json that the daemon fills in.
-pub fn build_view(src: &mut ViewSource, aliases: Vec<Alias>) -> Result<View, BuildError> {
+/// aliases, an empty status.json that the daemon fills in, and `web` (the front page's files,
+/// `crate::web::placeholders`).
+pub fn build_view(src: &mut ViewSource, aliases: Vec<Alias>, web: &[(String, Vec<u8>)]) -> Result<View, BuildError> {
     src.aliases = aliases;
     src.inline_files.push((STATUS_FILE.to_owned(), b"[]\n".to_vec()));
+    src.inline_files.extend(web.iter().cloned());
     View::build(src)
 }
 
@@ -34,13 +36,21 @@ pub struct ViewPublisher {
     written: Option<(String, u64, u64)>,
     /// On a shared store, how long a superseded image stays (`[store] gc-delay`).
     shared: Option<Duration>,
+    /// The front page's files (`crate::web::placeholders`).
+    web: Vec<(String, Vec<u8>)>,
 }
 
 impl ViewPublisher {
     /// For the store in `store`, writing images with `fsync` and the configured `aliases` (the
     /// `Store` builds one per publish; tools and tests that build catalogs use it directly).
     pub fn for_store(store: &Path, fsync: bool, aliases: Vec<Alias>) -> Self {
-        ViewPublisher { dir: images_dir(store), fsync, aliases, written: None, shared: None }
+        ViewPublisher { dir: images_dir(store), fsync, aliases, written: None, shared: None, web: Vec::new() }
+    }
+
+    /// With the front page's files (`[web]`).
+    pub fn with_web(mut self, web: Vec<(String, Vec<u8>)>) -> Self {
+        self.web = web;
+        self
     }
 
     /// For a shared store (`super::shared`): an image that cannot be written refuses the publish,
@@ -55,7 +65,7 @@ impl ViewPublisher {
     /// an image that cannot be written only costs the daemon a build of its own (logged) — on a
     /// shared store it refuses the publish, since serving nodes cannot build one.
     pub fn prepare(&mut self, src: &mut ViewSource) -> Result<Option<u64>, BuildError> {
-        let view = build_view(src, self.aliases.clone())?;
+        let view = build_view(src, self.aliases.clone(), &self.web)?;
         let nonce = random_nonce();
         let name = image::file_name(view.generation(), nonce);
         let valid_until = src.valid_until.unwrap_or(i64::MAX);

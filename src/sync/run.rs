@@ -127,7 +127,13 @@ fn conclude_job(
         };
         let (snap_id, name) = match again {
             Some(name) => (store.catalog().snapshot_id(&id, &name)?.expect("the newest snapshot exists"), name),
-            None => store.record(&snap, &all_warnings)?,
+            None => {
+                let (snap_id, name) = store.record(&snap, &all_warnings)?;
+                if env.config.web.is_some() {
+                    record_changes(store, &id, base, snap_id, &name);
+                }
+                (snap_id, name)
+            }
         };
         let held = shrunk.map(|s| s.line(&name));
         report.held = held.clone();
@@ -149,6 +155,21 @@ fn conclude_job(
     };
     store.catalog().mark_finished(&id, done.ended, outcome.as_ref().map(|v| *v).map_err(String::as_str))?;
     Ok(report)
+}
+
+/// What a new snapshot changed against its baseline's, for the front page (`[web]`): the
+/// `snapshot diff` as JSON in the catalog. A diff that fails only costs the page its changes.
+fn record_changes(store: &Store, id: &str, base: &Baseline, snapshot: i64, name: &str) {
+    let Some(from) = base.snapshot.as_ref() else { return };
+    let diff = crate::lifecycle::diff::diff(store.catalog(), store.pool(), id, &from.name, name);
+    let stored = match diff.map(|d| serde_json::to_string(&d)) {
+        Ok(Ok(json)) => store.catalog().set_snapshot_changes(snapshot, &from.name, &json).map_err(|e| e.to_string()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(crate::engine::one_line(&e)),
+    };
+    if let Err(e) = stored {
+        tracing::warn!(entry = %id, error = %e, "what the snapshot changed is not recorded (the front page leaves it out)");
+    }
 }
 
 /// The network part of one job against its baseline: plan, perform, and the snapshot to record

@@ -64,7 +64,7 @@ fn config(world_dir: &Path, name: &str, server: &TestServer, key: &Path, mount: 
     let text = format!(
         "[store]\ndir = \"{CEPH_MOUNT}/store\"\nfsync = true\nshared = true\ngc-delay = \"{}s\"\n\n\
          [sync]\nconcurrency = 4\nkeep = 2\ngrace = \"1s\"\ntimeout = \"10s\"\n\n\
-         [mount]\npin-idle = \"8s\"\npin-lifetime = \"8s\"\n{mount}\n\
+         [mount]\npin-idle = \"8s\"\npin-lifetime = \"8s\"\n{mount}\n[web]\ntitle = \"cluster\"\n\n\
          [[mirror]]\nid = \"{}\"\nrepository = \"deb {}/{} {} {}\"\narchitectures = [\"amd64\", \"all\"]\nkey = \"{}\"\n",
         GC_DELAY.as_secs(),
         PVE.id,
@@ -276,6 +276,13 @@ fn publishes(world: &World, one: (&Serving, &AptClient), two: (&Serving, &AptCli
             latencies.extend(took);
         }
     });
+    // The writer renders the front page for the serving nodes too (views/web/).
+    for node in [one.0, two.0] {
+        let index = text(&node.get("index.html").body);
+        assert!(index.contains(r#"<tr id="entry-pve_bookworm" class="success">"#), "{}: {index}", node.node.name());
+        let page = text(&node.get("status/pve_bookworm.html").body);
+        assert!(page.contains("upgraded: "), "{}: the mirror's page lists what changed: {page}", node.node.name());
+    }
     let worst = latencies.iter().max().expect("latencies");
     assert!(*worst < VISIBLE_WITHIN, "a publish took {worst:?} to show on a serving node: {latencies:?}");
 }

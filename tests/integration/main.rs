@@ -28,3 +28,4 @@ mod tree_fixture;
 mod trees;
 mod upstream_quirks;
 mod view;
+mod web;

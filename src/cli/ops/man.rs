@@ -14,7 +14,7 @@ const CONFIG_FILE: &str = "/etc/pmirror-fs/config.toml";
 /// Where the config reference page is installed from (`gen man --dir`).
 pub const CONFIG_PAGE: &str = "pmirror-fs.toml.5";
 
-use super::man_text::{EXAMPLES, EXIT_STATUS};
+use super::man_text::{EXAMPLES, EXIT_STATUS, TABLES};
 
 /// One key of the configuration file: (table, key, default, meaning). A default of `None` is
 /// read from the empty configuration ([`defaults`]).
@@ -141,6 +141,16 @@ const KEYS: &[Key] = &[
          served from the pool.",
     ),
     (
+        "web",
+        "base-url",
+        Some("http://mirror.example.org"),
+        "With a [web] table the mount serves a front page (/index.html, /status/<id>.html): the mirrors' states, \
+         snapshots, what changed, and client snippets whose URIs start with this URL (the site as clients reach it). \
+         Without [web], no page.",
+    ),
+    ("web", "title", Some("pmirror-fs mirror"), "The front page's heading and title."),
+    ("web", "notice", Some("unset: none"), "One line shown at the top of the front page (maintenance, a new host name)."),
+    (
         "subscription",
         "key",
         Some("required"),
@@ -224,24 +234,6 @@ const KEYS: &[Key] = &[
         "snapshots",
         Some("unset: the published snapshot of each"),
         "Carry these snapshots, as \"mirror/snapshot\" (not with newest).",
-    ),
-];
-
-/// What each table is, in the order of the page.
-const TABLES: &[(&str, &str, &str)] = &[
-    ("store", "[store]", "Where the data lives."),
-    ("sync", "[sync]", "How syncs download, and how long snapshots stay."),
-    ("mount", "[mount]", "How the mount keeps each connection on one snapshot generation across a switch."),
-    ("subscription", "[[subscription]]", "Proxmox enterprise credentials (keep the file mode 0600)."),
-    ("mirror", "[[mirror]]", "One suite of an apt repository, synced into snapshots."),
-    ("tree", "[[tree]]", "A plain file tree, checked against its checksum lists."),
-    ("alias", "[[alias]]", "A second path for part of the view."),
-    (
-        "medium",
-        "[[medium]]",
-        "An offline medium for an air-gapped cluster, and what goes on it: `medium sync ID` writes it, \
-         `medium status|diff ID` show it; on the offline side `mount --store`, `medium import` and `medium \
-         sources` read it.",
     ),
 ];
 

@@ -114,3 +114,26 @@ pub(super) const EXIT_STATUS: &[(&str, &str, &str)] = &[
          head(1); never the mount daemon.",
     ),
 ];
+
+/// What each table is, in the order of the page.
+pub(super) const TABLES: &[(&str, &str, &str)] = &[
+    ("store", "[store]", "Where the data lives."),
+    ("sync", "[sync]", "How syncs download, and how long snapshots stay."),
+    (
+        "mount",
+        "[mount]",
+        "How the mount keeps each connection on one snapshot generation across a switch, and its local read cache.",
+    ),
+    ("web", "[web]", "The front page the mount serves (/index.html); none without this table."),
+    ("subscription", "[[subscription]]", "Proxmox enterprise credentials (keep the file mode 0600)."),
+    ("mirror", "[[mirror]]", "One suite of an apt repository, synced into snapshots."),
+    ("tree", "[[tree]]", "A plain file tree, checked against its checksum lists."),
+    ("alias", "[[alias]]", "A second path for part of the view."),
+    (
+        "medium",
+        "[[medium]]",
+        "An offline medium for an air-gapped cluster, and what goes on it: `medium sync ID` writes it, \
+         `medium status|diff ID` show it; on the offline side `mount --store`, `medium import` and `medium \
+         sources` read it.",
+    ),
+];

@@ -46,7 +46,7 @@ fn readme_commands_parse_presets_exist_and_examples_load() {
     let tmp = tempfile::tempdir().unwrap();
     let key = crate::support::write_public_key(tmp.path());
     let tomls: Vec<&String> = blocks.iter().filter(|(i, _)| i == "toml").map(|(_, b)| b).collect();
-    assert_eq!(tomls.len(), 5, "TOML examples");
+    assert_eq!(tomls.len(), 6, "TOML examples");
     for (i, body) in tomls.iter().enumerate() {
         // The [[medium]] example names the mirrors of the example before it.
         let body = match body.starts_with("[[medium]]") {
