@@ -14,6 +14,12 @@ pub const SNAPSHOTS_DIR: &str = "snapshots";
 /// The top-level directory the mount answers pinned lookups under (`crate::fuse::PIN_DIR`).
 pub const PIN_DIR: &str = ".pin";
 
+/// What the mount serves at the top of every view besides the entries: status.json
+/// (`crate::tree::STATUS_FILE`), the front page and the entries' pages (`crate::web::INDEX`,
+/// `crate::web::PAGES_DIR`).
+pub const SERVED_FILES: [&str; 2] = ["status.json", "index.html"];
+pub const PAGES_DIR: &str = "status";
+
 /// Ids name `snapshots/<id>/` directories and catalog rows: `[A-Za-z0-9_.-]+`, not `.` or `..`.
 /// `20M`: bytes per second, with an optional K, M or G (1024-based, as wget's and curl's
 /// `--limit-rate` count; `KiB`, `MB` and the like are read the same); more than 0.
@@ -151,6 +157,11 @@ pub fn claimable_path(path: &str) -> Result<(), String> {
             "{path:?} is reserved: the mount answers {PIN_DIR}/<token>/ for nginx's pinned index paths"
         ));
     }
+    if is_within(path, PAGES_DIR) || SERVED_FILES.contains(&path) {
+        return Err(format!(
+            "{path:?} is reserved: the mount serves status.json, the front page (index.html) and status/<id>.html there"
+        ));
+    }
     Ok(())
 }
 
@@ -253,6 +264,11 @@ mod tests {
             (".pin", Some("reserved")),
             (".pin/x", Some("reserved")),
             (".pinx", None),
+            ("status", Some("reserved")),
+            ("status/x", Some("reserved")),
+            ("index.html", Some("reserved")),
+            ("status.json", Some("reserved")),
+            ("statusx", None),
             ("a\0b", Some("NUL")),
         ];
         for (text, want) in cases {

@@ -117,6 +117,12 @@ mod tests {
     }
 
     #[test]
+    fn the_config_reserves_these_paths() {
+        use crate::config::validate::{PAGES_DIR as RESERVED_DIR, SERVED_FILES};
+        assert_eq!((RESERVED_DIR, SERVED_FILES), (PAGES_DIR, [crate::tree::STATUS_FILE, INDEX]));
+    }
+
+    #[test]
     fn keys_keep_their_form() {
         assert_eq!(key_path("pve", b"-----BEGIN PGP PUBLIC KEY BLOCK-----"), "status/pve.asc");
         assert_eq!(key_path("pve", &[0x99, 0x01]), "status/pve.gpg");

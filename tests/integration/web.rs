@@ -3,7 +3,8 @@
 //! configured mirror is listed with its state, a failed one with its reason; every link on both
 //! pages answers 200; the mirror's page lists an upgrade the last sync brought in; after a sync
 //! the page shows the new snapshot within a second. The test saves a screenshot (into
-//! `$PMIRROR_SCREENSHOT_DIR` too when set: `docs/front-page.png` is made that way).
+//! `$PMIRROR_SCREENSHOT_DIR` too when set: `docs/front-page.png` and `docs/mirror-page.png` are made
+//! that way).
 
 use crate::harness::{text, Env, MirrorSpec, Mount, PVE};
 use crate::support::client;
@@ -126,22 +127,39 @@ fn the_front_page_in_a_browser() {
     assert!(page.contains(&format!(">{old}</a>")) && page.contains(&format!(">{new}</a>")), "both snapshots listed");
     assert!(page.contains("<svg class=\"chart\""), "the runs chart");
     let checked = checked + assert_links_answer(&page, &page_url);
-    eprintln!("web: new snapshot shown after {shown_after:?}; {checked} links answered 200");
+    let served = client::get(&page_url).expect("GET the mirror's page");
+    assert_eq!(served.header("content-type"), Some("text/html"));
+    eprintln!(
+        "web: new snapshot shown after {shown_after:?}; {checked} links answered 200; the mirror's page is {} bytes",
+        served.body.len()
+    );
 
-    let shot = screenshot(&env, &index_url);
-    eprintln!("web: screenshot {} ({} bytes)", shot.display(), std::fs::metadata(&shot).unwrap().len());
+    // A rollback pins the mirror: the page says so.
+    let rolled = env.run(&["snapshot", "publish", PVE.id, &old]);
+    assert!(rolled.status.success(), "snapshot publish: {}", text(&rolled.stderr));
+    let since = Instant::now();
+    while !text(&client::get(&index_url).unwrap().body).contains("pinned (rolled back)") {
+        assert!(since.elapsed() < Duration::from_secs(1), "the page did not mark the rollback within 1 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(dump_dom(&index_url).contains(&format!(">{old}</a> <span class=\"pinned\">pinned (rolled back)</span>")));
+
+    for (url, name) in [(&index_url, "front-page.png"), (&page_url, "mirror-page.png")] {
+        let shot = screenshot(&env, url, name);
+        eprintln!("web: screenshot {} ({} bytes)", shot.display(), std::fs::metadata(&shot).unwrap().len());
+    }
 }
 
-/// A PNG of the page at 1400×1000; copied to `$PMIRROR_SCREENSHOT_DIR` when set.
-fn screenshot(env: &Env, url: &str) -> PathBuf {
-    let path = env.dir.path().join("front-page.png");
+/// A PNG of the page at 1400×1000, as `name`; copied to `$PMIRROR_SCREENSHOT_DIR` when set.
+fn screenshot(env: &Env, url: &str, name: &str) -> PathBuf {
+    let path = env.dir.path().join(name);
     let arg = format!("--screenshot={}", path.display());
     let out = chromium(&[&arg, "--window-size=1400,1000", "--hide-scrollbars", url]);
     assert!(out.status.success(), "chromium --screenshot: {}", text(&out.stderr));
     let png = std::fs::read(&path).expect("the screenshot");
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real picture: {} bytes", png.len());
     if let Some(dir) = std::env::var_os("PMIRROR_SCREENSHOT_DIR") {
-        std::fs::copy(&path, Path::new(&dir).join("front-page.png")).expect("copy the screenshot");
+        std::fs::copy(&path, Path::new(&dir).join(name)).expect("copy the screenshot");
     }
     path
 }
