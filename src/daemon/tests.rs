@@ -74,7 +74,8 @@ impl World {
             entries,
         };
         let (id, _) = self.writer.record_snapshot(&snapshot).unwrap();
-        let mut publisher = ViewPublisher::for_store(&self.config.store.dir, false, vec![]);
+        let mut publisher = ViewPublisher::for_store(&self.config.store.dir, false, vec![])
+            .with_web(crate::web::placeholders(&self.config));
         let published = self.writer.publish(&[id], t, RETENTION, |src| publisher.prepare(src));
         publisher.finish(published.is_ok());
         published.unwrap().generation
@@ -354,4 +355,42 @@ fn walkdir(root: &std::path::Path) -> Vec<String> {
         }
     }
     out
+}
+
+/// With `[web]` the daemon fills the front page with status.json: the entry, its state, the
+/// published snapshot and the next scheduled run it was given; without `[web]` there is none.
+#[test]
+fn the_front_page_follows_status_json() {
+    let mut w = world();
+    let path = w.dir.path().join("config.toml");
+    std::fs::write(&path, config_text(&w.config.store.dir, true) + "\n[web]\ntitle = \"Unit mirror\"\n").unwrap();
+    w.config = Config::load(&path).unwrap();
+    w.publish(1_000, "r1", &["a"]);
+    let mut daemon = w.start(1_000);
+    let page = |daemon: &Daemon<ViewHandle>, path: &str| {
+        let view = daemon.target().current();
+        let node = view.lookup_path(path).unwrap_or_else(|| panic!("the view has {path}"));
+        let Some(FileContent::Inline(bytes)) = node.content() else { panic!("{path} is not an inline file") };
+        String::from_utf8(bytes.to_vec()).unwrap()
+    };
+    let index = page(&daemon, crate::web::INDEX);
+    assert!(index.contains("<h1>Unit mirror</h1>") && index.contains("<tr id=\"entry-m\" class=\"none\">"), "{index}");
+    assert!(index.contains(&crate::status::tunasync_time(Some(NEXT_RUN)).0), "the next run: {index}");
+    assert!(page(&daemon, "status/m.html").contains("<h1>m</h1>"));
+    assert!(daemon.target().current().lookup_path("status/m.asc").is_some(), "the (armored) key beside the page");
+    w.writer.mark_started("m", 1_100).unwrap();
+    w.writer.mark_finished("m", 1_101, Err("upstream said 503")).unwrap();
+    assert_eq!(daemon.tick(1_101), Tick::StatusRefreshed);
+    let index = page(&daemon, crate::web::INDEX);
+    assert!(
+        index.contains("class=\"failed\"") && index.contains("<div class=\"reason\">upstream said 503</div>"),
+        "{index}"
+    );
+    assert!(page(&daemon, "status/m.html").contains("failed in 1 s"), "the run is in the chart");
+
+    std::fs::write(&path, config_text(&w.config.store.dir, true)).unwrap();
+    w.config = Config::load(&path).unwrap();
+    w.publish(1_200, "r2", &["a"]);
+    let daemon = w.start(1_200);
+    assert!(daemon.target().current().lookup_path(crate::web::INDEX).is_none(), "no [web], no page");
 }
