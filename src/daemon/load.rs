@@ -154,7 +154,8 @@ impl Store {
                 let view = crate::store::build_view(&mut ViewSource::default(), Vec::new(), &web)?;
                 return Ok(Loaded { view, pointer, valid_until: None, from: "nothing published yet" });
             };
-            let path = self.images().join(image::file_name(generation, nonce));
+            let name = image::file_name(generation, nonce);
+            let path = self.local_image(&name);
             match image::map(&path) {
                 Ok((view, info)) if info.generation == generation => {
                     return Ok(Loaded { view, pointer, valid_until: None, from: "image" })
@@ -164,6 +165,40 @@ impl Store {
             }
         }
         Err(last.map_or_else(|| DaemonError::SharedMissing { store: self.config.store.dir.clone() }, Into::into))
+    }
+
+    /// The image `name` to map: with a read cache (`[mount] cache-dir`), a copy of the shared
+    /// one in `<cache-dir>/views/`, so lookups never page the image in over the shared
+    /// filesystem (a page fault there waits for the filesystem, and for the writer's client to
+    /// give up the file it just wrote); other copies there are deleted (a view still mapped keeps
+    /// its own). Without a cache, or if the copy fails (logged), the shared image itself.
+    fn local_image(&self, name: &str) -> PathBuf {
+        let shared_path = self.images().join(name);
+        let Some(cache) = &self.config.mount.cache else { return shared_path };
+        let dir = cache.dir.join("views");
+        let local = dir.join(name);
+        let copied = (|| -> std::io::Result<()> {
+            if !local.exists() {
+                std::fs::create_dir_all(&dir)?;
+                let tmp = dir.join(format!(".{name}.tmp"));
+                std::fs::copy(&shared_path, &tmp)?;
+                std::fs::rename(&tmp, &local)?;
+            }
+            for entry in std::fs::read_dir(&dir)? {
+                let other = entry?.path();
+                if other != local {
+                    std::fs::remove_file(other)?;
+                }
+            }
+            Ok(())
+        })();
+        match copied {
+            Ok(()) => local,
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot copy the view image to the cache; mapping the shared one");
+                shared_path
+            }
+        }
     }
 
     /// Loads the catalog's view as of `now` and builds the tree (aliases from the config).

@@ -253,7 +253,9 @@ fn a_shared_store_is_served_without_its_catalog() {
     let store_dir = dir.path().join("store");
     std::fs::create_dir(&store_dir).unwrap();
     let path = dir.path().join("config.toml");
-    let text = config_text(&store_dir, true).replace("fsync = false\n", "fsync = false\nshared = true\n");
+    let cache = dir.path().join("cache");
+    let text = config_text(&store_dir, true).replace("fsync = false\n", "fsync = false\nshared = true\n")
+        + &format!("\n[mount]\ncache-dir = {cache:?}\n");
     std::fs::write(&path, text).unwrap();
     let config = Config::load(&path).unwrap();
     let settings = crate::store::Settings::of(&config);
@@ -317,6 +319,9 @@ fn a_shared_store_is_served_without_its_catalog() {
     assert_eq!(publish(1_010, &["a", "b"]), 2);
     no_catalog();
     assert_eq!(daemon.tick(1_011), Tick::Switched { generation: 2 });
+    let local: Vec<String> = walkdir(&cache.join("views"));
+    assert_eq!(local.len(), 1, "the current image, copied to the node's cache: {local:?}");
+    assert!(local[0].starts_with("000000000002-"), "{local:?}");
     assert!(has(&daemon, "debian/pool/b.deb"));
     assert!(has(&daemon, "debian/pool/a.deb"), "the superseded image's objects are still there");
     assert_eq!(daemon.tick(1_012), Tick::Unchanged);
