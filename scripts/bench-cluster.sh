@@ -339,35 +339,15 @@ site_block() {
 # node_nginx NODE NAME PORT ROOT PINNED: nginx (workers www-data, the main context the shipped
 # site asks for) inside NODE's namespace, serving ROOT on PORT; its master added to PIDS_NGINX.
 node_nginx() {
-    local node=$1 dir=$W/nginx-$2 port=$3 i
+    local node=$1 dir=$W/nginx-$2 port=$3
     mkdir -p "$dir"
-    cat >"$dir/nginx.conf" <<EOF
-daemon off;
-user www-data;
-worker_processes auto;
-worker_rlimit_nofile $NOFILE;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 768; }
-http {
-    access_log off;
-    client_body_temp_path $dir/body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
-    default_type application/octet-stream;
-$(site_block "$port" "$4" "$5")
-}
-EOF
-    nsenter -t "${HOLDER[$node]}" -m -- "$NGINX" -c "$dir/nginx.conf" -p "$dir" &
-    PIDS_NGINX+=("$!")
-    for ((i = 0; i < 100; i++)); do
-        curl -s -o /dev/null "http://127.0.0.1:$port/" && return 0
-        sleep 0.1
-    done
-    cat "$dir/error.log" >&2
-    die "nginx $2 on $node did not come up on port $port"
+    {
+        nginx_conf_head "$dir" 768 "worker_rlimit_nofile $NOFILE;"
+        echo "    access_log off;"
+        site_block "$port" "$4" "$5"
+        echo "}"
+    } >"$dir/nginx.conf"
+    start_nginx "$dir" "http://127.0.0.1:$port/" nsenter -t "${HOLDER[$node]}" -m --
 }
 
 # ================================================================ a. small files

@@ -28,12 +28,13 @@ stop_nginx() {
     PIDS_NGINX=()
 }
 
-# nginx_conf_head DIR CONNECTIONS: an nginx.conf up to the inside of `http {` (daemon off, www-data
-# workers when run as root, pid/logs/temp paths under DIR); the caller adds its log and server
-# blocks and the closing brace.
+# nginx_conf_head DIR CONNECTIONS [MAIN]: an nginx.conf up to the inside of `http {` (daemon off,
+# www-data workers when run as root, pid/logs/temp paths under DIR, MAIN lines in the main
+# context); the caller adds its log and server blocks and the closing brace.
 nginx_conf_head() {
     echo "daemon off;"
     [ "$(id -u)" = 0 ] && id www-data >/dev/null 2>&1 && echo "user www-data;"
+    [ -n "${3:-}" ] && printf '%s\n' "$3"
     cat <<EOF
 worker_processes auto;
 pid $1/nginx.pid;
@@ -50,10 +51,11 @@ http {
 EOF
 }
 
-# start_nginx DIR URL: nginx on DIR/nginx.conf (its master added to PIDS_NGINX), waited for until
-# URL answers; dies with its error log if it exits or does not come up within 10 s.
+# start_nginx DIR URL [WRAPPER...]: nginx on DIR/nginx.conf (its master added to PIDS_NGINX; run
+# through WRAPPER, e.g. `nsenter -t PID -m --`, which must exec it), waited for until URL answers;
+# dies with its error log if it exits or does not come up within 10 s.
 start_nginx() {
-    "${NGINX:-/usr/sbin/nginx}" -c "$1/nginx.conf" -p "$1" &
+    "${@:3}" "${NGINX:-/usr/sbin/nginx}" -c "$1/nginx.conf" -p "$1" &
     local pid=$! _
     PIDS_NGINX+=("$pid")
     for _ in $(seq 100); do

@@ -56,24 +56,7 @@ impl World {
     /// Records a snapshot of `m` at `t` (its Release and one package per name) and publishes
     /// it as sync does: the view image written before the transaction commits.
     fn publish(&mut self, t: i64, release: &str, packages: &[&str]) -> u64 {
-        let entry = |path: String, content: &str, kind| NewEntry {
-            path,
-            sha256: Sha256::of(content.as_bytes()),
-            size: content.len() as u64,
-            mtime: t,
-            kind,
-            other_hashes: vec![],
-        };
-        let mut entries = vec![entry("dists/bookworm/InRelease".into(), release, EntryKind::Release)];
-        entries.extend(packages.iter().map(|p| entry(format!("pool/{p}.deb"), p, EntryKind::Package)));
-        let snapshot = NewSnapshot {
-            mirror_id: "m".into(),
-            created_at: t,
-            release_sha256: Some(Sha256::of(release.as_bytes())),
-            release_last_modified: Some(t),
-            entries,
-        };
-        let (id, _) = self.writer.record_snapshot(&snapshot).unwrap();
+        let (id, _) = self.writer.record_snapshot(&snapshot_of(t, release, packages)).unwrap();
         let mut publisher = ViewPublisher::for_store(&self.config.store.dir, false, vec![])
             .with_web(crate::web::placeholders(&self.config));
         let published = self.writer.publish(&[id], t, RETENTION, |src| publisher.prepare(src));
@@ -84,6 +67,27 @@ impl World {
     fn images(&self) -> Vec<std::path::PathBuf> {
         let dir = crate::store::images_dir(&self.config.store.dir);
         std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect()
+    }
+}
+
+/// A snapshot of `m` at `t`: its Release and one package per name.
+fn snapshot_of(t: i64, release: &str, packages: &[&str]) -> NewSnapshot {
+    let entry = |path: String, content: &str, kind| NewEntry {
+        path,
+        sha256: Sha256::of(content.as_bytes()),
+        size: content.len() as u64,
+        mtime: t,
+        kind,
+        other_hashes: vec![],
+    };
+    let mut entries = vec![entry("dists/bookworm/InRelease".into(), release, EntryKind::Release)];
+    entries.extend(packages.iter().map(|p| entry(format!("pool/{p}.deb"), p, EntryKind::Package)));
+    NewSnapshot {
+        mirror_id: "m".into(),
+        created_at: t,
+        release_sha256: Some(Sha256::of(release.as_bytes())),
+        release_last_modified: Some(t),
+        entries,
     }
 }
 
@@ -263,25 +267,7 @@ fn a_shared_store_is_served_without_its_catalog() {
         let mut store = crate::store::Store::open(settings.clone()).unwrap();
         store.catalog().upsert_mirror("m", "mirror", "debian", "http://example.org/debian").unwrap();
         store.catalog().mark_started("m", t).unwrap();
-        let entry = |path: String, content: &str, kind| NewEntry {
-            path,
-            sha256: Sha256::of(content.as_bytes()),
-            size: content.len() as u64,
-            mtime: t,
-            kind,
-            other_hashes: vec![],
-        };
-        let mut entries = vec![entry("dists/bookworm/InRelease".into(), &format!("r{t}"), EntryKind::Release)];
-        entries.extend(packages.iter().map(|p| entry(format!("pool/{p}.deb"), p, EntryKind::Package)));
-        let release_sha256 = Some(Sha256::of(format!("r{t}").as_bytes()));
-        let snapshot = NewSnapshot {
-            mirror_id: "m".into(),
-            created_at: t,
-            release_sha256,
-            release_last_modified: Some(t),
-            entries,
-        };
-        let (id, _) = store.record(&snapshot, &[]).unwrap();
+        let (id, _) = store.record(&snapshot_of(t, &format!("r{t}"), packages), &[]).unwrap();
         let generation = store.publish(&[id]).unwrap().generation;
         store.catalog().mark_finished("m", t, Ok((1, 1))).unwrap();
         generation

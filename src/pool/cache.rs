@@ -176,13 +176,13 @@ impl ReadCache {
         loop {
             match self.find(sha, size)? {
                 Found::File(file) => return Ok(file),
-                Found::Busy(_) if size > WAIT_FOR_COPY => return self.direct(sha),
+                Found::Busy(_) if size > WAIT_FOR_COPY => return self.direct(sha, size),
                 Found::Busy(done) => {
                     let state = self.lock();
                     // Woken when the copy ends (or spuriously: look again either way).
                     drop(done.wait_while(state, |s| s.copying.contains_key(sha)));
                 }
-                Found::Missing if size > self.capacity => return self.direct(sha),
+                Found::Missing if size > self.capacity => return self.direct(sha, size),
                 Found::Missing if size > WAIT_FOR_COPY => {
                     if !self.background.swap(true, Ordering::AcqRel) {
                         let (cache, sha) = (Arc::clone(self), *sha);
@@ -193,7 +193,7 @@ impl ReadCache {
                             self.background.store(false, Ordering::Release);
                         }
                     }
-                    return self.direct(sha);
+                    return self.direct(sha, size);
                 }
                 Found::Missing => return self.copy(sha, size),
             }
@@ -249,10 +249,10 @@ impl ReadCache {
         let _ = std::fs::remove_file(&path);
     }
 
-    /// The pool's own file (not copied).
-    fn direct(&self, sha: &Sha256) -> io::Result<File> {
+    /// The pool's own file (not copied), if it has the size the view says.
+    fn direct(&self, sha: &Sha256, size: u64) -> io::Result<File> {
         self.lock().stats.direct += 1;
-        File::open(super::object_path(&self.pool, sha))
+        sized(File::open(super::object_path(&self.pool, sha))?, sha, size)
     }
 
     /// Copies `sha` in while the caller waits, then opens the copy. A pool object that does not
@@ -282,7 +282,7 @@ impl ReadCache {
             Err(Failure::Local(e)) => {
                 drop(state);
                 tracing::warn!(dir = %self.dir.display(), error = %e, "cannot copy into the read cache; serving from the pool");
-                self.direct(sha)
+                self.direct(sha, size)
             }
         }
     }
@@ -351,14 +351,19 @@ impl From<PathBuf> for Objects {
 impl Objects {
     /// The object `sha` of `size` bytes, opened read-only; a file of another size is an error.
     pub fn open(&self, sha: &Sha256, size: u64) -> io::Result<File> {
-        let file = match self {
-            Objects::Pool(dir) => File::open(super::object_path(dir, sha))?,
-            Objects::Cached(cache) => cache.open_object(sha, size)?,
-        };
-        match file.metadata()?.len() {
-            len if len == size => Ok(file),
-            len => Err(io::Error::other(format!("pool object {sha} has {len} bytes, the catalog says {size}"))),
+        match self {
+            Objects::Pool(dir) => sized(File::open(super::object_path(dir, sha))?, sha, size),
+            // The cache checks sizes itself (a hit against its stamp, a copy as it is made).
+            Objects::Cached(cache) => cache.open_object(sha, size),
         }
+    }
+}
+
+/// `file` if it holds `size` bytes, else an error naming the object.
+fn sized(file: File, sha: &Sha256, size: u64) -> io::Result<File> {
+    match file.metadata()?.len() {
+        len if len == size => Ok(file),
+        len => Err(io::Error::other(format!("pool object {sha} has {len} bytes, the catalog says {size}"))),
     }
 }
 
