@@ -76,7 +76,7 @@ fn first_upgrade(diff: &serde_json::Value) -> (String, String, String) {
 #[test]
 fn the_front_page_in_a_browser() {
     let upstream = Upstream::proxmox(0, signing_key()).expect("fixture");
-    let env = Env::with_extra(upstream, &[&PVE, &BROKEN], WEB);
+    let mut env = Env::with_extra(upstream, &[&PVE, &BROKEN], WEB);
     let first = env.run(&["sync"]);
     assert_eq!(first.status.code(), Some(1), "the broken mirror fails: {}", text(&first.stderr));
     let mount = Mount::start(&env);
@@ -144,6 +144,7 @@ fn the_front_page_in_a_browser() {
     }
     assert!(dump_dom(&index_url).contains(&format!(">{old}</a> <span class=\"pinned\">pinned (rolled back)</span>")));
 
+    snippet_works_with_apt(&mut env, &nginx);
     for (url, name) in [(&index_url, "front-page.png"), (&page_url, "mirror-page.png")] {
         let shot = screenshot(&env, url, name);
         eprintln!("web: screenshot {} ({} bytes)", shot.display(), std::fs::metadata(&shot).unwrap().len());
@@ -162,4 +163,40 @@ fn screenshot(env: &Env, url: &str, name: &str) -> PathBuf {
         std::fs::copy(&path, Path::new(&dir).join(name)).expect("copy the screenshot");
     }
     path
+}
+
+/// The real apt client takes the page's snippet as it is: with `base-url` set to this nginx (the
+/// daemon reads the config again at the next run), the key the page links and the deb822 stanza it
+/// shows — only `Signed-By` pointed at where the test saved the key — give a clean update.
+fn snippet_works_with_apt(env: &mut Env, nginx: &Nginx) {
+    let web = WEB.replace("http://mirror.example.org", &nginx.base_url());
+    env.write_config(&[&PVE, &BROKEN], &web);
+    let _ = env.run(&["sync"]); // a run start and end: the pages are made again with the new config
+    let since = Instant::now();
+    let index = loop {
+        let index = text(&client::get(&nginx.url("/")).unwrap().body);
+        if index.contains(&format!("URIs: {}/debian/pve", nginx.base_url())) {
+            break index;
+        }
+        assert!(since.elapsed() < Duration::from_secs(5), "the page never took the new base-url");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let section = index.split("<section id=\"use-pve_bookworm\">").nth(1).expect("the mirror's snippet");
+    let stanza = section.split("<pre>Types: deb").nth(1).and_then(|s| s.split("</pre>").next()).expect("stanza");
+    let stanza = format!("Types: deb{stanza}").replace("&amp;", "&");
+    let key_url = nginx.url(&pmirror_fs::web::key_path(PVE.id, &std::fs::read(&env.key).unwrap()));
+    let key = client::get(&key_url).expect("GET the key");
+    assert_eq!((key.status, &key.body), (200, &std::fs::read(&env.key).unwrap()), "the page's key is the mirror's");
+    let dir = env.dir.path().join("apt-snippet");
+    let sources = dir.join("sources");
+    std::fs::create_dir_all(&sources).unwrap();
+    let saved = dir.join("pmirror-fs-pve_bookworm.gpg");
+    std::fs::write(&saved, &key.body).unwrap();
+    let stanza = stanza.replace("/etc/apt/keyrings/pmirror-fs-pve_bookworm.gpg", &saved.display().to_string());
+    std::fs::write(sources.join("pmirror-fs-pve_bookworm.sources"), &stanza).unwrap();
+    let apt = crate::support::apt::AptClient::with_sources(&dir.join("state"), &sources);
+    apt.update().unwrap_or_else(|e| panic!("apt with the page's stanza:\n{stanza}\n{e}"));
+    let debs = apt.download_all().expect("apt download");
+    assert!(!debs.is_empty(), "apt downloaded the mirror's packages");
+    eprintln!("web: apt took the page's stanza and key: {} packages downloaded", debs.len());
 }
