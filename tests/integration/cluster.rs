@@ -12,8 +12,9 @@
 //! 2. a second writer (on serve1) is refused at once, naming the holder's pid and host;
 //! 3. serve1 dies (mount daemon, nginx and ceph-fuse killed) and comes back while apt on serve2
 //!    keeps updating without a failure;
-//! 4. the writer is killed at random points of a sync: each node serves the previous or the new
-//!    generation, never anything else, and apt updates cleanly;
+//! 4. the writer is killed at points spread over a sync's span: within 1 s each node serves what
+//!    the writer left published (the previous generation before the commit, the new one after),
+//!    never anything else, and apt updates cleanly;
 //! 5. gc while a connection to serve2 is pinned to a generation retention dropped: gc deletes
 //!    nothing that connection is served and says when it may; after `gc-delay` it deletes.
 //!
@@ -57,6 +58,8 @@ struct World {
     key: PathBuf,
     writer: Node,
     writer_config: PathBuf,
+    /// How long the last publishing `sync` took (phase 4 aims its kills across that span).
+    last_sync: std::cell::Cell<Duration>,
 }
 
 fn config(world_dir: &Path, name: &str, server: &TestServer, key: &Path, mount: &str) -> PathBuf {
@@ -173,7 +176,9 @@ impl World {
     /// Serves generation `g` upstream and syncs it on the writer; returns when the sync did.
     fn publish(&self, g: u32) -> Instant {
         self.server.swap(self.upstreams[g as usize].clone());
+        let started = Instant::now();
         run_ok(&self.writer, &self.writer_config, &["sync"]);
+        self.last_sync.set(started.elapsed());
         Instant::now()
     }
 
@@ -240,7 +245,7 @@ fn a_writer_and_two_serving_nodes_on_cephfs() {
     let server = TestServer::start(upstreams[0].clone());
     let writer = ceph.node("writer");
     let writer_config = config(dir.path(), "writer", &server, &key, "");
-    let world = World { dir, server, upstreams, key, writer, writer_config };
+    let world = World { dir, server, upstreams, key, writer, writer_config, last_sync: Default::default() };
     world.publish(0);
     let cache = world.dir.path().join("serve1-cache");
     let mut serve1 = Serving::new(&world, ceph.node("serve1"), &format!("cache-dir = \"{}\"\n", cache.display()));
@@ -276,10 +281,24 @@ fn publishes(world: &World, one: (&Serving, &AptClient), two: (&Serving, &AptCli
             latencies.extend(took);
         }
     });
-    // The writer renders the front page for the serving nodes too (views/web/).
+    // The writer renders the front page for the serving nodes too (views/web/). A node may
+    // switch to the new generation between the writer's commit and its last status document
+    // (the run's end): the page shows "syncing" until the node's next poll, so wait for it.
     for node in [one.0, two.0] {
-        let index = text(&node.get("index.html").body);
-        assert!(index.contains(r#"<tr id="entry-pve_bookworm" class="success">"#), "{}: {index}", node.node.name());
+        let since = Instant::now();
+        let success = r#"<tr id="entry-pve_bookworm" class="success">"#;
+        let index = loop {
+            let index = text(&node.get("index.html").body);
+            if index.contains(success) || since.elapsed() > VISIBLE_WITHIN {
+                break index;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert!(
+            index.contains(success),
+            "{}: the run's end not shown within {VISIBLE_WITHIN:?}: {index}",
+            node.node.name()
+        );
         let page = text(&node.get("status/pve_bookworm.html").body);
         assert!(page.contains("upgraded: "), "{}: the mirror's page lists what changed: {page}", node.node.name());
     }
@@ -346,27 +365,45 @@ fn node_killed_and_restarted(world: &World, serve1: &mut Serving, two: (&Serving
     assert_eq!(serve1.get(INRELEASE).body, world.inrelease(8), "the restarted node serves the current generation");
 }
 
-/// Phase 4: the writer killed at random points of syncs to generation 9: the nodes keep the old
-/// or show the new generation, nothing else; a kill before the commit keeps the old one.
+/// Phase 4: the writer killed at points of syncs to generation 9: the nodes serve what the
+/// writer's pointer names (the old generation until the commit, the new one after), nothing else.
 fn writer_killed_mid_sync(world: &World, nodes: &[&Serving], apts: &[&AptClient]) {
     let (old, new) = (world.inrelease(8), world.inrelease(9));
+    let pointer = || std::fs::read_to_string(world.writer.host_path("store/views/current")).expect("views/current");
+    let before = pointer();
     world.server.swap(world.upstreams[9].clone());
     let mut outcomes = Vec::new();
-    for attempt in 0..12 {
-        let delay = Duration::from_millis(30 + (attempt * 97) % 400);
+    // Kill points spread over the span a whole sync took (phase 3's): on a slow machine fixed
+    // delays would all land before the commit, on a fast one after it.
+    let span = world.last_sync.get();
+    for attempt in 1..=12u32 {
+        let delay = span * attempt / 10;
         let mut cmd = world.writer.command(BIN);
         cmd.arg("--config").arg(&world.writer_config).arg("sync");
         let mut sync = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");
         std::thread::sleep(delay);
         let _ = sync.kill();
         let _ = sync.wait();
-        std::thread::sleep(Duration::from_millis(200));
-        let served: Vec<Vec<u8>> = nodes.iter().map(|n| n.get(INRELEASE).body).collect();
-        let on_new = served.iter().all(|b| *b == new);
-        assert!(
-            on_new || served.iter().all(|b| *b == old),
-            "after a kill at {delay:?} the nodes disagree or serve another generation"
-        );
+        // What the writer left published decides what the nodes must serve, within a second.
+        let on_new = pointer() != before;
+        let want = if on_new { &new } else { &old };
+        let deadline = Instant::now() + VISIBLE_WITHIN;
+        for node in nodes {
+            loop {
+                let served = node.get(INRELEASE).body;
+                if served == *want {
+                    break;
+                }
+                assert!(
+                    served == old || served == new,
+                    "after a kill at {delay:?} {} serves another generation",
+                    node.node.name()
+                );
+                let which = if on_new { "new" } else { "old" };
+                assert!(Instant::now() < deadline, "{VISIBLE_WITHIN:?} after a kill at {delay:?} {} does not serve the {which} generation the writer left published", node.node.name());
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
         for apt in apts {
             apt.update().unwrap_or_else(|e| panic!("apt after the writer was killed at {delay:?}: {e}"));
         }
