@@ -32,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0004_snapshot_warnings.sql"),
     include_str!("../../migrations/0005_gc_pending.sql"),
     include_str!("../../migrations/0006_web.sql"),
+    include_str!("../../migrations/0007_published_web.sql"),
 ];
 
 /// How long a writer waits for another connection's transaction (the mount daemon reads while

@@ -150,7 +150,7 @@ fn migration_2_fills_snapshot_totals_of_an_existing_catalog() {
             .execute_batch(
                 "ALTER TABLE mirrors DROP COLUMN pinned_at; ALTER TABLE snapshots DROP COLUMN warnings;
                  ALTER TABLE snapshots DROP COLUMN files; ALTER TABLE snapshots DROP COLUMN bytes;
-                 DROP TRIGGER gc_pending_referenced; DROP TABLE gc_pending; DROP TRIGGER runs_record; DROP TRIGGER runs_forget; DROP TABLE runs; DROP TABLE snapshot_changes; PRAGMA user_version = 1;",
+                 DROP TRIGGER gc_pending_referenced; DROP TABLE gc_pending; DROP TRIGGER runs_record; DROP TRIGGER runs_forget; DROP TABLE runs; DROP TABLE snapshot_changes; DROP TABLE published_web; PRAGMA user_version = 1;",
             )
             .unwrap();
         (id, snap.entries.len() as u64, bytes)
@@ -315,7 +315,7 @@ fn migration_3_adds_the_pin_to_a_version_2_catalog() {
         cat.conn
             .execute_batch(
                 "ALTER TABLE mirrors DROP COLUMN pinned_at; ALTER TABLE snapshots DROP COLUMN warnings;
-                 DROP TRIGGER gc_pending_referenced; DROP TABLE gc_pending; DROP TRIGGER runs_record; DROP TRIGGER runs_forget; DROP TABLE runs; DROP TABLE snapshot_changes; PRAGMA user_version = 2;",
+                 DROP TRIGGER gc_pending_referenced; DROP TABLE gc_pending; DROP TRIGGER runs_record; DROP TRIGGER runs_forget; DROP TABLE runs; DROP TABLE snapshot_changes; DROP TABLE published_web; PRAGMA user_version = 2;",
             )
             .unwrap();
         (a, b)
@@ -342,7 +342,7 @@ fn migration_4_gives_existing_snapshots_no_warnings_and_new_ones_keep_theirs() {
         let a = record(&mut cat, 1_000);
         cat.conn
             .execute_batch(
-                "ALTER TABLE snapshots DROP COLUMN warnings; DROP TRIGGER gc_pending_referenced; DROP TABLE gc_pending; DROP TRIGGER runs_record; DROP TRIGGER runs_forget; DROP TABLE runs; DROP TABLE snapshot_changes;
+                "ALTER TABLE snapshots DROP COLUMN warnings; DROP TRIGGER gc_pending_referenced; DROP TABLE gc_pending; DROP TRIGGER runs_record; DROP TRIGGER runs_forget; DROP TABLE runs; DROP TABLE snapshot_changes; DROP TABLE published_web;
                  PRAGMA user_version = 3;",
             )
             .unwrap();

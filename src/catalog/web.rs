@@ -51,6 +51,28 @@ impl Catalog {
             .map_err(self.err())
     }
 
+    /// Records the config-made files of the view just published (`(path, bytes)`, as
+    /// `web::placeholders` gives them): their paths and sha256, replacing the last publish's.
+    pub fn set_published_web(&mut self, files: &[(String, Vec<u8>)]) -> Result<(), CatalogError> {
+        let tx = self.conn.unchecked_transaction().map_err(self.err())?;
+        tx.execute("DELETE FROM published_web", []).map_err(self.err())?;
+        for (path, bytes) in files {
+            tx.execute(
+                "INSERT OR REPLACE INTO published_web (path, sha256) VALUES (?1, ?2)",
+                params![path, crate::digest::Sha256::of(bytes).to_hex()],
+            )
+            .map_err(self.err())?;
+        }
+        tx.commit().map_err(self.err())
+    }
+
+    /// The config-made files of the published view: `(path, sha256 hex)`, by path.
+    pub fn published_web(&self) -> Result<Vec<(String, String)>, CatalogError> {
+        let mut stmt = self.conn.prepare("SELECT path, sha256 FROM published_web ORDER BY path").map_err(self.err())?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
     /// What snapshot `id` changed: the snapshot it was compared with and the diff's JSON.
     pub fn snapshot_changes(&self, id: i64) -> Result<Option<(String, String)>, CatalogError> {
         let mut stmt = self

@@ -238,8 +238,10 @@ impl Store {
             Some(catalog) => crate::status::inline_file(config, catalog, || next),
             None => (STATUS_FILE.to_owned(), self.shared_file(shared::STATUS_DOC).unwrap_or_else(|| b"[]\n".to_vec())),
         };
+        let served = view;
+        let has = |path: &str| served.lookup_path(path.trim_end_matches('/')).is_some();
         let mut view = view.with_inline_file(&path, content, mtime)?;
-        for (path, content) in self.web_pages(config, next) {
+        for (path, content) in self.web_pages(config, next, &has) {
             // A page the view has no place for (an entry added since its publish) waits for the next.
             if let Some(with_page) = view.with_inline_file(&path, content, mtime) {
                 view = with_page;
@@ -270,9 +272,9 @@ impl Store {
 
     /// The front page's files now (`[web]`): rendered from the catalog, or as the writer of a
     /// shared store rendered them into `views/web/`.
-    fn web_pages(&self, config: &Config, next: Option<i64>) -> Vec<(String, Vec<u8>)> {
+    fn web_pages(&self, config: &Config, next: Option<i64>, has: crate::web::Has) -> Vec<(String, Vec<u8>)> {
         match &self.catalog {
-            Some(catalog) => crate::web::render(config, Some(catalog), next).unwrap_or_else(|e| {
+            Some(catalog) => crate::web::render(config, Some(catalog), next, has).unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "rendering the front page failed; the pages stay as they were");
                 Vec::new()
             }),

@@ -358,12 +358,7 @@ fn the_front_page_follows_status_json() {
     w.config = Config::load(&path).unwrap();
     w.publish(1_000, "r1", &["a"]);
     let mut daemon = w.start(1_000);
-    let page = |daemon: &Daemon<ViewHandle>, path: &str| {
-        let view = daemon.target().current();
-        let node = view.lookup_path(path).unwrap_or_else(|| panic!("the view has {path}"));
-        let Some(FileContent::Inline(bytes)) = node.content() else { panic!("{path} is not an inline file") };
-        String::from_utf8(bytes.to_vec()).unwrap()
-    };
+    let page = inline_text;
     let index = page(&daemon, crate::web::INDEX);
     assert!(index.contains("<h1>Unit mirror</h1>") && index.contains("<tr id=\"entry-m\" class=\"none\">"), "{index}");
     assert!(index.contains(&crate::status::tunasync_time(Some(NEXT_RUN)).0), "the next run: {index}");
@@ -384,4 +379,43 @@ fn the_front_page_follows_status_json() {
     w.publish(1_200, "r2", &["a"]);
     let daemon = w.start(1_200);
     assert!(daemon.target().current().lookup_path(crate::web::INDEX).is_none(), "no [web], no page");
+}
+
+#[test]
+fn the_front_page_links_only_to_pages_the_view_has() {
+    let mut w = world();
+    let path = w.dir.path().join("config.toml");
+    let web = "\n[web]\ntitle = \"Unit mirror\"\n";
+    std::fs::write(&path, config_text(&w.config.store.dir, true) + web).unwrap();
+    w.config = Config::load(&path).unwrap();
+    w.publish(1_000, "r1", &["a"]);
+    let mut daemon = w.start(1_000);
+    // An entry added to the config after that publish: listed at the next status change, but the
+    // view has no page or key of it until a publish builds one with the new config.
+    let added = "\n[[mirror]]\nid = \"n\"\nrepository = \"deb http://example.org/other bookworm main\"\n\
+                 architectures = [\"amd64\"]\nkey = \"key.gpg\"\nview = \"other\"\n";
+    std::fs::write(&path, config_text(&w.config.store.dir, true) + added + web).unwrap();
+    w.writer.upsert_mirror("n", "mirror", "other", "http://example.org/other").unwrap();
+    w.writer.mark_started("n", 1_100).unwrap();
+    assert_eq!(daemon.tick(1_100), Tick::StatusRefreshed);
+    let index = inline_text(&daemon, crate::web::INDEX);
+    assert!(index.contains("<tr id=\"entry-n\" class=\"syncing\"><td>n <small>"), "n is listed, not linked: {index}");
+    assert!(!index.contains("status/n.") && index.contains("href=\"status/m.html\""), "{index}");
+    assert!(index.contains("<section id=\"use-n\"><h3>n</h3><p class=\"muted\">Not served yet"), "{index}");
+    assert!(!has(&daemon, "status/n.html"));
+
+    w.config = Config::load(&path).unwrap();
+    w.publish(1_200, "r2", &["a"]);
+    assert!(matches!(daemon.tick(1_200), Tick::Switched { .. }));
+    let index = inline_text(&daemon, crate::web::INDEX);
+    assert!(index.contains("<a href=\"status/n.html\">n</a>") && has(&daemon, "status/n.html"), "{index}");
+    assert!(index.contains("<a href=\"status/n.asc\">status/n.asc</a>"), "n's key is linked: {index}");
+}
+
+/// The text of the inline file at `path` of the served view.
+fn inline_text(daemon: &Daemon<ViewHandle>, path: &str) -> String {
+    let view = daemon.target().current();
+    let node = view.lookup_path(path).unwrap_or_else(|| panic!("the view has {path}"));
+    let Some(FileContent::Inline(bytes)) = node.content() else { panic!("{path} is not an inline file") };
+    String::from_utf8(bytes.to_vec()).unwrap()
 }

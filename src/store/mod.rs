@@ -73,7 +73,18 @@ impl Settings {
             let config = config.clone();
             let status = move |catalog: &Catalog| {
                 let next = crate::status::next_schedule();
-                let mut files = crate::web::render(&config, Some(catalog), next)
+                // The catalog knows the pages and keys of the published image, not which snapshot
+                // trees it holds: those are linked as the catalog lists them.
+                let pages: std::collections::HashSet<String> = catalog
+                    .published_web()
+                    .inspect_err(|e| tracing::warn!(error = %e, "cannot read which pages the published view has"))
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(path, _)| path)
+                    .collect();
+                let dir = format!("{}/", crate::web::PAGES_DIR);
+                let has = |path: &str| !path.starts_with(&dir) || pages.contains(path);
+                let mut files = crate::web::render(&config, Some(catalog), next, &has)
                     .inspect_err(|e| tracing::warn!(error = %e, "rendering the front page failed"))
                     .unwrap_or_default();
                 files.iter_mut().for_each(|(path, _)| *path = format!("{}/{path}", shared::WEB_DIR));
@@ -155,6 +166,27 @@ impl Store {
         let Ok((generation, Some(nonce))) = self.catalog.view_pointer() else { return false };
         let path = images_dir(&self.settings.dir).join(crate::tree::image::file_name(generation, nonce));
         matches!(crate::tree::image::map(&path), Ok((_, info)) if info.valid_until <= unix_now())
+    }
+
+    /// Whether the config asks the view for other files than the published view carries (an
+    /// entry or `[web]` added or removed, a key changed): the pages it has are fixed when it is
+    /// built, so a sync then publishes again, changed or not. A catalog that cannot say is
+    /// logged and taken as unchanged.
+    pub fn web_changed(&self) -> bool {
+        let mut want: Vec<(String, String)> = self
+            .settings
+            .web
+            .iter()
+            .map(|(path, bytes)| (path.clone(), crate::digest::Sha256::of(bytes).to_hex()))
+            .collect();
+        want.sort();
+        match self.catalog.published_web() {
+            Ok(have) => have != want,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read which pages the published view has");
+                false
+            }
+        }
     }
 
     /// Whether this is a shared store (`[store] shared`).
@@ -250,7 +282,10 @@ impl Store {
         }
         let result = publish(&mut self.catalog, &mut |src| images.prepare(src));
         images.finish(result.is_ok());
-        Ok(result?)
+        let published = result?;
+        // What the view now carries of the config's: the next sync compares the config with it.
+        self.catalog.set_published_web(&self.settings.web)?;
+        Ok(published)
     }
 }
 

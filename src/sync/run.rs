@@ -228,9 +228,9 @@ impl Synced {
 /// catalog holds back the snapshots of pinned mirrors (recorded, shown under `snapshots/`, not
 /// published); the transaction still runs for them, so the view shows them.
 fn publish(store: &mut Store, recorded: &[Recorded], report: &mut RunReport) -> Result<(), SyncError> {
-    // A shared store's serving nodes do not rebuild a view whose grace window ended: the writer
-    // publishes it again, changed or not.
-    if recorded.is_empty() && !store.view_expired() {
+    // A shared store's serving nodes do not rebuild a view whose grace window ended, and no view
+    // gains a page the config added after it was built: the writer publishes again.
+    if recorded.is_empty() && !store.view_expired() && !store.web_changed() {
         return Ok(());
     }
     // Held snapshots are not picked; the transaction still runs, so `snapshots/` shows them.

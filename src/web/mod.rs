@@ -20,6 +20,11 @@ use crate::config::Config;
 pub const INDEX: &str = "index.html";
 /// Where the per-entry pages and keys are.
 pub const PAGES_DIR: &str = "status";
+/// Whether the served view has a path (`status/<id>.html`, a key, `snapshots/<id>/<name>/`): the
+/// pages link only to what it has. Its set of pages is fixed when a publish builds it, so an
+/// entry added to the config since has no page yet (the next sync publishes again).
+pub type Has<'a> = &'a dyn Fn(&str) -> bool;
+
 /// Runs the chart shows.
 const CHART_RUNS: usize = 20;
 
@@ -56,17 +61,18 @@ pub fn render(
     config: &Config,
     catalog: Option<&Catalog>,
     next_schedule: Option<i64>,
+    has: Has,
 ) -> Result<Vec<(String, Vec<u8>)>, CatalogError> {
     let Some(web) = &config.web else { return Ok(Vec::new()) };
     let rows = crate::status::rows(config, catalog)?;
-    let mut files = vec![(INDEX.to_owned(), page::index(web, config, &rows, next_schedule).into_bytes())];
+    let mut files = vec![(INDEX.to_owned(), page::index(web, config, &rows, next_schedule, has).into_bytes())];
     for row in rows.iter().filter(|r| r.config != crate::status::InConfig::Removed) {
         let id = &row.row.id;
         let (snapshots, runs) = match catalog {
             Some(c) => (with_changes(c, c.snapshots(Some(id))?)?, c.runs(id, CHART_RUNS)?),
             None => (Vec::new(), Vec::new()),
         };
-        let html = page::entry(web, row, next_schedule, &snapshots, &chart::runs(&runs));
+        let html = page::entry(web, row, next_schedule, &snapshots, &chart::runs(&runs), has);
         files.push((page_path(id), html.into_bytes()));
     }
     Ok(files)

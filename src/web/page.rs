@@ -1,7 +1,7 @@
 //! The HTML of the front page and of an entry's page: plain HTML with inline CSS, readable
 //! without JavaScript or images; links are relative, so the pages work under any host name.
 
-use super::{esc, key_path, page_path, Snapshot};
+use super::{esc, key_path, page_path, Has, Snapshot};
 use crate::config::{Config, WebConfig};
 use crate::status::{size, tunasync_time, InConfig, StatusRow};
 use serde_json::Value;
@@ -64,21 +64,28 @@ fn attempt(row: &StatusRow) -> String {
     }
 }
 
+/// `<a href="{home}{path}">{text}</a>` when the served view has `path`, else the text alone.
+fn link(has: Has, home: &str, path: &str, text: &str) -> String {
+    match has(path) {
+        true => format!("<a href=\"{}\">{}</a>", esc(&format!("{home}{path}")), esc(text)),
+        false => esc(text),
+    }
+}
+
 /// One entry's table row; links relative to `home` ("" on the index, "../" below `status/`).
-fn row_html(row: &StatusRow, next: Option<i64>, home: &str) -> String {
+fn row_html(row: &StatusRow, next: Option<i64>, home: &str, has: Has) -> String {
     let r = &row.row;
     let (state, reason) = state(row);
     let name = match row.config {
         InConfig::Removed => esc(&r.id),
-        _ => format!("<a href=\"{home}{}\">{}</a>", esc(&page_path(&r.id)), esc(&r.id)),
+        _ => link(has, home, &page_path(&r.id), &r.id),
     };
     let reason = if reason.is_empty() { String::new() } else { format!("<div class=\"reason\">{}</div>", esc(reason)) };
     let next = next.filter(|_| row.config == InConfig::Configured);
     let snapshot = match &r.published {
         Some(s) => {
             let pinned = if s.pinned { " <span class=\"pinned\">pinned (rolled back)</span>" } else { "" };
-            let href = format!("{home}snapshots/{}/{}/", r.id, s.name);
-            format!("<a href=\"{}\">{}</a>{pinned}", esc(&href), esc(&s.name))
+            format!("{}{pinned}", link(has, home, &format!("snapshots/{}/{}/", r.id, s.name), &s.name))
         }
         None => "<span class=\"muted\">none yet</span>".to_owned(),
     };
@@ -96,10 +103,17 @@ fn row_html(row: &StatusRow, next: Option<i64>, home: &str) -> String {
     )
 }
 
-/// The client snippets of one apt mirror: the key, a deb822 `.sources` stanza and the one-line form.
-fn usage(web: &WebConfig, m: &crate::config::MirrorConfig) -> String {
+/// The client snippets of one apt mirror: the key, a deb822 `.sources` stanza and the one-line form;
+/// a line saying it is not served yet while the view lacks its key (an entry added since).
+fn usage(web: &WebConfig, m: &crate::config::MirrorConfig, has: Has) -> String {
     let base = &web.base_url;
     let key = key_path(&m.id, &m.key_bytes);
+    if !has(&key) {
+        return format!(
+            "<section id=\"use-{id}\"><h3>{id}</h3><p class=\"muted\">Not served yet: its snippet appears once a sync has published it.</p></section>\n",
+            id = esc(&m.id)
+        );
+    }
     let ext = key.rsplit('.').next().unwrap_or("asc");
     let keyring = format!("/etc/apt/keyrings/pmirror-fs-{}.{ext}", m.id);
     let uri = format!("{base}/{}", m.view);
@@ -122,7 +136,7 @@ fn usage(web: &WebConfig, m: &crate::config::MirrorConfig) -> String {
 }
 
 /// `/index.html`.
-pub fn index(web: &WebConfig, config: &Config, rows: &[StatusRow], next: Option<i64>) -> String {
+pub fn index(web: &WebConfig, config: &Config, rows: &[StatusRow], next: Option<i64>, has: Has) -> String {
     let mut html = head(&web.title);
     let _ = write!(html, "<header><h1>{}</h1>", esc(&web.title));
     if let Some(notice) = &web.notice {
@@ -134,13 +148,13 @@ pub fn index(web: &WebConfig, config: &Config, rows: &[StatusRow], next: Option<
                    </tr></thead><tbody>\n",
     );
     for row in rows {
-        html.push_str(&row_html(row, next, ""));
+        html.push_str(&row_html(row, next, "", has));
     }
     html.push_str("</tbody></table>\n");
     if !config.mirrors.is_empty() {
         html.push_str("<h2>How to use</h2>\n");
         for m in &config.mirrors {
-            html.push_str(&usage(web, m));
+            html.push_str(&usage(web, m, has));
         }
     }
     html.push_str("</main>");
@@ -148,7 +162,14 @@ pub fn index(web: &WebConfig, config: &Config, rows: &[StatusRow], next: Option<
 }
 
 /// `/status/<id>.html`.
-pub fn entry(web: &WebConfig, row: &StatusRow, next: Option<i64>, snapshots: &[Snapshot], chart: &str) -> String {
+pub fn entry(
+    web: &WebConfig,
+    row: &StatusRow,
+    next: Option<i64>,
+    snapshots: &[Snapshot],
+    chart: &str,
+    has: Has,
+) -> String {
     let id = &row.row.id;
     let mut html = head(&format!("{id} — {}", web.title));
     let _ = writeln!(
@@ -161,7 +182,7 @@ pub fn entry(web: &WebConfig, row: &StatusRow, next: Option<i64>, snapshots: &[S
         "<table><thead><tr><th>Name</th><th>State</th><th>Last success</th><th>Last attempt</th>\
                    <th>Next run</th><th>Size</th><th>Upstream</th><th>Published snapshot</th></tr></thead><tbody>\n",
     );
-    html.push_str(&row_html(row, next, "../"));
+    html.push_str(&row_html(row, next, "../", has));
     html.push_str("</tbody></table>\n<h2>Last runs</h2>\n");
     html.push_str(chart);
     html.push_str(
@@ -177,9 +198,8 @@ pub fn entry(web: &WebConfig, row: &StatusRow, next: Option<i64>, snapshots: &[S
         };
         let _ = writeln!(
             html,
-            "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{role}</td></tr>",
-            esc(&format!("../snapshots/{id}/{}/", r.name)),
-            esc(&r.name),
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{role}</td></tr>",
+            link(has, "../", &format!("snapshots/{id}/{}/", r.name), &r.name),
             when(Some(r.created_at)),
             r.files,
             size(r.bytes)

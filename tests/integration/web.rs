@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// A mirror whose upstream has no such repository: its sync fails (404).
 const BROKEN: MirrorSpec = MirrorSpec { id: "broken", root: "debian/missing", suite: "bookworm", components: "main" };
+/// Another such mirror, added to the config later.
+const LATER: MirrorSpec = MirrorSpec { id: "later", root: "debian/missing-too", suite: "bookworm", components: "main" };
 const WEB: &str = "[web]\nbase-url = \"http://mirror.example.org\"\ntitle = \"Example mirror\"\nnotice = \"Maintenance on Saturday\"\n";
 
 /// What Chromium made of `url` (the DOM after load), run as root (no sandbox).
@@ -149,6 +151,7 @@ fn the_front_page_in_a_browser() {
         let shot = screenshot(&env, url, name);
         eprintln!("web: screenshot {} ({} bytes)", shot.display(), std::fs::metadata(&shot).unwrap().len());
     }
+    an_added_entry_gets_its_page(&mut env, &nginx);
 }
 
 /// A PNG of the page at 1400×1000, as `name`; copied to `$PMIRROR_SCREENSHOT_DIR` when set.
@@ -199,4 +202,33 @@ fn snippet_works_with_apt(env: &mut Env, nginx: &Nginx) {
     let debs = apt.download_all().expect("apt download");
     assert!(!debs.is_empty(), "apt downloaded the mirror's packages");
     eprintln!("web: apt took the page's stanza and key: {} packages downloaded", debs.len());
+}
+
+/// An entry added to the config whose first sync fails, with nothing new upstream: the view's
+/// pages are fixed when it is built, so that sync publishes again (once) for its page, and every
+/// link of the index still answers 200.
+fn an_added_entry_gets_its_page(env: &mut Env, nginx: &Nginx) {
+    let web = WEB.replace("http://mirror.example.org", &nginx.base_url());
+    env.write_config(&[&PVE, &BROKEN, &LATER], &web);
+    let generation = || env.catalog().view_pointer().expect("view pointer").0;
+    let before = generation();
+    let synced = env.run(&["sync"]);
+    assert_eq!(synced.status.code(), Some(1), "broken and later fail: {}", text(&synced.stderr));
+    let republished = generation();
+    assert!(republished > before, "the sync published the view again for the new entry's page");
+    let since = Instant::now();
+    let index = loop {
+        let index = text(&client::get(&nginx.url("/")).unwrap().body);
+        if index.contains(r#"<a href="status/later.html">later</a>"#) {
+            break index;
+        }
+        assert!(since.elapsed() < Duration::from_secs(1), "the index did not link the new entry within 1 s: {index}");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(index.contains(r#"<tr id="entry-later" class="failed">"#), "{index}");
+    let checked = assert_links_answer(&index, &nginx.url("/"));
+    let again = env.run(&["sync"]);
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again.stderr));
+    assert_eq!(generation(), republished, "a config the view already shows publishes nothing");
+    eprintln!("web: the added entry's page was published at generation {republished}; {checked} links answered 200");
 }
