@@ -39,6 +39,8 @@ use load::Store;
 /// opens within this time (+ the tree build); the query is a single-row read, so 20 ms costs
 /// nothing and keeps publish → visible well under 100 ms on a mirror-sized view.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// A poll that takes longer is logged.
+const SLOW_TICK: Duration = Duration::from_secs(1);
 
 /// When the sync timer fires next (Unix seconds), asked whenever status.json is filled in.
 pub type Schedule = Box<dyn Fn() -> Option<i64> + Send>;
@@ -231,6 +233,7 @@ impl<T: ViewTarget> Daemon<T> {
         match self.store.with_status(&current, self.status_mtime, current.generation() + 1) {
             Some(view) => {
                 self.target.switch(view);
+                tracing::info!(generation = current.generation() + 1, "status.json refreshed (a run started or ended)");
                 true
             }
             None => {
@@ -291,7 +294,16 @@ impl<T: ViewTarget> Daemon<T> {
             if !self.target.is_alive() {
                 return Ended::TargetGone;
             }
+            let started = std::time::Instant::now();
             self.tick(unix_now());
+            // A shared filesystem can hold a read for seconds (docs/cluster.md): say so.
+            let took = started.elapsed();
+            if took > SLOW_TICK {
+                tracing::warn!(
+                    took_ms = took.as_millis() as u64,
+                    "a poll of the store took over a second; publishes and status.json wait meanwhile"
+                );
+            }
         }
         Ended::Stopped
     }

@@ -141,6 +141,13 @@ impl Serving {
         self.start();
     }
 
+    /// The last lines of the mount daemon's log.
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
     fn nginx(&self) -> &Nginx {
         self.nginx.as_ref().expect("nginx running")
     }
@@ -296,8 +303,12 @@ fn publishes(world: &World, one: (&Serving, &AptClient), two: (&Serving, &AptCli
         };
         assert!(
             index.contains(success),
-            "{}: the run's end not shown within {VISIBLE_WITHIN:?}: {index}",
-            node.node.name()
+            "{}: the run's end not shown within {VISIBLE_WITHIN:?} (checked from {:?} after the epoch): {}\nthe writer's views/status.json: {}\nthe node's mount log:\n{}",
+            node.node.name(),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default() - since.elapsed(),
+            index.lines().find(|l| l.contains("entry-pve_bookworm")).unwrap_or(&index),
+            std::fs::read_to_string(world.writer.host_path("store/views/status.json")).unwrap_or_default(),
+            node.log_tail()
         );
         let page = text(&node.get("status/pve_bookworm.html").body);
         assert!(page.contains("upgraded: "), "{}: the mirror's page lists what changed: {page}", node.node.name());
