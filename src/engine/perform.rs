@@ -44,6 +44,17 @@ impl InFlight {
     fn turn(&self, sha256: Sha256) -> Turn {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).entry(sha256).or_default().clone()
     }
+
+    /// The Last-Modified a job of this run stored `sha256` with (waiting for one still at it);
+    /// `None` when no job of this run downloaded it. A job that planned the object as already in
+    /// the pool may have found it there because another job of this run had just stored it: it
+    /// takes that job's Last-Modified, not its fallback (the object's mtime is whichever records
+    /// first, and jobs record in config order).
+    async fn stored(&self, sha256: &Sha256) -> Option<i64> {
+        let turn = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(sha256).cloned()?;
+        let stored = *turn.lock().await;
+        stored.flatten()
+    }
 }
 
 pub struct PerformCtx<'a> {
@@ -273,9 +284,15 @@ async fn obtain_any(ctx: &PerformCtx<'_>, paths: &[&PlannedFile]) -> Attempt {
 /// Gets one object into the pool according to its source.
 async fn obtain(ctx: &PerformCtx<'_>, f: &PlannedFile) -> Result<Got, Cause> {
     match &f.source {
-        Source::Pool { sha256, size } if ctx.verify => verify_or_repair(ctx, f, *sha256, *size).await,
         Source::Pool { sha256, size } => {
-            Ok(Got { sha256: *sha256, size: *size, last_modified: None, how: How::Reused })
+            let mut got = match ctx.verify {
+                true => verify_or_repair(ctx, f, *sha256, *size).await?,
+                false => Got { sha256: *sha256, size: *size, last_modified: None, how: How::Reused },
+            };
+            if got.last_modified.is_none() {
+                got.last_modified = ctx.in_flight.stored(sha256).await;
+            }
+            Ok(got)
         }
         Source::Memory { bytes, sha256 } => write_memory(ctx, f, bytes, *sha256).await,
         Source::Download { by_hash } => {
@@ -426,45 +443,5 @@ async fn blocking<T: Send + 'static>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::Size;
-
-    fn file(path: &str, kind: EntryKind, source: Source, check: Check) -> PlannedFile {
-        PlannedFile {
-            path: path.to_owned(),
-            url: Url::parse("http://h/").unwrap().join(path).unwrap(),
-            kind,
-            size: Size::Exact(1),
-            check,
-            source,
-            other_hashes: Vec::new(),
-            optional: false,
-            mtime: None,
-            checked_by: None,
-        }
-    }
-
-    /// apt paths of one digest are one object (fetched once); tree files never share a job: a
-    /// rechecked template's previous digest says nothing about its content now, and a second
-    /// path must not pass for one upstream does not serve.
-    #[test]
-    fn only_apt_files_of_one_digest_share_a_job() {
-        let s = Sha256::of(b"x");
-        let digest = Check::Digest(Expected::Sha256(s));
-        let other = Check::Digest(Expected::Sha512(crate::digest::Sha512([1; 64])));
-        let files = vec![
-            file("a/Packages", EntryKind::Index, Source::Download { by_hash: None }, digest),
-            file("b/Packages", EntryKind::Index, Source::Pool { sha256: s, size: 1 }, digest),
-            file("t/a.tar.zst", EntryKind::TreeFile, Source::Pool { sha256: s, size: 1 }, other),
-            file("t/b.tar.zst", EntryKind::TreeFile, Source::Recheck { sha256: s, size: 1, mtime: 0 }, other),
-            file("iso/x.iso", EntryKind::TreeFile, Source::Download { by_hash: None }, digest),
-        ];
-        let groups: Vec<Vec<&str>> =
-            objects(&files).iter().map(|g| g.iter().map(|f| f.path.as_str()).collect()).collect();
-        assert_eq!(
-            groups,
-            [vec!["a/Packages", "b/Packages"], vec!["t/a.tar.zst"], vec!["t/b.tar.zst"], vec!["iso/x.iso"]]
-        );
-    }
-}
+#[path = "perform_tests.rs"]
+mod tests;
