@@ -33,7 +33,8 @@ command -v cargo-deb >/dev/null || cargo install --locked cargo-deb
 
 # The real-upstream tier (tests/integration/real_upstream.rs) mirrors deb.debian.org's
 # bookworm-updates; without network it skips, and says so in $PMIRROR_SKIP_REPORT. Its summary
-# goes to $PMIRROR_SUMMARY_REPORT. Both are printed at the very end, whatever the outcome.
+# goes to $PMIRROR_SUMMARY_REPORT (the cluster tier adds its front-page timing). Both are printed at
+# the very end, whatever the outcome.
 reports=$(mktemp -d)
 inst=
 export PMIRROR_SKIP_REPORT="$reports/skipped" PMIRROR_SUMMARY_REPORT="$reports/summary"
@@ -41,7 +42,7 @@ export PMIRROR_SKIP_REPORT="$reports/skipped" PMIRROR_SUMMARY_REPORT="$reports/s
 : >"$PMIRROR_SUMMARY_REPORT"
 report() {
     if [ -s "$PMIRROR_SUMMARY_REPORT" ]; then
-        echo "=== REAL-UPSTREAM TIER ===" >&2
+        echo "=== TIER SUMMARIES (real upstream, cluster) ===" >&2
         cat "$PMIRROR_SUMMARY_REPORT" >&2
     fi
     if [ -s "$PMIRROR_SKIP_REPORT" ]; then

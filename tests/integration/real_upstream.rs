@@ -17,6 +17,7 @@
 //! a test failure. The summary goes to stderr and to `$PMIRROR_SUMMARY_REPORT`.
 
 use crate::harness::{text, Env, Mount, BIN};
+use crate::support::append_report;
 use crate::support::apt::{AptClient, ListedPackage};
 use crate::support::http::TestServer;
 use crate::support::nginx::Nginx;
@@ -63,18 +64,6 @@ fn real_upstream_debian_sync_mount_nginx_apt() {
             eprintln!("{line}");
             append_report("PMIRROR_SKIP_REPORT", &[line]);
         }
-    }
-}
-
-fn append_report(var: &str, lines: &[String]) {
-    let Some(path) = std::env::var_os(var) else { return };
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .unwrap_or_else(|e| panic!("${var} {}: {e}", Path::new(&path).display()));
-    for line in lines {
-        writeln!(f, "{line}").unwrap_or_else(|e| panic!("${var}: {e}"));
     }
 }
 

@@ -63,3 +63,18 @@ pub fn write_public_key(dir: &Path) -> PathBuf {
 pub fn write_wrong_public_key(dir: &Path) -> PathBuf {
     write_key(wrong_key(), dir.join("wrong-key.gpg"))
 }
+
+/// Appends `lines` to the file `$var` names (`PMIRROR_SUMMARY_REPORT`, `PMIRROR_SKIP_REPORT`:
+/// scripts/test.sh prints them at the very end of a run); nothing without it.
+pub fn append_report(var: &str, lines: &[String]) {
+    use std::io::Write;
+    let Some(path) = std::env::var_os(var) else { return };
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("${var} {}: {e}", Path::new(&path).display()));
+    for line in lines {
+        writeln!(f, "{line}").unwrap_or_else(|e| panic!("${var}: {e}"));
+    }
+}
