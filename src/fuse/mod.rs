@@ -91,22 +91,60 @@ pub enum FuseError {
     Unmount { path: PathBuf, source: std::io::Error },
 }
 
-/// The thread that looks up the root entries a switch expired, so that the kernel drops the
-/// old trees below them in this thread rather than in a client's request. It must never be a
-/// FUSE request thread (a lookup there would wait for itself). Ends when the sender is dropped.
-fn spawn_revalidator() -> std::io::Result<std::sync::mpsc::Sender<Vec<PathBuf>>> {
-    let (tx, rx) = std::sync::mpsc::channel::<Vec<PathBuf>>();
+/// The thread that looks up the root entries a switch expired (their names, below
+/// `mountpoint`), so that the kernel drops the old trees below them in this thread rather than
+/// in a client's request. It must never be a FUSE request thread (a lookup there would wait for
+/// itself). Ends when the sender is dropped.
+///
+/// Then it expires the entries once more and looks them up again. A revalidating lookup does
+/// not hold the directory lock an expiry takes: one answered from the view before a switch
+/// (this thread's own, after the previous switch, or a client's) whose reply lands after that
+/// switch's expiry renews the old entry for a day — `status.json` and the front page then stay
+/// as they were until the next switch (seen with a publish and a run's end 20 ms apart). Once
+/// this thread's lookups have returned, every answer after that comes from the new view.
+fn spawn_revalidator(
+    dev: std::os::fd::OwnedFd,
+    notifier: Notifier,
+    mountpoint: PathBuf,
+) -> std::io::Result<std::sync::mpsc::Sender<Vec<String>>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<String>>();
     std::thread::Builder::new().name("revalidate".into()).spawn(move || {
-        for paths in rx {
-            let started = std::time::Instant::now();
-            for path in &paths {
+        let look_up = |names: &[String]| {
+            for name in names {
                 // The result does not matter: a name the new view lacks is simply not found.
-                let _ = std::fs::symlink_metadata(path);
+                let _ = std::fs::symlink_metadata(mountpoint.join(name));
             }
+        };
+        for names in rx {
+            let started = std::time::Instant::now();
+            look_up(&names);
             tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "old tree dropped from the kernel cache");
+            if expire_root_entries(&dev, &notifier, &names) > 0 {
+                tracing::debug!("expiring the root entries again failed for some");
+            }
+            look_up(&names);
         }
     })?;
     Ok(tx)
+}
+
+/// Expires the root entries `names` in the kernel's cache (a plain invalidation on kernels
+/// without FUSE_EXPIRE_ONLY); returns how many failed.
+fn expire_root_entries(dev: &std::os::fd::OwnedFd, notifier: &Notifier, names: &[impl AsRef<str>]) -> usize {
+    let mut failed = 0;
+    for name in names {
+        let name = name.as_ref();
+        let result = match expire_entry(dev, INodeNo::ROOT, name) {
+            // A kernel without FUSE_EXPIRE_ONLY (before 6.2) rejects the flag.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => notifier.inval_entry(INodeNo::ROOT, OsStr::new(name)),
+            other => other,
+        };
+        if let Err(e) = result {
+            failed += 1;
+            tracing::debug!(name, error = %e, "invalidating a root entry failed");
+        }
+    }
+    failed
 }
 
 /// How often expired pin tokens are forgotten (and dropped from the kernel's cache): at the
@@ -195,8 +233,8 @@ pub struct Mounted {
     /// A duplicate of the session's /dev/fuse descriptor, for notifications fuser cannot send
     /// (an entry invalidation with FUSE_EXPIRE_ONLY).
     dev: std::os::fd::OwnedFd,
-    /// Paths the revalidation thread looks up after a switch (see [`Mounted::switch`]).
-    revalidate: std::sync::mpsc::Sender<Vec<PathBuf>>,
+    /// Root entry names the revalidation thread looks up after a switch (see [`Mounted::switch`]).
+    revalidate: std::sync::mpsc::Sender<Vec<String>>,
     views: ViewHandle,
     mountpoint: PathBuf,
     passthrough: Arc<AtomicBool>,
@@ -253,7 +291,8 @@ fn mount_with(
     };
     let session = session.spawn().map_err(mount_error)?;
     tracing::info!(mountpoint = %mountpoint.display(), passthrough = passthrough.load(Ordering::Relaxed), "view mounted");
-    let revalidate = spawn_revalidator().map_err(mount_error)?;
+    let revalidate = spawn_revalidator(dev.try_clone().map_err(mount_error)?, notifier.clone(), mountpoint.to_owned())
+        .map_err(mount_error)?;
     let _sweeper = spawn_sweeper(Arc::clone(&pins), notifier.clone()).map_err(mount_error)?;
     let mountpoint = mountpoint.to_owned();
     Ok(Mounted { session, notifier, dev, revalidate, views, mountpoint, passthrough, pins, _sweeper })
@@ -347,21 +386,8 @@ impl Mounted {
         let current = self.views.current();
         let names: BTreeSet<&str> =
             old.root().children_from(0).chain(current.root().children_from(0)).map(|n| n.name()).collect();
-        let mut failed = 0;
-        for name in &names {
-            let expired = expire_entry(&self.dev, INodeNo::ROOT, name);
-            let result = match expired {
-                // A kernel without FUSE_EXPIRE_ONLY (before 6.2) rejects the flag.
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                    self.notifier.inval_entry(INodeNo::ROOT, OsStr::new(name))
-                }
-                other => other,
-            };
-            if let Err(e) = result {
-                failed += 1;
-                tracing::debug!(name, error = %e, "invalidating a root entry failed");
-            }
-        }
+        let names: Vec<String> = names.into_iter().map(str::to_owned).collect();
+        let mut failed = expire_root_entries(&self.dev, &self.notifier, &names);
         if let Err(e) = self.notifier.inval_inode(INodeNo::ROOT, 0, 0) {
             failed += 1;
             tracing::debug!(error = %e, "invalidating the root inode failed");
@@ -369,8 +395,7 @@ impl Mounted {
         if failed > 0 {
             tracing::warn!(failed, "some kernel cache invalidations failed; old entries may show until their TTL");
         }
-        let paths = names.iter().map(|name| self.mountpoint.join(name)).collect();
-        if self.revalidate.send(paths).is_err() {
+        if self.revalidate.send(names).is_err() {
             tracing::warn!("the revalidation thread is gone; the first lookups after this switch prune the old tree");
         }
         tracing::info!(

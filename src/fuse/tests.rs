@@ -259,3 +259,53 @@ fn pinned_tokens_keep_their_view_until_a_bound() {
     assert_eq!(mounted.pin_stats().views, 1);
     mounted.try_unmount().expect("unmount");
 }
+
+/// Two switches 0–2 ms apart (a publish, then the run's end refreshing status.json) while
+/// clients keep looking `status.json` up: 30 ms later every read shows the second view. A
+/// lookup answered from the first view that lands after the second switch's expiry would renew
+/// the first view's entry for the TTL (a day) without the revalidation thread's second expiry.
+#[test]
+fn back_to_back_switches_leave_no_root_entry_behind() {
+    let fx = fixture();
+    let files = [("dists/bookworm/InRelease", 0), ("pool/p.deb", 2)];
+    let mounted = mount_with(
+        &fx.mnt,
+        view(1, &fx.objects, &files).into(),
+        fx.pool.clone().into(),
+        MountOptions::default(),
+        ReadPath::Passthrough,
+    )
+    .expect("mounting must work here (root, /dev/fuse)");
+    let status = fx.mnt.join("status.json");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let stale = std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = fs::metadata(&status);
+                    let _ = fs::read(&status);
+                }
+            });
+        }
+        let mut stale = Vec::new();
+        for g in (2..200).step_by(2) {
+            mounted.switch(view(g, &fx.objects, &files));
+            std::thread::sleep(std::time::Duration::from_micros(g % 3 * 700));
+            mounted.switch(view(g + 1, &fx.objects, &files));
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            let shown = String::from_utf8(fs::read(&status).expect("read status.json")).unwrap();
+            if shown != format!("{{\"generation\":{}}}", g + 1) {
+                stale.push(format!("after switching to {}: {shown}", g + 1));
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        stale
+    });
+    assert!(
+        stale.is_empty(),
+        "{} of 99 double switches left an old entry: {:?}",
+        stale.len(),
+        &stale[..stale.len().min(5)]
+    );
+    mounted.try_unmount().expect("unmount");
+}
