@@ -312,31 +312,12 @@ fn copy_snapshot(tx: &Transaction<'_>, id: i64) -> rusqlite::Result<i64> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{NewEntry, NewSnapshot, Retention};
+    use super::super::{NewSnapshot, Retention};
     use super::*;
     use crate::tree::source::{EntryKind, Role};
 
     fn snapshot(t: i64, release: &str, packages: &[&str]) -> NewSnapshot {
-        let entry = |path: String, content: &str, kind| NewEntry {
-            path,
-            sha256: Sha256::of(content.as_bytes()),
-            size: content.len() as u64,
-            mtime: t,
-            kind,
-            other_hashes: if kind == EntryKind::Index { vec![("MD5Sum", format!("md5-{content}"))] } else { vec![] },
-        };
-        let mut entries = vec![
-            entry("dists/bookworm/InRelease".into(), release, EntryKind::Release),
-            entry("dists/bookworm/main/binary-amd64/Packages".into(), &format!("idx-{release}"), EntryKind::Index),
-        ];
-        entries.extend(packages.iter().map(|p| entry(format!("pool/{p}.deb"), p, EntryKind::Package)));
-        NewSnapshot {
-            mirror_id: "m".into(),
-            created_at: t,
-            release_sha256: Some(Sha256::of(release.as_bytes())),
-            release_last_modified: Some(t),
-            entries,
-        }
+        crate::catalog::tests::snapshot("m", t, release, packages)
     }
 
     const KEEP: Retention = Retention { keep: 5, grace_secs: 100 };

@@ -15,7 +15,9 @@ fn entry(path: &str, content: &str, kind: EntryKind, mtime: i64) -> NewEntry {
     }
 }
 
-fn snapshot(mirror: &str, t: i64, release: &str, packages: &[&str]) -> NewSnapshot {
+/// A snapshot of `mirror` at `t`: its Release, one Packages index and one package per name (the
+/// catalog's, the medium's and the daemon's tests build theirs with it).
+pub(crate) fn snapshot(mirror: &str, t: i64, release: &str, packages: &[&str]) -> NewSnapshot {
     let mut entries = vec![
         entry("dists/bookworm/InRelease", release, EntryKind::Release, t),
         entry("dists/bookworm/main/binary-amd64/Packages", &format!("idx-{release}"), EntryKind::Index, t),

@@ -4,10 +4,8 @@
 
 use super::*;
 use crate::catalog::Catalog;
-use crate::catalog::{NewEntry, NewSnapshot, Retention};
-use crate::digest::Sha256;
+use crate::catalog::{NewSnapshot, Retention};
 use crate::store::ViewPublisher;
-use crate::tree::source::EntryKind;
 use crate::tree::FileContent;
 use serde_json::Value;
 
@@ -70,25 +68,9 @@ impl World {
     }
 }
 
-/// A snapshot of `m` at `t`: its Release and one package per name.
+/// A snapshot of `m` at `t`: its Release, a Packages index and one package per name.
 fn snapshot_of(t: i64, release: &str, packages: &[&str]) -> NewSnapshot {
-    let entry = |path: String, content: &str, kind| NewEntry {
-        path,
-        sha256: Sha256::of(content.as_bytes()),
-        size: content.len() as u64,
-        mtime: t,
-        kind,
-        other_hashes: vec![],
-    };
-    let mut entries = vec![entry("dists/bookworm/InRelease".into(), release, EntryKind::Release)];
-    entries.extend(packages.iter().map(|p| entry(format!("pool/{p}.deb"), p, EntryKind::Package)));
-    NewSnapshot {
-        mirror_id: "m".into(),
-        created_at: t,
-        release_sha256: Some(Sha256::of(release.as_bytes())),
-        release_last_modified: Some(t),
-        entries,
-    }
+    crate::catalog::tests::snapshot("m", t, release, packages)
 }
 
 /// Bytes of the view image the served view's tables are mapped from (0: built in memory).

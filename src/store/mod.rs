@@ -75,13 +75,8 @@ impl Settings {
                 let next = crate::status::next_schedule();
                 // The catalog knows the pages and keys of the published image, not which snapshot
                 // trees it holds: those are linked as the catalog lists them.
-                let pages: std::collections::HashSet<String> = catalog
-                    .published_web()
-                    .inspect_err(|e| tracing::warn!(error = %e, "cannot read which pages the published view has"))
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(path, _)| path)
-                    .collect();
+                let pages: std::collections::HashSet<String> =
+                    published_web(catalog).unwrap_or_default().into_iter().map(|(path, _)| path).collect();
                 let dir = format!("{}/", crate::web::PAGES_DIR);
                 let has = |path: &str| !path.starts_with(&dir) || pages.contains(path);
                 let mut files = crate::web::render(&config, Some(catalog), next, &has)
@@ -102,6 +97,15 @@ impl Settings {
             web: crate::web::placeholders(config),
         }
     }
+}
+
+/// The config-made files of the published view (`Catalog::published_web`); `None`, logged, when
+/// the catalog cannot say.
+fn published_web(catalog: &Catalog) -> Option<Vec<(String, String)>> {
+    catalog
+        .published_web()
+        .inspect_err(|e| tracing::warn!(error = %e, "cannot read which pages the published view has"))
+        .ok()
 }
 
 /// The configured aliases as the view model takes them.
@@ -180,13 +184,7 @@ impl Store {
             .map(|(path, bytes)| (path.clone(), crate::digest::Sha256::of(bytes).to_hex()))
             .collect();
         want.sort();
-        match self.catalog.published_web() {
-            Ok(have) => have != want,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read which pages the published view has");
-                false
-            }
-        }
+        published_web(&self.catalog).is_some_and(|have| have != want)
     }
 
     /// Whether this is a shared store (`[store] shared`).
